@@ -1,0 +1,30 @@
+"""minirnn: RNNs, softmax attention and retention, forward and backward, by hand in NumPy.
+
+Everything public is re-exported here; see the docs site for the derivations.
+"""
+
+from .gradcheck import check_gradients, numerical_gradient, rel_error
+from .rnn import (
+    RNNCache,
+    RNNStepCache,
+    init_rnn_params,
+    rnn_backward,
+    rnn_forward,
+    rnn_step_backward,
+    rnn_step_forward,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "RNNCache",
+    "RNNStepCache",
+    "check_gradients",
+    "init_rnn_params",
+    "numerical_gradient",
+    "rel_error",
+    "rnn_backward",
+    "rnn_forward",
+    "rnn_step_backward",
+    "rnn_step_forward",
+]

@@ -1,0 +1,186 @@
+"""Gradient checking: compare a hand-written backward with finite differences.
+
+Every backward pass in minirnn is tested with these three functions, and students can use them
+on their own layers (see the tutorial "Gradient checking your first layer").
+
+The idea: for a forward function ``y = f(x)`` and a random upstream gradient ``dout`` (same
+shape as ``y``), the scalar ``L(x) = sum(f(x) * dout)`` has gradient ``dL/dx``, which is exactly
+what ``backward(dout, cache)`` must return. Central differences estimate it independently:
+
+    dL/dx[i] ~ (L(x + eps e_i) - L(x - eps e_i)) / (2 eps)            (G.1)
+
+with truncation error O(eps^2) and round-off error O(machine_eps / eps); in float64 the sweet
+spot is eps ~ 1e-6, which gives about 1e-9 to 1e-11 agreement on smooth functions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+import numpy as np
+
+__all__ = ["check_gradients", "numerical_gradient", "rel_error"]
+
+
+def numerical_gradient(f: Callable[[np.ndarray], np.ndarray], x: np.ndarray,
+                       dout: np.ndarray, eps: float = 1e-6) -> np.ndarray:
+    """Central-difference gradient of ``sum(f(x) * dout)`` with respect to ``x``.
+
+    Implements eq. (G.1). Each element of ``x`` is nudged in place by ``+eps`` and ``-eps`` and
+    restored afterwards (also if ``f`` raises), so ``x`` is unchanged when this returns.
+
+    Parameters
+    ----------
+    f : callable
+        Maps an array shaped like ``x`` to an output array shaped like ``dout``.
+    x : ndarray, any shape
+        The point at which to differentiate. Must be writable; float64 gives meaningful results.
+    dout : ndarray, shape of ``f(x)``
+        Upstream gradient that turns the output into the scalar ``sum(f(x) * dout)``.
+    eps : float, optional
+        Step size, default ``1e-6``.
+
+    Returns
+    -------
+    grad : ndarray, shape of ``x``, float64
+        The estimated gradient.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.array([1.0, 2.0])
+    >>> numerical_gradient(lambda z: z ** 2, x, np.ones(2)).round(6)
+    array([2., 4.])
+    """
+    if not isinstance(x, np.ndarray):
+        raise TypeError(f"numerical_gradient: x must be a NumPy array, got {type(x).__name__}")
+    if not (isinstance(eps, (int, float)) and eps > 0):
+        raise ValueError(f"numerical_gradient: eps must be a positive number, got {eps!r}")
+    grad = np.zeros(x.shape, dtype=np.float64)
+    for index in np.ndindex(x.shape):
+        original = x[index]
+        try:
+            x[index] = original + eps
+            plus = np.sum(f(x) * dout)
+            x[index] = original - eps
+            minus = np.sum(f(x) * dout)
+        finally:
+            x[index] = original
+        grad[index] = (plus - minus) / (2 * eps)
+    return grad
+
+
+def rel_error(a: np.ndarray, b: np.ndarray) -> float:
+    """Relative error between two arrays: ``max|a - b| / max(|a| + |b|)``.
+
+    Implements eq. (G.2). The denominator is the largest magnitude in either array, not each
+    element's own magnitude, so entries that are zero (or almost) in both arrays cannot blow the
+    ratio up. Two all-zero arrays have error 0. The result lies in ``[0, 1]``: 1 means the arrays
+    have nothing in common (for example opposite signs), ``1e-10`` means agreement to about ten
+    significant digits of the largest entry.
+
+    Parameters
+    ----------
+    a, b : ndarray, same shape
+        The arrays to compare, e.g. an analytic and a numerical gradient.
+
+    Returns
+    -------
+    float
+        The relative error.
+
+    Examples
+    --------
+    >>> rel_error(np.array([1.0, 2.0]), np.array([1.0, 2.0 + 1e-8]))  # doctest: +ELLIPSIS
+    2.4999...e-09
+    """
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    if a.shape != b.shape:
+        raise ValueError(f"rel_error: a and b must have the same shape, "
+                         f"got {a.shape} and {b.shape}")
+    if a.size == 0:
+        return 0.0
+    scale = np.max(np.abs(a) + np.abs(b))
+    if scale == 0:
+        return 0.0
+    return float(np.max(np.abs(a - b)) / scale)
+
+
+def check_gradients(forward: Callable, backward: Callable, inputs: Mapping[str, np.ndarray],
+                    params: Mapping[str, np.ndarray] | None = None, *, seed: int = 0,
+                    eps: float = 1e-6) -> dict[str, float]:
+    """Gradient-check a forward/backward pair on every input and every parameter.
+
+    All arrays are copied to float64 first. A random standard-normal upstream gradient ``dout``
+    (from ``seed``) is drawn; the analytic gradients from ``backward(dout, cache)`` are compared
+    with :func:`numerical_gradient` using :func:`rel_error`.
+
+    The pair must follow the minirnn convention:
+
+    - ``forward(**inputs)`` (or ``forward(**inputs, params=params)`` when ``params`` is given)
+      returns ``(out, cache)``;
+    - ``backward(dout, cache)`` returns the input gradients in the order of ``inputs``, followed
+      by a dict of parameter gradients when ``params`` is given.
+
+    Functions of another shape (for example retention's ``(out, state, cache)``) are wrapped in a
+    small lambda first.
+
+    Parameters
+    ----------
+    forward, backward : callable
+        The pair to check.
+    inputs : dict of str to ndarray
+        Keyword arguments of ``forward`` to differentiate with respect to, in the order
+        ``backward`` returns their gradients.
+    params : dict of str to ndarray, optional
+        Parameter dict passed as ``params=``; every entry is checked too.
+    seed : int, optional
+        Seed of the random upstream gradient.
+    eps : float, optional
+        Finite-difference step.
+
+    Returns
+    -------
+    dict of str to float
+        Relative error (eq. (G.2)) for each input name and each ``"params[key]"``.
+
+    Examples
+    --------
+    >>> from minirnn import rnn_step_forward, rnn_step_backward, init_rnn_params
+    >>> rng = np.random.default_rng(0)
+    >>> report = check_gradients(rnn_step_forward, rnn_step_backward,
+    ...                          {"x": rng.normal(size=(2, 3)), "h_prev": rng.normal(size=(2, 4))},
+    ...                          init_rnn_params(3, 4, seed=0))
+    >>> max(report.values()) < 1e-7
+    True
+    """
+    inputs = {name: np.array(value, dtype=np.float64) for name, value in inputs.items()}
+    if params is not None:
+        params = {name: np.array(value, dtype=np.float64) for name, value in params.items()}
+
+    def run(ins, ps):
+        return forward(**ins) if ps is None else forward(**ins, params=ps)
+
+    out, cache = run(inputs, params)
+    dout = np.random.default_rng(seed).standard_normal(np.shape(out))
+    result = backward(dout, cache)
+    result = result if isinstance(result, tuple) else (result,)
+    expected = len(inputs) + (params is not None)
+    if len(result) != expected:
+        then = ", then the grads dict" if params is not None else ""
+        raise ValueError(f"check_gradients: backward returned {len(result)} values, "
+                         f"expected {expected} (one per input{then})")
+
+    report: dict[str, float] = {}
+    for (name, x), analytic in zip(inputs.items(), result):
+        def f(z, name=name):
+            return run({**inputs, name: z}, params)[0]
+        report[name] = rel_error(analytic, numerical_gradient(f, x, dout, eps))
+    if params is not None:
+        grads = result[-1]
+        for key, w in params.items():
+            def f(z, key=key):
+                return run(inputs, {**params, key: z})[0]
+            report[f"params[{key!r}]"] = rel_error(grads[key], numerical_gradient(f, w, dout, eps))
+    return report
