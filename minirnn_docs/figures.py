@@ -11,7 +11,7 @@ import io
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
 plt.rcParams.update({
     "svg.fonttype": "path", "svg.hashsalt": "minirnn", "figure.dpi": 100, "font.size": 10,

@@ -1,9 +1,9 @@
 """Markdown extension: render the math of every page to SVG at build time with MathJax.
 
-``pymdownx.arithmatex`` (``generic: true``) marks math as ``<span class="arithmatex">\\(...\\)</span>``
-and ``<div class="arithmatex">\\[...\\]</div>``. This postprocessor, registered last, sends all of
-a page's math in one request to a persistent ``node`` worker (``mathjax_worker.mjs``) and puts the
-returned SVG in its place. So readers get finished math with no JavaScript and no fonts to
+``pymdownx.arithmatex`` (``generic: true``) marks math as
+``<span class="arithmatex">\\(...\\)</span>`` and ``<div class="arithmatex">\\[...\\]</div>``.
+This postprocessor, registered last, sends all of a page's math in one request to a persistent
+``node`` worker (``mathjax_worker.mjs``) and puts the returned SVG in its place. So readers get finished math with no JavaScript and no fonts to
 download: the site works offline and from ``file://``.
 
 - A TeX error (including an undefined macro) is logged as a warning on a ``mkdocs.*`` logger,
@@ -98,18 +98,19 @@ class MathJaxPostprocessor(Postprocessor):
             tag = TAG.search(item["tex"])
             if item["display"] and tag:
                 anchor = ' id="eq-' + re.sub(r"[^A-Za-z0-9]+", "-", tag[1]).strip("-") + '"'
+            tag_name = match["tag"]
             pieces += [text[end:match.start()],
-                       f'<{match["tag"]} class="arithmatex" data-mathjax="svg"{anchor}>{rendered["html"]}'
-                       f'</{match["tag"]}>']
+                       f'<{tag_name} class="arithmatex" data-mathjax="svg"{anchor}>'
+                       f'{rendered["html"]}</{tag_name}>']
             end = match.end()
         pieces.append(text[end:])
         return "".join(pieces)
 
 
 class MathJaxExtension(Extension):
-    def extendMarkdown(self, md):  # noqa: N802 (Markdown's API name)
+    def extendMarkdown(self, md):
         md.postprocessors.register(MathJaxPostprocessor(md), "minirnn_mathjax", 0)
 
 
-def makeExtension(**kwargs):  # noqa: N802 (Markdown's API name)
+def makeExtension(**kwargs):
     return MathJaxExtension(**kwargs)
