@@ -3,8 +3,9 @@
 ``pymdownx.arithmatex`` (``generic: true``) marks math as
 ``<span class="arithmatex">\\(...\\)</span>`` and ``<div class="arithmatex">\\[...\\]</div>``.
 This postprocessor, registered last, sends all of a page's math in one request to a persistent
-``node`` worker (``mathjax_worker.mjs``) and puts the returned SVG in its place. So readers get finished math with no JavaScript and no fonts to
-download: the site works offline and from ``file://``.
+``node`` worker (``mathjax_worker.mjs``) and puts the returned SVG in its place. So readers get
+finished math with no JavaScript and no fonts to download: the site works offline and from
+``file://``.
 
 - A TeX error (including an undefined macro) is logged as a warning on a ``mkdocs.*`` logger,
   which ``mkdocs build --strict`` turns into a failed build.
