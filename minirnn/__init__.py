@@ -3,6 +3,22 @@
 Everything public is re-exported here; see the docs site for the derivations.
 """
 
+from .attention import (
+    AttentionCache,
+    KVCache,
+    MHACache,
+    SoftmaxCache,
+    attention_backward,
+    attention_forward,
+    causal_mask,
+    init_kv_cache,
+    init_mha_params,
+    mha_backward,
+    mha_forward,
+    mha_step,
+    softmax_backward,
+    softmax_forward,
+)
 from .gradcheck import check_gradients, numerical_gradient, rel_error
 from .rnn import (
     RNNCache,
@@ -17,6 +33,20 @@ from .rnn import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "AttentionCache",
+    "KVCache",
+    "MHACache",
+    "SoftmaxCache",
+    "attention_backward",
+    "attention_forward",
+    "causal_mask",
+    "init_kv_cache",
+    "init_mha_params",
+    "mha_backward",
+    "mha_forward",
+    "mha_step",
+    "softmax_backward",
+    "softmax_forward",
     "RNNCache",
     "RNNStepCache",
     "check_gradients",
