@@ -20,6 +20,21 @@ from .attention import (
     softmax_forward,
 )
 from .gradcheck import check_gradients, numerical_gradient, rel_error
+from .retention import (
+    ChunkwiseCache,
+    ParallelCache,
+    RecurrentCache,
+    RetentionState,
+    RetentionStateGrad,
+    decay_mask,
+    retention_chunkwise,
+    retention_chunkwise_backward,
+    retention_final_state,
+    retention_parallel,
+    retention_parallel_backward,
+    retention_recurrent,
+    retention_recurrent_backward,
+)
 from .rnn import (
     RNNCache,
     RNNStepCache,
@@ -33,6 +48,19 @@ from .rnn import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "ChunkwiseCache",
+    "ParallelCache",
+    "RecurrentCache",
+    "RetentionState",
+    "RetentionStateGrad",
+    "decay_mask",
+    "retention_chunkwise",
+    "retention_chunkwise_backward",
+    "retention_final_state",
+    "retention_parallel",
+    "retention_parallel_backward",
+    "retention_recurrent",
+    "retention_recurrent_backward",
     "AttentionCache",
     "KVCache",
     "MHACache",

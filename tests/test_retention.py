@@ -1,0 +1,367 @@
+"""Retention: the three forms agree (outputs, states, gradients), each is gradchecked, and the
+numerics survive long sequences. Tolerances: forms agree to a relative 1e-10 in float64 (they
+differ only in summation order, so the observed gap is about 1e-15) and 1e-4 in float32."""
+
+import warnings
+
+import numpy as np
+import pytest
+from helpers import assert_gradcheck, frozen_copies
+from hypothesis import assume, given
+from hypothesis import strategies as st
+
+from minirnn import (
+    RetentionState,
+    RetentionStateGrad,
+    check_gradients,
+    decay_mask,
+    rel_error,
+    retention_chunkwise,
+    retention_chunkwise_backward,
+    retention_final_state,
+    retention_parallel,
+    retention_parallel_backward,
+    retention_recurrent,
+    retention_recurrent_backward,
+)
+
+FORMS_TOL = 1e-10
+
+
+def forms_error(a, b, scale, floor=1e-5):
+    """rel_error, except that arrays tiny against ``scale`` are compared in absolute terms.
+
+    Some gradients are exactly zero in exact arithmetic (T = 1 with the clamp active makes the
+    output independent of q); one form then returns 0 and another 1e-18 of rounding, a
+    relative error of 1. Flooring the denominator at 1e-5 * scale, where scale is the largest
+    gradient of the same problem, compares such arrays to 1e-15 * scale in absolute terms and
+    leaves the test unchanged for every array of a sensible size.
+    """
+    a, b = np.asarray(a), np.asarray(b)
+    return float(np.max(np.abs(a - b)) / max(np.max(np.abs(a) + np.abs(b)), floor * scale))
+
+
+def biggest(*arrays):
+    return max(float(np.max(np.abs(x))) for x in arrays)
+gammas = st.one_of(st.just(0.0), st.floats(0.0, 1.0), st.just(1.0))
+
+
+@st.composite
+def problems(draw, max_T=64, small=False):
+    """Sizes, decays, chunk size, normalisation and input scale of one retention problem."""
+    h = draw(st.integers(1, 2 if small else 3))
+    T = draw(st.integers(1, max_T))
+    return {
+        "B": draw(st.integers(1, 2 if small else 3)), "h": h, "T": T,
+        "d": draw(st.sampled_from([2, 4] if small else [2, 4, 6, 8])),
+        "dv": draw(st.integers(1, 4 if small else 8)),
+        "gamma": np.array(draw(st.lists(gammas, min_size=h, max_size=h))),
+        "chunk": draw(st.integers(1, T + 3)),
+        "normalize": draw(st.booleans()),
+        "scale": draw(st.sampled_from([0.1, 1.0, 3.0])),
+        "seed": draw(st.integers(0, 2**16)),
+    }
+
+
+def arrays(p, dtype=np.float64):
+    rng = np.random.default_rng(p["seed"])
+    shape = (p["B"], p["h"], p["T"])
+    q = p["scale"] * rng.standard_normal((*shape, p["d"]))
+    k = p["scale"] * rng.standard_normal((*shape, p["d"]))
+    v = rng.standard_normal((*shape, p["dv"]))
+    return q.astype(dtype), k.astype(dtype), v.astype(dtype)
+
+
+def random_state(p, rng, position=3):
+    S = rng.standard_normal((p["B"], p["h"], p["d"], p["dv"]))
+    z = rng.standard_normal((p["B"], p["h"], p["d"]))
+    return RetentionState(S, z, np.full(p["h"], 1.5), position)
+
+
+def run_all(p, q, k, v, dout, dstate=None):
+    """Outputs, final states and gradients of the three forms."""
+    g, norm = p["gamma"], p["normalize"]
+    op, cp = retention_parallel(q, k, v, g, norm)
+    orr, sr, cr = retention_recurrent(q, k, v, g, normalize=norm)
+    oc, sc, cc = retention_chunkwise(q, k, v, g, p["chunk"], normalize=norm)
+    return {
+        "parallel": (op, retention_final_state(k, v, g), retention_parallel_backward(dout, cp)),
+        "recurrent": (orr, sr, retention_recurrent_backward(dout, cr, dstate)[:3]),
+        "chunkwise": (oc, sc, retention_chunkwise_backward(dout, cc, dstate)[:3]),
+    }
+
+
+# --- the centrepiece: the three forms agree --------------------------------------------------
+
+@given(problems())
+def test_three_forms_agree_outputs_states_and_gradients(p):
+    q, k, v = arrays(p)
+    dout = np.random.default_rng(p["seed"] + 1).standard_normal(v.shape)
+    res = run_all(p, q, k, v, dout)
+    ref_out, ref_state, ref_grads = res["parallel"]
+    for form in ("recurrent", "chunkwise"):
+        out, state, grads = res[form]
+        assert rel_error(out, ref_out) <= FORMS_TOL, form
+        assert rel_error(state.S, ref_state.S) <= FORMS_TOL, form
+        assert rel_error(state.z, ref_state.z) <= FORMS_TOL, form
+        np.testing.assert_allclose(state.s, ref_state.s, rtol=1e-12)
+        assert state.position == ref_state.position == p["T"]
+        for name, a, b in zip("qkv", grads, ref_grads):
+            err = forms_error(a, b, biggest(*ref_grads))
+            assert err <= FORMS_TOL, (form, "d" + name, err)
+
+
+@given(problems())
+def test_state_gradients_agree_between_recurrent_and_chunkwise(p):
+    q, k, v = arrays(p)
+    rng = np.random.default_rng(p["seed"] + 2)
+    state = random_state(p, rng)
+    dout = rng.standard_normal(v.shape)
+    dstate = RetentionStateGrad(rng.standard_normal(state.S.shape), rng.standard_normal(state.z.shape))
+    o1, s1, c1 = retention_recurrent(q, k, v, p["gamma"], state, p["normalize"])
+    o2, s2, c2 = retention_chunkwise(q, k, v, p["gamma"], p["chunk"], state, p["normalize"])
+    assert rel_error(o1, o2) <= FORMS_TOL and rel_error(s1.S, s2.S) <= FORMS_TOL
+    g1 = retention_recurrent_backward(dout, c1, dstate)
+    g2 = retention_chunkwise_backward(dout, c2, dstate)
+    flat1, flat2 = g1[:3] + tuple(g1[3]), g2[:3] + tuple(g2[3])
+    for a, b in zip(flat1, flat2):
+        assert forms_error(a, b, biggest(*flat1)) <= FORMS_TOL
+
+
+@given(problems(), st.data())
+def test_splitting_and_carrying_the_state_equals_one_call(p, data):
+    assume(p["T"] >= 2)
+    t = data.draw(st.integers(1, p["T"] - 1))
+    q, k, v = arrays(p)
+    g, norm, C = p["gamma"], p["normalize"], p["chunk"]
+    dout = np.random.default_rng(p["seed"] + 3).standard_normal(v.shape)
+    whole, _ = retention_parallel(q, k, v, g, norm)
+    dwhole = retention_parallel_backward(dout, _)
+    for form in ("recurrent", "chunkwise"):
+        def run(a, b, c, state, form=form):
+            if form == "recurrent":
+                return retention_recurrent(a, b, c, g, state, norm)
+            return retention_chunkwise(a, b, c, g, C, state, norm)
+
+        backward = retention_recurrent_backward if form == "recurrent" else \
+            retention_chunkwise_backward
+        o1, s1, c1 = run(q[:, :, :t], k[:, :, :t], v[:, :, :t], None)
+        o2, s2, c2 = run(q[:, :, t:], k[:, :, t:], v[:, :, t:], s1)
+        assert s1.position == t and s2.position == p["T"]
+        assert rel_error(np.concatenate([o1, o2], axis=2), whole) <= FORMS_TOL
+        *g2, ds = backward(dout[:, :, t:], c2)
+        *g1, _ = backward(dout[:, :, :t], c1, ds)     # the later piece's gradient flows back
+        for a, b in zip([np.concatenate([x, y], axis=2) for x, y in zip(g1, g2)], dwhole):
+            assert forms_error(a, b, biggest(*dwhole)) <= FORMS_TOL
+
+
+@given(problems(max_T=12))
+def test_chunk_of_one_is_recurrent_and_whole_chunk_is_parallel(p):
+    q, k, v = arrays(p)
+    g, norm = p["gamma"], p["normalize"]
+    rec, _, _ = retention_recurrent(q, k, v, g, normalize=norm)
+    par, _ = retention_parallel(q, k, v, g, norm)
+    one, _, _ = retention_chunkwise(q, k, v, g, 1, normalize=norm)
+    big, _, cache = retention_chunkwise(q, k, v, g, p["T"] + p["chunk"], normalize=norm)
+    assert len(cache.bounds) == 1
+    np.testing.assert_allclose(one, rec, rtol=1e-13, atol=1e-14)
+    np.testing.assert_allclose(big, par, rtol=1e-13, atol=1e-14)
+
+
+# --- gradients against finite differences ---------------------------------------------------
+
+def away_from_kink(r, delta=1e-4):
+    """max(|r|, 1) has a kink at |r| = 1, where finite differences straddle two slopes."""
+    assume(np.all(np.abs(np.abs(r) - 1.0) > delta))
+
+
+@given(problems(max_T=8, small=True))   # small: finite differences cost 2 forwards per number
+def test_gradcheck_every_form_and_the_incoming_state(p):
+    q, k, v = arrays(p)
+    g, norm, C = p["gamma"], p["normalize"], p["chunk"]
+    state = random_state(p, np.random.default_rng(p["seed"] + 4))
+    _, cache = retention_parallel(q, k, v, g, norm)
+    away_from_kink(cache.r)
+    _, _, rc = retention_recurrent(q, k, v, g, state, norm)
+    away_from_kink(rc.r)
+    inputs = {"q": q, "k": k, "v": v}
+    # Some of these gradients are zero in exact arithmetic (T = 1 with the clamp active gives
+    # o = sign(r) v, so dq = 0; a tiny gamma makes dS_0 tiny): floor = 1e-2 judges arrays
+    # below 1% of the largest gradient in absolute terms, see check_gradients (G.3).
+    assert_gradcheck(check_gradients(lambda q, k, v: retention_parallel(q, k, v, g, norm),
+                                     retention_parallel_backward, inputs, seed=p["seed"],
+                                     floor=1e-2))
+    with_state = {**inputs, "S": state.S, "z": state.z}
+
+    def recurrent(q, k, v, S, z):
+        out, _, c = retention_recurrent(q, k, v, g, state._replace(S=S, z=z), norm)
+        return out, c
+
+    def chunkwise(q, k, v, S, z):
+        out, _, c = retention_chunkwise(q, k, v, g, C, state._replace(S=S, z=z), norm)
+        return out, c
+
+    def flat(backward):
+        return lambda d, c: (*backward(d, c)[:3], *backward(d, c)[3])
+
+    assert_gradcheck(check_gradients(recurrent, flat(retention_recurrent_backward), with_state,
+                                     seed=p["seed"], floor=1e-2))
+    assert_gradcheck(check_gradients(chunkwise, flat(retention_chunkwise_backward), with_state,
+                                     seed=p["seed"], floor=1e-2))
+
+
+def test_gradcheck_exercises_both_sides_of_the_score_clamp():
+    """A fixed example where some rows have |r| > 1 (clamp active) and some |r| < 1."""
+    p = {"B": 1, "h": 2, "T": 6, "d": 2, "dv": 3, "gamma": np.array([0.5, 0.9]),
+         "chunk": 4, "normalize": True, "scale": 1.0, "seed": 11}
+    q, k, v = arrays(p)
+    q[:, :, 3:] *= 4.0
+    _, cache = retention_parallel(q, k, v, p["gamma"])
+    assert np.any(np.abs(cache.r) > 1.1) and np.any(np.abs(cache.r) < 0.9)
+    for forward, backward in [
+        (lambda q, k, v: retention_parallel(q, k, v, p["gamma"]), retention_parallel_backward),
+        (lambda q, k, v: retention_chunkwise(q, k, v, p["gamma"], 4)[::2],
+         lambda d, c: retention_chunkwise_backward(d, c)[:3]),
+        (lambda q, k, v: retention_recurrent(q, k, v, p["gamma"])[::2],
+         lambda d, c: retention_recurrent_backward(d, c)[:3]),
+    ]:
+        assert_gradcheck(check_gradients(forward, backward, {"q": q, "k": k, "v": v}))
+
+
+# --- other properties -----------------------------------------------------------------------
+
+@given(problems(max_T=16), st.data())
+def test_causality_in_every_form(p, data):
+    t = data.draw(st.integers(0, p["T"] - 1))
+    q, k, v = arrays(p)
+    q2, k2, v2 = q.copy(), k.copy(), v.copy()
+    q2[:, :, t] += 1.0
+    k2[:, :, t] -= 1.0
+    v2[:, :, t] *= 2.0
+    for run in (lambda q, k, v: retention_parallel(q, k, v, p["gamma"], p["normalize"])[0],
+                lambda q, k, v: retention_recurrent(q, k, v, p["gamma"],
+                                                    normalize=p["normalize"])[0],
+                lambda q, k, v: retention_chunkwise(q, k, v, p["gamma"], p["chunk"],
+                                                    normalize=p["normalize"])[0]):
+        np.testing.assert_array_equal(run(q, k, v)[:, :, :t], run(q2, k2, v2)[:, :, :t])
+
+
+@given(problems(max_T=16))
+def test_inputs_are_not_mutated(p):
+    q, k, v = arrays(p)
+    state = random_state(p, np.random.default_rng(p["seed"]))
+    before = frozen_copies(q, k, v, state.S, state.z, state.s)
+    dout = np.ones_like(v)
+    run_all(p, q, k, v, dout)
+    _, _, c = retention_chunkwise(q, k, v, p["gamma"], p["chunk"], state, p["normalize"])
+    retention_chunkwise_backward(dout, c)
+    _, _, c = retention_recurrent(q, k, v, p["gamma"], state, p["normalize"])
+    retention_recurrent_backward(dout, c)
+    for a, b in zip([q, k, v, state.S, state.z, state.s], before):
+        np.testing.assert_array_equal(a, b)
+
+
+@given(problems(max_T=32))
+def test_float32_forms_agree_and_stay_float32(p):
+    q, k, v = arrays(p, np.float32)
+    dout = np.random.default_rng(p["seed"]).standard_normal(v.shape).astype(np.float32)
+    res = run_all(p, q, k, v, dout)
+    ref_out, _, ref_grads = res["parallel"]
+    for form in ("recurrent", "chunkwise"):
+        out, state, grads = res[form]
+        assert out.dtype == state.S.dtype == np.float32
+        assert all(g.dtype == np.float32 for g in grads)
+        # float32 keeps ~7 digits; sums over up to 32 terms lose about one more. Gradients that
+        # are zero in exact arithmetic come out as rounding (~1e-6 of the largest gradient),
+        # so arrays below 10% of the largest are judged in absolute terms (floor = 0.1).
+        assert rel_error(out, ref_out) <= 1e-4
+        assert all(forms_error(a, b, biggest(*ref_grads), floor=0.1) <= 1e-4
+                   for a, b in zip(grads, ref_grads))
+
+
+@given(problems(max_T=16))
+def test_gamma_zero_keeps_only_the_current_token(p):
+    q, k, v = arrays(p)
+    g = np.zeros(p["h"])
+    out, _ = retention_parallel(q, k, v, g, normalize=False)
+    expected = np.sum(q * k, axis=-1, keepdims=True) * v             # (q_n . k_n) v_n
+    np.testing.assert_allclose(out, expected, rtol=1e-12, atol=1e-12)
+    out_n, _ = retention_parallel(q, k, v, g, normalize=True)
+    r = np.sum(q * k, axis=-1, keepdims=True) / np.sqrt(p["d"])     # s_n = 1: a_n = 1
+    np.testing.assert_allclose(out_n, r * v / np.maximum(np.abs(r), 1), rtol=1e-12, atol=1e-12)
+
+
+@given(problems(max_T=16))
+def test_gamma_one_without_normalisation_is_causal_linear_attention(p):
+    q, k, v = arrays(p)
+    linear = np.tril(q @ np.swapaxes(k, -1, -2)) @ v
+    for out in (retention_parallel(q, k, v, 1.0, normalize=False)[0],
+                retention_recurrent(q, k, v, 1.0, normalize=False)[0],
+                retention_chunkwise(q, k, v, 1.0, p["chunk"], normalize=False)[0]):
+        np.testing.assert_allclose(out, linear, rtol=1e-12, atol=1e-11)
+
+
+def test_decay_mask_values_and_traps():
+    np.testing.assert_array_equal(decay_mask(0.5, 3), [[1, 0, 0], [0.5, 1, 0], [0.25, 0.5, 1]])
+    np.testing.assert_array_equal(decay_mask(0.0, 3), np.eye(3))            # 0^0 = 1
+    np.testing.assert_array_equal(decay_mask(1.0, 3), np.tril(np.ones((3, 3))))  # no leak
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")          # no overflow, no 0 * inf, no divide by zero
+        D = decay_mask(np.array([0.0, 1 - 2**-5, 1.0]), 3000)
+    assert D.shape == (3, 3000, 3000) and np.all(np.isfinite(D))
+    assert np.all(np.triu(D[1], 1) == 0) and np.all(np.triu(D[2], 1) == 0)
+
+
+@pytest.mark.parametrize("gamma", [1 - 2**-12, 1 - 2**-5])
+def test_long_sequences_stay_finite_and_forms_agree(gamma):
+    """T = 8192: every form finite; chunkwise agrees with recurrent (parallel too)."""
+    rng = np.random.default_rng(0)
+    T = 8192
+    q, k = rng.standard_normal((2, 1, 1, T, 2))
+    v = rng.standard_normal((1, 1, T, 1))
+    rec, s_rec, _ = retention_recurrent(q, k, v, gamma)
+    chunk, s_chunk, _ = retention_chunkwise(q, k, v, gamma, 512)
+    par, _ = retention_parallel(q, k, v, gamma)
+    for out in (rec, chunk, par):
+        assert np.all(np.isfinite(out))
+    assert rel_error(chunk, rec) <= FORMS_TOL and rel_error(par, rec) <= FORMS_TOL
+    assert rel_error(s_chunk.S, s_rec.S) <= FORMS_TOL
+    np.testing.assert_allclose(s_rec.s, (1 - gamma**T) / (1 - gamma), rtol=1e-9)
+
+
+# --- bad input ------------------------------------------------------------------------------
+
+def test_bad_inputs_give_clear_errors():
+    p = {"B": 1, "h": 2, "T": 5, "d": 2, "dv": 3, "scale": 1.0, "seed": 0}
+    q, k, v = arrays(p)
+    g = np.array([0.5, 0.9])
+    with pytest.raises(ValueError, match=r"every gamma must lie in \[0, 1\]"):
+        retention_parallel(q, k, v, np.array([0.5, 1.5]))
+    with pytest.raises(ValueError, match=r"every gamma must lie in \[0, 1\]"):
+        retention_recurrent(q, k, v, np.array([0.5, np.nan]))
+    with pytest.raises(ValueError, match=r"gamma must be a float or have shape \(h,\) = \(2,\)"):
+        retention_parallel(q, k, v, np.array([0.5, 0.9, 0.1]))
+    with pytest.raises(TypeError, match="gamma must be"):
+        retention_parallel(q, k, v, "0.9")
+    with pytest.raises(ValueError, match="chunk_size must be >= 1, got 0"):
+        retention_chunkwise(q, k, v, g, 0)
+    with pytest.raises(TypeError, match="chunk_size must be an integer"):
+        retention_chunkwise(q, k, v, g, 2.5)
+    with pytest.raises(ValueError, match=r"v .* T = 4, but q .* T = 5"):
+        retention_parallel(q, k, v[:, :, :4], g)
+    with pytest.raises(ValueError, match=r"k .* d = 3, but q .* d = 2"):
+        retention_parallel(q, np.zeros((1, 2, 5, 3)), v, g)
+    bad_state = RetentionState(np.zeros((1, 2, 2, 4)), np.zeros((1, 2, 2)), np.zeros(2), 0)
+    with pytest.raises(ValueError, match=r"state.S .* dv = 4, but v .* dv = 3"):
+        retention_recurrent(q, k, v, g, bad_state)
+    with pytest.raises(TypeError, match="state must be a RetentionState"):
+        retention_chunkwise(q, k, v, g, 2, state=(1, 2))
+    with pytest.raises(TypeError, match="normalize must be True or False"):
+        retention_parallel(q, k, v, g, normalize="yes")
+    _, _, cache = retention_recurrent(q, k, v, g)
+    with pytest.raises(ValueError, match=r"dout .* T = 4, but cache.out gives T = 5"):
+        retention_recurrent_backward(v[:, :, :4], cache)
+    with pytest.raises(TypeError, match="dstate must be a RetentionStateGrad"):
+        retention_recurrent_backward(v, cache, dstate=(1, 2))
+    with pytest.raises(ValueError, match="T must be >= 1"):
+        decay_mask(0.5, 0)
