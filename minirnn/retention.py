@@ -306,7 +306,7 @@ def retention_parallel(q: np.ndarray, k: np.ndarray, v: np.ndarray, gamma,
     out : ndarray, shape (B, h, T, dv)
     cache : ParallelCache
     """
-    s, q, k, v, g, dtype, scale = _check_qkv("retention_parallel", q, k, v, gamma, normalize)
+    _, q, k, v, g, dtype, scale = _check_qkv("retention_parallel", q, k, v, gamma, normalize)
     D = decay_mask(g, q.shape[2])                                   # (h, T, T), (R.1)
     if normalize:
         D = D / np.sqrt(D.sum(axis=-1, keepdims=True))              # D[n, m] / sqrt(s_n)
