@@ -22,6 +22,14 @@ from .attention import (
     softmax_forward,
 )
 from .gradcheck import check_gradients, rel_error
+from .retention import (
+    retention_chunkwise,
+    retention_chunkwise_backward,
+    retention_parallel,
+    retention_parallel_backward,
+    retention_recurrent,
+    retention_recurrent_backward,
+)
 from .rnn import (
     init_rnn_params,
     rnn_backward,
@@ -33,6 +41,9 @@ from .rnn import (
 # float64 central differences with eps = 1e-6 agree with a correct backward to about 1e-9;
 # a wrong backward gives errors of order 1e-2 or more. 1e-7 separates the two with room to spare.
 GRADCHECK_TOL = 1e-7
+# Two ways of computing the same float64 function differ only in the order of sums: about
+# 1e-16 relative. 1e-10 leaves room for long sums and still catches any real mistake.
+AGREE_TOL = 1e-10
 
 
 class GradcheckCase(NamedTuple):
@@ -64,6 +75,16 @@ def gradcheck_cases(seed: int = 0) -> Iterator[GradcheckCase]:
                         attention_backward, qkv, None)
     mha_params = init_mha_params(6, 2, seed=seed)
     mha_params.update({k: 0.1 * rng.standard_normal(6) for k in ("bq", "bv", "bo")})
+    gamma = np.array([0.9, 0.5])
+    yield GradcheckCase("retention (parallel)",
+                        lambda q, k, v: retention_parallel(q, k, v, gamma),
+                        retention_parallel_backward, qkv, None)
+    yield GradcheckCase("retention (recurrent)",
+                        lambda q, k, v: retention_recurrent(q, k, v, gamma)[::2],
+                        lambda d, c: retention_recurrent_backward(d, c)[:3], qkv, None)
+    yield GradcheckCase("retention (chunkwise)",
+                        lambda q, k, v: retention_chunkwise(q, k, v, gamma, 2)[::2],
+                        lambda d, c: retention_chunkwise_backward(d, c)[:3], qkv, None)
     yield GradcheckCase("multi-head attention", lambda x, params: mha_forward(x, params, 2),
                         mha_backward, {"x": rng.standard_normal((B, T, 6))}, mha_params)
 
@@ -88,8 +109,8 @@ def gradcheck_table(seed: int = 0) -> tuple[str, bool]:
     return table(["mechanism", "input/parameter", "max rel error", "result"], rows), ok
 
 
-def agreement_rows(seed: int = 0) -> list[list[str]]:
-    """Part (b): one function computed two ways, and how far apart the results are."""
+def kv_cache_table(seed: int = 0) -> tuple[str, bool]:
+    """Part (b): attention decoded with a KV cache against the full causal forward."""
     rng = np.random.default_rng(seed)
     B, T, D, n_heads = 2, 12, 8, 2
     params = init_mha_params(D, n_heads, seed=seed)
@@ -98,18 +119,55 @@ def agreement_rows(seed: int = 0) -> list[list[str]]:
     prompt, cache = mha_step(x[:, :4], params, n_heads)
     steps = [mha_step(x[:, t], params, n_heads, cache)[0] for t in range(4, T)]
     decoded = np.concatenate([prompt, np.stack(steps, axis=1)], axis=1)
-    return [["attention: KV-cache decoding (prompt of 4, then 1 token at a time)",
-             "full causal forward", f"{rel_error(decoded, full):.1e}"]]
+    err = rel_error(decoded, full)
+    return table(["computed as", "compared with", "rel diff", "result"],
+                 [["KV cache: prompt of 4, then 1 by 1", "full causal forward", f"{err:.1e}",
+                   "pass" if err <= AGREE_TOL else "FAIL"]]), err <= AGREE_TOL
+
+
+def retention_forms_table(seed: int = 0) -> tuple[str, bool]:
+    """Part (b): the three forms of retention, outputs and gradients, on one random example."""
+    rng = np.random.default_rng(seed)
+    B, h, T, d, dv = 2, 3, 50, 8, 6
+    q, k = rng.standard_normal((2, B, h, T, d))
+    v = rng.standard_normal((B, h, T, dv))
+    gamma = 1 - 2.0 ** (-5 - np.arange(h))          # the paper's decays 1 - 2^(-5-i)
+    dout = rng.standard_normal((B, h, T, dv))
+    rows, all_ok = [], True
+    for normalize in (False, True):
+        par, pc = retention_parallel(q, k, v, gamma, normalize)
+        ref = (par, *retention_parallel_backward(dout, pc))
+        rec, _, rc = retention_recurrent(q, k, v, gamma, normalize=normalize)
+        forms = [("recurrent", (rec, *retention_recurrent_backward(dout, rc)[:3]))]
+        for chunk in (1, 7, 16, 64):
+            out, _, cc = retention_chunkwise(q, k, v, gamma, chunk, normalize=normalize)
+            forms.append((f"chunkwise, chunk {chunk}",
+                          (out, *retention_chunkwise_backward(dout, cc)[:3])))
+        for name, got in forms:
+            errs = [rel_error(a, b) for a, b in zip(got, ref)]
+            ok = max(errs) <= AGREE_TOL
+            all_ok &= ok
+            rows.append([name, "on" if normalize else "off"] + [f"{e:.1e}" for e in errs]
+                        + ["pass" if ok else "FAIL"])
+    header = ["form vs parallel", "normalize", "out", "dq", "dk", "dv", "result"]
+    return table(header, rows), all_ok
 
 
 def run_tour(seed: int = 0, out: Callable[[str], None] = print) -> bool:
     """Run every part of the tour, printing as it goes; return True when all checks pass."""
     out("minirnn tour: every mechanism, checked by the numbers\n")
-    out(f"(a) Gradient checks: hand-written backward vs central differences (float64, "
-        f"pass if < {GRADCHECK_TOL:g})\n")
+    out(f"(a) Gradient checks: hand-written backward vs central differences\n"
+        f"    (float64, pass if < {GRADCHECK_TOL:g})\n")
     text, ok = gradcheck_table(seed)
     out(text)
-    out("\n(b) The same function computed two ways (float64, max relative difference)\n")
-    out(table(["computed as", "compared with", "rel diff"], agreement_rows(seed)))
+    out(f"\n(b) Retention, one function three ways: max relative difference from the\n"
+        f"    parallel form (float64, B=2, h=3, T=50, gamma_i = 1 - 2^(-5-i); chunks of 7\n"
+        f"    and 16 leave a shorter last chunk; pass if <= {AGREE_TOL:g})\n")
+    text, forms_ok = retention_forms_table(seed)
+    out(text)
+    out("\n    Attention, computed two ways (float64, max relative difference)\n")
+    text, cache_ok = kv_cache_table(seed)
+    out(text)
+    ok = ok and forms_ok and cache_ok
     out("\nAll checks passed." if ok else "\nSOME CHECKS FAILED.")
     return ok
