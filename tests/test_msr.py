@@ -1,0 +1,190 @@
+"""Multi-scale retention: the layer gives the same outputs and gradients in every form (also
+with group-norm eps > 0), is gradchecked, continues across calls, and decodes in O(1)."""
+
+import numpy as np
+import pytest
+from helpers import GRAD_FLOOR, assert_gradcheck, frozen_copies
+from hypothesis import given
+from hypothesis import strategies as st
+
+from minirnn import (
+    RetentionState,
+    check_gradients,
+    group_norm_backward,
+    group_norm_forward,
+    init_msr_params,
+    msr_backward,
+    msr_forward,
+    msr_gammas,
+    msr_step,
+    rel_error,
+    rotate,
+)
+
+FORMS_TOL = 1e-10   # float64, same function up to summation order (observed ~1e-16)
+
+
+@st.composite
+def layers(draw, max_T=24):
+    n_heads = draw(st.integers(1, 3))
+    T = draw(st.integers(1, max_T))
+    return {"B": draw(st.integers(1, 2)), "T": T, "n_heads": n_heads,
+            "D": n_heads * draw(st.sampled_from([2, 4])), "dv": draw(st.integers(1, 4)),
+            "chunk": draw(st.integers(1, T + 3)), "eps": draw(st.sampled_from([1e-5, 1e-2])),
+            "seed": draw(st.integers(0, 2**16))}
+
+
+def make(n, dtype=np.float64):
+    rng = np.random.default_rng(n["seed"])
+    params = init_msr_params(n["D"], n["n_heads"], n["dv"], seed=n["seed"], dtype=dtype)
+    params["gn_w"] = (1 + 0.2 * rng.standard_normal(params["gn_w"].shape)).astype(dtype)
+    params["gn_b"] = (0.2 * rng.standard_normal(params["gn_b"].shape)).astype(dtype)
+    x = rng.standard_normal((n["B"], n["T"], n["D"])).astype(dtype)
+    return x, params
+
+
+def run(n, x, params, form, state=None):
+    return msr_forward(x, params, n["n_heads"], form, chunk_size=n["chunk"], state=state,
+                       eps=n["eps"])
+
+
+@given(layers())
+def test_forms_agree_for_the_whole_layer(n):
+    x, params = make(n)
+    dy = np.random.default_rng(n["seed"] + 1).standard_normal(x.shape)
+    y_ref, s_ref, c_ref = run(n, x, params, "parallel")
+    dx_ref, g_ref = msr_backward(dy, c_ref)
+    scale = max(np.abs(dx_ref).max(), *(np.abs(g).max() for g in g_ref.values()))
+    for form in ("recurrent", "chunkwise"):
+        y, state, cache = run(n, x, params, form)
+        assert rel_error(y, y_ref) <= FORMS_TOL
+        assert rel_error(state.S, s_ref.S) <= FORMS_TOL and state.position == n["T"]
+        dx, grads = msr_backward(dy, cache)
+        for a, b in [(dx, dx_ref)] + [(grads[k], g_ref[k]) for k in params]:
+            # arrays far below the largest gradient are compared absolutely (see retention)
+            err = np.max(np.abs(a - b)) / max(np.max(np.abs(a) + np.abs(b)), 1e-5 * scale)
+            assert err <= FORMS_TOL
+
+
+@given(layers(max_T=6))
+def test_gradcheck_every_form(n):
+    x, params = make(n)
+    for form in ("parallel", "recurrent", "chunkwise"):
+        report = check_gradients(lambda x, params, form=form: run(n, x, params, form)[::2],
+                                 msr_backward, {"x": x}, params, seed=n["seed"],
+                                 floor=GRAD_FLOOR)
+        assert_gradcheck(report)
+
+
+@given(layers(), st.data())
+def test_split_calls_and_token_by_token_decoding_continue_positions(n, data):
+    x, params = make(n)
+    whole, _, _ = run(n, x, params, "parallel")
+    if n["T"] >= 2:
+        t = data.draw(st.integers(1, n["T"] - 1))
+        first_form = data.draw(st.sampled_from(["parallel", "recurrent", "chunkwise"]))
+        y1, s1, _ = run(n, x[:, :t], params, first_form)
+        y2, s2, _ = run(n, x[:, t:], params, data.draw(st.sampled_from(["recurrent",
+                                                                          "chunkwise"])), s1)
+        assert s2.position == n["T"]
+        assert rel_error(np.concatenate([y1, y2], axis=1), whole) <= FORMS_TOL
+    ys, state = [], None
+    for t in range(n["T"]):
+        y, state = msr_step(x[:, t], params, n["n_heads"], state, eps=n["eps"])
+        ys.append(y)
+    assert rel_error(np.stack(ys, axis=1), whole) <= FORMS_TOL
+
+
+@given(layers(max_T=12), st.data())
+def test_causality(n, data):
+    x, params = make(n)
+    t = data.draw(st.integers(0, n["T"] - 1))
+    x2 = x.copy()
+    x2[:, t] += 1.0
+    for form in ("parallel", "recurrent", "chunkwise"):
+        np.testing.assert_array_equal(run(n, x, params, form)[0][:, :t],
+                                      run(n, x2, params, form)[0][:, :t])
+
+
+@given(layers(max_T=12))
+def test_inputs_not_mutated_and_float32(n):
+    x, params = make(n, np.float32)
+    before = frozen_copies(x, *params.values())
+    for form in ("parallel", "chunkwise"):
+        y, state, cache = run(n, x, params, form)
+        dx, grads = msr_backward(np.ones_like(y), cache)
+        assert y.dtype == dx.dtype == state.S.dtype == np.float32
+        assert all(g.dtype == np.float32 for g in grads.values())
+    for a, b in zip([x, *params.values()], before):
+        np.testing.assert_array_equal(a, b)
+    x64, p64 = x.astype(np.float64), {k: v.astype(np.float64) for k, v in params.items()}
+    np.testing.assert_allclose(run(n, x, params, "chunkwise")[0],
+                               run(n, x64, p64, "parallel")[0], rtol=1e-3, atol=1e-4)
+
+
+# --- pieces -----------------------------------------------------------------------------------
+
+def test_paper_decays():
+    np.testing.assert_array_equal(msr_gammas(3), [1 - 1 / 32, 1 - 1 / 64, 1 - 1 / 128])
+
+
+@given(st.integers(1, 4), st.integers(0, 1000), st.integers(0, 1000), st.integers(0, 2**16))
+def test_rotation_is_relative_orthogonal_and_invertible(half_d, n, m, seed):
+    rng = np.random.default_rng(seed)
+    q, k = rng.standard_normal((2, 1, 2 * half_d))
+    score = rotate(q, n)[0] @ rotate(k, m)[0]
+    shifted = rotate(q, n + 37)[0] @ rotate(k, m + 37)[0]
+    np.testing.assert_allclose(score, shifted, rtol=1e-9, atol=1e-9)   # depends on n - m only
+    np.testing.assert_allclose(np.linalg.norm(rotate(q, n)), np.linalg.norm(q), rtol=1e-12)
+    np.testing.assert_allclose(rotate(rotate(q, n), n, inverse=True), q, atol=1e-12)
+
+
+@given(st.integers(1, 3), st.integers(1, 5), st.integers(2, 5), st.integers(0, 2**16))
+def test_group_norm_gradcheck_and_scale_invariance(T, h, dv, seed):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((2, T, h, dv))
+    w, b = 1 + 0.3 * rng.standard_normal((2, h, dv))
+    report = check_gradients(lambda x, params: group_norm_forward(x, params["w"], params["b"]),
+                             lambda d, c: (lambda dx, dw, db: (dx, {"w": dw, "b": db}))(
+                                 *group_norm_backward(d, c)),
+                             {"x": x}, {"w": w, "b": b}, seed=seed, floor=GRAD_FLOOR)
+    assert_gradcheck(report)
+    y, cache = group_norm_forward(x, w, b, eps=0.0)
+    y2, _ = group_norm_forward(3.7 * x, w, b, eps=0.0)
+    np.testing.assert_allclose(y2, y, rtol=1e-12, atol=1e-12)      # scale invariant at eps = 0
+    dx, _, _ = group_norm_backward(rng.standard_normal(y.shape), cache)
+    # <dL/dx, x> = 0 per (token, head): the norm cannot feel a rescaling of its group
+    # (relative to |dx| |x|: a group of two nearly equal numbers has a tiny sigma, large dx)
+    inner = np.abs(np.sum(dx * x, axis=-1))
+    assert np.all(inner <= 1e-12 * np.linalg.norm(dx, axis=-1) * np.linalg.norm(x, axis=-1))
+
+
+def test_bad_inputs():
+    n = {"B": 1, "T": 4, "n_heads": 2, "D": 8, "dv": 3, "chunk": 2, "eps": 1e-5, "seed": 0}
+    x, params = make(n)
+    with pytest.raises(ValueError, match=r"key width per head d = D / n_heads = 3 must be even"):
+        init_msr_params(6, 2, 3)
+    with pytest.raises(ValueError, match=r"d = D / n_heads = 1 must be even"):
+        msr_forward(x, params, 8)
+    with pytest.raises(ValueError, match="form must be one of"):
+        msr_forward(x, params, 2, form="sideways")
+    with pytest.raises(ValueError, match="chunkwise form needs chunk_size"):
+        msr_forward(x, params, 2, form="chunkwise")
+    with pytest.raises(ValueError, match="chunk_size must be >= 1"):
+        msr_forward(x, params, 2, form="chunkwise", chunk_size=0)
+    _, state, _ = msr_forward(x, params, 2)
+    with pytest.raises(ValueError, match="parallel form starts a new sequence"):
+        msr_forward(x, params, 2, state=state)
+    bad = RetentionState(state.S[:, :1], state.z[:, :1], state.s[:1], 4)
+    with pytest.raises(ValueError, match=r"state.S .* h = 1, but"):
+        msr_forward(x, params, 2, form="recurrent", state=bad)
+    with pytest.raises(ValueError, match=r"params\['gn_w'\] has shape \(3, 2\)"):
+        msr_forward(x, {**params, "gn_w": np.ones((3, 2)), "gn_b": np.zeros((3, 2))}, 2)
+    with pytest.raises(ValueError, match="eps must be a number >= 0"):
+        msr_forward(x, params, 2, eps=-1.0)
+    with pytest.raises(ValueError, match="x must have 2 dimensions"):
+        msr_step(x, params, 2)
+    with pytest.raises(ValueError, match="needs an even d"):
+        rotate(np.zeros((3, 5)))
+    with pytest.raises(ValueError, match="constant and eps = 0"):
+        group_norm_forward(np.ones((2, 1, 3)), np.ones((1, 3)), np.zeros((1, 3)), eps=0.0)
