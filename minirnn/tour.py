@@ -22,6 +22,7 @@ from .attention import (
     softmax_forward,
 )
 from .gradcheck import check_gradients, rel_error
+from .msr import init_msr_params, msr_backward, msr_forward
 from .retention import (
     retention_chunkwise,
     retention_chunkwise_backward,
@@ -85,6 +86,13 @@ def gradcheck_cases(seed: int = 0) -> Iterator[GradcheckCase]:
     yield GradcheckCase("retention (chunkwise)",
                         lambda q, k, v: retention_chunkwise(q, k, v, gamma, 2)[::2],
                         lambda d, c: retention_chunkwise_backward(d, c)[:3], qkv, None)
+    msr_params = init_msr_params(4, 2, 3, seed=seed)
+    x_msr = rng.standard_normal((B, T, 4))
+    for form in ("parallel", "recurrent", "chunkwise"):
+        yield GradcheckCase(f"multi-scale retention ({form})",
+                            lambda x, params, form=form: msr_forward(x, params, 2, form,
+                                                                     chunk_size=2)[::2],
+                            msr_backward, {"x": x_msr}, msr_params)
     yield GradcheckCase("multi-head attention", lambda x, params: mha_forward(x, params, 2),
                         mha_backward, {"x": rng.standard_normal((B, T, 6))}, mha_params)
 
@@ -153,6 +161,27 @@ def retention_forms_table(seed: int = 0) -> tuple[str, bool]:
     return table(header, rows), all_ok
 
 
+def msr_forms_table(seed: int = 0) -> tuple[str, bool]:
+    """Part (b): the whole multi-scale retention layer (group norm eps = 1e-5) in each form."""
+    rng = np.random.default_rng(seed)
+    params = init_msr_params(16, 4, 8, seed=seed)
+    x = rng.standard_normal((2, 50, 16))
+    dy = rng.standard_normal(x.shape)
+    y_ref, _, cache = msr_forward(x, params, 4)
+    dx_ref, g_ref = msr_backward(dy, cache)
+    rows, all_ok = [], True
+    for form, chunk in (("recurrent", None), ("chunkwise", 7), ("chunkwise", 16)):
+        y, _, cache = msr_forward(x, params, 4, form, chunk_size=chunk)
+        dx, grads = msr_backward(dy, cache)
+        errs = [rel_error(y, y_ref), rel_error(dx, dx_ref),
+                max(rel_error(grads[key], g_ref[key]) for key in params)]
+        ok = max(errs) <= AGREE_TOL
+        all_ok &= ok
+        rows.append([form + (f", chunk {chunk}" if chunk else ""), *(f"{e:.1e}" for e in errs),
+                     "pass" if ok else "FAIL"])
+    return table(["MSR layer vs parallel", "out", "dx", "d(params)", "result"], rows), all_ok
+
+
 def run_tour(seed: int = 0, out: Callable[[str], None] = print) -> bool:
     """Run every part of the tour, printing as it goes; return True when all checks pass."""
     out("minirnn tour: every mechanism, checked by the numbers\n")
@@ -165,9 +194,12 @@ def run_tour(seed: int = 0, out: Callable[[str], None] = print) -> bool:
         f"    and 16 leave a shorter last chunk; pass if <= {AGREE_TOL:g})\n")
     text, forms_ok = retention_forms_table(seed)
     out(text)
+    out("\n    The whole multi-scale retention layer (h=4, T=50, group norm eps = 1e-5)\n")
+    text, msr_ok = msr_forms_table(seed)
+    out(text)
     out("\n    Attention, computed two ways (float64, max relative difference)\n")
     text, cache_ok = kv_cache_table(seed)
     out(text)
-    ok = ok and forms_ok and cache_ok
+    ok = ok and forms_ok and msr_ok and cache_ok
     out("\nAll checks passed." if ok else "\nSOME CHECKS FAILED.")
     return ok
