@@ -1,11 +1,39 @@
-"""Command-line interface: ``python -m minirnn COMMAND``."""
+"""Command-line interface: ``python -m minirnn COMMAND``.
+
+- ``tour``: check every mechanism by the numbers, train the three models, time decoding.
+- ``train``: train one model on one task, with a progress bar and checkpoints.
+- ``generate``: continue a prompt with a trained checkpoint.
+
+Errors in what the user asked for end with one line on stderr and a non-zero exit code.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from . import __version__
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {value}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -16,10 +44,117 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"minirnn {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
+
     tour = sub.add_parser("tour", help="check every mechanism by the numbers and print tables",
-                          description="Gradient-check every mechanism and print the results.")
-    tour.add_argument("--seed", type=int, default=0, help="seed of the random examples (default 0)")
+                          description="Gradient-check every mechanism, compare the forms of "
+                                      "retention, train the three models, time decoding.")
+    tour.add_argument("--seed", type=int, default=0, help="seed of the random examples (0)")
+    tour.add_argument("--steps", type=_positive, default=500,
+                      help="training steps per model in part (c) (500)")
+
+    train = sub.add_parser("train", help="train a model on a synthetic task",
+                           description="Train one tiny language model; writes a checkpoint.")
+    train.add_argument("--model", choices=["rnn", "transformer", "retnet"], default="retnet")
+    train.add_argument("--task", choices=["copy", "recall", "grammar"], default="recall")
+    train.add_argument("--steps", type=_positive, default=500)
+    train.add_argument("--batch-size", type=_positive, default=32)
+    train.add_argument("--lr", type=_positive_float, default=3e-3)
+    train.add_argument("--d-model", type=_positive, default=32)
+    train.add_argument("--layers", type=_positive, default=2, help="blocks (not for rnn)")
+    train.add_argument("--heads", type=_positive, default=2, help="heads (not for rnn)")
+    train.add_argument("--form", choices=["parallel", "recurrent", "chunkwise"],
+                       default="chunkwise", help="how RetNet computes retention in training")
+    train.add_argument("--chunk-size", type=_positive, default=16)
+    train.add_argument("--eval-every", type=_positive, default=100)
+    train.add_argument("--patience", type=_positive, default=None,
+                       help="stop after this many evaluations without improvement")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--checkpoint", type=Path, default=Path("minirnn-checkpoint.npz"),
+                       help="where to save (default minirnn-checkpoint.npz)")
+    train.add_argument("--resume", action="store_true",
+                       help="continue the run saved in --checkpoint")
+    train.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    gen = sub.add_parser("generate", help="continue a prompt with a trained checkpoint",
+                         description="Sample a continuation from a checkpoint.")
+    gen.add_argument("--checkpoint", type=Path, required=True)
+    gen.add_argument("--prompt", default=None,
+                     help="text in the task's notation (grammar: characters; recall: "
+                          "'k3 v5 k1'; copy: '1 4 2 |'); default: an example of the task")
+    gen.add_argument("--tokens", type=_positive, default=40, help="tokens to generate (40)")
+    gen.add_argument("--temperature", type=float, default=0.8)
+    gen.add_argument("--top-k", type=_positive, default=None)
+    gen.add_argument("--seed", type=int, default=0)
     return parser
+
+
+def _model_config(args, vocab_size):
+    from .models import RetNetConfig, RNNConfig, TransformerConfig
+
+    D = args.d_model
+    if args.model == "rnn":
+        return RNNConfig(vocab_size, d_model=D, hidden=2 * D)
+    if D % args.heads:
+        raise ValueError(f"--heads {args.heads} must divide --d-model {D}")
+    if args.model == "transformer":
+        return TransformerConfig(vocab_size, D, args.heads, args.layers, 2 * D, max_len=512)
+    if (D // args.heads) % 2:
+        raise ValueError(f"--d-model / --heads = {D // args.heads} must be even for RetNet's "
+                         f"rotation")
+    return RetNetConfig(vocab_size, D, args.heads, args.layers, dv=D // args.heads, d_ff=2 * D,
+                        form=args.form, chunk_size=args.chunk_size)
+
+
+def _train(args) -> int:
+    from .models import build_model, count_parameters
+    from .tasks import make_task
+    from .train import TrainConfig, load_checkpoint, train
+
+    if args.resume:
+        ckpt = load_checkpoint(args.checkpoint)
+        model, task, config, params = (build_model(ckpt.model_config), ckpt.task,
+                                       ckpt.train_config, ckpt.params)
+        print(f"resuming {ckpt.model_config.kind} on {task.name} at step {ckpt.step}")
+    else:
+        ckpt = None
+        if args.checkpoint.exists():
+            raise ValueError(f"{args.checkpoint} exists; pass --resume to continue it or "
+                             f"choose another --checkpoint")
+        task = make_task(args.task)
+        model = build_model(_model_config(args, task.vocab_size))
+        params = model.init(args.seed)
+        config = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr,
+                             eval_every=args.eval_every, patience=args.patience, seed=args.seed)
+        print(f"training {model.config.kind} ({count_parameters(params):,} parameters) "
+              f"on {task.name}")
+    result = train(model, params, task, config, checkpoint=args.checkpoint, resume=ckpt,
+                   progress=not args.no_progress, log=print)
+    print(f"done: {result.step} steps, {result.tokens_per_second:,.0f} tokens/s"
+          + (" (stopped early)" if result.stopped_early else "")
+          + f"; checkpoint saved to {args.checkpoint}")
+    return 0
+
+
+def _generate(args) -> int:
+    import numpy as np
+
+    from .models import build_model
+    from .train import generate, load_checkpoint
+
+    ckpt = load_checkpoint(args.checkpoint)
+    model, task = build_model(ckpt.model_config), ckpt.task
+    if args.prompt is None:
+        tokens, _ = task.batch(np.random.default_rng(args.seed), 1)
+        prompt = tokens[0, :max(1, task.seq_len // 2)]
+    else:
+        prompt = task.encode(args.prompt)
+        if prompt.size == 0:
+            raise ValueError("--prompt is empty")
+    out = generate(model, ckpt.params, prompt, args.tokens, args.temperature, args.top_k,
+                   args.seed)
+    print(f"prompt:    {task.decode(prompt)}")
+    print(f"generated: {task.decode(out[len(prompt):])}")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,8 +162,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "tour":
         from .tour import run_tour
 
-        return 0 if run_tour(seed=args.seed) else 1
-    return 2  # unreachable: argparse rejects unknown commands
+        return 0 if run_tour(seed=args.seed, steps=args.steps) else 1
+    try:
+        return _train(args) if args.command == "train" else _generate(args)
+    except (ValueError, TypeError, OSError, FloatingPointError) as err:
+        print(f"minirnn {args.command}: error: {err}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,11 +1,14 @@
-"""``python -m minirnn tour``: a guided check that every mechanism is right.
+"""``python -m minirnn tour``: a guided check that every mechanism is right, and a race.
 
-Each part prints a table. Part (a) gradchecks every implemented forward/backward pair on
-small random float64 data against finite differences (see :mod:`minirnn.gradcheck`).
+(a) gradchecks every forward/backward pair on small random float64 data against finite
+differences; (b) computes retention three ways, and attention with and without a KV cache, and
+compares; (c) trains the three tiny language models on associative recall with the same budget;
+(d) asks each for an answer and times one generated token at two context lengths.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from typing import NamedTuple
 
@@ -22,6 +25,7 @@ from .attention import (
     softmax_forward,
 )
 from .gradcheck import check_gradients, rel_error
+from .models import RetNetConfig, RNNConfig, TransformerConfig, build_model, count_parameters
 from .msr import init_msr_params, msr_backward, msr_forward
 from .retention import (
     retention_chunkwise,
@@ -38,6 +42,8 @@ from .rnn import (
     rnn_step_backward,
     rnn_step_forward,
 )
+from .tasks import RecallTask
+from .train import TrainConfig, evaluate, generate, train
 
 # float64 central differences with eps = 1e-6 agree with a correct backward to about 1e-9;
 # a wrong backward gives errors of order 1e-2 or more. 1e-7 separates the two with room to spare.
@@ -182,8 +188,75 @@ def msr_forms_table(seed: int = 0) -> tuple[str, bool]:
     return table(["MSR layer vs parallel", "out", "dx", "d(params)", "result"], rows), all_ok
 
 
-def run_tour(seed: int = 0, out: Callable[[str], None] = print) -> bool:
-    """Run every part of the tour, printing as it goes; return True when all checks pass."""
+def tour_models(vocab_size: int, max_len: int = 64) -> dict:
+    """The three tiny models of parts (c) and (d), of comparable size."""
+    return {
+        "rnn": RNNConfig(vocab_size, d_model=32, hidden=64),
+        "transformer": TransformerConfig(vocab_size, d_model=32, n_heads=2, n_layers=2,
+                                         d_ff=64, max_len=max_len),
+        "retnet": RetNetConfig(vocab_size, d_model=32, n_heads=2, n_layers=2, dv=16, d_ff=64,
+                               form="chunkwise", chunk_size=16),
+    }
+
+
+def training_table(steps: int = 500, seed: int = 0, progress: bool = False):
+    """Part (c): the three models trained on associative recall with the same budget."""
+    task = RecallTask(n_pairs=4, n_queries=4, n_keys=16, n_values=16)
+    config = TrainConfig(steps=steps, batch_size=32, lr=3e-3, eval_every=steps, seed=seed)
+    rows, trained = [], {}
+    for name, model_config in tour_models(task.vocab_size).items():
+        model = build_model(model_config)
+        result = train(model, model.init(seed), task, config, progress=progress)
+        metrics = evaluate(model, result.params, task, n_batches=8, batch_size=64)
+        trained[name] = (model, result.params)
+        rows.append([name, f"{count_parameters(result.params):,}",
+                     f"{result.history[-1]['loss']:.3f}", f"{metrics['loss']:.3f}",
+                     f"{metrics['accuracy']:.1%}", f"{result.tokens_per_second:,.0f}"])
+    header = ["model", "params", "train loss", "eval loss", "recall acc", "train tok/s"]
+    return table(header, rows), task, trained
+
+
+def decode_time(model, params, context: int, n_steps: int = 20, seed: int = 0) -> float:
+    """Median seconds per generated token after a prompt of ``context`` tokens (batch 1)."""
+    rng = np.random.default_rng(seed)
+    prompt = rng.integers(0, model.config.vocab_size, (1, context))
+    _, state = model.start(params, prompt)
+    token = prompt[:, -1]
+    times = []
+    for _ in range(n_steps + 3):
+        start = time.perf_counter()
+        _, state = model.step(params, token, state)
+        times.append(time.perf_counter() - start)
+    return float(np.median(times[3:]))          # the first steps warm caches up
+
+
+def decoding_table(task, trained, contexts=(64, 2048), seed: int = 0) -> str:
+    """Part (d): a few greedy answers from each trained model, and the per-token decode time
+    at two context lengths (untrained models of the same shape, so any length works)."""
+    lines = []
+    tokens, targets = task.batch(np.random.default_rng(seed + 99), 1)
+    prompt = tokens[0, :2 * task.n_pairs + 1]                   # pairs, then one query key
+    lines.append(f"prompt: {task.decode(prompt)}   (answer: "
+                 f"{task.decode([targets[0, 2 * task.n_pairs]])})")
+    for name, (model, params) in trained.items():
+        out = generate(model, params, prompt, 1, temperature=0)
+        lines.append(f"  {name:<12} answers {task.decode(out[-1:])}")
+    rows = []
+    for name, config in tour_models(task.vocab_size, max_len=max(contexts) + 32).items():
+        model = build_model(config)
+        params = model.init(seed)
+        times = [decode_time(model, params, c) for c in contexts]
+        rows.append([name] + [f"{1e3 * t:.3f}" for t in times] + [f"{times[1] / times[0]:.2f}x"])
+    header = ["model"] + [f"ms/token at {c}" for c in contexts] + ["ratio"]
+    return "\n".join(lines) + "\n\n" + table(header, rows)
+
+
+def run_tour(seed: int = 0, out: Callable[[str], None] = print, steps: int = 500,
+             progress: bool = False) -> bool:
+    """Run every part of the tour, printing as it goes; return True when all checks pass.
+
+    ``steps`` is the training budget of part (c), the same for the three models.
+    """
     out("minirnn tour: every mechanism, checked by the numbers\n")
     out(f"(a) Gradient checks: hand-written backward vs central differences\n"
         f"    (float64, pass if < {GRADCHECK_TOL:g})\n")
@@ -201,5 +274,13 @@ def run_tour(seed: int = 0, out: Callable[[str], None] = print) -> bool:
     text, cache_ok = kv_cache_table(seed)
     out(text)
     ok = ok and forms_ok and msr_ok and cache_ok
+    out(f"\n(c) Three ways to remember, trained on associative recall\n"
+        f"    ({steps} steps of 32 sequences each, the same for every model)\n")
+    text, task, trained = training_table(steps, seed, progress)
+    out(text)
+    out("\n(d) Decoding: a greedy answer from each model, and the time per generated token\n"
+        "    (the transformer attends over a KV cache that grows; RNN and RetNet carry a\n"
+        "    state of fixed size)\n")
+    out(decoding_table(task, trained, seed=seed))
     out("\nAll checks passed." if ok else "\nSOME CHECKS FAILED.")
     return ok

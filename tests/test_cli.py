@@ -10,12 +10,13 @@ from minirnn.tour import GradcheckCase, run_tour
 
 
 def test_tour_passes_and_prints_every_part(capsys):
-    assert main(["tour"]) == 0
+    assert main(["tour", "--steps", "20"]) == 0
     out = capsys.readouterr().out
     assert "(a) Gradient checks" in out and "(b) Retention" in out
     for mechanism in ("rnn sequence (BPTT)", "softmax", "attention (causal)",
                       "multi-head attention", "retention (chunkwise)", "KV cache"):
         assert mechanism in out
+    assert "(c) Three ways" in out and "recall acc" in out and "ms/token" in out
     assert "FAIL" not in out and "All checks passed." in out
     assert max(len(line) for line in out.splitlines()) <= 80     # fits a terminal
 
@@ -30,7 +31,7 @@ def test_tour_reports_a_wrong_backward(monkeypatch, capsys):
     lines = []
     assert run_tour(out=lines.append) is False
     assert any("FAIL" in line for line in lines) and "SOME CHECKS FAILED." in lines[-1]
-    assert main(["tour"]) == 1
+    assert main(["tour", "--steps", "5"]) == 1
 
 
 def test_help_and_bad_arguments(capsys):
@@ -50,3 +51,41 @@ def test_python_dash_m_entry_point():
     done = subprocess.run([sys.executable, "-m", "minirnn", "--version"], capture_output=True,
                           text=True, check=True)
     assert done.stdout.startswith("minirnn ")
+
+
+def test_train_then_generate_then_resume(tmp_path, capsys):
+    path = tmp_path / "run.npz"
+    args = ["train", "--model", "retnet", "--task", "grammar", "--steps", "4",
+            "--batch-size", "2", "--d-model", "8", "--layers", "1", "--eval-every", "2",
+            "--checkpoint", str(path), "--no-progress"]
+    assert main(args) == 0
+    assert path.exists() and "checkpoint saved" in capsys.readouterr().out
+    assert main(args) == 1                                     # refuses to overwrite
+    assert "exists; pass --resume" in capsys.readouterr().err
+    assert main(["generate", "--checkpoint", str(path), "--prompt", "the cat ",
+                 "--tokens", "5"]) == 0
+    out = capsys.readouterr().out
+    assert "prompt:    the cat" in out and "generated:" in out
+    assert main(["train", "--checkpoint", str(path), "--resume", "--no-progress"]) == 0
+    assert "resuming retnet on grammar at step 4" in capsys.readouterr().out
+
+
+def test_cli_errors_are_one_line(tmp_path, capsys):
+    assert main(["generate", "--checkpoint", str(tmp_path / "none.npz")]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no checkpoint file" in err
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"garbage")
+    assert main(["generate", "--checkpoint", str(bad)]) == 1
+    assert "not a readable minirnn checkpoint" in capsys.readouterr().err
+    assert main(["train", "--model", "retnet", "--d-model", "6", "--heads", "2",
+                 "--checkpoint", str(tmp_path / "x.npz")]) == 1
+    assert "must be even" in capsys.readouterr().err
+    assert main(["train", "--checkpoint", str(tmp_path / "missing" / "x.npz"), "--steps", "1",
+                 "--no-progress", "--model", "rnn"]) == 1
+    assert "No such file or directory" in capsys.readouterr().err
+    for argv in (["train", "--steps", "0"], ["train", "--model", "lstm"],
+                 ["generate"], ["train", "--lr", "-1"]):
+        with pytest.raises(SystemExit) as exc:
+            main(argv)
+        assert exc.value.code == 2

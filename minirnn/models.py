@@ -1,0 +1,473 @@
+"""Three tiny language models built from the library's pieces, with whole-model backward.
+
+- :class:`RNNLM`: embedding -> Elman RNN -> linear head.
+- :class:`TransformerLM`: token + learned position embedding -> pre-LN blocks of causal
+  multi-head attention and feed-forward -> final layer norm -> head.
+- :class:`RetNetLM`: embedding -> pre-LN blocks of multi-scale retention and feed-forward ->
+  final layer norm -> head (no position embedding: rotation and decay carry position).
+
+Every model has the same methods: ``init(seed)``, ``forward(params, tokens)``,
+``backward(dlogits, cache)``, ``loss_and_grads(params, tokens, targets)``, and for generation
+``start(params, prompt)`` (logits of the prompt and a decoding state) and
+``step(params, token, state)`` (logits of one more token). Parameters are one flat dict with
+dotted names (``"blocks.0.attn.Wq"``), which optimisers and checkpoints treat uniformly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import NamedTuple
+
+import numpy as np
+
+from ._checks import Shapes
+from .attention import init_kv_cache, init_mha_params, mha_backward, mha_forward, mha_step
+from .layers import _check_tokens as check_tokens
+from .layers import (
+    cross_entropy,
+    embedding_backward,
+    embedding_forward,
+    ffn_backward,
+    ffn_forward,
+    layer_norm_backward,
+    layer_norm_forward,
+    linear_backward,
+    linear_forward,
+)
+from .msr import init_msr_params, msr_backward, msr_forward, msr_step
+from .rnn import init_rnn_params, rnn_backward, rnn_forward, rnn_step_forward
+
+__all__ = [
+    "RNNLM",
+    "RNNConfig",
+    "RetNetConfig",
+    "RetNetLM",
+    "TransformerConfig",
+    "TransformerLM",
+    "build_model",
+    "count_parameters",
+    "init",
+]
+
+
+# --- configurations -----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class RNNConfig:
+    """Size of an :class:`RNNLM`."""
+
+    vocab_size: int
+    d_model: int = 32        # embedding width D
+    hidden: int = 64         # hidden width H
+
+    kind = "rnn"
+
+
+@dataclass(frozen=True)
+class TransformerConfig:
+    """Size of a :class:`TransformerLM`."""
+
+    vocab_size: int
+    d_model: int = 32
+    n_heads: int = 2
+    n_layers: int = 2
+    d_ff: int = 64
+    max_len: int = 256       # positions with a learned embedding
+
+    kind = "transformer"
+
+
+@dataclass(frozen=True)
+class RetNetConfig:
+    """Size of a :class:`RetNetLM`; ``form`` and ``chunk_size`` choose how training computes
+    retention (the gradients are the same for every form)."""
+
+    vocab_size: int
+    d_model: int = 32
+    n_heads: int = 2
+    n_layers: int = 2
+    dv: int = 16             # value width per head
+    d_ff: int = 64
+    form: str = "chunkwise"
+    chunk_size: int = 32
+    eps: float = 1e-5        # group-norm epsilon
+
+    kind = "retnet"
+
+
+CONFIGS = {c.kind: c for c in (RNNConfig, TransformerConfig, RetNetConfig)}
+
+
+def config_to_dict(config) -> dict:
+    """A JSON-ready description of ``config`` (with its ``kind``)."""
+    return {"kind": config.kind, **asdict(config)}
+
+
+def config_from_dict(data: dict):
+    """Inverse of :func:`config_to_dict`; raises ValueError for an unknown kind or field."""
+    data = dict(data)
+    kind = data.pop("kind", None)
+    if kind not in CONFIGS:
+        raise ValueError(f"unknown model kind {kind!r}; expected one of {sorted(CONFIGS)}")
+    try:
+        return CONFIGS[kind](**data)
+    except TypeError as err:
+        raise ValueError(f"invalid {kind} config {data}: {err}") from None
+
+
+# --- parameter-dict helpers ---------------------------------------------------------------------
+
+def _sub(params: dict, prefix: str) -> dict:
+    """The entries of ``params`` under ``prefix.``, with the prefix removed."""
+    n = len(prefix) + 1
+    return {key[n:]: value for key, value in params.items() if key.startswith(prefix + ".")}
+
+
+def _put(grads: dict, prefix: str, sub: dict) -> None:
+    grads.update({f"{prefix}.{key}": value for key, value in sub.items()})
+
+
+def count_parameters(params: dict) -> int:
+    """Total number of scalars in a parameter dict."""
+    return int(sum(np.size(v) for v in params.values()))
+
+
+def _normal(rng, shape, std, dtype):
+    return (std * rng.standard_normal(shape)).astype(dtype)
+
+
+def _ln_params(D, dtype):
+    return {"g": np.ones(D, dtype=dtype), "b": np.zeros(D, dtype=dtype)}
+
+
+def _ffn_params(rng, D, F, dtype):
+    return {"W1": _normal(rng, (D, F), 1 / np.sqrt(D), dtype), "b1": np.zeros(F, dtype=dtype),
+            "W2": _normal(rng, (F, D), 0.5 / np.sqrt(F), dtype), "b2": np.zeros(D, dtype=dtype)}
+
+
+# --- the shared skeleton ------------------------------------------------------------------------
+
+class LanguageModel:
+    """Common code of the three models; subclasses supply the body between embedding and head."""
+
+    config_class: type = object
+
+    def __init__(self, config):
+        if not isinstance(config, self.config_class):
+            raise TypeError(f"{type(self).__name__} needs a {self.config_class.__name__}, "
+                            f"got {type(config).__name__}")
+        self.config = config
+
+    def _check_tokens(self, func, tokens, axes="B T"):
+        return check_tokens(Shapes(f"{type(self).__name__}.{func}"), "tokens", tokens,
+                            self.config.vocab_size, axes)
+
+    def loss_and_grads(self, params: dict, tokens: np.ndarray, targets: np.ndarray):
+        """Mean cross-entropy of next-token predictions and its gradient for every parameter.
+
+        Parameters
+        ----------
+        params : dict
+        tokens : ndarray of int, shape (B, T)
+            Input tokens.
+        targets : ndarray of int, shape (B, T)
+            The token to predict at each position, or ``IGNORE_INDEX`` where nothing is scored.
+
+        Returns
+        -------
+        loss : float
+        grads : dict
+            Same keys and shapes as ``params``.
+        """
+        logits, cache = self.forward(params, tokens)
+        loss, dlogits = cross_entropy(logits, targets)
+        return loss, self.backward(dlogits, cache)
+
+    def _head(self, params, x):
+        """Final projection to the vocabulary."""
+        return linear_forward(x, _sub(params, "head"))
+
+    def _head_backward(self, dlogits, cache, grads):
+        dx, g = linear_backward(dlogits, cache)
+        _put(grads, "head", g)
+        return dx
+
+
+class _BlockCache(NamedTuple):
+    ln1: tuple
+    mix: tuple          # attention or retention cache
+    ln2: tuple
+    ffn: tuple
+
+
+class _StackCache(NamedTuple):
+    embed: tuple
+    blocks: list
+    ln_f: tuple
+    head: tuple
+
+
+class _BlockStack(LanguageModel):
+    """Pre-LN residual blocks ``x + mix(LN(x))``, ``x + FFN(LN(x))``, then LN and head."""
+
+    def _mix_forward(self, params, x, prefix):           # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _mix_backward(self, dy, cache):                  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _embed(self, params, tokens):
+        return embedding_forward(tokens, params["embed"])
+
+    def _embed_backward(self, dx, cache, grads):
+        grads["embed"] = embedding_backward(dx, cache)
+
+    def forward(self, params: dict, tokens: np.ndarray):
+        """Logits for every position, shape (B, T, V), and the cache for :meth:`backward`."""
+        tokens = self._check_tokens("forward", tokens)
+        x, embed_cache = self._embed(params, tokens)
+        blocks = []
+        for layer in range(self.config.n_layers):
+            pre = f"blocks.{layer}"
+            a, ln1 = layer_norm_forward(x, _sub(params, f"{pre}.ln1"))
+            y, mix = self._mix_forward(params, a, f"{pre}.mix")
+            x = x + y
+            a, ln2 = layer_norm_forward(x, _sub(params, f"{pre}.ln2"))
+            y, ffn = ffn_forward(a, _sub(params, f"{pre}.ffn"))
+            x = x + y
+            blocks.append(_BlockCache(ln1, mix, ln2, ffn))
+        x, ln_f = layer_norm_forward(x, _sub(params, "ln_f"))
+        logits, head = self._head(params, x)
+        return logits, _StackCache(embed_cache, blocks, ln_f, head)
+
+    def backward(self, dlogits: np.ndarray, cache: _StackCache) -> dict:
+        """Gradients of every parameter from the gradient of the logits (B, T, V)."""
+        grads: dict = {}
+        dx = self._head_backward(dlogits, cache.head, grads)
+        dx, g = layer_norm_backward(dx, cache.ln_f)
+        _put(grads, "ln_f", g)
+        for layer in reversed(range(self.config.n_layers)):
+            pre, c = f"blocks.{layer}", cache.blocks[layer]
+            da, g = ffn_backward(dx, c.ffn)                       # residual: dx flows on too
+            _put(grads, f"{pre}.ffn", g)
+            da, g = layer_norm_backward(da, c.ln2)
+            _put(grads, f"{pre}.ln2", g)
+            dx = dx + da
+            da, g = self._mix_backward(dx, c.mix)
+            _put(grads, f"{pre}.mix", g)
+            da, g = layer_norm_backward(da, c.ln1)
+            _put(grads, f"{pre}.ln1", g)
+            dx = dx + da
+        self._embed_backward(dx, cache.embed, grads)
+        return grads
+
+    def _init_blocks(self, rng, params, mix_params, dtype):
+        c = self.config
+        for layer in range(c.n_layers):
+            pre = f"blocks.{layer}"
+            _put(params, f"{pre}.ln1", _ln_params(c.d_model, dtype))
+            _put(params, f"{pre}.mix", mix_params(layer))
+            _put(params, f"{pre}.ln2", _ln_params(c.d_model, dtype))
+            _put(params, f"{pre}.ffn", _ffn_params(rng, c.d_model, c.d_ff, dtype))
+        _put(params, "ln_f", _ln_params(c.d_model, dtype))
+        _put(params, "head", {"W": _normal(rng, (c.d_model, c.vocab_size),
+                                           1 / np.sqrt(c.d_model), dtype),
+                              "b": np.zeros(c.vocab_size, dtype=dtype)})
+        return params
+
+    def _decode_blocks(self, params, x, states, step_mix):
+        """Run one new token (B, D) through every block with a per-layer decoding state."""
+        for layer in range(self.config.n_layers):
+            pre = f"blocks.{layer}"
+            a, _ = layer_norm_forward(x, _sub(params, f"{pre}.ln1"))
+            y, states[layer] = step_mix(_sub(params, f"{pre}.mix"), a, states[layer])
+            x = x + y
+            a, _ = layer_norm_forward(x, _sub(params, f"{pre}.ln2"))
+            x = x + ffn_forward(a, _sub(params, f"{pre}.ffn"))[0]
+        x, _ = layer_norm_forward(x, _sub(params, "ln_f"))
+        return self._head(params, x)[0], states
+
+
+# --- the three models ---------------------------------------------------------------------------
+
+class _RNNCache(NamedTuple):
+    embed: tuple
+    rnn: tuple
+    head: tuple
+
+
+class RNNLM(LanguageModel):
+    """Embedding -> Elman RNN -> linear head. The decoding state is the hidden vector."""
+
+    config_class = RNNConfig
+
+    def init(self, seed: int = 0, dtype=np.float32) -> dict:
+        """Parameters: ``embed`` (V, D), ``rnn.Wx`` (D, H), ``rnn.Wh``, ``rnn.b``, ``head.*``."""
+        c = self.config
+        rng = np.random.default_rng(seed)
+        params = {"embed": _normal(rng, (c.vocab_size, c.d_model), 1.0, dtype)}
+        _put(params, "rnn", init_rnn_params(c.d_model, c.hidden, seed=seed + 1, dtype=dtype))
+        _put(params, "head", {"W": _normal(rng, (c.hidden, c.vocab_size),
+                                           1 / np.sqrt(c.hidden), dtype),
+                              "b": np.zeros(c.vocab_size, dtype=dtype)})
+        return params
+
+    def forward(self, params: dict, tokens: np.ndarray):
+        """Logits (B, T, V) and the cache."""
+        tokens = self._check_tokens("forward", tokens)
+        x, embed = embedding_forward(tokens, params["embed"])
+        h0 = np.zeros((tokens.shape[0], self.config.hidden), dtype=x.dtype)
+        h, rnn = rnn_forward(x, h0, _sub(params, "rnn"))
+        logits, head = self._head(params, h)
+        return logits, _RNNCache(embed, rnn, head)
+
+    def backward(self, dlogits: np.ndarray, cache: _RNNCache) -> dict:
+        """Gradients of every parameter (BPTT through the whole sequence)."""
+        grads: dict = {}
+        dh = self._head_backward(dlogits, cache.head, grads)
+        dx, _, g = rnn_backward(dh, cache.rnn)
+        _put(grads, "rnn", g)
+        grads["embed"] = embedding_backward(dx, cache.embed)
+        return grads
+
+    def start(self, params: dict, prompt: np.ndarray):
+        """Logits of the prompt (B, T, V) and the final hidden state."""
+        logits, cache = self.forward(params, prompt)
+        return logits, cache.rnn.h[:, -1]
+
+    def step(self, params: dict, token: np.ndarray, state):
+        """Logits (B, V) of the next position after one more token (B,); O(D H + H^2)."""
+        token = self._check_tokens("step", token, "B")
+        x = params["embed"][token]
+        h, _ = rnn_step_forward(x, state, _sub(params, "rnn"))
+        return self._head(params, h)[0], h
+
+
+class TransformerLM(_BlockStack):
+    """Token and position embeddings -> causal attention blocks. Decoding uses KV caches."""
+
+    config_class = TransformerConfig
+
+    def init(self, seed: int = 0, dtype=np.float32) -> dict:
+        """Parameters: ``embed`` (V, D), ``pos`` (max_len, D), blocks, ``ln_f``, ``head``."""
+        c = self.config
+        rng = np.random.default_rng(seed)
+        params = {"embed": _normal(rng, (c.vocab_size, c.d_model), 1.0, dtype),
+                  "pos": _normal(rng, (c.max_len, c.d_model), 0.1, dtype)}
+        return self._init_blocks(rng, params, lambda layer: init_mha_params(
+            c.d_model, c.n_heads, seed=seed + 10 + layer, dtype=dtype), dtype)
+
+    def _embed(self, params, tokens):
+        T = tokens.shape[1]
+        if T > self.config.max_len:
+            raise ValueError(f"TransformerLM: sequence of T = {T} tokens is longer than "
+                             f"max_len = {self.config.max_len} learned positions")
+        x, cache = embedding_forward(tokens, params["embed"])
+        return x + params["pos"][:T], cache
+
+    def _embed_backward(self, dx, cache, grads):
+        grads["embed"] = embedding_backward(dx, cache)
+        grads["pos"] = np.zeros((self.config.max_len, dx.shape[-1]), dtype=dx.dtype)
+        grads["pos"][:dx.shape[1]] = dx.sum(axis=0)      # position t is used by every sequence
+
+    def _mix_forward(self, params, x, prefix):
+        return mha_forward(x, _sub(params, prefix), self.config.n_heads)
+
+    def _mix_backward(self, dy, cache):
+        return mha_backward(dy, cache)
+
+    def start(self, params: dict, prompt: np.ndarray):
+        """Logits of the prompt (B, T, V) and one KV cache per layer, filled with the prompt."""
+        prompt = self._check_tokens("start", prompt)
+        B, T = prompt.shape
+        x, _ = self._embed(params, prompt)
+        caches = [init_kv_cache(B, self.config.d_model, self.config.n_heads,
+                                capacity=max(2 * T, 16), dtype=x.dtype)
+                  for _ in range(self.config.n_layers)]
+
+        def step_mix(p, a, cache):
+            return mha_step(a, p, self.config.n_heads, cache)
+
+        return self._decode_blocks(params, x, caches, step_mix)
+
+    def step(self, params: dict, token: np.ndarray, state):
+        """Logits (B, V) after one more token; attends over the cache: O(t D) at position t."""
+        token = self._check_tokens("step", token, "B")
+        position = state[0].length
+        if position >= self.config.max_len:
+            raise ValueError(f"TransformerLM: position {position} is beyond max_len = "
+                             f"{self.config.max_len}")
+        x = params["embed"][token] + params["pos"][position]
+
+        def step_mix(p, a, cache):
+            return mha_step(a, p, self.config.n_heads, cache)
+
+        return self._decode_blocks(params, x, state, step_mix)
+
+
+class RetNetLM(_BlockStack):
+    """Embedding -> multi-scale retention blocks. Decoding carries one state per layer: O(1)."""
+
+    config_class = RetNetConfig
+
+    def init(self, seed: int = 0, dtype=np.float32) -> dict:
+        """Parameters: ``embed`` (V, D), blocks (MSR and FFN), ``ln_f``, ``head``."""
+        c = self.config
+        rng = np.random.default_rng(seed)
+        params = {"embed": _normal(rng, (c.vocab_size, c.d_model), 1.0, dtype)}
+        return self._init_blocks(rng, params, lambda layer: init_msr_params(
+            c.d_model, c.n_heads, c.dv, seed=seed + 10 + layer, dtype=dtype), dtype)
+
+    def _mix_forward(self, params, x, prefix, form=None, state=None):
+        c = self.config
+        y, new_state, cache = msr_forward(x, _sub(params, prefix), c.n_heads, form or c.form,
+                                          chunk_size=c.chunk_size, state=state, eps=c.eps)
+        return y, (cache, new_state)
+
+    def _mix_backward(self, dy, cache):
+        return msr_backward(dy, cache[0])
+
+    def start(self, params: dict, prompt: np.ndarray):
+        """Logits of the prompt (in the configured training form) and per-layer states."""
+        logits, cache = self.forward(params, prompt)
+        return logits, [block.mix[1] for block in cache.blocks]
+
+    def step(self, params: dict, token: np.ndarray, state):
+        """Logits (B, V) after one more token with the recurrent form: O(1) in the position."""
+        token = self._check_tokens("step", token, "B")
+        x = params["embed"][token]
+        c = self.config
+
+        def step_mix(p, a, layer_state):
+            return msr_step(a, p, c.n_heads, layer_state, eps=c.eps)
+
+        return self._decode_blocks(params, x, list(state), step_mix)
+
+
+MODELS = {"rnn": RNNLM, "transformer": TransformerLM, "retnet": RetNetLM}
+
+
+def build_model(config) -> LanguageModel:
+    """The model object for a config (``RNNConfig`` -> :class:`RNNLM`, ...)."""
+    for model in MODELS.values():
+        if isinstance(config, model.config_class):
+            return model(config)
+    raise TypeError(f"build_model: expected RNNConfig, TransformerConfig or RetNetConfig, "
+                    f"got {type(config).__name__}")
+
+
+def init(config, seed: int = 0, dtype=np.float32) -> dict:
+    """Initial parameter dict for the model described by ``config``.
+
+    Parameters
+    ----------
+    config : RNNConfig, TransformerConfig or RetNetConfig
+    seed : int, optional
+    dtype : numpy dtype, optional
+        float32 (default, for speed) or float64 (for gradient checks).
+
+    Returns
+    -------
+    dict of str to ndarray
+    """
+    return build_model(config).init(seed, dtype)

@@ -1,0 +1,206 @@
+"""Synthetic sequence tasks, generated on the fly from a seed (nothing is downloaded).
+
+- ``copy``: a random string, a separator, then the same string again. Scored on the copy.
+- ``recall``: multi-query associative recall (Arora et al. 2023, "Zoology"): key-value pairs,
+  then some of the keys again; the model must answer each with its value. The standard probe of
+  what a fixed-size state (RNN, retention) can remember compared with attention.
+- ``grammar``: text of a tiny English-like language from a small grammar, one character per
+  token, so generated samples are readable.
+
+Every task gives ``(tokens, targets)`` batches of shape (B, T) for next-token prediction:
+``targets[:, t]`` is the token to predict after reading ``tokens[:, :t+1]``, or
+``IGNORE_INDEX`` where nothing is scored.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from ._checks import check_int
+from .layers import IGNORE_INDEX
+
+__all__ = ["CopyTask", "GrammarTask", "RecallTask", "make_task", "task_from_dict"]
+
+
+def _shift(seq: np.ndarray, scored: np.ndarray):
+    """Inputs are seq[:, :-1]; targets seq[:, 1:] where ``scored`` (aligned with targets)."""
+    return seq[:, :-1], np.where(scored, seq[:, 1:], IGNORE_INDEX)
+
+
+@dataclass(frozen=True)
+class CopyTask:
+    """Copy a random string of ``length`` symbols after a separator."""
+
+    length: int = 8
+    n_symbols: int = 8
+
+    name = "copy"
+
+    @property
+    def vocab_size(self) -> int:
+        return self.n_symbols + 1               # symbols, then the separator
+
+    @property
+    def seq_len(self) -> int:
+        return 2 * self.length                   # tokens per example (inputs)
+
+    def batch(self, rng: np.random.Generator, batch_size: int):
+        """``(tokens, targets)`` of shape (batch_size, 2 * length)."""
+        sep = self.n_symbols
+        x = rng.integers(0, self.n_symbols, (batch_size, self.length))
+        seq = np.concatenate([x, np.full((batch_size, 1), sep), x], axis=1)
+        scored = np.arange(2 * self.length) >= self.length           # targets after the sep
+        return _shift(seq, np.broadcast_to(scored, (batch_size, 2 * self.length)))
+
+    def decode(self, tokens) -> str:
+        return " ".join("|" if t == self.n_symbols else str(int(t)) for t in tokens)
+
+    def encode(self, text: str) -> np.ndarray:
+        words = text.split()
+        bad = [w for w in words if w != "|" and not (w.isdigit() and int(w) < self.n_symbols)]
+        if bad:
+            raise ValueError(f"copy task: {bad[:3]} are not symbols; write numbers 0 to "
+                             f"{self.n_symbols - 1} and | for the separator")
+        return np.array([self.n_symbols if w == "|" else int(w) for w in words])
+
+
+@dataclass(frozen=True)
+class RecallTask:
+    """Multi-query associative recall: ``k1 v1 ... kP vP q1 a1 ... qQ aQ``, scored on answers.
+
+    Keys come from ``[0, n_keys)``, values from ``[n_keys, n_keys + n_values)``; the keys of one
+    example are distinct, values may repeat. Each query is one of the example's keys and the
+    target after it is that key's value.
+    """
+
+    n_pairs: int = 6
+    n_queries: int = 4
+    n_keys: int = 16
+    n_values: int = 16
+
+    name = "recall"
+
+    @property
+    def vocab_size(self) -> int:
+        return self.n_keys + self.n_values
+
+    @property
+    def seq_len(self) -> int:
+        return 2 * (self.n_pairs + self.n_queries) - 1
+
+    def batch(self, rng: np.random.Generator, batch_size: int):
+        """``(tokens, targets)`` of shape (batch_size, 2 * (n_pairs + n_queries) - 1)."""
+        P, Q = self.n_pairs, self.n_queries
+        keys = np.argsort(rng.random((batch_size, self.n_keys)), axis=1)[:, :P]
+        values = self.n_keys + rng.integers(0, self.n_values, (batch_size, P))
+        which = np.argsort(rng.random((batch_size, P)), axis=1)[:, :Q] if Q <= P else \
+            rng.integers(0, P, (batch_size, Q))
+        rows = np.arange(batch_size)[:, None]
+        pairs = np.stack([keys, values], axis=2).reshape(batch_size, 2 * P)
+        queries = np.stack([keys[rows, which], values[rows, which]], axis=2)
+        seq = np.concatenate([pairs, queries.reshape(batch_size, 2 * Q)], axis=1)
+        t = np.arange(seq.shape[1] - 1)
+        scored = (t >= 2 * P) & ((t - 2 * P) % 2 == 0)      # the token after each query key
+        return _shift(seq, np.broadcast_to(scored, (batch_size, t.size)))
+
+    def decode(self, tokens) -> str:
+        return " ".join(f"k{t}" if t < self.n_keys else f"v{t - self.n_keys}" for t in tokens)
+
+    def encode(self, text: str) -> np.ndarray:
+        out = []
+        for word in text.split():
+            kind, number = word[:1], word[1:]
+            limit = self.n_keys if kind == "k" else self.n_values
+            if kind not in ("k", "v") or not number.isdigit() or int(number) >= limit:
+                raise ValueError(f"recall task: {word!r} is not a token; write keys k0 to "
+                                 f"k{self.n_keys - 1} and values v0 to v{self.n_values - 1}")
+            out.append(int(number) if kind == "k" else self.n_keys + int(number))
+        return np.array(out)
+
+
+# A small grammar, written for this project:
+#   sentence -> subject verb [object] "."       subject, object -> det [adjective] noun
+GRAMMAR = {
+    "det": ["the", "a", "one", "every"],
+    "adjective": ["small", "red", "quiet", "old", "happy"],
+    "noun": ["cat", "dog", "bird", "fox", "robot", "child"],
+    "verb_t": ["sees", "follows", "likes", "finds"],        # transitive: take an object
+    "verb_i": ["sleeps", "runs", "sings"],                  # intransitive
+}
+ALPHABET = " .abcdefghijklmnopqrstuvwxyz"
+
+
+@dataclass(frozen=True)
+class GrammarTask:
+    """Character-level text from :data:`GRAMMAR`; every next character is scored."""
+
+    length: int = 64
+
+    name = "grammar"
+    vocab_size = len(ALPHABET)
+
+    @property
+    def seq_len(self) -> int:
+        return self.length
+
+    def sentence(self, rng: np.random.Generator) -> str:
+        def phrase():
+            words = [rng.choice(GRAMMAR["det"])]
+            if rng.random() < 0.5:
+                words.append(rng.choice(GRAMMAR["adjective"]))
+            return [*words, rng.choice(GRAMMAR["noun"])]
+
+        if rng.random() < 0.7:
+            words = [*phrase(), rng.choice(GRAMMAR["verb_t"]), *phrase()]
+        else:
+            words = [*phrase(), rng.choice(GRAMMAR["verb_i"])]
+        return " ".join(str(w) for w in words) + ". "
+
+    def batch(self, rng: np.random.Generator, batch_size: int):
+        """``(tokens, targets)`` of shape (batch_size, length): a window of running text."""
+        rows = []
+        for _ in range(batch_size):
+            text = ""
+            while len(text) < self.length + 1 + 40:
+                text += self.sentence(rng)
+            start = int(rng.integers(0, 40))
+            rows.append(self.encode(text[start:start + self.length + 1]))
+        seq = np.stack(rows)
+        return _shift(seq, np.ones((batch_size, self.length), dtype=bool))
+
+    def decode(self, tokens) -> str:
+        return "".join(ALPHABET[int(t)] for t in tokens)
+
+    def encode(self, text: str) -> np.ndarray:
+        unknown = sorted(set(text) - set(ALPHABET))
+        if unknown:
+            raise ValueError(f"grammar task: characters {unknown} are not in the alphabet "
+                             f"{ALPHABET!r}")
+        return np.array([ALPHABET.index(c) for c in text])
+
+
+TASKS = {t.name: t for t in (CopyTask, RecallTask, GrammarTask)}
+
+
+def make_task(name: str, **options):
+    """The task called ``name`` (``"copy"``, ``"recall"`` or ``"grammar"``) with ``options``."""
+    if name not in TASKS:
+        raise ValueError(f"unknown task {name!r}; expected one of {sorted(TASKS)}")
+    for key, value in options.items():
+        check_int(f"make_task({name!r})", key, value, 1)
+    try:
+        return TASKS[name](**options)
+    except TypeError as err:
+        raise ValueError(f"make_task({name!r}): {err}") from None
+
+
+def task_to_dict(task) -> dict:
+    return {"name": task.name, **asdict(task)}
+
+
+def task_from_dict(data: dict):
+    """Inverse of :func:`task_to_dict`."""
+    data = dict(data)
+    return make_task(data.pop("name", None), **data)

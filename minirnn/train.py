@@ -1,0 +1,318 @@
+"""Training loop with progress, evaluation, early stopping and safe checkpoints; generation.
+
+A checkpoint is one ``.npz`` file holding the parameters (``param.<name>``), the optimiser state
+(``opt.<name>``) and, as JSON text, the model config, the task, the training config, the step,
+the random generator's state and the loss history. It is read with ``allow_pickle=False`` and
+written to a temporary file that replaces the old one only when complete, so an interrupted
+save never destroys the last good checkpoint. Resuming continues the exact same run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+import zipfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .layers import IGNORE_INDEX, cross_entropy
+from .models import build_model, config_from_dict, config_to_dict
+from .optim import AdamW, clip_grad_norm, warmup_cosine
+from .tasks import task_from_dict, task_to_dict
+
+__all__ = ["Checkpoint", "TrainConfig", "TrainResult", "evaluate", "generate",
+           "load_checkpoint", "save_checkpoint", "train"]
+
+FORMAT = "minirnn-checkpoint-1"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How to train: AdamW with warm-up and cosine decay, gradient clipping, evaluation."""
+
+    steps: int = 300
+    batch_size: int = 32
+    lr: float = 3e-3
+    warmup: int = 20
+    weight_decay: float = 0.01
+    clip: float = 1.0
+    eval_every: int = 50
+    eval_batches: int = 4
+    patience: int | None = None        # evaluations without improvement before stopping
+    seed: int = 0
+
+    def __post_init__(self):
+        for name in ("steps", "batch_size", "eval_every", "eval_batches"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"TrainConfig: {name} must be an integer >= 1, got {value!r}")
+        if not self.lr > 0 or self.warmup < 0 or self.weight_decay < 0 or not self.clip > 0:
+            raise ValueError("TrainConfig: need lr > 0, warmup >= 0, weight_decay >= 0, clip > 0")
+
+
+@dataclass
+class TrainResult:
+    params: dict
+    opt_state: dict
+    step: int
+    history: list = field(default_factory=list)    # dicts: step, loss, and eval entries
+    stopped_early: bool = False
+    tokens_per_second: float = 0.0
+
+
+@dataclass
+class Checkpoint:
+    model_config: object
+    task: object
+    train_config: TrainConfig
+    params: dict
+    opt_state: dict
+    step: int
+    rng_state: dict
+    history: list
+
+
+def evaluate(model, params: dict, task, n_batches: int = 4, batch_size: int = 32,
+             seed: int = 12345) -> dict:
+    """Mean loss and accuracy (argmax = target, on scored positions) on fixed held-out batches.
+
+    The evaluation batches come from their own generator (``seed``), so every evaluation of a
+    run, and of a resumed run, sees the same examples.
+    """
+    rng = np.random.default_rng(seed)
+    losses, correct, scored = [], 0, 0
+    for _ in range(n_batches):
+        tokens, targets = task.batch(rng, batch_size)
+        logits, _ = model.forward(params, tokens)
+        losses.append(cross_entropy(logits, targets)[0])
+        keep = targets != IGNORE_INDEX
+        correct += int(np.sum((logits.argmax(axis=-1) == targets) & keep))
+        scored += int(keep.sum())
+    return {"loss": float(np.mean(losses)), "accuracy": correct / max(scored, 1)}
+
+
+def train(model, params: dict, task, config: TrainConfig = TrainConfig(), *,
+          checkpoint: str | os.PathLike | None = None, checkpoint_every: int | None = None,
+          resume: Checkpoint | None = None, progress: bool = True,
+          log=None, callback=None) -> TrainResult:
+    """Train ``params`` (updated in place) on ``task`` for ``config.steps`` steps.
+
+    Parameters
+    ----------
+    model : RNNLM, TransformerLM or RetNetLM
+    params : dict
+        Initial parameters (ignored when ``resume`` is given).
+    task : CopyTask, RecallTask or GrammarTask
+    config : TrainConfig
+    checkpoint : path, optional
+        Where to save; written at every evaluation (or every ``checkpoint_every`` steps) and at
+        the end, atomically.
+    resume : Checkpoint, optional
+        Continue a run from :func:`load_checkpoint`; the continuation is identical to a run
+        that was never interrupted.
+    progress : bool, optional
+        Show a tqdm progress bar with loss and tokens per second.
+    log : callable, optional
+        Receives one line of text per evaluation.
+    callback : callable, optional
+        Called as ``callback(step, loss)`` after every step (an exception it raises stops
+        training; the last checkpoint written stays valid).
+
+    Returns
+    -------
+    TrainResult
+
+    Raises
+    ------
+    FloatingPointError
+        If a loss or gradient is not finite; the message names the step, and the last good
+        checkpoint (if any) is left untouched.
+    """
+    optimiser = AdamW(weight_decay=config.weight_decay)
+    if resume is not None:
+        params, opt_state, step = resume.params, resume.opt_state, resume.step
+        rng = np.random.default_rng()
+        rng.bit_generator.state = resume.rng_state
+        history = list(resume.history)
+    else:
+        opt_state, step, history = optimiser.init(params), 0, []
+        rng = np.random.default_rng(config.seed)
+    result = TrainResult(params, opt_state, step, history)
+    best, waited, seen_tokens = np.inf, 0, 0
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+        bar = tqdm(total=config.steps, initial=step, desc=f"{model.config.kind} on {task.name}",
+                   unit="step", leave=False)
+    start = time.perf_counter()
+    try:
+        while step < config.steps:
+            tokens, targets = task.batch(rng, config.batch_size)
+            loss, grads = model.loss_and_grads(params, tokens, targets)
+            grads, norm = clip_grad_norm(grads, config.clip)
+            if not (np.isfinite(loss) and np.isfinite(norm)):
+                raise FloatingPointError(
+                    f"training diverged at step {step}: loss = {loss}, gradient norm = {norm}"
+                    + (f"; the last good checkpoint {checkpoint} was kept" if checkpoint else ""))
+            lr = warmup_cosine(step, config.lr, config.warmup, config.steps)
+            optimiser.update(params, grads, opt_state, lr)
+            step += 1
+            seen_tokens += tokens.size
+            history.append({"step": step, "loss": float(loss)})
+            if callback is not None:
+                callback(step, float(loss))
+            if bar is not None:
+                rate = seen_tokens / max(time.perf_counter() - start, 1e-9)
+                bar.set_postfix(loss=f"{loss:.3f}", tok_s=f"{rate:,.0f}")
+                bar.update(1)
+            if step % config.eval_every == 0 or step == config.steps:
+                metrics = evaluate(model, params, task, config.eval_batches, config.batch_size)
+                history[-1].update({"eval_loss": metrics["loss"],
+                                    "eval_accuracy": metrics["accuracy"]})
+                if log is not None:
+                    log(f"step {step}: train loss {loss:.4f}, eval loss {metrics['loss']:.4f}, "
+                        f"accuracy {metrics['accuracy']:.3f}")
+                if checkpoint and checkpoint_every is None:
+                    _save(checkpoint, model, task, config, params, opt_state, step, rng, history)
+                if metrics["loss"] < best - 1e-4:
+                    best, waited = metrics["loss"], 0
+                else:
+                    waited += 1
+                if config.patience is not None and waited >= config.patience:
+                    result.stopped_early = True
+                    break
+            if checkpoint and checkpoint_every and step % checkpoint_every == 0:
+                _save(checkpoint, model, task, config, params, opt_state, step, rng, history)
+    finally:
+        if bar is not None:
+            bar.close()
+    if checkpoint:
+        _save(checkpoint, model, task, config, params, opt_state, step, rng, history)
+    result.step = step
+    result.tokens_per_second = seen_tokens / max(time.perf_counter() - start, 1e-9)
+    return result
+
+
+def _save(path, model, task, config, params, opt_state, step, rng, history):
+    save_checkpoint(path, Checkpoint(model.config, task, config, params, opt_state, step,
+                                     rng.bit_generator.state, history))
+
+
+def save_checkpoint(path: str | os.PathLike, ckpt: Checkpoint) -> None:
+    """Write ``ckpt`` to ``path`` atomically (temporary file in the same folder, then rename).
+
+    Raises
+    ------
+    OSError
+        If the folder is missing or not writable (the old file, if any, is untouched).
+    """
+    path = Path(path)
+    meta = {"format": FORMAT, "model": config_to_dict(ckpt.model_config),
+            "task": task_to_dict(ckpt.task), "train": asdict(ckpt.train_config),
+            "step": int(ckpt.step), "rng": ckpt.rng_state, "history": ckpt.history}
+    arrays = {f"param.{k}": v for k, v in ckpt.params.items()}
+    arrays.update({f"opt.{k}": v for k, v in ckpt.opt_state.items()})
+    arrays["meta"] = np.array(json.dumps(meta))
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
+    """Read a checkpoint written by :func:`save_checkpoint`.
+
+    Raises
+    ------
+    ValueError
+        If the file is not a minirnn checkpoint, is truncated or corrupt, or its parameters do
+        not match its model config. The message names the file.
+    FileNotFoundError
+        If there is no such file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint file at {path}")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {key: data[key] for key in data.files}
+        meta = json.loads(str(arrays.pop("meta")))
+    except (zipfile.BadZipFile, OSError, EOFError, KeyError, ValueError) as err:
+        raise ValueError(f"{path} is not a readable minirnn checkpoint ({err})") from None
+    if meta.get("format") != FORMAT:
+        raise ValueError(f"{path} has format {meta.get('format')!r}, expected {FORMAT!r}")
+    model_config = config_from_dict(meta["model"])
+    params = {k[6:]: v for k, v in arrays.items() if k.startswith("param.")}
+    opt_state = {k[4:]: v for k, v in arrays.items() if k.startswith("opt.")}
+    expected = build_model(model_config).init(0, np.float32)
+    wrong = sorted(k for k in expected.keys() | params.keys()
+                   if k not in params or k not in expected or params[k].shape != expected[k].shape)
+    if wrong:
+        raise ValueError(f"{path}: parameters do not match the {model_config.kind} config "
+                         f"{model_config}: mismatched {wrong[:5]}")
+    return Checkpoint(model_config, task_from_dict(meta["task"]), TrainConfig(**meta["train"]),
+                      params, opt_state, int(meta["step"]), meta["rng"], meta["history"])
+
+
+def generate(model, params: dict, prompt, n_tokens: int, temperature: float = 1.0,
+             top_k: int | None = None, seed: int = 0) -> np.ndarray:
+    """Continue ``prompt`` by ``n_tokens`` sampled tokens.
+
+    The prompt is processed in one call (``model.start``: the RNN runs its recurrence, the
+    transformer fills its KV caches, RetNet uses its parallel or chunkwise form); then each new
+    token costs one ``model.step`` (O(1) for the RNN and RetNet, O(t) for the transformer).
+
+    Parameters
+    ----------
+    model, params
+    prompt : array of int, shape (T,) or (B, T)
+    n_tokens : int
+    temperature : float, optional
+        0 picks the most likely token (greedy); larger values flatten the distribution.
+    top_k : int, optional
+        Sample only among the ``top_k`` most likely tokens.
+    seed : int, optional
+
+    Returns
+    -------
+    ndarray of int, shape (T + n_tokens,) or (B, T + n_tokens)
+    """
+    prompt = np.asarray(prompt)
+    single = prompt.ndim == 1
+    tokens = prompt[None] if single else prompt
+    if n_tokens < 0 or temperature < 0 or (top_k is not None and top_k < 1):
+        raise ValueError(f"generate: need n_tokens >= 0, temperature >= 0, top_k >= 1; got "
+                         f"{n_tokens}, {temperature}, {top_k}")
+    rng = np.random.default_rng(seed)
+    logits, state = model.start(params, tokens)
+    logits = logits[:, -1]
+    out = [tokens]
+    for i in range(n_tokens):
+        nxt = _sample(logits.astype(np.float64), temperature, top_k, rng)
+        out.append(nxt[:, None])
+        if i + 1 < n_tokens:
+            logits, state = model.step(params, nxt, state)
+    result = np.concatenate(out, axis=1)
+    return result[0] if single else result
+
+
+def _sample(logits, temperature, top_k, rng):
+    if temperature == 0:
+        return logits.argmax(axis=-1)
+    z = logits / temperature
+    if top_k is not None and top_k < z.shape[-1]:
+        cut = np.sort(z, axis=-1)[:, -top_k][:, None]
+        z = np.where(z >= cut, z, -np.inf)
+    p = np.exp(z - z.max(axis=-1, keepdims=True))
+    p /= p.sum(axis=-1, keepdims=True)
+    return np.array([rng.choice(p.shape[-1], p=row) for row in p])

@@ -1,0 +1,113 @@
+import numpy as np
+import pytest
+from helpers import GRAD_FLOOR, assert_gradcheck
+from hypothesis import given
+from hypothesis import strategies as st
+
+from minirnn import check_gradients
+from minirnn.layers import (
+    IGNORE_INDEX,
+    cross_entropy,
+    embedding_backward,
+    embedding_forward,
+    ffn_backward,
+    ffn_forward,
+    gelu_backward,
+    gelu_forward,
+    layer_norm_backward,
+    layer_norm_forward,
+    linear_backward,
+    linear_forward,
+)
+
+seeds = st.integers(0, 2**16)
+
+
+@given(seeds, st.integers(1, 3), st.integers(1, 4), st.integers(1, 5), st.booleans())
+def test_linear_gradcheck(seed, B, Din, Dout, bias):
+    rng = np.random.default_rng(seed)
+    params = {"W": rng.standard_normal((Din, Dout))}
+    if bias:
+        params["b"] = rng.standard_normal(Dout)
+    report = check_gradients(linear_forward, lambda d, c: linear_backward(d, c, bias=bias),
+                             {"x": rng.standard_normal((B, 2, Din))}, params, seed=seed,
+                             floor=GRAD_FLOOR)
+    assert_gradcheck(report)
+
+
+@given(seeds, st.integers(2, 6))
+def test_layer_norm_and_ffn_gradcheck(seed, D):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((2, 3, D))
+    ln = {"g": 1 + 0.3 * rng.standard_normal(D), "b": 0.3 * rng.standard_normal(D)}
+    assert_gradcheck(check_gradients(layer_norm_forward, layer_norm_backward, {"x": x}, ln,
+                                     seed=seed, floor=GRAD_FLOOR))
+    ffn = {"W1": rng.standard_normal((D, 5)) / np.sqrt(D), "b1": 0.1 * rng.standard_normal(5),
+           "W2": rng.standard_normal((5, D)) / np.sqrt(5), "b2": 0.1 * rng.standard_normal(D)}
+    assert_gradcheck(check_gradients(ffn_forward, ffn_backward, {"x": x}, ffn, seed=seed,
+                                     floor=GRAD_FLOOR))
+
+
+def test_gelu_values_and_gradient():
+    x = np.linspace(-5, 5, 41)
+    y, _cache = gelu_forward(x)
+    from math import erf
+    exact = np.array([0.5 * v * (1 + erf(v / np.sqrt(2))) for v in x])
+    assert np.max(np.abs(y - exact)) < 1e-3              # the tanh form is close to x Phi(x)
+    report = check_gradients(gelu_forward, gelu_backward, {"x": x.reshape(1, -1)})
+    assert report["x"] < 1e-9
+
+
+@given(seeds, st.integers(2, 5), st.integers(1, 4))
+def test_embedding_scatter_adds_repeated_tokens(seed, V, D):
+    rng = np.random.default_rng(seed)
+    W = rng.standard_normal((V, D))
+    tokens = rng.integers(0, V, (3, 6))
+    tokens[0, :3] = 1                                   # make sure some ids repeat
+    y, cache = embedding_forward(tokens, W)
+    np.testing.assert_array_equal(y, W[tokens])
+    dy = rng.standard_normal(y.shape)
+    dW = embedding_backward(dy, cache)
+    expected = np.zeros_like(W)
+    for b in range(3):
+        for t in range(6):
+            expected[tokens[b, t]] += dy[b, t]
+    np.testing.assert_allclose(dW, expected, rtol=1e-12, atol=1e-12)
+
+
+@given(seeds, st.integers(2, 7))
+def test_cross_entropy_matches_definition_and_gradcheck(seed, V):
+    rng = np.random.default_rng(seed)
+    logits = 3 * rng.standard_normal((2, 4, V))
+    targets = rng.integers(0, V, (2, 4))
+    targets[1, 2] = IGNORE_INDEX
+    loss, dlogits = cross_entropy(logits, targets)
+    keep = targets != IGNORE_INDEX
+    p = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
+    manual = -np.mean(np.log(p[keep, targets[keep]]))
+    assert abs(loss - manual) < 1e-12
+    assert np.all(dlogits[1, 2] == 0)                   # ignored position gets no gradient
+    num = np.zeros_like(logits)
+    for idx in np.ndindex(logits.shape):
+        old = logits[idx]
+        logits[idx] = old + 1e-6
+        plus = cross_entropy(logits, targets)[0]
+        logits[idx] = old - 1e-6
+        minus = cross_entropy(logits, targets)[0]
+        logits[idx] = old
+        num[idx] = (plus - minus) / 2e-6
+    np.testing.assert_allclose(dlogits, num, atol=1e-8)
+
+
+def test_cross_entropy_extremes_and_errors():
+    loss, d = cross_entropy(np.array([[[1e4, -1e4, 0.0]]]), np.array([[0]]))
+    assert np.isfinite(loss) and np.all(np.isfinite(d))
+    assert cross_entropy(np.zeros((1, 2, 3)), np.full((1, 2), IGNORE_INDEX))[0] == 0.0
+    with pytest.raises(ValueError, match=r"targets has ids outside \[0, 3\)"):
+        cross_entropy(np.zeros((1, 2, 3)), np.array([[0, 3]]))
+    with pytest.raises(TypeError, match="targets must be an integer array"):
+        cross_entropy(np.zeros((1, 2, 3)), np.zeros((1, 2)))
+    with pytest.raises(ValueError, match=r"tokens has ids outside \[0, 4\)"):
+        embedding_forward(np.array([[5]]), np.zeros((4, 2)))
+    with pytest.raises(ValueError, match=r"params\['W'\] .* Din = 3, but x .* Din = 2"):
+        linear_forward(np.zeros((1, 2)), {"W": np.zeros((3, 4))})
