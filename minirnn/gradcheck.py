@@ -145,7 +145,7 @@ def check_gradients(forward: Callable, backward: Callable, inputs: Mapping[str, 
         finite-difference noise of about 1e-10 against an analytic 1e-18 reads as a relative
         error of 1. With ``floor > 0`` the denominator of (G.2) is at least ``floor`` times the
         largest gradient magnitude of the whole check (eq. (G.3)), so such arrays are judged in
-        absolute terms; ``1e-2`` is a good choice.
+        absolute terms; ``0.1`` is a good choice (what the tests use).
 
     Returns
     -------

@@ -35,7 +35,9 @@ def test_linear_gradcheck(seed, B, Din, Dout, bias):
     assert_gradcheck(report)
 
 
-@given(seeds, st.integers(2, 6))
+# D >= 3: with two features layer norm maps every input to about (+1, -1), and its gradient is
+# ~0 except where the two nearly coincide, where it is huge and finite differences unreliable
+@given(seeds, st.integers(3, 6))
 def test_layer_norm_and_ffn_gradcheck(seed, D):
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((2, 3, D))
