@@ -123,8 +123,10 @@ def softmax_backward(dy: np.ndarray, cache: SoftmaxCache) -> np.ndarray:
     for i, size in enumerate(cache.y.shape):
         s.bind(f"n{i}", size, "cache.y")
     dy = s.array("dy", dy, " ".join(f"n{i}" for i in range(cache.y.ndim)))
+    # --- exercise: softmax_backward ---
     y = cache.y
     return y * (dy - np.sum(dy * y, axis=cache.axis, keepdims=True))
+    # --- end ---
 
 
 # --- scaled dot-product attention ------------------------------------------------------------
@@ -176,12 +178,14 @@ def _attention(q, k, v, causal: bool):
 
 def _attention_backward(dout, cache: AttentionCache):
     """Eqs. (A.6)-(A.8); masked entries have P = 0, so they get no gradient."""
+    # --- exercise: attention_backward ---
     dv = np.swapaxes(cache.probs, -1, -2) @ dout                   # (A.6)
     dprobs = dout @ np.swapaxes(cache.v, -1, -2)                   # (A.6)
     dscores = cache.probs * (dprobs - np.sum(dprobs * cache.probs, axis=-1, keepdims=True))
     dq = (dscores @ cache.k) * cache.scale                         # (A.8)
     dk = (np.swapaxes(dscores, -1, -2) @ cache.q) * cache.scale    # (A.8)
     return dq, dk, dv
+    # --- end ---
 
 
 def attention_forward(q: np.ndarray, k: np.ndarray, v: np.ndarray,
@@ -504,8 +508,10 @@ def mha_step(x: np.ndarray, params: dict[str, np.ndarray], n_heads: int,
     elif cache.k.shape[:2] != (B, n_heads) or cache.k.shape[3] * n_heads != D:
         raise ValueError(f"mha_step: cache holds keys of shape (B, h, T, d) = {cache.keys.shape},"
                          f" which does not fit x with B = {B}, D = {D} and n_heads = {n_heads}")
+    # --- exercise: kv_cache_step ---
     q, k, v = (_split_heads(_project(x, p, name), n_heads) for name in "qkv")
     cache.append(k, v)
     out, _ = _attention(q, cache.keys, cache.values, causal=True)
     y = _project(_merge_heads(out), p, "o")
     return (y[:, 0] if one_token else y), cache
+    # --- end ---

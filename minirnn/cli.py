@@ -3,6 +3,7 @@
 - ``tour``: check every mechanism by the numbers, train the three models, time decoding.
 - ``train``: train one model on one task, with a progress bar and checkpoints.
 - ``generate``: continue a prompt with a trained checkpoint.
+- ``exercise list|start NAME`` and ``grade FILE``: classroom exercises, graded offline.
 
 Errors in what the user asked for end with one line on stderr and a non-zero exit code.
 """
@@ -85,7 +86,44 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--temperature", type=float, default=0.8)
     gen.add_argument("--top-k", type=_positive, default=None)
     gen.add_argument("--seed", type=int, default=0)
+    exercise = sub.add_parser("exercise", help="list or start classroom exercises",
+                              description="Classroom exercises graded offline.")
+    ex_sub = exercise.add_subparsers(dest="action", metavar="ACTION")
+    ex_sub.required = True
+    ex_sub.add_parser("list", help="show the exercises")
+    start = ex_sub.add_parser("start", help="write the stub file of an exercise")
+    start.add_argument("name")
+    start.add_argument("--dir", type=Path, default=Path("."), help="folder (default: here)")
+
+    grade = sub.add_parser("grade", help="grade an exercise file",
+                           description="Run the checks of an exercise on your file.")
+    grade.add_argument("file", type=Path)
     return parser
+
+
+def _exercise(args) -> int:
+    from .exercises import exercise_list, start_exercise
+    from .tour import table
+
+    if args.action == "list":
+        print(table(["exercise", "difficulty", "goal"], [list(r) for r in exercise_list()]))
+        print("\nStart one with: python -m minirnn exercise start NAME")
+        return 0
+    if not args.dir.is_dir():
+        raise ValueError(f"--dir {args.dir} is not a folder")
+    path = start_exercise(args.name, args.dir)
+    print(f"wrote {path}; implement the TODO parts, then run: python -m minirnn grade {path}")
+    return 0
+
+
+def _grade(args) -> int:
+    from .exercises import grade
+
+    if not args.file.is_file():
+        raise FileNotFoundError(f"no such file: {args.file}")
+    report = grade(args.file)
+    print(report.text())
+    return 0 if report.passed else 1
 
 
 def _model_config(args, vocab_size):
@@ -163,8 +201,9 @@ def main(argv: list[str] | None = None) -> int:
         from .tour import run_tour
 
         return 0 if run_tour(seed=args.seed, steps=args.steps) else 1
+    commands = {"train": _train, "generate": _generate, "exercise": _exercise, "grade": _grade}
     try:
-        return _train(args) if args.command == "train" else _generate(args)
+        return commands[args.command](args)
     except (ValueError, TypeError, OSError, FloatingPointError) as err:
         print(f"minirnn {args.command}: error: {err}", file=sys.stderr)
         return 1

@@ -200,11 +200,13 @@ def group_norm_backward(dy: np.ndarray, cache: GroupNormCache):
 
 
 def _group_norm_backward(dy, cache):
+    # --- exercise: group_norm_backward ---
     axes = tuple(range(dy.ndim - 2))
     g = dy * cache.w
     dx = (g - g.mean(axis=-1, keepdims=True)
           - cache.xhat * (g * cache.xhat).mean(axis=-1, keepdims=True)) / cache.sigma
     return dx, (dy * cache.xhat).sum(axis=axes), dy.sum(axis=axes)
+    # --- end ---
 
 
 # --- the layer --------------------------------------------------------------------------------

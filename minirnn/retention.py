@@ -171,6 +171,7 @@ def _score_normaliser_backward(dout, out, r, c, normalize):
 
 def _advance(S, z, s, k, v, gamma, dtype):
     """State after L more tokens: the chunk update of eq. (R.4), for S, z and s."""
+    # --- exercise: retention_chunkwise ---
     L = k.shape[2]
     p = _powers(gamma, L)
     zeta = p[:, L - 1::-1]                                   # zeta_j = gamma^(L-1-j), (h, L)
@@ -179,6 +180,7 @@ def _advance(S, z, s, k, v, gamma, dtype):
     S = gL[None, :, None, None] * S + np.swapaxes(kz, -1, -2) @ v
     z = gL[None, :, None] * z + kz.sum(axis=2)
     return S, z, p[:, L] * s + p[:, :L].sum(axis=1)
+    # --- end ---
 
 
 def retention_final_state(k: np.ndarray, v: np.ndarray, gamma,
@@ -335,6 +337,7 @@ def retention_parallel_backward(dout: np.ndarray, cache: ParallelCache):
     dv : ndarray, shape (B, h, T, dv)
     """
     dout = _check_dout("retention_parallel_backward", dout, cache.out)
+    # --- exercise: retention_parallel_backward ---
     dP, dr = _score_normaliser_backward(dout, cache.out, cache.r, cache.c, cache.normalize)
     dv = np.swapaxes(cache.R, -1, -2) @ dP
     dR = dP @ np.swapaxes(cache.v, -1, -2) + dr[..., None]
@@ -342,6 +345,7 @@ def retention_parallel_backward(dout: np.ndarray, cache: ParallelCache):
     dq = (dA @ cache.k) * cache.scale
     dk = np.swapaxes(dA, -1, -2) @ cache.q
     return dq, dk, dv
+    # --- end ---
 
 
 # --- recurrent form ---------------------------------------------------------------------------
@@ -382,6 +386,7 @@ def retention_recurrent(q: np.ndarray, k: np.ndarray, v: np.ndarray, gamma,
     a = np.ones((h, T), dtype=dtype)
     r = np.empty((B, h, T), dtype=dtype)
     out = np.empty((B, h, T, v.shape[-1]), dtype=dtype)
+    # --- exercise: retention_recurrent ---
     for n in range(T):                                              # the recurrence (R.7)
         S = gd[:, None, None] * S + k[:, :, n, :, None] * v[:, :, n, None, :]
         z = gd[:, None] * z + k[:, :, n]
@@ -392,6 +397,7 @@ def retention_recurrent(q: np.ndarray, k: np.ndarray, v: np.ndarray, gamma,
         out[:, :, n] = a[:, n, None] * np.einsum("bhd,bhde->bhe", qn, S)
         r[:, :, n] = a[:, n] * np.sum(qn * z, axis=-1)
         S_all[:, :, n], z_all[:, :, n] = S, z
+    # --- end ---
     c = _score_normaliser(r, normalize)
     out /= c[..., None]
     final = RetentionState(S, z, count, position + T)
@@ -445,6 +451,7 @@ def retention_recurrent_backward(dout: np.ndarray, cache: RecurrentCache,
 
 def _chunk_terms(c: ChunkwiseCache, i: int):
     """Recompute the per-chunk quantities of eq. (R.8) for chunk ``i``."""
+    # --- exercise: retention_chunkwise ---
     start, stop = c.bounds[i]
     L = stop - start
     dtype = c.q.dtype
@@ -455,6 +462,7 @@ def _chunk_terms(c: ChunkwiseCache, i: int):
     qc, kc, vc = (x[:, :, start:stop] for x in (c.q, c.k, c.v))
     inner = (qc @ np.swapaxes(kc, -1, -2)) * decay_mask(c.gamma, L).astype(dtype)
     return start, stop, qc, kc, vc, xi, a, inner
+    # --- end ---
 
 
 def retention_chunkwise(q: np.ndarray, k: np.ndarray, v: np.ndarray, gamma, chunk_size: int,
@@ -497,11 +505,13 @@ def retention_chunkwise(q: np.ndarray, k: np.ndarray, v: np.ndarray, gamma, chun
         c.S_prev.append(S)
         c.z_prev.append(z)
         c.s_prev.append(count)
+        # --- exercise: retention_chunkwise ---
         start, stop, qc, kc, vc, xi, a, inner = _chunk_terms(c, i)
         cross = xi[None, :, :, None] * (qc @ S)                      # (B, h, L, dv)
         c.out[:, :, start:stop] = a[None, :, :, None] * (inner @ vc + cross)
         c.r[:, :, start:stop] = a * (inner.sum(axis=-1) + xi * np.einsum("bhjd,bhd->bhj", qc, z))
         S, z, count = _advance(S, z, count, kc, vc, g, dtype)
+        # --- end ---
     cn = _score_normaliser(c.r, normalize)
     c.out[...] /= cn[..., None]
     cache = c._replace(c=cn)

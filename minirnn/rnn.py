@@ -138,11 +138,13 @@ def rnn_step_backward(dh: np.ndarray, cache: RNNStepCache):
     s.bind("B", cache.h.shape[0], "cache.h")
     s.bind("H", cache.h.shape[1], "cache.h")
     dh = s.array("dh", dh, "B H")
+    # --- exercise: rnn_step_backward ---
     da = dh * (1.0 - cache.h ** 2)                       # (RNN.4): tanh'(a) = 1 - tanh(a)^2
     dx = da @ cache.Wx.T                                 # (RNN.6)
     dh_prev = da @ cache.Wh.T                            # (RNN.3) for the previous step
     grads = {"Wx": cache.x.T @ da, "Wh": cache.h_prev.T @ da, "b": da.sum(axis=0)}  # (RNN.5)
     return dx, dh_prev, grads
+    # --- end ---
 
 
 def rnn_forward(x: np.ndarray, h0: np.ndarray,
@@ -209,6 +211,7 @@ def rnn_backward(dh: np.ndarray, cache: RNNCache):
     for letter, size in zip("BTH", cache.h.shape):
         s.bind(letter, size, "cache.h")
     dh = s.array("dh", dh, "B T H")
+    # --- exercise: rnn_backward ---
     h = cache.h
     da = np.empty(np.broadcast_shapes(h.shape, dh.shape), dtype=result_dtype(h, dh))
     da_next_WhT = np.zeros_like(da[:, 0])                # da_{t+1} Wh^T, zero after the last step
@@ -225,3 +228,4 @@ def rnn_backward(dh: np.ndarray, cache: RNNCache):
     dx = da @ cache.Wx.T                                             # (RNN.6)
     dh0 = da_next_WhT                                                # (RNN.6): da_1 Wh^T
     return dx, dh0, grads
+    # --- end ---

@@ -33,12 +33,14 @@ from pathlib import Path
 
 from markdown import Extension
 from markdown.postprocessors import Postprocessor
+from markdown.treeprocessors import Treeprocessor
 
 log = logging.getLogger("mkdocs.extensions.minirnn_mathjax")
 
 WORKER = Path(__file__).with_name("mathjax_worker.mjs")
 MATH = re.compile(
-    r'<(?P<tag>span|div) class="arithmatex">(?P<body>.*?)</(?P=tag)>', re.DOTALL
+    r'<(?P<tag>span|div) class="arithmatex"(?P<id> id="[^"]*")?>(?P<body>.*?)</(?P=tag)>',
+    re.DOTALL,
 )
 DELIMITERS = {r"\(": r"\)", r"\[": r"\]", "$$": "$$", "$": "$"}
 TAG = re.compile(r"\\tag\{([^}]*)\}")
@@ -95,10 +97,7 @@ class MathJaxPostprocessor(Postprocessor):
         for match, item, rendered in zip(matches, items, reply["items"]):
             if rendered["error"]:
                 log.warning("TeX error %r in: %s", rendered["error"], item["tex"][:200])
-            anchor = ""
-            tag = TAG.search(item["tex"])
-            if item["display"] and tag:
-                anchor = ' id="eq-' + re.sub(r"[^A-Za-z0-9]+", "-", tag[1]).strip("-") + '"'
+            anchor = match["id"] or ""
             tag_name = match["tag"]
             pieces += [text[end:match.start()],
                        f'<{tag_name} class="arithmatex" data-mathjax="svg"{anchor}>'
@@ -108,8 +107,27 @@ class MathJaxPostprocessor(Postprocessor):
         return "".join(pieces)
 
 
+def anchor_of(tex: str) -> str | None:
+    """``eq-RNN-3`` for TeX containing ``\\tag{RNN.3}``."""
+    tag = TAG.search(tex)
+    return "eq-" + re.sub(r"[^A-Za-z0-9]+", "-", tag[1]).strip("-") if tag else None
+
+
+class EquationAnchors(Treeprocessor):
+    """Give each tagged display equation an id while the page is still a tree, so MkDocs sees
+    it when it validates ``#eq-...`` links (runs before MkDocs collects anchors, priority 5)."""
+
+    def run(self, root):
+        for element in root.iter("div"):
+            if element.get("class") == "arithmatex" and element.text:
+                anchor = anchor_of(element.text)
+                if anchor:
+                    element.set("id", anchor)
+
+
 class MathJaxExtension(Extension):
     def extendMarkdown(self, md):
+        md.treeprocessors.register(EquationAnchors(md), "minirnn_equation_anchors", 10)
         md.postprocessors.register(MathJaxPostprocessor(md), "minirnn_mathjax", 0)
 
 

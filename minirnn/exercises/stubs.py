@@ -1,0 +1,132 @@
+"""Exercise files made from the library's own source, so stubs never drift from solutions.
+
+A solution region in the library is marked with one comment line before and one after::
+
+    # --- exercise: rnn_step_backward ---
+    da = dh * (1.0 - cache.h ** 2)
+    ...
+    # --- end ---
+
+:func:`exercise_source` copies the functions that hold an exercise's regions into a standalone
+module (with the imports they need) and either keeps the regions (the solution) or replaces
+each by ``raise NotImplementedError(...)`` (the stub). Mistakes for the grader's diagnostics are
+made the same way, by replacing a few characters inside the solution.
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import importlib
+import inspect
+import re
+import textwrap
+import types
+
+START = re.compile(r"^(?P<indent>\s*)# --- exercise: (?P<name>\w+) ---\s*$")
+END = re.compile(r"^\s*# --- end ---\s*$")
+
+
+def _functions(exercise):
+    module = importlib.import_module(exercise.module)
+    return module, [getattr(module, name) for name in exercise.functions]
+
+
+def _region_text(source: str, name: str) -> list[str]:
+    """The lines of every region called ``name`` in ``source``."""
+    out, inside = [], False
+    for line in source.splitlines():
+        match = START.match(line)
+        if match and match["name"] == name:
+            inside = True
+        elif inside and END.match(line):
+            inside = False
+        elif inside:
+            out.append(line)
+    return out
+
+
+def _rewrite(source: str, name: str, stub_message: str | None) -> str:
+    """Drop the markers; with ``stub_message`` replace each region's body by a raise."""
+    lines, inside = [], False
+    for line in source.splitlines():
+        match = START.match(line)
+        if match and match["name"] == name:
+            inside = True
+            if stub_message is not None:
+                lines.append(f"{match['indent']}# TODO: your code here")
+                lines.append(f"{match['indent']}raise NotImplementedError({stub_message!r})")
+            continue
+        if inside and END.match(line):
+            inside = False
+            continue
+        if START.match(line) or END.match(line):
+            continue                                  # markers of other exercises
+        if not inside or stub_message is None:
+            lines.append(line)
+    return "\n".join(lines) + "\n"
+
+
+def _imports(module, sources: list[str], defined: set[str]) -> list[str]:
+    """``from module import name`` for every global the functions use and do not define."""
+    used = set()
+    for src in sources:
+        for node in ast.walk(ast.parse(src)):
+            if isinstance(node, ast.Name):
+                used.add(node.id)
+    names = sorted(n for n in used if n not in defined and hasattr(module, n)
+                   and not hasattr(builtins, n) and n != "np")
+    lines = ["import numpy as np", ""]
+    if names:
+        lines.append(f"from {module.__name__} import (  # noqa: F401")
+        lines += [f"    {n}," for n in names]
+        lines.append(")")
+    return lines
+
+
+def exercise_source(exercise, solution: bool = False, replacements=()) -> str:
+    """Text of the exercise module: the stub, or the solution (optionally with a mistake).
+
+    Parameters
+    ----------
+    exercise : Exercise
+    solution : bool
+        Keep the solution regions instead of replacing them.
+    replacements : sequence of (old, new)
+        Applied to the solution's regions (each ``old`` must occur there): how the grader
+        builds a known mistake.
+    """
+    module, functions = _functions(exercise)
+    sources = [textwrap.dedent(inspect.getsource(f)) for f in functions]
+    for old, new in replacements:
+        hits = [i for i, s in enumerate(sources) if old in "\n".join(_region_text(s, exercise.name))]
+        if not hits:
+            raise ValueError(f"mistake replacement {old!r} is not in the solution of "
+                             f"{exercise.name}")
+        sources[hits[0]] = sources[hits[0]].replace(old, new, 1)
+    message = None if solution else (f"implement eq. {exercise.equations} "
+                                     f"(docs: {exercise.page})")
+    bodies = [_rewrite(s, exercise.name, message) for s in sources]
+    header = [
+        f'"""Exercise {exercise.name}: {exercise.goal}',
+        "",
+        f"Implement the parts marked TODO: eq. {exercise.equations} on the docs page",
+        f"{exercise.page}. Do not change the function signatures.",
+        f"Check your work with:  python -m minirnn grade {exercise.name}.py",
+        '"""',
+        "",
+        "from __future__ import annotations",
+        "",
+        f"EXERCISE = {exercise.name!r}",
+        "",
+    ]
+    defined = {f.__name__ for f in functions}
+    return "\n".join(header + _imports(module, sources, defined)) + "\n\n\n" + \
+        "\n\n".join(bodies)
+
+
+def load_source(text: str, name: str = "student") -> types.ModuleType:
+    """Execute module text into a fresh module object (used for solutions and mistakes)."""
+    module = types.ModuleType(name)
+    exec(compile(text, f"<{name}>", "exec"), module.__dict__)
+    return module
