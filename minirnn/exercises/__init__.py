@@ -18,7 +18,7 @@ __all__ = ["BY_NAME", "EXERCISES", "Check", "Exercise", "Mistake", "Report", "ex
 def exercise_list() -> list[tuple[str, str, str]]:
     """``(name, difficulty, goal)`` of every exercise, in the suggested order."""
     rows = [(e.name, e.difficulty, e.goal) for e in EXERCISES]
-    return rows + [(PROPERTY_NAME, "3", PROPERTY_GOAL)]
+    return [*rows, (PROPERTY_NAME, "3", PROPERTY_GOAL)]
 
 
 def start_exercise(name: str, directory=".") -> "Path":  # noqa: F821

@@ -122,8 +122,8 @@ def _compare(student: dict, solution: dict, mistakes: list) -> Check:
         if all(rel_error(student[k], outputs[k]) <= 1e-6 for k in solution):
             return Check("matches the correct result", False, f"Likely mistake: {message}")
     first = [k for k in bad if k.endswith("(case 0)")] or bad[:1]
-    lines = [f"{k.replace(' (case 0)', '')} {_explain(np.asarray(student[k]), np.asarray(solution[k]))}"
-             for k in first]
+    lines = [f"{k.replace(' (case 0)', '')} "
+             f"{_explain(np.asarray(student[k]), np.asarray(solution[k]))}" for k in first]
     return Check("matches the correct result", False, "\n".join(lines))
 
 

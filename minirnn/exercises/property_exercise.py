@@ -72,7 +72,8 @@ def grade_property(module, path: str):
         checks.append(Check("passes the correct implementation", False, message))
     exercise = BY_NAME["retention_chunkwise"]
     for mistake in exercise.mistakes[:2]:
-        buggy = load_source(exercise_source(exercise, True, mistake.replacements)).retention_chunkwise
+        buggy = load_source(exercise_source(exercise, True, mistake.replacements))
+        buggy = buggy.retention_chunkwise
         label = "catches a buggy implementation (" + mistake.message.split(":")[0] + ")"
         try:
             func(buggy)

@@ -99,7 +99,8 @@ def exercise_source(exercise, solution: bool = False, replacements=()) -> str:
     module, functions = _functions(exercise)
     sources = [textwrap.dedent(inspect.getsource(f)) for f in functions]
     for old, new in replacements:
-        hits = [i for i, s in enumerate(sources) if old in "\n".join(_region_text(s, exercise.name))]
+        hits = [i for i, s in enumerate(sources)
+                if old in "\n".join(_region_text(s, exercise.name))]
         if not hits:
             raise ValueError(f"mistake replacement {old!r} is not in the solution of "
                              f"{exercise.name}")
