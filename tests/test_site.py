@@ -66,10 +66,13 @@ CHECK_PAGE = """() => {
   const math = [...document.querySelectorAll('.arithmatex')];
   const unrendered = math.filter(n => !n.querySelector('mjx-container')).length;
   const errors = document.querySelectorAll('mjx-merror, [data-mjx-error]').length;
-  const red = [...document.querySelectorAll('mjx-container [fill="red"], mjx-container [color="red"]')].length;
-  const text = document.querySelector('.md-content') ? document.querySelector('.md-content').innerText : '';
+  const red = document.querySelectorAll(
+      'mjx-container [fill="red"], mjx-container [color="red"]').length;
+  const content = document.querySelector('.md-content');
+  const text = content ? content.innerText : '';
   const rawTex = /\\\\\\(|\\\\\\[|\\\\begin\\{/.test(text);
-  const images = [...document.images].filter(i => !i.complete || i.naturalWidth === 0).map(i => i.src);
+  const images = [...document.images]
+      .filter(i => !i.complete || i.naturalWidth === 0).map(i => i.src);
   const badLinks = [...document.querySelectorAll('a[href^="#eq-"]')]
       .filter(a => !document.getElementById(a.getAttribute('href').slice(1))).length;
   return {math: math.length, unrendered, errors, red, rawTex, images, badLinks};
