@@ -4,6 +4,7 @@
 - ``train``: train one model on one task, with a progress bar and checkpoints.
 - ``generate``: continue a prompt with a trained checkpoint.
 - ``exercise list|start NAME`` and ``grade FILE``: classroom exercises, graded offline.
+- ``step MECHANISM``: follow a tiny example number by number.
 
 Errors in what the user asked for end with one line on stderr and a non-zero exit code.
 """
@@ -95,6 +96,19 @@ def build_parser() -> argparse.ArgumentParser:
     start.add_argument("name")
     start.add_argument("--dir", type=Path, default=Path("."), help="folder (default: here)")
 
+    step = sub.add_parser("step", help="follow a tiny example number by number",
+                          description="Run a mechanism on a tiny example and show every "
+                                      "intermediate array, step by step.")
+    step.add_argument("mechanism", choices=["rnn", "attention", "retention", "msr"])
+    step.add_argument("--form", choices=["parallel", "recurrent", "chunkwise"],
+                      default="recurrent", help="retention and msr only (default recurrent)")
+    step.add_argument("--chunk-size", type=_positive, default=2)
+    step.add_argument("--T", type=_positive, default=4, help="sequence length (default 4)")
+    step.add_argument("--d", type=_positive, default=2, help="width (default 2)")
+    step.add_argument("--seed", type=int, default=0)
+    step.add_argument("--backward", action="store_true", help="step through the backward too")
+    step.add_argument("--no-pause", action="store_true", help="print everything at once")
+
     grade = sub.add_parser("grade", help="grade an exercise file",
                            description="Run the checks of an exercise on your file.")
     grade.add_argument("file", type=Path)
@@ -124,6 +138,14 @@ def _grade(args) -> int:
     report = grade(args.file)
     print(report.text())
     return 0 if report.passed else 1
+
+
+def _step(args) -> int:
+    from .explore import run_explorer
+
+    run_explorer(args.mechanism, args.form, args.chunk_size, args.T, args.d, args.seed,
+                 args.backward, pause=False if args.no_pause else None)
+    return 0
 
 
 def _model_config(args, vocab_size):
@@ -201,7 +223,8 @@ def main(argv: list[str] | None = None) -> int:
         from .tour import run_tour
 
         return 0 if run_tour(seed=args.seed, steps=args.steps) else 1
-    commands = {"train": _train, "generate": _generate, "exercise": _exercise, "grade": _grade}
+    commands = {"train": _train, "generate": _generate, "exercise": _exercise, "grade": _grade,
+                "step": _step}
     try:
         return commands[args.command](args)
     except (ValueError, TypeError, OSError, FloatingPointError) as err:
