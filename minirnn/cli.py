@@ -5,6 +5,7 @@
 - ``generate``: continue a prompt with a trained checkpoint.
 - ``exercise list|start NAME`` and ``grade FILE``: classroom exercises, graded offline.
 - ``step MECHANISM``: follow a tiny example number by number.
+- ``bench decode|training``: measure the cost of each way to remember.
 
 Errors in what the user asked for end with one line on stderr and a non-zero exit code.
 """
@@ -109,6 +110,12 @@ def build_parser() -> argparse.ArgumentParser:
     step.add_argument("--backward", action="store_true", help="step through the backward too")
     step.add_argument("--no-pause", action="store_true", help="print everything at once")
 
+    bench = sub.add_parser("bench", help="time decoding and training of the mechanisms",
+                           description="Benchmarks as ratios within one run; writes JSON.")
+    bench.add_argument("which", choices=["decode", "training"])
+    bench.add_argument("--quick", action="store_true", help="small sizes, for a smoke test")
+    bench.add_argument("--out", type=Path, default=None, help="JSON file to write")
+
     grade = sub.add_parser("grade", help="grade an exercise file",
                            description="Run the checks of an exercise on your file.")
     grade.add_argument("file", type=Path)
@@ -145,6 +152,27 @@ def _step(args) -> int:
 
     run_explorer(args.mechanism, args.form, args.chunk_size, args.T, args.d, args.seed,
                  args.backward, pause=False if args.no_pause else None)
+    return 0
+
+
+def _bench(args) -> int:
+    from . import bench
+    from .tour import table
+
+    if args.which == "decode":
+        sizes = dict(contexts=(16, 64), D=32, n_heads=2, steps=3) if args.quick else {}
+        rows = [r for b in (1, 8) for r in bench.decode_benchmark(batch=b, **sizes)]
+        cols = ["context", "batch", "attention_ms", "retnet_ms", "speedup", "kv_cache_bytes",
+                "state_bytes"]
+    else:
+        sizes = dict(lengths=(64, 128), d=8, chunks=(16,)) if args.quick else {}
+        rows = bench.training_benchmark(**sizes)
+        cols = ["T", "method", "seconds", "peak_bytes"]
+    print(table(cols, [[f"{r[c]:.3g}" if isinstance(r[c], float) else r[c] for c in cols]
+                       for r in rows]))
+    if args.out:
+        bench.write_json(args.out, args.which, rows)
+        print(f"wrote {args.out}")
     return 0
 
 
@@ -224,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return 0 if run_tour(seed=args.seed, steps=args.steps) else 1
     commands = {"train": _train, "generate": _generate, "exercise": _exercise, "grade": _grade,
-                "step": _step}
+                "step": _step, "bench": _bench}
     try:
         return commands[args.command](args)
     except (ValueError, TypeError, OSError, FloatingPointError) as err:

@@ -89,3 +89,11 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
         with pytest.raises(SystemExit) as exc:
             main(argv)
         assert exc.value.code == 2
+
+
+def test_bench_smoke(tmp_path, capsys):
+    out = tmp_path / "decode.json"
+    assert main(["bench", "decode", "--quick", "--out", str(out)]) == 0
+    assert "speedup" in capsys.readouterr().out and out.exists()
+    assert main(["bench", "training", "--quick"]) == 0
+    assert "chunkwise 16" in capsys.readouterr().out
