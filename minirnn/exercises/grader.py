@@ -16,6 +16,7 @@ the correct ones negated, transposed or scaled, and the closest explanation is p
 from __future__ import annotations
 
 import importlib.util
+import textwrap
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,8 +56,9 @@ class Report:
         lines = [f"Exercise {self.exercise}"]
         for c in self.checks:
             lines.append(f"  [{'pass' if c.passed else 'FAIL'}] {c.name}")
-            if c.message:
-                lines += [f"         {line}" for line in c.message.splitlines()]
+            for line in c.message.splitlines():
+                lines += textwrap.wrap(line, 78, initial_indent=" " * 9,
+                                       subsequent_indent=" " * 11)
         lines.append(f"Score: {self.score}" + ("  - well done!" if self.passed else ""))
         return "\n".join(lines)
 
