@@ -135,3 +135,63 @@ def write_json(path: str | Path, name: str, rows: list[dict]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"benchmark": name, "date": time.strftime("%Y-%m-%d"),
                                 "environment": environment(), "rows": rows}, indent=1))
+
+
+# --- 3. against PyTorch CPU eager ---------------------------------------------------------------
+
+def torch_benchmark(B=32, T=16, D=32, H=64, n_heads=2, V=32, repeat=20, seed=0) -> list[dict]:
+    """Forward + backward of each layer at the tutorial sizes, minirnn vs PyTorch eager autograd
+    (float32, same shapes, same thread count). Returns [] with a message if torch is missing."""
+    try:
+        import torch
+    except ImportError:
+        print("torch is not installed: pip install -e '.[bench]' for the PyTorch rows")
+        return []
+    from threadpoolctl import threadpool_info
+
+    from .attention import mha_backward, mha_forward
+    from .layers import cross_entropy, layer_norm_backward, layer_norm_forward
+    from .rnn import init_rnn_params, rnn_backward, rnn_forward
+
+    threads = max((p.get("num_threads") or 1) for p in threadpool_info()) if \
+        threadpool_info() else 1
+    torch.set_num_threads(threads)
+    rng = np.random.default_rng(seed)
+    f32 = np.float32
+    x = rng.standard_normal((B, T, D)).astype(f32)
+    dy_d = rng.standard_normal((B, T, D)).astype(f32)
+    rows = []
+
+    def row(name, ours, theirs):
+        t_ours, t_torch = median_time(ours, repeat), median_time(theirs, repeat)
+        rows.append({"layer": name, "minirnn_ms": 1e3 * t_ours, "torch_ms": 1e3 * t_torch,
+                     "ratio": t_ours / t_torch})
+
+    # RNN over T steps
+    p = init_rnn_params(D, H, seed=seed, dtype=f32)
+    dh = rng.standard_normal((B, T, H)).astype(f32)
+    h0 = np.zeros((B, H), f32)
+    rnn = torch.nn.RNN(D, H, batch_first=True)
+    xt, dht = torch.tensor(x, requires_grad=True), torch.tensor(dh)
+    row(f"Elman RNN, T={T}", lambda: rnn_backward(dh, rnn_forward(x, h0, p)[1]),
+        lambda: torch.autograd.backward(rnn(xt)[0], dht))
+    # multi-head attention
+    mp = init_mha_params(D, n_heads, seed=seed, dtype=f32)
+    mha = torch.nn.MultiheadAttention(D, n_heads, batch_first=True)
+    mask = torch.triu(torch.ones(T, T, dtype=torch.bool), 1)
+    dyt = torch.tensor(dy_d)
+    row("causal multi-head attention", lambda: mha_backward(dy_d, mha_forward(x, mp, n_heads)[1]),
+        lambda: torch.autograd.backward(mha(xt, xt, xt, attn_mask=mask, need_weights=False)[0],
+                                        dyt))
+    # layer norm
+    lp = {"g": np.ones(D, f32), "b": np.zeros(D, f32)}
+    ln = torch.nn.LayerNorm(D)
+    row("layer norm", lambda: layer_norm_backward(dy_d, layer_norm_forward(x, lp)[1]),
+        lambda: torch.autograd.backward(ln(xt), dyt))
+    # cross-entropy
+    logits = rng.standard_normal((B, T, V)).astype(f32)
+    targets = rng.integers(0, V, (B, T))
+    lt, tt = torch.tensor(logits, requires_grad=True), torch.tensor(targets)
+    row("softmax cross-entropy", lambda: cross_entropy(logits, targets),
+        lambda: torch.nn.functional.cross_entropy(lt.reshape(-1, V), tt.reshape(-1)).backward())
+    return rows

@@ -112,7 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = sub.add_parser("bench", help="time decoding and training of the mechanisms",
                            description="Benchmarks as ratios within one run; writes JSON.")
-    bench.add_argument("which", choices=["decode", "training"])
+    bench.add_argument("which", choices=["decode", "training", "torch"])
     bench.add_argument("--quick", action="store_true", help="small sizes, for a smoke test")
     bench.add_argument("--out", type=Path, default=None, help="JSON file to write")
 
@@ -164,10 +164,15 @@ def _bench(args) -> int:
         rows = [r for b in (1, 8) for r in bench.decode_benchmark(batch=b, **sizes)]
         cols = ["context", "batch", "attention_ms", "retnet_ms", "speedup", "kv_cache_bytes",
                 "state_bytes"]
-    else:
+    elif args.which == "training":
         sizes = dict(lengths=(64, 128), d=8, chunks=(16,)) if args.quick else {}
         rows = bench.training_benchmark(**sizes)
         cols = ["T", "method", "seconds", "peak_bytes"]
+    else:
+        rows = bench.torch_benchmark(repeat=3 if args.quick else 20)
+        cols = ["layer", "minirnn_ms", "torch_ms", "ratio"]
+        if not rows:
+            return 0
     print(table(cols, [[f"{r[c]:.3g}" if isinstance(r[c], float) else r[c] for c in cols]
                        for r in rows]))
     if args.out:

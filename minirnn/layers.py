@@ -198,9 +198,9 @@ def layer_norm_forward(x: np.ndarray, params: dict[str, np.ndarray], eps: float 
     s = Shapes("layer_norm_forward")
     x = _activation(s, "x", x)
     p = s.params(params, "params", {"g": "D", "b": "D"})
-    mu = x.mean(axis=-1, keepdims=True)
-    sigma = np.sqrt(((x - mu) ** 2).mean(axis=-1, keepdims=True) + eps)
-    xhat = (x - mu) / sigma
+    xc = x - x.mean(axis=-1, keepdims=True)
+    sigma = np.sqrt(np.mean(xc * xc, axis=-1, keepdims=True) + eps)
+    xhat = xc / sigma
     return xhat * p["g"] + p["b"], LayerNormCache(xhat, sigma, p["g"])
 
 
@@ -218,11 +218,13 @@ def layer_norm_backward(dy: np.ndarray, cache: LayerNormCache):
     grads : dict
         ``g`` and ``b``, shape (D,).
     """
-    axes = tuple(range(dy.ndim - 1))
+    D = dy.shape[-1]
     dxhat = dy * cache.g
     dx = (dxhat - dxhat.mean(axis=-1, keepdims=True)
           - cache.xhat * (dxhat * cache.xhat).mean(axis=-1, keepdims=True)) / cache.sigma
-    return dx, {"g": (dy * cache.xhat).sum(axis=axes), "b": dy.sum(axis=axes)}
+    flat_dy = dy.reshape(-1, D)                          # sums over every position
+    return dx, {"g": np.einsum("nd,nd->d", flat_dy, cache.xhat.reshape(-1, D)),
+                "b": flat_dy.sum(axis=0)}
 
 
 # --- GELU and the feed-forward block ------------------------------------------------------------
@@ -327,15 +329,17 @@ def cross_entropy(logits: np.ndarray, targets: np.ndarray, ignore_index: int = I
     s = Shapes("cross_entropy")
     logits = s.array("logits", logits, "B T V")
     targets = _check_tokens(s, "targets", targets, logits.shape[-1], allow=(ignore_index,))
-    keep = targets != ignore_index
-    n = int(keep.sum())
-    shifted = logits - logits.max(axis=-1, keepdims=True)
-    log_probs = shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
-    safe = np.where(keep, targets, 0)
-    picked = np.take_along_axis(log_probs, safe[..., None], axis=-1)[..., 0]
-    loss = -float(np.sum(picked * keep)) / max(n, 1)
-    dlogits = np.exp(log_probs)
-    np.put_along_axis(dlogits, safe[..., None],
-                      np.take_along_axis(dlogits, safe[..., None], axis=-1) - 1.0, axis=-1)
-    dlogits *= keep[..., None] / max(n, 1)
-    return loss, dlogits
+    V = logits.shape[-1]
+    z = logits.reshape(-1, V)                              # one row per position
+    y = targets.reshape(-1)
+    rows = np.flatnonzero(y != ignore_index)               # the scored positions
+    n = max(rows.size, 1)
+    shifted = z - z.max(axis=1, keepdims=True)             # stable: every exponent <= 0
+    e = np.exp(shifted)
+    total = e.sum(axis=1, keepdims=True)
+    # -log softmax(z)[y] = log sum exp(shifted) - shifted[y]
+    loss = float(np.sum(np.log(total[rows, 0]) - shifted[rows, y[rows]])) / n
+    dz = e / total                                         # softmax(z)
+    dz[rows, y[rows]] -= 1.0                               # ... minus onehot(y)
+    dz *= np.where(y != ignore_index, 1.0 / n, 0.0).astype(dz.dtype)[:, None]
+    return loss, dz.reshape(logits.shape)

@@ -98,3 +98,6 @@ def test_bench_smoke(tmp_path, capsys):
     assert "speedup" in capsys.readouterr().out and out.exists()
     assert main(["bench", "training", "--quick"]) == 0
     assert "chunkwise 16" in capsys.readouterr().out
+    assert main(["bench", "torch", "--quick"]) == 0          # a table, or a note without torch
+    out = capsys.readouterr().out
+    assert "layer norm" in out or "torch is not installed" in out
