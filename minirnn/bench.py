@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from .attention import init_kv_cache, init_mha_params, mha_step
-from .msr import init_msr_params, msr_forward, msr_step
+from .msr import init_msr_params, msr_backward, msr_forward, msr_step
 from .retention import (
     retention_chunkwise,
     retention_chunkwise_backward,
@@ -194,4 +194,45 @@ def torch_benchmark(B=32, T=16, D=32, H=64, n_heads=2, V=32, repeat=20, seed=0) 
     lt, tt = torch.tensor(logits, requires_grad=True), torch.tensor(targets)
     row("softmax cross-entropy", lambda: cross_entropy(logits, targets),
         lambda: torch.nn.functional.cross_entropy(lt.reshape(-1, V), tt.reshape(-1)).backward())
+    # multi-scale retention, parallel and chunkwise
+    from . import bench_torch
+
+    dv = D // n_heads
+    sp = init_msr_params(D, n_heads, dv, seed=seed, dtype=f32)
+    for form in ("parallel", "chunkwise"):
+        twin = bench_torch.MSR(D, n_heads, dv, form, chunk=8)
+        row(f"multi-scale retention ({form})",
+            lambda form=form: msr_backward(dy_d, msr_forward(x, sp, n_heads, form,
+                                                              chunk_size=8)[2]),
+            lambda twin=twin: torch.autograd.backward(twin(xt), dyt))
+    # one training step of each language model: loss, backward, clipping, AdamW
+    from .models import build_model
+    from .optim import AdamW, clip_grad_norm
+    from .tour import tour_models
+
+    tokens = rng.integers(0, V, (B, T))
+    targets = rng.integers(0, V, (B, T))
+    tt_tokens, tt_targets = torch.tensor(tokens), torch.tensor(targets)
+    for name, config in tour_models(V).items():
+        model = build_model(config)
+        params = model.init(seed)
+        opt = AdamW()
+        state = opt.init(params)
+
+        def ours(model=model, params=params, opt=opt, state=state):
+            _, grads = model.loss_and_grads(params, tokens, targets)
+            opt.update(params, clip_grad_norm(grads, 1.0)[0], state, 1e-3)
+
+        twin = bench_torch.LM(config)
+        torch_opt = torch.optim.AdamW(twin.parameters(), lr=1e-3, weight_decay=0.01)
+
+        def theirs(twin=twin, torch_opt=torch_opt):
+            loss = torch.nn.functional.cross_entropy(twin(tt_tokens).reshape(-1, V),
+                                                     tt_targets.reshape(-1))
+            torch_opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(twin.parameters(), 1.0)
+            torch_opt.step()
+
+        row(f"{name} LM training step", ours, theirs)
     return rows

@@ -247,7 +247,7 @@ def gelu_forward(x: np.ndarray):
     """
     s = Shapes("gelu_forward")
     x = s.array("x", x, " ".join(f"n{i}" for i in range(np.ndim(x))))
-    t = np.tanh(GELU_C * (x + 0.044715 * x ** 3))
+    t = np.tanh(GELU_C * (x + 0.044715 * (x * x * x)))   # x * x * x: x ** 3 is slow in float32
     return 0.5 * x * (1.0 + t), (x, t)
 
 
@@ -257,7 +257,7 @@ def gelu_backward(dy: np.ndarray, cache) -> np.ndarray:
     ``d/dx = (1 + t)/2 + x/2 (1 - t^2) c (1 + 3 * 0.044715 x^2)`` with ``t`` the tanh term.
     """
     x, t = cache
-    return dy * (0.5 * (1.0 + t) + 0.5 * x * (1.0 - t ** 2) * GELU_C * (1.0 + 0.134145 * x ** 2))
+    return dy * (0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * GELU_C * (1.0 + 0.134145 * x * x))
 
 
 class FFNCache(NamedTuple):

@@ -1,0 +1,148 @@
+"""PyTorch twins of minirnn's layers and models, used only to time them against minirnn.
+
+Same shapes, same equations (retention with its three normalisations, rotation, per-head group
+norm, swish gate; pre-LN blocks with tanh-GELU feed-forward), float32, autograd for the
+backward. Imported only by :mod:`minirnn.bench` when torch is installed (``[bench]`` extra).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from .msr import msr_gammas, rotation_angles
+
+
+def _rotate(x: torch.Tensor) -> torch.Tensor:
+    """Rotate feature pairs (2i, 2i+1) of x (B, h, T, d) by n theta_i, eq. (M.2)."""
+    T, d = x.shape[-2], x.shape[-1]
+    angles = torch.tensor(np.outer(np.arange(T), rotation_angles(d)), dtype=x.dtype)
+    cos, sin = angles.cos(), angles.sin()
+    even, odd = x[..., 0::2], x[..., 1::2]
+    return torch.stack([even * cos - odd * sin, odd * cos + even * sin], dim=-1).flatten(-2)
+
+
+def _decay(gamma: np.ndarray, T: int, dtype) -> torch.Tensor:
+    n = np.arange(T)
+    lag = n[:, None] - n[None, :]
+    D = np.where(lag >= 0, gamma[:, None, None] ** np.maximum(lag, 0), 0.0)
+    return torch.tensor(D, dtype=dtype)
+
+
+def retention_parallel(q, k, v, gamma: np.ndarray):
+    """Normalised parallel retention, eq. (R.6)."""
+    d = q.shape[-1]
+    D = _decay(gamma, q.shape[-2], q.dtype)
+    D = D / D.sum(-1, keepdim=True).sqrt()
+    R = (q @ k.transpose(-1, -2)) * d ** -0.5 * D
+    c = R.sum(-1, keepdim=True).abs().clamp(min=1.0)
+    return (R @ v) / c
+
+
+def retention_chunkwise(q, k, v, gamma: np.ndarray, chunk: int):
+    """Normalised chunkwise retention, eq. (R.8), with the global row counts."""
+    B, h, T, d = q.shape
+    q = q * d ** -0.5
+    g = torch.tensor(gamma, dtype=q.dtype)
+    S = q.new_zeros(B, h, d, v.shape[-1])
+    z = q.new_zeros(B, h, d)
+    s = torch.zeros(h, dtype=q.dtype)
+    outs = []
+    for start in range(0, T, chunk):
+        qc, kc, vc = (x[:, :, start:start + chunk] for x in (q, k, v))
+        L = qc.shape[2]
+        p = g[:, None] ** torch.arange(L + 1, dtype=q.dtype)
+        xi, zeta, gL = p[:, 1:], p[:, :L].flip(-1), p[:, L]
+        rows = xi * s[:, None] + p[:, :L].cumsum(-1)
+        a = rows.rsqrt()[None, :, :, None]
+        inner = (qc @ kc.transpose(-1, -2)) * _decay(gamma, L, q.dtype)
+        P = a * (inner @ vc + xi[None, :, :, None] * (qc @ S))
+        r = a[..., 0] * (inner.sum(-1) + xi * torch.einsum("bhjd,bhd->bhj", qc, z))
+        outs.append(P / r.abs().clamp(min=1.0)[..., None])
+        kz = kc * zeta[None, :, :, None]
+        S = gL[None, :, None, None] * S + kz.transpose(-1, -2) @ vc
+        z = gL[None, :, None] * z + kz.sum(2)
+        s = gL * s + p[:, :L].sum(-1)
+    return torch.cat(outs, dim=2)
+
+
+class MSR(nn.Module):
+    def __init__(self, D: int, n_heads: int, dv: int, form: str = "parallel", chunk: int = 16,
+                 eps: float = 1e-5):
+        super().__init__()
+        self.h, self.dv, self.form, self.chunk = n_heads, dv, form, chunk
+        self.gamma = msr_gammas(n_heads)
+        self.q, self.k = nn.Linear(D, D, bias=False), nn.Linear(D, D, bias=False)
+        self.v = nn.Linear(D, n_heads * dv, bias=False)
+        self.g = nn.Linear(D, n_heads * dv, bias=False)
+        self.o = nn.Linear(n_heads * dv, D, bias=False)
+        self.norm = nn.GroupNorm(n_heads, n_heads * dv, eps=eps)
+
+    def forward(self, x):
+        B, T, D = x.shape
+
+        def heads(t, w):
+            return t.view(B, T, self.h, w).transpose(1, 2)
+
+        q, k = _rotate(heads(self.q(x), D // self.h)), _rotate(heads(self.k(x), D // self.h))
+        v = heads(self.v(x), self.dv)
+        o = retention_parallel(q, k, v, self.gamma) if self.form == "parallel" else \
+            retention_chunkwise(q, k, v, self.gamma, self.chunk)
+        y = self.norm(o.transpose(1, 2).reshape(B * T, -1)).view(B, T, -1)   # per token, head
+        return self.o(nn.functional.silu(self.g(x)) * y)
+
+
+class Block(nn.Module):
+    def __init__(self, D: int, mix: nn.Module, d_ff: int):
+        super().__init__()
+        self.ln1, self.ln2, self.mix = nn.LayerNorm(D), nn.LayerNorm(D), mix
+        self.ff = nn.Sequential(nn.Linear(D, d_ff), nn.GELU(approximate="tanh"),
+                                nn.Linear(d_ff, D))
+
+    def forward(self, x):
+        x = x + self.mix(self.ln1(x))
+        return x + self.ff(self.ln2(x))
+
+
+class CausalMHA(nn.Module):
+    def __init__(self, D: int, n_heads: int):
+        super().__init__()
+        self.attn = nn.MultiheadAttention(D, n_heads, batch_first=True)
+
+    def forward(self, x):
+        T = x.shape[1]
+        mask = torch.triu(torch.ones(T, T, dtype=torch.bool), 1)
+        return self.attn(x, x, x, attn_mask=mask, need_weights=False)[0]
+
+
+class LM(nn.Module):
+    """The torch twin of one of minirnn's three models, built from its config."""
+
+    def __init__(self, config):
+        super().__init__()
+        c, self.kind = config, config.kind
+        self.embed = nn.Embedding(c.vocab_size, c.d_model)
+        if c.kind == "rnn":
+            self.rnn = nn.RNN(c.d_model, c.hidden, batch_first=True)
+            self.head = nn.Linear(c.hidden, c.vocab_size)
+            return
+        if c.kind == "transformer":
+            self.pos = nn.Parameter(0.1 * torch.randn(c.max_len, c.d_model))
+            mixes = [CausalMHA(c.d_model, c.n_heads) for _ in range(c.n_layers)]
+        else:
+            mixes = [MSR(c.d_model, c.n_heads, c.dv, c.form, c.chunk_size, c.eps)
+                     for _ in range(c.n_layers)]
+        self.blocks = nn.ModuleList(Block(c.d_model, m, c.d_ff) for m in mixes)
+        self.ln_f = nn.LayerNorm(c.d_model)
+        self.head = nn.Linear(c.d_model, c.vocab_size)
+
+    def forward(self, tokens):
+        x = self.embed(tokens)
+        if self.kind == "rnn":
+            return self.head(self.rnn(x)[0])
+        if self.kind == "transformer":
+            x = x + self.pos[: tokens.shape[1]]
+        for block in self.blocks:
+            x = block(x)
+        return self.head(self.ln_f(x))
