@@ -52,7 +52,7 @@ def peak_bytes(fn: Callable[[], object]) -> int:
 def environment() -> dict:
     """Where the numbers come from: CPU, NumPy and its BLAS, thread counts."""
     info = {"python": platform.python_version(), "numpy": np.__version__,
-            "machine": platform.machine(), "processor": platform.processor() or "unknown"}
+            "machine": platform.machine(), "cpu": _cpu_name()}
     try:
         from threadpoolctl import threadpool_info
 
@@ -63,9 +63,19 @@ def environment() -> dict:
     return info
 
 
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
 # --- 1. decoding --------------------------------------------------------------------------------
 
-def decode_benchmark(contexts=(128, 512, 2048, 8192), D=512, n_heads=8, batch=1,
+def decode_benchmark(contexts=(128, 256, 512, 1024, 2048, 4096, 8192), D=512, n_heads=8, batch=1,
                      steps=20, seed=0, dtype=np.float32) -> list[dict]:
     """Per-token time and state/cache bytes of RetNet's recurrent step vs a KV-cache step."""
     rng = np.random.default_rng(seed)
@@ -98,7 +108,7 @@ def _decode_row(rng, n, D, n_heads, batch, steps, dtype, msr_p, mha_p) -> dict:
 
 # --- 2. training cost against T ----------------------------------------------------------------
 
-def training_benchmark(lengths=(256, 1024, 4096, 8192), n_heads=2, d=64, chunks=(64, 256),
+def training_benchmark(lengths=(256, 512, 1024, 2048, 4096, 8192), n_heads=2, d=64, chunks=(64, 256),
                        parallel_max=8192, seed=0, dtype=np.float32) -> list[dict]:
     """Forward + backward time and peak memory of retention (parallel, chunkwise) and causal
     attention, one sequence of ``n_heads`` heads."""
