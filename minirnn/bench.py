@@ -108,8 +108,9 @@ def _decode_row(rng, n, D, n_heads, batch, steps, dtype, msr_p, mha_p) -> dict:
 
 # --- 2. training cost against T ----------------------------------------------------------------
 
-def training_benchmark(lengths=(256, 512, 1024, 2048, 4096, 8192), n_heads=2, d=64, chunks=(64, 256),
-                       parallel_max=8192, seed=0, dtype=np.float32) -> list[dict]:
+def training_benchmark(lengths=(256, 512, 1024, 2048, 4096, 8192), n_heads=2, d=64,
+                       chunks=(64, 256), parallel_max=8192, seed=0,
+                       dtype=np.float32) -> list[dict]:
     """Forward + backward time and peak memory of retention (parallel, chunkwise) and causal
     attention, one sequence of ``n_heads`` heads."""
     rng = np.random.default_rng(seed)
