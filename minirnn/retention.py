@@ -216,13 +216,11 @@ def retention_final_state(k: np.ndarray, v: np.ndarray, gamma,
 # --- input checks ---------------------------------------------------------------------------
 
 def _check_gamma(func: str, gamma, h: int | None) -> np.ndarray:
-    try:
-        g = np.asarray(gamma, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise TypeError(f"{func}: gamma must be a float or an array of floats of shape (h,), "
-                        f"got {type(gamma).__name__}") from None
-    if np.iscomplexobj(gamma) or np.asarray(gamma).dtype.kind not in "fiu":
-        raise TypeError(f"{func}: gamma must be real numbers, got dtype {np.asarray(gamma).dtype}")
+    raw = np.asarray(gamma)
+    if raw.dtype.kind not in "fiu":
+        raise TypeError(f"{func}: gamma must be a float or an array of real numbers of shape "
+                        f"(h,), got {type(gamma).__name__} of dtype {raw.dtype}")
+    g = raw.astype(np.float64)
     if g.ndim == 0:
         g = np.full(1 if h is None else h, float(g))
     elif g.ndim != 1 or (h is not None and g.shape[0] != h):
