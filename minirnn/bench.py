@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from .attention import init_kv_cache, init_mha_params, mha_step
-from .msr import init_msr_params, msr_backward, msr_forward, msr_step
+from .msr import init_msr_params, msr_forward, msr_step
 from .retention import (
     retention_chunkwise,
     retention_chunkwise_backward,
@@ -147,103 +147,3 @@ def write_json(path: str | Path, name: str, rows: list[dict]) -> None:
     path.write_text(json.dumps({"benchmark": name, "date": time.strftime("%Y-%m-%d"),
                                 "environment": environment(), "rows": rows}, indent=1))
 
-
-# --- 3. against PyTorch CPU eager ---------------------------------------------------------------
-
-def torch_benchmark(B=32, T=16, D=32, H=64, n_heads=2, V=32, repeat=20, seed=0) -> list[dict]:
-    """Forward + backward of each layer at the tutorial sizes, minirnn vs PyTorch eager autograd
-    (float32, same shapes, same thread count). Returns [] with a message if torch is missing."""
-    try:
-        import torch
-    except ImportError:
-        print("torch is not installed: pip install -e '.[bench]' for the PyTorch rows")
-        return []
-    from threadpoolctl import threadpool_info
-
-    from .attention import mha_backward, mha_forward
-    from .layers import cross_entropy, layer_norm_backward, layer_norm_forward
-    from .rnn import init_rnn_params, rnn_backward, rnn_forward
-
-    threads = max((p.get("num_threads") or 1) for p in threadpool_info()) if \
-        threadpool_info() else 1
-    torch.set_num_threads(threads)
-    rng = np.random.default_rng(seed)
-    f32 = np.float32
-    x = rng.standard_normal((B, T, D)).astype(f32)
-    dy_d = rng.standard_normal((B, T, D)).astype(f32)
-    rows = []
-
-    def row(name, ours, theirs):
-        t_ours, t_torch = median_time(ours, repeat), median_time(theirs, repeat)
-        rows.append({"layer": name, "minirnn_ms": 1e3 * t_ours, "torch_ms": 1e3 * t_torch,
-                     "ratio": t_ours / t_torch})
-
-    # RNN over T steps
-    p = init_rnn_params(D, H, seed=seed, dtype=f32)
-    dh = rng.standard_normal((B, T, H)).astype(f32)
-    h0 = np.zeros((B, H), f32)
-    rnn = torch.nn.RNN(D, H, batch_first=True)
-    xt, dht = torch.tensor(x, requires_grad=True), torch.tensor(dh)
-    row(f"Elman RNN, T={T}", lambda: rnn_backward(dh, rnn_forward(x, h0, p)[1]),
-        lambda: torch.autograd.backward(rnn(xt)[0], dht))
-    # multi-head attention
-    mp = init_mha_params(D, n_heads, seed=seed, dtype=f32)
-    mha = torch.nn.MultiheadAttention(D, n_heads, batch_first=True)
-    mask = torch.triu(torch.ones(T, T, dtype=torch.bool), 1)
-    dyt = torch.tensor(dy_d)
-    row("causal multi-head attention", lambda: mha_backward(dy_d, mha_forward(x, mp, n_heads)[1]),
-        lambda: torch.autograd.backward(mha(xt, xt, xt, attn_mask=mask, need_weights=False)[0],
-                                        dyt))
-    # layer norm
-    lp = {"g": np.ones(D, f32), "b": np.zeros(D, f32)}
-    ln = torch.nn.LayerNorm(D)
-    row("layer norm", lambda: layer_norm_backward(dy_d, layer_norm_forward(x, lp)[1]),
-        lambda: torch.autograd.backward(ln(xt), dyt))
-    # cross-entropy
-    logits = rng.standard_normal((B, T, V)).astype(f32)
-    targets = rng.integers(0, V, (B, T))
-    lt, tt = torch.tensor(logits, requires_grad=True), torch.tensor(targets)
-    row("softmax cross-entropy", lambda: cross_entropy(logits, targets),
-        lambda: torch.nn.functional.cross_entropy(lt.reshape(-1, V), tt.reshape(-1)).backward())
-    # multi-scale retention, parallel and chunkwise
-    from . import bench_torch
-
-    dv = D // n_heads
-    sp = init_msr_params(D, n_heads, dv, seed=seed, dtype=f32)
-    for form in ("parallel", "chunkwise"):
-        twin = bench_torch.MSR(D, n_heads, dv, form, chunk=8)
-        row(f"multi-scale retention ({form})",
-            lambda form=form: msr_backward(dy_d, msr_forward(x, sp, n_heads, form,
-                                                              chunk_size=8)[2]),
-            lambda twin=twin: torch.autograd.backward(twin(xt), dyt))
-    # one training step of each language model: loss, backward, clipping, AdamW
-    from .models import build_model
-    from .optim import AdamW, clip_grad_norm
-    from .tour import tour_models
-
-    tokens = rng.integers(0, V, (B, T))
-    targets = rng.integers(0, V, (B, T))
-    tt_tokens, tt_targets = torch.tensor(tokens), torch.tensor(targets)
-    for name, config in tour_models(V).items():
-        model = build_model(config)
-        params = model.init(seed)
-        opt = AdamW()
-        state = opt.init(params)
-
-        def ours(model=model, params=params, opt=opt, state=state):
-            _, grads = model.loss_and_grads(params, tokens, targets)
-            opt.update(params, clip_grad_norm(grads, 1.0)[0], state, 1e-3)
-
-        twin = bench_torch.LM(config)
-        torch_opt = torch.optim.AdamW(twin.parameters(), lr=1e-3, weight_decay=0.01)
-
-        def theirs(twin=twin, torch_opt=torch_opt):
-            loss = torch.nn.functional.cross_entropy(twin(tt_tokens).reshape(-1, V),
-                                                     tt_targets.reshape(-1))
-            torch_opt.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(twin.parameters(), 1.0)
-            torch_opt.step()
-
-        row(f"{name} LM training step", ours, theirs)
-    return rows

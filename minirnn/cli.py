@@ -169,10 +169,14 @@ def _bench(args) -> int:
         rows = bench.training_benchmark(**sizes)
         cols = ["T", "method", "seconds", "peak_bytes"]
     else:
-        rows = bench.torch_benchmark(repeat=3 if args.quick else 20)
-        cols = ["layer", "minirnn_ms", "torch_ms", "ratio"]
-        if not rows:
+        try:
+            from .bench_torch import torch_benchmark
+        except ImportError:
+            print("torch is not installed: python -m pip install -e '.[bench]' for the "
+                  "comparison with PyTorch")
             return 0
+        rows = torch_benchmark(repeat=3 if args.quick else 20)
+        cols = ["layer", "minirnn_ms", "torch_ms", "ratio"]
     print(table(cols, [[f"{r[c]:.3g}" if isinstance(r[c], float) else r[c] for c in cols]
                        for r in rows]))
     if args.out:
