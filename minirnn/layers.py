@@ -46,6 +46,16 @@ def _lead(ndim: int) -> str:
     return " ".join(f"n{i}" for i in range(ndim - 1))
 
 
+def _upstream(func: str, dy, shape: tuple) -> np.ndarray:
+    """Check that ``dy`` is a float array shaped like the forward output (None: any size)."""
+    s = Shapes(func)
+    dy = s.array("dy", dy, " ".join(f"n{i}" for i in range(np.ndim(dy))))
+    if dy.ndim != len(shape) or any(w is not None and w != g for g, w in zip(dy.shape, shape)):
+        shown = tuple("any" if w is None else w for w in shape)
+        s.fail(f"dy must have the shape of the forward output {shown}, got {dy.shape}")
+    return dy
+
+
 def _activation(s: Shapes, name: str, x, last: str = "D"):
     if np.ndim(x) < 1:
         s.fail(f"{name} must have at least one axis (..., {last}), got a scalar")
@@ -95,6 +105,7 @@ def linear_backward(dy: np.ndarray, cache: LinearCache, bias: bool = True):
     dx : ndarray, shape (..., Din)
     grads : dict
     """
+    dy = _upstream("linear_backward", dy, cache.x.shape[:-1] + cache.W.shape[1:])
     x2 = cache.x.reshape(-1, cache.x.shape[-1])
     dy2 = dy.reshape(-1, dy.shape[-1])
     grads = {"W": x2.T @ dy2}
@@ -167,6 +178,7 @@ def embedding_backward(dy: np.ndarray, cache: EmbeddingCache) -> np.ndarray:
     -------
     dW : ndarray, shape (V, D)
     """
+    dy = _upstream("embedding_backward", dy, (*cache.tokens.shape, None))
     dW = np.zeros((cache.V, dy.shape[-1]), dtype=dy.dtype)
     np.add.at(dW, cache.tokens, dy)
     return dW
@@ -218,6 +230,7 @@ def layer_norm_backward(dy: np.ndarray, cache: LayerNormCache):
     grads : dict
         ``g`` and ``b``, shape (D,).
     """
+    dy = _upstream("layer_norm_backward", dy, cache.xhat.shape)
     D = dy.shape[-1]
     dxhat = dy * cache.g
     dx = (dxhat - dxhat.mean(axis=-1, keepdims=True)
@@ -257,6 +270,7 @@ def gelu_backward(dy: np.ndarray, cache) -> np.ndarray:
     ``d/dx = (1 + t)/2 + x/2 (1 - t^2) c (1 + 3 * 0.044715 x^2)`` with ``t`` the tanh term.
     """
     x, t = cache
+    dy = _upstream("gelu_backward", dy, x.shape)
     return dy * (0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * GELU_C * (1.0 + 0.134145 * x * x))
 
 
@@ -298,6 +312,7 @@ def ffn_backward(dy: np.ndarray, cache: FFNCache):
     grads : dict
         ``W1``, ``b1``, ``W2``, ``b2``.
     """
+    dy = _upstream("ffn_backward", dy, cache.first.x.shape)
     dhidden, g2 = linear_backward(dy, cache.second)
     dx, g1 = linear_backward(gelu_backward(dhidden, cache.gelu), cache.first)
     return dx, {"W1": g1["W"], "b1": g1["b"], "W2": g2["W"], "b2": g2["b"]}

@@ -97,3 +97,53 @@ def test_bad_argument(name, arg, label, bad, works):
     arrays = [a for a in (result if isinstance(result, tuple) else (result,))
               if isinstance(a, np.ndarray) and a.dtype.kind == "f"]
     assert all(np.all(np.isfinite(a)) for a in arrays), "non-finite output"
+
+
+# backward functions: the upstream gradient must match the forward output
+BACKWARDS = {
+    "rnn_step_backward": (m.rnn_step_backward, "rnn_step_forward", lambda out: out[1]),
+    "rnn_backward": (m.rnn_backward, "rnn_forward", lambda out: out[1]),
+    "softmax_backward": (m.softmax_backward, "softmax_forward", lambda out: out[1]),
+    "attention_backward": (m.attention_backward, "attention_forward", lambda out: out[1]),
+    "mha_backward": (m.mha_backward, "mha_forward", lambda out: out[1]),
+    "retention_parallel_backward": (m.retention_parallel_backward, "retention_parallel",
+                                    lambda out: out[1]),
+    "retention_recurrent_backward": (m.retention_recurrent_backward, "retention_recurrent",
+                                     lambda out: out[2]),
+    "retention_chunkwise_backward": (m.retention_chunkwise_backward, "retention_chunkwise",
+                                     lambda out: out[2]),
+    "msr_backward": (m.msr_backward, "msr_forward", lambda out: out[2]),
+    "group_norm_backward": (m.group_norm_backward, "group_norm_forward", lambda out: out[1]),
+    "linear_backward": (m.linear_backward, "linear_forward", lambda out: out[1]),
+    "layer_norm_backward": (m.layer_norm_backward, "layer_norm_forward", lambda out: out[1]),
+    "ffn_backward": (m.ffn_backward, "ffn_forward", lambda out: out[1]),
+    "gelu_backward": (m.gelu_backward, "gelu_forward", lambda out: out[1]),
+    "embedding_backward": (m.embedding_backward, "embedding_forward", lambda out: out[1]),
+}
+
+
+def wrong_upstream(shape):
+    """(label, gradient) pairs that do not fit an output of ``shape``."""
+    good = np.ones(shape)
+    yield "extra axis", good[None]
+    yield "one size off", np.ones((shape[0] + 1, *shape[1:]))
+    yield "integer", good.astype(np.int64)
+    yield "empty", good[..., :0]
+
+
+BACKWARD_CASES = [(name, label) for name in BACKWARDS for label, _ in wrong_upstream((2, 3))]
+
+
+@pytest.mark.parametrize(("name", "label"), BACKWARD_CASES,
+                         ids=[f"{n}-{label}" for n, label in BACKWARD_CASES])
+def test_backward_rejects_a_gradient_of_the_wrong_shape(name, label):
+    backward, forward_name, get_cache = BACKWARDS[name]
+    f, kw = CALLS[forward_name]
+    out = f(**kw)
+    y = out[0]
+    bad = dict(wrong_upstream(y.shape))[label]
+    with pytest.raises((ValueError, TypeError)) as err:
+        backward(bad, get_cache(out))
+    message = str(err.value)
+    assert any(word in message for word in ("dy", "dout", "dh")), message
+    backward(np.ones_like(y), get_cache(out))                    # the right shape works
