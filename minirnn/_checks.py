@@ -18,6 +18,11 @@ import numpy as np
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
+class NonFiniteError(ValueError):
+    """An input holds NaN or inf. A ``ValueError``; the training loop turns it into a
+    "diverged at step N" message."""
+
+
 class Shapes:
     """Collects named axis sizes while the arguments of one call are checked.
 
@@ -45,11 +50,12 @@ class Shapes:
         self.sizes.setdefault(letter, size)
         self.origin.setdefault(letter, origin)
 
-    def array(self, name: str, x, axes: str) -> np.ndarray:
-        """Check that ``x`` is a float32/float64 array whose axes are named by ``axes``.
+    def array(self, name: str, x, axes: str, neg_inf_ok: bool = False) -> np.ndarray:
+        """Check that ``x`` is a finite float32/float64 array whose axes are named by ``axes``.
 
-        ``axes`` is a space-separated list of axis letters, e.g. ``"B T D"``. Returns ``x`` as
-        an ndarray (never a copy when it already is one).
+        ``axes`` is a space-separated list of axis letters, e.g. ``"B T D"``. NaN and inf are
+        rejected (``-inf`` is allowed where ``neg_inf_ok``: the logits of a softmax, where it
+        means "masked out"). Returns ``x`` as an ndarray (never a copy when it already is one).
         """
         letters = axes.split()
         spec = "(" + ", ".join(letters) + ")"
@@ -76,6 +82,17 @@ class Shapes:
                 self.fail(f"{name} has an empty axis {letter} (shape {arr.shape}); "
                           f"every axis of {spec} must have at least one element")
             self.bind(letter, size, f"{name} (axis {axis} of shape {arr.shape})")
+        bad = ~np.isfinite(arr)
+        if neg_inf_ok:
+            bad &= arr != -np.inf
+        if bad.any():
+            where = tuple(int(i) for i in np.argwhere(bad)[0])
+            self.fail(
+                f"{name} contains {int(bad.sum())} non-finite value(s), the first "
+                f"{arr[where]} at index {where}; minirnn computes on finite numbers only "
+                "(a NaN usually comes from a diverged step or an uninitialised array)",
+                NonFiniteError,
+            )
         return arr
 
     def params(self, params, name: str, axes: Mapping[str, str],
@@ -106,3 +123,14 @@ def check_int(func: str, name: str, value, minimum: int) -> int:
     if value < minimum:
         raise ValueError(f"{func}: {name} must be >= {minimum}, got {value}")
     return int(value)
+
+
+def check_cache(func: str, cache, cls: type, forward: str) -> None:
+    """Check that a backward function got the cache its forward function returned."""
+    if isinstance(cache, cls):
+        return
+    hint = ""
+    if isinstance(cache, tuple) and not hasattr(cache, "_fields"):
+        hint = f"; {forward} returns (output, ..., cache): pass only its last element"
+    raise TypeError(f"{func}: cache must be the {cls.__name__} returned by {forward}, "
+                    f"got {type(cache).__name__}{hint}")

@@ -26,7 +26,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._checks import Shapes, check_int
+from ._checks import Shapes, check_cache, check_int
 
 __all__ = [
     "AttentionCache",
@@ -90,7 +90,7 @@ def softmax_forward(x: np.ndarray, axis: int = -1) -> tuple[np.ndarray, SoftmaxC
     s = Shapes("softmax_forward")
     if np.ndim(x) == 0:
         s.fail("x must have at least one axis to normalise over, got a scalar")
-    x = s.array("x", x, " ".join(f"n{i}" for i in range(np.ndim(x))))
+    x = s.array("x", x, " ".join(f"n{i}" for i in range(np.ndim(x))), neg_inf_ok=True)
     if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)) \
             or not -x.ndim <= axis < x.ndim:
         s.fail(f"axis must be an integer in [{-x.ndim}, {x.ndim - 1}] for x of shape "
@@ -119,6 +119,7 @@ def softmax_backward(dy: np.ndarray, cache: SoftmaxCache) -> np.ndarray:
     -------
     dx : ndarray, shape of ``dy``
     """
+    check_cache("softmax_backward", cache, SoftmaxCache, "softmax_forward")
     s = Shapes("softmax_backward")
     for i, size in enumerate(cache.y.shape):
         s.bind(f"n{i}", size, "cache.y")
@@ -241,6 +242,7 @@ def attention_backward(dout: np.ndarray, cache: AttentionCache):
     dk : ndarray, shape (B, h, Tk, d)
     dv : ndarray, shape (B, h, Tk, dv)
     """
+    check_cache("attention_backward", cache, AttentionCache, "attention_forward")
     s = Shapes("attention_backward")
     for letter, size in zip(("B", "h", "Tq"), cache.probs.shape):
         s.bind(letter, size, "cache.probs")
@@ -383,6 +385,7 @@ def mha_backward(dy: np.ndarray, cache: MHACache):
     grads : dict
         Same keys as the ``params`` used in the forward.
     """
+    check_cache("mha_backward", cache, MHACache, "mha_forward")
     s = Shapes("mha_backward")
     for letter, size in zip("BTD", cache.x.shape):
         s.bind(letter, size, "cache.x")

@@ -22,6 +22,23 @@ import numpy as np
 __all__ = ["check_gradients", "numerical_gradient", "rel_error"]
 
 
+def _real(func: str, name: str, x) -> np.ndarray:
+    """``x`` as a new, non-empty, finite float64 array, or a clear error naming ``name``."""
+    arr = np.asarray(x) if x is not None else np.asarray(x, dtype=object)
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"{func}: {name} must be an array of real numbers, got "
+                        f"{type(x).__name__} of dtype {arr.dtype}")
+    arr = np.array(arr, dtype=np.float64)
+    if arr.size == 0:
+        raise ValueError(f"{func}: {name} is empty (shape {arr.shape}); there is nothing to "
+                         "compare")
+    if not np.all(np.isfinite(arr)):
+        where = tuple(int(i) for i in np.argwhere(~np.isfinite(arr))[0])
+        raise ValueError(f"{func}: {name} contains {arr[where]} at index {where}; a NaN or inf "
+                         "gradient is always wrong, and no error can be measured on it")
+    return arr
+
+
 def numerical_gradient(f: Callable[[np.ndarray], np.ndarray], x: np.ndarray,
                        dout: np.ndarray, eps: float = 1e-6) -> np.ndarray:
     """Central-difference gradient of ``sum(f(x) * dout)`` with respect to ``x``.
@@ -34,7 +51,8 @@ def numerical_gradient(f: Callable[[np.ndarray], np.ndarray], x: np.ndarray,
     f : callable
         Maps an array shaped like ``x`` to an output array shaped like ``dout``.
     x : ndarray, any shape
-        The point at which to differentiate. Must be writable; float64 gives meaningful results.
+        The point at which to differentiate. It is not changed: a float64 copy is perturbed
+        (float32 steps of ``1e-6`` would be lost in rounding).
     dout : ndarray, shape of ``f(x)``
         Upstream gradient that turns the output into the scalar ``sum(f(x) * dout)``.
     eps : float, optional
@@ -52,10 +70,15 @@ def numerical_gradient(f: Callable[[np.ndarray], np.ndarray], x: np.ndarray,
     >>> numerical_gradient(lambda z: z ** 2, x, np.ones(2)).round(6)
     array([2., 4.])
     """
-    if not isinstance(x, np.ndarray):
-        raise TypeError(f"numerical_gradient: x must be a NumPy array, got {type(x).__name__}")
-    if not (isinstance(eps, (int, float)) and eps > 0):
+    if not callable(f):
+        raise TypeError(f"numerical_gradient: f must be a function of x, got {type(f).__name__}")
+    if isinstance(eps, bool) or not (isinstance(eps, (int, float)) and eps > 0):
         raise ValueError(f"numerical_gradient: eps must be a positive number, got {eps!r}")
+    x = _real("numerical_gradient", "x", x)
+    dout = _real("numerical_gradient", "dout", dout)
+    if np.shape(f(x)) != dout.shape:
+        raise ValueError(f"numerical_gradient: dout must have the shape of f(x), "
+                         f"{np.shape(f(x))}, got {dout.shape}")
     grad = np.zeros(x.shape, dtype=np.float64)
     for index in np.ndindex(x.shape):
         original = x[index]
@@ -94,13 +117,11 @@ def rel_error(a: np.ndarray, b: np.ndarray) -> float:
     >>> rel_error(np.array([1.0, 2.0]), np.array([1.0, 2.0 + 1e-8]))  # doctest: +ELLIPSIS
     2.4999...e-09
     """
-    a = np.asarray(a, dtype=np.float64)
-    b = np.asarray(b, dtype=np.float64)
+    a = _real("rel_error", "a", a)
+    b = _real("rel_error", "b", b)
     if a.shape != b.shape:
         raise ValueError(f"rel_error: a and b must have the same shape, "
                          f"got {a.shape} and {b.shape}")
-    if a.size == 0:
-        return 0.0
     scale = np.max(np.abs(a) + np.abs(b))
     if scale == 0:
         return 0.0
@@ -163,21 +184,33 @@ def check_gradients(forward: Callable, backward: Callable, inputs: Mapping[str, 
     >>> max(report.values()) < 1e-7
     True
     """
-    inputs = {name: np.array(value, dtype=np.float64) for name, value in inputs.items()}
+    func = "check_gradients"
+    if not callable(forward) or not callable(backward):
+        raise TypeError(f"{func}: forward and backward must be functions, got "
+                        f"{type(forward).__name__} and {type(backward).__name__}")
+    for name, arrays in (("inputs", inputs), ("params", params)):
+        if not isinstance(arrays, Mapping) and not (name == "params" and arrays is None):
+            raise TypeError(f"{func}: {name} must be a dict of arrays, got "
+                            f"{type(arrays).__name__}")
+    inputs = {name: _real(func, f"inputs[{name!r}]", v) for name, v in inputs.items()}
     if params is not None:
-        params = {name: np.array(value, dtype=np.float64) for name, value in params.items()}
+        params = {name: _real(func, f"params[{name!r}]", v) for name, v in params.items()}
 
     def run(ins, ps):
         return forward(**ins) if ps is None else forward(**ins, params=ps)
 
-    out, cache = run(inputs, params)
+    try:
+        out, cache = run(inputs, params)
+    except (TypeError, ValueError) as err:   # say which call failed, keep the reason
+        with_params = "" if params is None else ", params=params"
+        raise type(err)(f"{func}: forward(**inputs{with_params}) failed: {err}") from err
     dout = np.random.default_rng(seed).standard_normal(np.shape(out))
     result = backward(dout, cache)
     result = result if isinstance(result, tuple) else (result,)
     expected = len(inputs) + (params is not None)
     if len(result) != expected:
         then = ", then the grads dict" if params is not None else ""
-        raise ValueError(f"check_gradients: backward returned {len(result)} values, "
+        raise ValueError(f"{func}: backward returned {len(result)} values, "
                          f"expected {expected} (one per input{then})")
 
     pairs: dict[str, tuple[np.ndarray, np.ndarray]] = {}   # name -> (analytic, numerical)

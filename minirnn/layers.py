@@ -20,7 +20,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._checks import Shapes
+from ._checks import Shapes, check_cache
 
 __all__ = [
     "IGNORE_INDEX",
@@ -105,6 +105,7 @@ def linear_backward(dy: np.ndarray, cache: LinearCache, bias: bool = True):
     dx : ndarray, shape (..., Din)
     grads : dict
     """
+    check_cache("linear_backward", cache, LinearCache, "linear_forward")
     dy = _upstream("linear_backward", dy, cache.x.shape[:-1] + cache.W.shape[1:])
     x2 = cache.x.reshape(-1, cache.x.shape[-1])
     dy2 = dy.reshape(-1, dy.shape[-1])
@@ -178,6 +179,7 @@ def embedding_backward(dy: np.ndarray, cache: EmbeddingCache) -> np.ndarray:
     -------
     dW : ndarray, shape (V, D)
     """
+    check_cache("embedding_backward", cache, EmbeddingCache, "embedding_forward")
     dy = _upstream("embedding_backward", dy, (*cache.tokens.shape, None))
     dW = np.zeros((cache.V, dy.shape[-1]), dtype=dy.dtype)
     np.add.at(dW, cache.tokens, dy)
@@ -210,8 +212,13 @@ def layer_norm_forward(x: np.ndarray, params: dict[str, np.ndarray], eps: float 
     s = Shapes("layer_norm_forward")
     x = _activation(s, "x", x)
     p = s.params(params, "params", {"g": "D", "b": "D"})
+    if isinstance(eps, bool) or not (isinstance(eps, (int, float)) and eps >= 0):
+        s.fail(f"eps must be a number >= 0, got {eps!r}")
     xc = x - x.mean(axis=-1, keepdims=True)
     sigma = np.sqrt(np.mean(xc * xc, axis=-1, keepdims=True) + eps)
+    if eps == 0 and np.any(sigma == 0):
+        s.fail("x has a constant row and eps = 0, so its standard deviation is 0 and x-hat "
+               "would divide by zero; use eps > 0")
     xhat = xc / sigma
     return xhat * p["g"] + p["b"], LayerNormCache(xhat, sigma, p["g"])
 
@@ -230,6 +237,7 @@ def layer_norm_backward(dy: np.ndarray, cache: LayerNormCache):
     grads : dict
         ``g`` and ``b``, shape (D,).
     """
+    check_cache("layer_norm_backward", cache, LayerNormCache, "layer_norm_forward")
     dy = _upstream("layer_norm_backward", dy, cache.xhat.shape)
     D = dy.shape[-1]
     dxhat = dy * cache.g
@@ -241,6 +249,11 @@ def layer_norm_backward(dy: np.ndarray, cache: LayerNormCache):
 
 
 # --- GELU and the feed-forward block ------------------------------------------------------------
+
+class GELUCache(NamedTuple):
+    x: np.ndarray        # the input
+    t: np.ndarray        # tanh(c (x + 0.044715 x^3))
+
 
 def gelu_forward(x: np.ndarray):
     """GELU, tanh approximation, eq. (L.5): ``x/2 (1 + tanh(c (x + 0.044715 x^3)))``.
@@ -255,20 +268,21 @@ def gelu_forward(x: np.ndarray):
     Returns
     -------
     y : ndarray, shape of ``x``
-    cache : tuple
-        ``(x, tanh_term)``.
+    cache : GELUCache
+        The input and the tanh term.
     """
     s = Shapes("gelu_forward")
     x = s.array("x", x, " ".join(f"n{i}" for i in range(np.ndim(x))))
     t = np.tanh(GELU_C * (x + 0.044715 * (x * x * x)))   # x * x * x: x ** 3 is slow in float32
-    return 0.5 * x * (1.0 + t), (x, t)
+    return 0.5 * x * (1.0 + t), GELUCache(x, t)
 
 
-def gelu_backward(dy: np.ndarray, cache) -> np.ndarray:
+def gelu_backward(dy: np.ndarray, cache: GELUCache) -> np.ndarray:
     """Backward of :func:`gelu_forward`.
 
     ``d/dx = (1 + t)/2 + x/2 (1 - t^2) c (1 + 3 * 0.044715 x^2)`` with ``t`` the tanh term.
     """
+    check_cache("gelu_backward", cache, GELUCache, "gelu_forward")
     x, t = cache
     dy = _upstream("gelu_backward", dy, x.shape)
     return dy * (0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * GELU_C * (1.0 + 0.134145 * x * x))
@@ -276,7 +290,7 @@ def gelu_backward(dy: np.ndarray, cache) -> np.ndarray:
 
 class FFNCache(NamedTuple):
     first: LinearCache
-    gelu: tuple
+    gelu: GELUCache
     second: LinearCache
 
 
@@ -312,6 +326,7 @@ def ffn_backward(dy: np.ndarray, cache: FFNCache):
     grads : dict
         ``W1``, ``b1``, ``W2``, ``b2``.
     """
+    check_cache("ffn_backward", cache, FFNCache, "ffn_forward")
     dy = _upstream("ffn_backward", dy, cache.first.x.shape)
     dhidden, g2 = linear_backward(dy, cache.second)
     dx, g1 = linear_backward(gelu_backward(dhidden, cache.gelu), cache.first)
@@ -342,6 +357,8 @@ def cross_entropy(logits: np.ndarray, targets: np.ndarray, ignore_index: int = I
         Gradient of the loss.
     """
     s = Shapes("cross_entropy")
+    if isinstance(ignore_index, bool) or not isinstance(ignore_index, (int, np.integer)):
+        s.fail(f"ignore_index must be an integer, got {ignore_index!r}", TypeError)
     logits = s.array("logits", logits, "B T V")
     targets = _check_tokens(s, "targets", targets, logits.shape[-1], allow=(ignore_index,))
     V = logits.shape[-1]

@@ -15,6 +15,7 @@ dotted names (``"blocks.0.attn.Wq"``), which optimisers and checkpoints treat un
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import NamedTuple
 
@@ -22,8 +23,8 @@ import numpy as np
 
 from ._checks import Shapes
 from .attention import init_kv_cache, init_mha_params, mha_backward, mha_forward, mha_step
-from .layers import _check_tokens as check_tokens
 from .layers import (
+    IGNORE_INDEX,
     cross_entropy,
     embedding_backward,
     embedding_forward,
@@ -34,6 +35,7 @@ from .layers import (
     linear_backward,
     linear_forward,
 )
+from .layers import _check_tokens as check_tokens
 from .msr import init_msr_params, msr_backward, msr_forward, msr_step
 from .rnn import init_rnn_params, rnn_backward, rnn_forward, rnn_step_forward
 
@@ -129,7 +131,14 @@ def _put(grads: dict, prefix: str, sub: dict) -> None:
 
 def count_parameters(params: dict) -> int:
     """Total number of scalars in a parameter dict."""
-    return int(sum(np.size(v) for v in params.values()))
+    if not isinstance(params, Mapping):
+        raise TypeError(f"count_parameters: params must be a dict of arrays, "
+                        f"got {type(params).__name__}")
+    for key, value in params.items():
+        if not isinstance(value, np.ndarray):
+            raise TypeError(f"count_parameters: params[{key!r}] must be an array, "
+                            f"got {type(value).__name__}")
+    return int(sum(v.size for v in params.values()))
 
 
 def _normal(rng, shape, std, dtype):
@@ -162,6 +171,33 @@ class LanguageModel:
         return check_tokens(Shapes(f"{type(self).__name__}.{func}"), "tokens", tokens,
                             self.config.vocab_size, axes)
 
+    def check_params(self, params, func: str = "forward") -> None:
+        """Check that ``params`` has exactly the keys and shapes :meth:`init` gives, in float32
+        or float64, all finite; raise a ``ValueError``/``TypeError`` naming the first problem.
+
+        :meth:`forward` and ``start`` call it; ``step`` trusts the parameters ``start`` saw.
+        """
+        where = f"{type(self).__name__}.{func}"
+        if not isinstance(params, Mapping):
+            raise TypeError(f"{where}: params must be the dict from init(), "
+                            f"got {type(params).__name__}")
+        if getattr(self, "_shapes", None) is None:
+            self._shapes = {k: v.shape for k, v in self.init(dtype=np.float32).items()}
+        missing = sorted(set(self._shapes) - set(params))
+        unknown = sorted(set(params) - set(self._shapes))
+        if missing or unknown:
+            raise ValueError(f"{where}: params does not fit this model: missing keys "
+                             f"{missing[:5]}, unknown keys {unknown[:5]}")
+        s = Shapes(where)
+        for key, shape in self._shapes.items():
+            s.array(f"params[{key!r}]", params[key], " ".join(f"{key}{i}" for i in shape))
+            if params[key].shape != shape:
+                s.fail(f"params[{key!r}] has shape {params[key].shape}, expected {shape}")
+
+    def _check_inputs(self, func, params, tokens):
+        self.check_params(params, func)
+        return self._check_tokens(func, tokens)
+
     def loss_and_grads(self, params: dict, tokens: np.ndarray, targets: np.ndarray):
         """Mean cross-entropy of next-token predictions and its gradient for every parameter.
 
@@ -179,6 +215,9 @@ class LanguageModel:
         grads : dict
             Same keys and shapes as ``params``.
         """
+        s = Shapes(f"{type(self).__name__}.loss_and_grads")
+        check_tokens(s, "tokens", tokens, self.config.vocab_size)
+        check_tokens(s, "targets", targets, self.config.vocab_size, allow=(IGNORE_INDEX,))
         logits, cache = self.forward(params, tokens)
         loss, dlogits = cross_entropy(logits, targets)
         return loss, self.backward(dlogits, cache)
@@ -224,7 +263,7 @@ class _BlockStack(LanguageModel):
 
     def forward(self, params: dict, tokens: np.ndarray):
         """Logits for every position, shape (B, T, V), and the cache for :meth:`backward`."""
-        tokens = self._check_tokens("forward", tokens)
+        tokens = self._check_inputs("forward", params, tokens)
         x, embed_cache = self._embed(params, tokens)
         blocks = []
         for layer in range(self.config.n_layers):
@@ -314,7 +353,7 @@ class RNNLM(LanguageModel):
 
     def forward(self, params: dict, tokens: np.ndarray):
         """Logits (B, T, V) and the cache."""
-        tokens = self._check_tokens("forward", tokens)
+        tokens = self._check_inputs("forward", params, tokens)
         x, embed = embedding_forward(tokens, params["embed"])
         h0 = np.zeros((tokens.shape[0], self.config.hidden), dtype=x.dtype)
         h, rnn = rnn_forward(x, h0, _sub(params, "rnn"))
@@ -378,7 +417,7 @@ class TransformerLM(_BlockStack):
 
     def start(self, params: dict, prompt: np.ndarray):
         """Logits of the prompt (B, T, V) and one KV cache per layer, filled with the prompt."""
-        prompt = self._check_tokens("start", prompt)
+        prompt = self._check_inputs("start", params, prompt)
         B, T = prompt.shape
         x, _ = self._embed(params, prompt)
         caches = [init_kv_cache(B, self.config.d_model, self.config.n_heads,

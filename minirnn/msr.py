@@ -22,7 +22,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._checks import Shapes, check_int
+from ._checks import Shapes, check_cache, check_int
 from .retention import (
     RetentionState,
     retention_chunkwise,
@@ -191,6 +191,7 @@ def group_norm_backward(dy: np.ndarray, cache: GroupNormCache):
     dx : ndarray, shape of ``dy``
     dw, db : ndarray, shape (h, dv)
     """
+    check_cache("group_norm_backward", cache, GroupNormCache, "group_norm_forward")
     s = Shapes("group_norm_backward")
     letters = " ".join(f"n{i}" for i in range(cache.xhat.ndim))
     for i, size in enumerate(cache.xhat.shape):
@@ -268,14 +269,16 @@ def init_msr_params(D: int, n_heads: int, dv: int, seed: int = 0,
             "gn_b": np.zeros((n_heads, dv), dtype=dtype)}
 
 
-def _key_width(func, D, n_heads):
+def _key_width(func, D, n_heads, source="D"):
+    """``d = D / n_heads``, checked: whole and even; ``source`` says where D came from."""
     n_heads = check_int(func, "n_heads", n_heads, 1)
     if D % n_heads:
-        raise ValueError(f"{func}: n_heads = {n_heads} must divide the model width D = {D}")
+        raise ValueError(f"{func}: n_heads = {n_heads} must divide the model width "
+                         f"{source} = {D}")
     d = D // n_heads
     if d % 2:
         raise ValueError(f"{func}: the key width per head d = D / n_heads = {d} must be even "
-                         f"for the rotation (D = {D}, n_heads = {n_heads})")
+                         f"for the rotation ({source} = {D}, n_heads = {n_heads})")
     return d
 
 
@@ -324,8 +327,11 @@ def msr_forward(x: np.ndarray, params: dict[str, np.ndarray], n_heads: int,
     if form == "parallel" and state is not None:
         raise ValueError("msr_forward: the parallel form starts a new sequence; continue one "
                          "with form='recurrent' or 'chunkwise'")
-    if not (isinstance(eps, (int, float)) and eps >= 0):
+    if isinstance(eps, bool) or not (isinstance(eps, (int, float)) and eps >= 0):
         raise ValueError(f"msr_forward: eps must be a number >= 0, got {eps!r}")
+    if state is not None and not isinstance(state, RetentionState):
+        raise TypeError(f"msr_forward: state must be a RetentionState or None, "
+                        f"got {type(state).__name__}")
     B, T, _ = x.shape
     start = 0 if state is None else check_int("msr_forward", "state.position",
                                               state.position, 0)
@@ -371,6 +377,7 @@ def msr_backward(dy: np.ndarray, cache: MSRCache):
     grads : dict
         Same keys as ``params``.
     """
+    check_cache("msr_backward", cache, MSRCache, "msr_forward")
     c, p = cache, cache.params
     s = Shapes("msr_backward")
     for letter, size in zip("BTD", c.x.shape):
@@ -439,7 +446,7 @@ def _check_msr(func, x, params, n_heads, axes):
     s = Shapes(func)
     x = s.array("x", x, axes)
     D = s.sizes["D"]
-    d = _key_width(func, D, n_heads)
+    d = _key_width(func, D, n_heads, f"D (the last axis of x, shape {x.shape})")
     p = s.params(params, "params", {"Wq": "D D", "Wk": "D D", "Wv": "D E", "Wg": "D E",
                                     "Wo": "E D", "gn_w": "h dv", "gn_b": "h dv"})
     if p["gn_w"].shape[0] != n_heads or p["gn_w"].shape[0] * p["gn_w"].shape[1] != s.sizes["E"]:

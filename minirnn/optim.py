@@ -17,6 +17,7 @@ save it like parameters. ``update`` changes ``params`` and ``state`` in place.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -147,8 +148,16 @@ def clip_grad_norm(grads: dict, max_norm: float) -> tuple[dict, float]:
     norm : float
         The global norm before clipping (``inf`` or ``nan`` if a gradient is not finite).
     """
-    if not max_norm > 0:
-        raise ValueError(f"clip_grad_norm: max_norm must be > 0, got {max_norm}")
+    if isinstance(max_norm, bool) or not isinstance(max_norm, (int, float)) or not max_norm > 0:
+        raise ValueError(f"clip_grad_norm: max_norm must be a number > 0, got {max_norm!r}")
+    if not isinstance(grads, Mapping):
+        raise TypeError(f"clip_grad_norm: grads must be a dict of arrays, "
+                        f"got {type(grads).__name__}")
+    for key, g in grads.items():
+        if not isinstance(g, np.ndarray) or g.dtype.kind != "f":
+            raise TypeError(f"clip_grad_norm: grads[{key!r}] must be a float array, got "
+                            f"{type(g).__name__}" + (f" of dtype {g.dtype}"
+                                                     if isinstance(g, np.ndarray) else ""))
     norm = float(np.sqrt(sum(float(np.sum(np.square(g, dtype=np.float64)))
                              for g in grads.values())))
     scale = min(1.0, max_norm / norm) if norm > 0 and math.isfinite(norm) else 1.0

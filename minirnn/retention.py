@@ -27,7 +27,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._checks import Shapes, check_int
+from ._checks import Shapes, check_cache, check_int
 
 __all__ = [
     "ChunkwiseCache",
@@ -223,8 +223,9 @@ def _check_gamma(func: str, gamma, h: int | None) -> np.ndarray:
     g = raw.astype(np.float64)
     if g.ndim == 0:
         g = np.full(1 if h is None else h, float(g))
-    elif g.ndim != 1 or (h is not None and g.shape[0] != h):
-        raise ValueError(f"{func}: gamma must be a float or have shape (h,) = ({h},), "
+    elif g.ndim != 1 or g.shape[0] == 0 or (h is not None and g.shape[0] != h):
+        want = "(h,)" if h is None else f"(h,) = ({h},)"
+        raise ValueError(f"{func}: gamma must be a float or have shape {want}, "
                          f"one decay per head, got shape {g.shape}")
     if not np.all((g >= 0) & (g <= 1)):   # also rejects NaN
         raise ValueError(f"{func}: every gamma must lie in [0, 1], got {g.tolist()}")
@@ -334,6 +335,7 @@ def retention_parallel_backward(dout: np.ndarray, cache: ParallelCache):
     dq, dk : ndarray, shape (B, h, T, d)
     dv : ndarray, shape (B, h, T, dv)
     """
+    check_cache("retention_parallel_backward", cache, ParallelCache, "retention_parallel")
     dout = _check_dout("retention_parallel_backward", dout, cache.out)
     # --- exercise: retention_parallel_backward ---
     dP, dr = _score_normaliser_backward(dout, cache.out, cache.r, cache.c, cache.normalize)
@@ -424,6 +426,7 @@ def retention_recurrent_backward(dout: np.ndarray, cache: RecurrentCache,
     dstate_in : RetentionStateGrad
         Gradient with respect to the incoming ``state``.
     """
+    check_cache("retention_recurrent_backward", cache, RecurrentCache, "retention_recurrent")
     dout = _check_dout("retention_recurrent_backward", dout, cache.out)
     c = cache
     dS, dz = _check_dstate("retention_recurrent_backward", dstate, c.S[:, :, -1], c.z[:, :, -1])
@@ -537,6 +540,7 @@ def retention_chunkwise_backward(dout: np.ndarray, cache: ChunkwiseCache,
     dv : ndarray, shape (B, h, T, dv)
     dstate_in : RetentionStateGrad
     """
+    check_cache("retention_chunkwise_backward", cache, ChunkwiseCache, "retention_chunkwise")
     dout = _check_dout("retention_chunkwise_backward", dout, cache.out)
     c = cache
     G, gz = _check_dstate("retention_chunkwise_backward", dstate, c.S_prev[0], c.z_prev[0])

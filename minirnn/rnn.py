@@ -19,7 +19,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._checks import Shapes, result_dtype
+from ._checks import Shapes, check_cache, result_dtype
 
 __all__ = [
     "RNNCache",
@@ -134,6 +134,7 @@ def rnn_step_backward(dh: np.ndarray, cache: RNNStepCache):
     grads : dict
         ``Wx`` (D, H), ``Wh`` (H, H), ``b`` (H,).
     """
+    check_cache("rnn_step_backward", cache, RNNStepCache, "rnn_step_forward")
     s = Shapes("rnn_step_backward")
     s.bind("B", cache.h.shape[0], "cache.h")
     s.bind("H", cache.h.shape[1], "cache.h")
@@ -207,6 +208,7 @@ def rnn_backward(dh: np.ndarray, cache: RNNCache):
     grads : dict
         ``Wx`` (D, H), ``Wh`` (H, H), ``b`` (H,).
     """
+    check_cache("rnn_backward", cache, RNNCache, "rnn_forward")
     s = Shapes("rnn_backward")
     for letter, size in zip("BTH", cache.h.shape):
         s.bind(letter, size, "cache.h")

@@ -19,7 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ._checks import NonFiniteError, Shapes, check_int
 from .layers import IGNORE_INDEX, cross_entropy
+from .layers import _check_tokens as check_tokens
 from .models import build_model, config_from_dict, config_to_dict
 from .optim import AdamW, clip_grad_norm, warmup_cosine
 from .tasks import task_from_dict, task_to_dict
@@ -148,18 +150,27 @@ def train(model, params: dict, task, config: TrainConfig = TrainConfig(), *,
         from tqdm.auto import tqdm
         bar = tqdm(total=config.steps, initial=step, desc=f"{model.config.kind} on {task.name}",
                    unit="step", leave=False)
+    model.check_params(params, "train")    # NaN before the first step is bad input
     start = time.perf_counter()
+    kept = f"; the last good checkpoint {checkpoint} was kept" if checkpoint else ""
     try:
         while step < config.steps:
             tokens, targets = task.batch(rng, config.batch_size)
-            loss, grads = model.loss_and_grads(params, tokens, targets)
+            try:
+                loss, grads = model.loss_and_grads(params, tokens, targets)
+            except NonFiniteError as err:   # finite weights, but an activation overflowed
+                raise FloatingPointError(f"training diverged at step {step}: {err}{kept}") \
+                    from err
             grads, norm = clip_grad_norm(grads, config.clip)
             if not (np.isfinite(loss) and np.isfinite(norm)):
-                raise FloatingPointError(
-                    f"training diverged at step {step}: loss = {loss}, gradient norm = {norm}"
-                    + (f"; the last good checkpoint {checkpoint} was kept" if checkpoint else ""))
+                raise FloatingPointError(f"training diverged at step {step}: loss = {loss}, "
+                                         f"gradient norm = {norm}{kept}")
             lr = warmup_cosine(step, config.lr, config.warmup, config.steps)
             optimiser.update(params, grads, opt_state, lr)
+            broken = [key for key, value in params.items() if not np.all(np.isfinite(value))]
+            if broken:
+                raise FloatingPointError(f"training diverged at step {step}: the update made "
+                                         f"params{broken[:3]} non-finite{kept}")
             step += 1
             seen_tokens += tokens.size
             history.append({"step": step, "loss": float(loss)})
@@ -287,12 +298,16 @@ def generate(model, params: dict, prompt, n_tokens: int, temperature: float = 1.
     -------
     ndarray of int, shape (T + n_tokens,) or (B, T + n_tokens)
     """
-    prompt = np.asarray(prompt)
-    single = prompt.ndim == 1
+    n_tokens = check_int("generate", "n_tokens", n_tokens, 0)
+    if top_k is not None:
+        top_k = check_int("generate", "top_k", top_k, 1)
+    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) \
+            or not temperature >= 0:
+        raise ValueError(f"generate: temperature must be a number >= 0, got {temperature!r}")
+    single = np.ndim(prompt) == 1
+    axes = "T" if single else "B T"
+    prompt = check_tokens(Shapes("generate"), "prompt", prompt, model.config.vocab_size, axes)
     tokens = prompt[None] if single else prompt
-    if n_tokens < 0 or temperature < 0 or (top_k is not None and top_k < 1):
-        raise ValueError(f"generate: need n_tokens >= 0, temperature >= 0, top_k >= 1; got "
-                         f"{n_tokens}, {temperature}, {top_k}")
     rng = np.random.default_rng(seed)
     logits, state = model.start(params, tokens)
     logits = logits[:, -1]

@@ -63,14 +63,23 @@ def test_training_learns_and_evaluates():
 
 def test_diverging_run_stops_and_keeps_the_last_good_checkpoint(tmp_path):
     model = build_model(CONFIGS[0])
-    path = tmp_path / "good.npz"
-    train(model, model.init(0), TASK, short(steps=3), checkpoint=path, progress=False)
-    good = path.read_bytes()
+    path = tmp_path / "run.npz"
+    # a learning rate of 1e30: step 0 is still finite (and checkpointed), step 1 is not
+    with pytest.raises(FloatingPointError, match=r"diverged at step 1: .* non-finite"), \
+            np.errstate(all="ignore"):
+        train(model, model.init(0), TASK, short(steps=3, lr=1e30, clip=1e300, warmup=0),
+              checkpoint=path, checkpoint_every=1, progress=False)
+    kept = load_checkpoint(path)
+    assert kept.step == 1
+    assert all(np.all(np.isfinite(p)) for p in kept.params.values())
+
+
+def test_non_finite_starting_parameters_are_bad_input(tmp_path):
+    model = build_model(CONFIGS[0])
     params = model.init(0)
-    params["head.W"][:] = np.nan
-    with pytest.raises(FloatingPointError, match="diverged at step 0"):
-        train(model, params, TASK, short(steps=3), checkpoint=path, progress=False)
-    assert path.read_bytes() == good
+    params["head.W"][1, 2] = np.nan
+    with pytest.raises(ValueError, match=r"train: params\['head.W'\] contains 1 non-finite"):
+        train(model, params, TASK, short(steps=3), progress=False)
 
 
 def test_bad_checkpoints_give_clear_errors(tmp_path):

@@ -1,0 +1,345 @@
+"""Hypothesis feeds every public function of minirnn that takes arrays one wrong argument.
+
+For each function a *valid* call is drawn (random sizes, random numbers); then one argument is
+replaced by a wrong version of itself. The rule every case must satisfy:
+
+* non-contiguous arrays, read-only arrays and nested lists **must work** and give the same
+  result as the original call;
+* NaN or inf in an input, an empty axis (T = 0 included), a wrong dtype, a broken parameter
+  dict, an out-of-range decay, chunk size or head count, a wrong cache **must raise**
+  ``ValueError`` or ``TypeError`` whose message names the argument;
+* anything else (an extra or missing axis, one axis a different size) may work, with finite
+  output, or raise as above.
+
+Never an ``IndexError``, a ``KeyError``, an ``AttributeError``, a broadcasting error from deep
+inside or a NaN in the output. The number of cases tried is printed at the end of the run
+(``conftest.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import minirnn as m
+
+WORK, RAISE, EITHER = "must work", "must raise", "may work"
+
+
+@dataclass
+class Call:
+    """A valid call ``f(**kwargs)`` and what its documentation allows."""
+
+    f: Callable
+    kwargs: dict
+    scalars: dict                       # argument -> values that must be rejected
+    optional: frozenset = frozenset()   # dict keys that may be left out
+    free_dict: bool = False             # dict keys and shapes are the caller's choice
+    converts: bool = False              # integer arrays are converted, not rejected
+    minus_inf: frozenset = frozenset()  # arguments where -inf is documented (masked logits)
+    reports_nan: bool = False           # a NaN gradient is reported in the result, not raised
+
+
+def normal(draw, *shape):
+    seed = draw(st.integers(0, 2**32 - 1))
+    return np.random.default_rng(seed).standard_normal(shape)
+
+
+def sizes(draw):
+    return dict(B=draw(st.integers(1, 3)), T=draw(st.integers(1, 6)),
+                D=draw(st.sampled_from([2, 4, 6])), H=draw(st.integers(1, 4)),
+                h=draw(st.sampled_from([1, 2])), d=draw(st.sampled_from([2, 4])),
+                dv=draw(st.integers(1, 3)), V=draw(st.integers(2, 7)))
+
+
+BAD_GAMMA = [-0.1, 1.5, float("nan"), float("inf"), 1j, "0.9", np.full((5,), 0.5)]
+BAD_COUNT = [0, -1, 2.5, True, "2", None]
+BAD_EPS = [-1e-5, float("nan"), "small"]
+MHA_BIASES = frozenset({"bq", "bv", "bo"})
+
+
+def build(name, draw) -> Call:
+    """A valid call of the public function ``name`` with drawn sizes."""
+    z = sizes(draw)
+    B, T, D, H, h, d, dv, V = (z[k] for k in "B T D H h d dv V".split())
+    gamma = draw(st.sampled_from([0.5, np.linspace(0.0, 1.0, h)]))
+    qkv = dict(q=normal(draw, B, h, T, d), k=normal(draw, B, h, T, d),
+               v=normal(draw, B, h, T, dv))
+    tokens = np.random.default_rng(T).integers(0, V, (B, T))
+    nh = 2 if D % 2 == 0 else 1
+    calls = {
+        "rnn_step_forward": lambda: Call(m.rnn_step_forward, dict(
+            x=normal(draw, B, D), h_prev=normal(draw, B, H), params=m.init_rnn_params(D, H)),
+            {}),
+        "rnn_forward": lambda: Call(m.rnn_forward, dict(
+            x=normal(draw, B, T, D), h0=normal(draw, B, H), params=m.init_rnn_params(D, H)), {}),
+        "softmax_forward": lambda: Call(m.softmax_forward, dict(x=normal(draw, B, T), axis=-1),
+                                        {"axis": [2, -3, 1.0, None]}, minus_inf={"x"}),
+        "attention_forward": lambda: Call(m.attention_forward, dict(qkv), {}),
+        "mha_forward": lambda: Call(m.mha_forward, dict(
+            x=normal(draw, B, T, D), params=m.init_mha_params(D, nh), n_heads=nh),
+            {"n_heads": [*BAD_COUNT, 3 * D + 1]}, optional=MHA_BIASES),
+        "mha_step": lambda: Call(m.mha_step, dict(
+            x=normal(draw, B, D), params=m.init_mha_params(D, nh), n_heads=nh),
+            {"n_heads": [*BAD_COUNT, 3 * D + 1], "cache": ["cache", m.init_kv_cache(B + 1, D, nh)]},
+            optional=MHA_BIASES),
+        "retention_parallel": lambda: Call(m.retention_parallel, dict(qkv, gamma=gamma),
+                                           {"gamma": BAD_GAMMA}),
+        "retention_recurrent": lambda: Call(m.retention_recurrent, dict(qkv, gamma=gamma),
+                                            {"gamma": BAD_GAMMA, "state": ["state", (1, 2)]}),
+        "retention_chunkwise": lambda: Call(m.retention_chunkwise, dict(
+            qkv, gamma=gamma, chunk_size=draw(st.integers(1, T + 2))),
+            {"gamma": BAD_GAMMA, "chunk_size": BAD_COUNT, "state": ["state"]}),
+        "retention_final_state": lambda: Call(m.retention_final_state, dict(
+            k=qkv["k"], v=qkv["v"], gamma=gamma), {"gamma": BAD_GAMMA}),
+        "msr_forward": lambda: Call(m.msr_forward, dict(
+            x=normal(draw, B, T, d * h), params=m.init_msr_params(d * h, h, dv), n_heads=h,
+            form=draw(st.sampled_from(["parallel", "recurrent", "chunkwise"])), chunk_size=2),
+            {"n_heads": [*BAD_COUNT, 5], "form": ["fast", 1], "eps": BAD_EPS}),
+        "msr_step": lambda: Call(m.msr_step, dict(
+            x=normal(draw, B, d * h), params=m.init_msr_params(d * h, h, dv), n_heads=h),
+            {"n_heads": [*BAD_COUNT, 5], "state": ["state"], "eps": BAD_EPS}),
+        "group_norm_forward": lambda: Call(m.group_norm_forward, dict(
+            x=normal(draw, B, T, h, dv), w=normal(draw, h, dv), b=normal(draw, h, dv)),
+            {"eps": BAD_EPS}),
+        "rotate": lambda: Call(m.rotate, dict(x=normal(draw, B, T, d), start=T),
+                               {"start": [-1, 1.5, "0", None]}),
+        "decay_mask": lambda: Call(m.decay_mask, dict(gamma=gamma, T=T),
+                                   {"gamma": BAD_GAMMA[:-1], "T": BAD_COUNT}),
+        "linear_forward": lambda: Call(m.linear_forward, dict(
+            x=normal(draw, B, T, D), params={"W": normal(draw, D, H), "b": normal(draw, H)}), {},
+            optional={"b"}),
+        "layer_norm_forward": lambda: Call(m.layer_norm_forward, dict(
+            x=normal(draw, B, T, D), params={"g": normal(draw, D), "b": normal(draw, D)}),
+            {"eps": BAD_EPS}),
+        "ffn_forward": lambda: Call(m.ffn_forward, dict(x=normal(draw, B, T, D), params={
+            "W1": normal(draw, D, H), "b1": normal(draw, H), "W2": normal(draw, H, D),
+            "b2": normal(draw, D)}), {}),
+        "gelu_forward": lambda: Call(m.gelu_forward, dict(x=normal(draw, B, T)), {}),
+        "embedding_forward": lambda: Call(m.embedding_forward, dict(
+            tokens=tokens, W=normal(draw, V, D)), {}),
+        "cross_entropy": lambda: Call(m.cross_entropy, dict(
+            logits=normal(draw, B, T, V), targets=tokens), {"ignore_index": [0.5, "x"]}),
+        "rel_error": lambda: Call(m.rel_error, dict(a=normal(draw, B, T), b=normal(draw, B, T)),
+                                  {}, converts=True),
+        "numerical_gradient": lambda: Call(m.numerical_gradient, dict(
+            f=np.tanh, x=normal(draw, B, D), dout=normal(draw, B, D)),
+            {"f": [None, "tanh"], "eps": [0.0, -1e-6, float("nan")]}, converts=True),
+        "clip_grad_norm": lambda: Call(m.clip_grad_norm, dict(
+            grads={"W": normal(draw, D, H), "b": normal(draw, H)}, max_norm=1.0),
+            {"max_norm": [0.0, -1.0, float("nan"), "1"]}, free_dict=True, reports_nan=True),
+        "count_parameters": lambda: Call(m.count_parameters, dict(
+            params={"W": normal(draw, D, H), "b": normal(draw, H)}), {}, free_dict=True,
+            converts=True, reports_nan=True),
+        "check_gradients": lambda: Call(m.check_gradients, dict(
+            forward=m.rnn_step_forward, backward=m.rnn_step_backward,
+            inputs={"x": normal(draw, B, D), "h_prev": normal(draw, B, H)},
+            params=m.init_rnn_params(D, H)),
+            {"forward": [None], "backward": ["rnn_step_backward"]}, converts=True),
+    }
+    if name in calls:
+        return calls[name]()
+    if name in BACKWARD:
+        return backward_call(name, draw)
+    return model_call(name, draw, z, tokens)
+
+
+# backward -> (forward, name of the upstream gradient, position of the cache in the output)
+BACKWARD = {
+    "rnn_step_backward": ("rnn_step_forward", "dh", 1),
+    "rnn_backward": ("rnn_forward", "dh", 1),
+    "softmax_backward": ("softmax_forward", "dy", 1),
+    "attention_backward": ("attention_forward", "dout", 1),
+    "mha_backward": ("mha_forward", "dy", 1),
+    "retention_parallel_backward": ("retention_parallel", "dout", 1),
+    "retention_recurrent_backward": ("retention_recurrent", "dout", 2),
+    "retention_chunkwise_backward": ("retention_chunkwise", "dout", 2),
+    "msr_backward": ("msr_forward", "dy", 2),
+    "group_norm_backward": ("group_norm_forward", "dy", 1),
+    "linear_backward": ("linear_forward", "dy", 1),
+    "layer_norm_backward": ("layer_norm_forward", "dy", 1),
+    "ffn_backward": ("ffn_forward", "dy", 1),
+    "gelu_backward": ("gelu_forward", "dy", 1),
+    "embedding_backward": ("embedding_forward", "dy", 1),
+}
+
+
+def backward_call(name, draw) -> Call:
+    forward_name, upstream, at = BACKWARD[name]
+    fwd = build(forward_name, draw)
+    out = fwd.f(**fwd.kwargs)
+    other = build("gelu_forward" if name != "gelu_backward" else "linear_forward", draw)
+    wrong_cache = other.f(**other.kwargs)[1]
+    return Call(getattr(m, name), {upstream: normal(draw, *out[0].shape), "cache": out[at]},
+                {"cache": [None, out, wrong_cache]})
+
+
+MODELS = {"RNNLM": (m.RNNLM, m.RNNConfig), "TransformerLM": (m.TransformerLM, m.TransformerConfig),
+          "RetNetLM": (m.RetNetLM, m.RetNetConfig)}
+SMALL = dict(d_model=4, n_heads=2, n_layers=1, d_ff=8, dv=2, chunk_size=2, hidden=4)
+
+
+def model_call(name, draw, z, tokens) -> Call:
+    cls_name, method = name.split(".")
+    cls, config_cls = MODELS[cls_name]
+    fields = config_cls.__dataclass_fields__
+    model = cls(config_cls(vocab_size=z["V"], **{k: v for k, v in SMALL.items() if k in fields}))
+    params = model.init(seed=draw(st.integers(0, 9)), dtype=np.float64)
+    if method == "loss_and_grads":
+        return Call(model.loss_and_grads, dict(params=params, tokens=tokens,
+                                               targets=np.roll(tokens, -1, axis=1)), {})
+    if method == "forward":
+        return Call(model.forward, dict(params=params, tokens=tokens), {})
+    return Call(lambda params, prompt, n_tokens, top_k: m.generate(
+        model, params, prompt, n_tokens, top_k=top_k),
+        dict(params=params, prompt=tokens, n_tokens=2, top_k=None),
+        {"n_tokens": [-1, 1.5, "2"], "top_k": [0, -2, 1.5]})
+
+
+FUNCTIONS = [*[n for n in m.__all__ if n in {
+    "rnn_step_forward", "rnn_forward", "softmax_forward", "attention_forward", "mha_forward",
+    "mha_step", "retention_parallel", "retention_recurrent", "retention_chunkwise",
+    "retention_final_state", "msr_forward", "msr_step", "group_norm_forward", "rotate",
+    "decay_mask", "linear_forward", "layer_norm_forward", "ffn_forward", "gelu_forward",
+    "embedding_forward", "cross_entropy", "rel_error", "numerical_gradient", "clip_grad_norm",
+    "count_parameters", "check_gradients"}], *BACKWARD,
+    *[f"{c}.{meth}" for c in MODELS for meth in ("loss_and_grads", "forward", "generate")]]
+
+# public functions that take no arrays (sizes, names, paths, configs): covered elsewhere
+NO_ARRAYS = {"build_model", "causal_mask", "init_kv_cache", "init_mha_params", "init_msr_params",
+             "init_rnn_params", "make_task", "msr_gammas", "rotation_angles", "warmup_cosine",
+             "load_checkpoint", "save_checkpoint", "train", "evaluate"}
+
+
+def test_every_public_function_is_covered():
+    import inspect
+    public = {n for n in m.__all__ if inspect.isfunction(getattr(m, n))}
+    covered = {f.split(".")[-1] for f in FUNCTIONS}          # "RNNLM.generate" -> generate
+    assert public - NO_ARRAYS == covered & public
+
+
+# --- ways to break one argument ------------------------------------------------------------------
+
+def array_breakers(value: np.ndarray, draw, call: Call, arg: str):
+    """(label, wrong value, expectation) for one array argument."""
+    ints = value.dtype.kind in "iu"
+    if value.ndim:
+        yield "non-contiguous", np.repeat(value, 2, axis=-1)[..., ::2], WORK
+        yield "nested list", value.tolist(), WORK
+        axis = draw(st.integers(0, value.ndim - 1))
+        yield f"empty axis {axis}", np.take(value, [], axis=axis), RAISE
+        yield f"missing axis {axis}", np.take(value, 0, axis=axis), EITHER
+        grown = np.concatenate([value, np.take(value, [0], axis=axis)], axis=axis)
+        yield f"axis {axis} one longer", grown, EITHER
+    ro = value.copy()
+    ro.flags.writeable = False
+    yield "read-only", ro, WORK
+    yield "extra axis", value[None], EITHER
+    yield "None", None, RAISE
+    for dt in (np.complex128, object, "U3"):
+        yield f"dtype {np.dtype(dt)}", value.astype(dt), RAISE
+    if not ints:
+        yield "dtype bool", value.astype(bool), EITHER if call.converts else RAISE
+    if ints:
+        yield "float tokens", value + 0.5, RAISE
+        yield "token out of range", value + 1000, RAISE
+        yield "negative token", value - 1000, RAISE
+    elif value.size:
+        for bad in (np.nan, np.inf, -np.inf):
+            broken = value.copy()
+            broken.flat[draw(st.integers(0, value.size - 1))] = bad
+            ok = (bad == -np.inf and arg in call.minus_inf) or call.reports_nan
+            yield f"{bad} inside", broken, EITHER if ok else RAISE
+
+
+def dict_breakers(value: dict, draw, call: Call):
+    """(label, wrong dict, expectation) for a parameter or gradient dict."""
+    key = draw(st.sampled_from(sorted(value)))
+    free = EITHER if call.free_dict else RAISE
+    missing = EITHER if key in call.optional else free
+    yield f"missing {key!r}", {k: v for k, v in value.items() if k != key}, missing
+    yield "unknown key", {**value, "extra": np.zeros(2)}, free
+    yield "not a dict", list(value.values()), RAISE
+    yield f"{key!r} a string", {**value, key: "W"}, RAISE
+    target = value[key]
+    if isinstance(target, np.ndarray) and target.dtype.kind == "f":
+        grown = np.zeros(tuple(n + 1 for n in target.shape))
+        yield f"{key!r} wrong shape", {**value, key: grown}, free
+        yield f"{key!r} integer", {**value, key: target.astype(np.int64)}, \
+            EITHER if call.converts else RAISE
+        broken = target.copy()
+        broken.flat[draw(st.integers(0, target.size - 1))] = np.nan
+        yield f"{key!r} with NaN", {**value, key: broken}, EITHER if call.reports_nan else RAISE
+        ro = target.copy()
+        ro.flags.writeable = False
+        yield f"{key!r} read-only", {**value, key: ro}, WORK
+
+
+def breakers(call: Call, draw):
+    """Every way of breaking one argument of ``call``: (argument, label, value, expectation)."""
+    for arg, value in call.kwargs.items():
+        if isinstance(value, np.ndarray):
+            for label, bad, expect in array_breakers(value, draw, call, arg):
+                yield arg, label, bad, expect
+        elif isinstance(value, dict):
+            for label, bad, expect in dict_breakers(value, draw, call):
+                yield arg, label, bad, expect
+    for arg, values in call.scalars.items():
+        for bad in values:
+            yield arg, f"= {bad!r}"[:40], bad, RAISE
+
+
+# --- judging one case ----------------------------------------------------------------------------
+
+def float_arrays(result):
+    if isinstance(result, np.ndarray):
+        yield result
+    elif isinstance(result, dict):
+        for v in result.values():
+            yield from float_arrays(v)
+    elif isinstance(result, tuple):
+        for v in result:
+            yield from float_arrays(v)
+    elif isinstance(result, float):
+        yield np.asarray(result)
+
+
+def same(a, b):
+    xs, ys = list(float_arrays(a)), list(float_arrays(b))
+    return len(xs) == len(ys) and all(
+        x.shape == y.shape and np.allclose(x, y, rtol=1e-12, atol=1e-12) for x, y in zip(xs, ys))
+
+
+def judge(call: Call, arg: str, label: str, bad, expect: str, reference):
+    try:
+        result = call.f(**{**call.kwargs, arg: bad})
+    except (ValueError, TypeError) as err:
+        assert expect != WORK, f"{arg} {label} must work, got {type(err).__name__}: {err}"
+        assert arg in str(err), f"{arg} {label}: the message does not name {arg!r}: {err}"
+        return "raised"
+    assert expect != RAISE, f"{arg} {label} was accepted silently"
+    if call.reports_nan and ("nan" in label.lower() or "inf" in label):
+        if isinstance(result, tuple):      # clip_grad_norm: the norm it returns is not finite
+            assert not np.isfinite(result[1]), f"{arg} {label}: the norm is finite"
+        return "reported"
+    for a in float_arrays(result):
+        if a.dtype.kind == "f":
+            assert np.all(np.isfinite(a)), f"{arg} {label}: non-finite output"
+    if expect == WORK:
+        assert same(result, reference), f"{arg} {label}: a different result"
+    return "worked"
+
+
+@pytest.mark.parametrize("name", FUNCTIONS)
+@given(data=st.data())
+def test_every_wrong_argument(name, data, bad_input_cases):
+    """A valid call with drawn sizes and numbers, then every way of breaking one argument."""
+    call = build(name, data.draw)
+    reference = call.f(**call.kwargs)
+    for arg, label, bad, expect in breakers(call, data.draw):
+        bad_input_cases[judge(call, arg, label, bad, expect, reference)] += 1
