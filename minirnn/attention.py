@@ -505,7 +505,7 @@ def mha_step(x: np.ndarray, params: dict[str, np.ndarray], n_heads: int,
                       params, n_heads, "B T D")
     B, _, D = x.shape
     if cache is None:
-        cache = init_kv_cache(B, D, n_heads, dtype=np.result_type(x, p["Wq"]))
+        cache = init_kv_cache(B, D, n_heads, dtype=np.result_type(x, *p.values()))
     elif not isinstance(cache, KVCache):
         raise TypeError(f"mha_step: cache must be a KVCache or None, got {type(cache).__name__}")
     elif cache.k.shape[:2] != (B, n_heads) or cache.k.shape[3] * n_heads != D:

@@ -319,21 +319,26 @@ def msr_forward(x: np.ndarray, params: dict[str, np.ndarray], n_heads: int,
         State after the last token, to continue with :func:`msr_step` or another call.
     cache : MSRCache
     """
-    x, p, d, dv = _check_msr("msr_forward", x, params, n_heads, "B T D")
+    return _msr_forward("msr_forward", x, params, n_heads, form, chunk_size, state, eps)
+
+
+def _msr_forward(func, x, params, n_heads, form, chunk_size, state, eps):
+    """The body of :func:`msr_forward`; ``func`` names the public caller in errors."""
+    x, p, d, dv = _check_msr(func, x, params, n_heads, "B T D")
     if form not in FORMS:
-        raise ValueError(f"msr_forward: form must be one of {FORMS}, got {form!r}")
+        raise ValueError(f"{func}: form must be one of {FORMS}, got {form!r}")
     if form == "chunkwise" and chunk_size is None:
-        raise ValueError("msr_forward: the chunkwise form needs chunk_size (an integer >= 1)")
+        raise ValueError(f"{func}: the chunkwise form needs chunk_size (an integer >= 1)")
     if form == "parallel" and state is not None:
-        raise ValueError("msr_forward: the parallel form starts a new sequence; continue one "
+        raise ValueError(f"{func}: the parallel form starts a new sequence; continue one "
                          "with form='recurrent' or 'chunkwise'")
     if isinstance(eps, bool) or not (isinstance(eps, (int, float)) and eps >= 0):
-        raise ValueError(f"msr_forward: eps must be a number >= 0, got {eps!r}")
+        raise ValueError(f"{func}: eps must be a number >= 0, got {eps!r}")
     if state is not None and not isinstance(state, RetentionState):
-        raise TypeError(f"msr_forward: state must be a RetentionState or None, "
+        raise TypeError(f"{func}: state must be a RetentionState or None, "
                         f"got {type(state).__name__}")
     B, T, _ = x.shape
-    start = 0 if state is None else check_int("msr_forward", "state.position",
+    start = 0 if state is None else check_int(func, "state.position",
                                               state.position, 0)
     gammas = msr_gammas(n_heads)
 
@@ -434,11 +439,9 @@ def msr_step(x: np.ndarray, params: dict[str, np.ndarray], n_heads: int,
     y : ndarray, shape (B, D)
     state : RetentionState
     """
-    if np.ndim(x) != 2:
-        raise ValueError(f"msr_step: x must have 2 dimensions (B, D), one token per sequence, "
-                         f"got shape {np.shape(x)}")
-    y, state, _ = msr_forward(np.asarray(x)[:, None], params, n_heads, "recurrent", None,
-                              state, eps)
+    x = Shapes("msr_step").array("x", x, "B D")    # one token per sequence
+    y, state, _ = _msr_forward("msr_step", x[:, None], params, n_heads, "recurrent", None,
+                               state, eps)
     return y[:, 0], state
 
 

@@ -111,9 +111,11 @@ class ChunkwiseCache(NamedTuple):
 def decay_mask(gamma, T: int) -> np.ndarray:
     """The decay mask ``D[n, m] = gamma^(n - m)`` for ``n >= m``, else 0.
 
-    Implements eq. (R.1). The exponent is clipped at 0 *before* the power, so no negative
-    power of gamma is ever formed (``0^-1`` is infinite) and masking never relies on
-    ``gamma^inf == 0`` (false for ``gamma == 1``).
+    Implements eq. (R.1). Only the ``T`` powers ``gamma^0 .. gamma^(T-1)`` are computed: ``D``
+    is constant along its diagonals (a lower-triangular Toeplitz matrix), so row ``n`` is the
+    reversed powers ``gamma^n .. gamma^0`` followed by zeros. No negative power of gamma is
+    ever formed (``0^-1`` is infinite) and masking never relies on ``gamma^inf == 0`` (false
+    for ``gamma == 1``); the zeros are written, not computed.
 
     Parameters
     ----------
@@ -125,12 +127,15 @@ def decay_mask(gamma, T: int) -> np.ndarray:
     Returns
     -------
     ndarray, float64, shape (T, T) for a scalar gamma or (h, T, T)
+        A read-only view of ``O(h T)`` numbers (every row is a window of the same vector);
+        ``np.array(D)`` makes a writable copy.
     """
     T = check_int("decay_mask", "T", T, 1)
     g = _check_gamma("decay_mask", gamma, None)
-    n = np.arange(T)
-    lag = n[:, None] - n[None, :]
-    D = np.where(lag >= 0, g[:, None, None] ** np.maximum(lag, 0), 0.0)
+    powers = g[:, None] ** np.arange(T)                              # (h, T), 0^0 = 1
+    # [gamma^(T-1) .. gamma^1, gamma^0, 0 .. 0]: the window starting at T-1-n is row n
+    padded = np.concatenate([powers[:, ::-1], np.zeros((g.size, T - 1))], axis=1)
+    D = np.lib.stride_tricks.sliding_window_view(padded, T, axis=1)[:, ::-1]
     return D[0] if np.ndim(gamma) == 0 else D
 
 

@@ -1,19 +1,25 @@
 """Shared test set-up: Hypothesis profiles.
 
 ``dev`` (default) is quick for local runs; ``ci`` tries more examples and has no deadline
-(shared CI machines are noisy). Select with ``MINIRNN_HYPOTHESIS_PROFILE=ci``.
+(shared CI machines are noisy); ``mutation`` is small and repeatable, for the thousands of runs
+of mutation testing. Select with ``MINIRNN_HYPOTHESIS_PROFILE=ci``.
 """
 
 import os
 from collections import Counter
 
 import pytest
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, Phase, settings
 
 settings.register_profile("dev", max_examples=25, deadline=None)
 settings.register_profile(
     "ci", max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
+# mutation testing (CONTRIBUTING.md): few examples, the same ones every run, no database, and
+# no shrinking (a mutant only needs one failing example, and shrinking it costs seconds)
+settings.register_profile("mutation", max_examples=10, deadline=None, derandomize=True,
+                          database=None, phases=[Phase.explicit, Phase.generate],
+                          report_multiple_bugs=False)
 settings.load_profile(os.environ.get("MINIRNN_HYPOTHESIS_PROFILE", "dev"))
 
 

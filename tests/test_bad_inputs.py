@@ -4,6 +4,10 @@ broadcasting error from deep inside, or silent NaN. Some mistakes must always ra
 axis, integer or complex data); non-contiguous and read-only arrays must always work; an extra
 or missing leading axis may be fine for functions that accept any leading axes."""
 
+import json
+import os
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -147,3 +151,42 @@ def test_backward_rejects_a_gradient_of_the_wrong_shape(name, label):
     message = str(err.value)
     assert any(word in message for word in ("dy", "dout", "dh")), message
     backward(np.ones_like(y), get_cache(out))                    # the right shape works
+
+
+# --- the exact messages ---------------------------------------------------------------------
+
+GOLDEN = Path(__file__).parent / "golden" / "error_messages.json"
+
+
+def all_messages() -> dict[str, str]:
+    """The error message of every case above that raises, by case id."""
+    messages = {}
+    for name, arg, label, bad, _ in CASES:
+        f, kw = CALLS[name]
+        try:
+            f(**{**kw, arg: bad})
+        except (ValueError, TypeError) as err:
+            messages[f"{name}-{arg}-{label}"] = f"{type(err).__name__}: {err}"
+    for name, label in BACKWARD_CASES:
+        backward, forward_name, get_cache = BACKWARDS[name]
+        f, kw = CALLS[forward_name]
+        out = f(**kw)
+        try:
+            backward(dict(wrong_upstream(out[0].shape))[label], get_cache(out))
+        except (ValueError, TypeError) as err:
+            messages[f"{name}-{label}"] = f"{type(err).__name__}: {err}"
+    return messages
+
+
+def test_error_messages_are_the_reviewed_ones():
+    """Every message above, word for word, as reviewed in tests/golden/error_messages.json:
+    a change to a message shows up in review. After changing messages on purpose, run
+    ``MINIRNN_UPDATE_GOLDEN=1 python -m pytest tests/test_bad_inputs.py`` and read the diff."""
+    messages = all_messages()
+    if os.environ.get("MINIRNN_UPDATE_GOLDEN"):
+        GOLDEN.parent.mkdir(exist_ok=True)
+        GOLDEN.write_text(json.dumps(messages, indent=1, sort_keys=True) + "\n")
+    golden = json.loads(GOLDEN.read_text())
+    changed = {k: (golden.get(k), v) for k, v in messages.items() if golden.get(k) != v}
+    assert not changed and set(golden) == set(messages), \
+        f"{len(changed)} messages differ from {GOLDEN.name}: {next(iter(changed.items()), None)}"

@@ -43,6 +43,7 @@ class Call:
     converts: bool = False              # integer arrays are converted, not rejected
     minus_inf: frozenset = frozenset()  # arguments where -inf is documented (masked logits)
     reports_nan: bool = False           # a NaN gradient is reported in the result, not raised
+    names: frozenset = frozenset()      # how error messages may start ("func: ...")
 
 
 def normal(draw, *shape):
@@ -143,11 +144,20 @@ def build(name, draw) -> Call:
             {"forward": [None], "backward": ["rnn_step_backward"]}, converts=True),
     }
     if name in calls:
-        return calls[name]()
+        call = calls[name]()
+        call.names = frozenset({name, *ALIASES.get(name, ())})
+        return call
     if name in BACKWARD:
         return backward_call(name, draw)
-    return model_call(name, draw, z, tokens)
+    call = model_call(name, draw, z, tokens)
+    cls_name = name.split(".")[0]
+    call.names = frozenset({"generate", *(f"{cls_name}.{f}" for f in
+                                          ("loss_and_grads", "forward", "start"))})
+    return call
 
+
+# functions whose errors may come from the public function they delegate to
+ALIASES: dict = {}
 
 # backward -> (forward, name of the upstream gradient, position of the cache in the output)
 BACKWARD = {
@@ -176,7 +186,7 @@ def backward_call(name, draw) -> Call:
     other = build("gelu_forward" if name != "gelu_backward" else "linear_forward", draw)
     wrong_cache = other.f(**other.kwargs)[1]
     return Call(getattr(m, name), {upstream: normal(draw, *out[0].shape), "cache": out[at]},
-                {"cache": [None, out, wrong_cache]})
+                {"cache": [None, out, wrong_cache]}, names=frozenset({name}))
 
 
 MODELS = {"RNNLM": (m.RNNLM, m.RNNConfig), "TransformerLM": (m.TransformerLM, m.TransformerConfig),
@@ -321,6 +331,9 @@ def judge(call: Call, arg: str, label: str, bad, expect: str, reference):
     except (ValueError, TypeError) as err:
         assert expect != WORK, f"{arg} {label} must work, got {type(err).__name__}: {err}"
         assert arg in str(err), f"{arg} {label}: the message does not name {arg!r}: {err}"
+        prefix = str(err).split(":")[0]
+        assert prefix in call.names, f"{arg} {label}: the message does not start with the " \
+            f"function's name: {err}"
         return "raised"
     assert expect != RAISE, f"{arg} {label} was accepted silently"
     if call.reports_nan and ("nan" in label.lower() or "inf" in label):
@@ -343,3 +356,75 @@ def test_every_wrong_argument(name, data, bad_input_cases):
     reference = call.f(**call.kwargs)
     for arg, label, bad, expect in breakers(call, data.draw):
         bad_input_cases[judge(call, arg, label, bad, expect, reference)] += 1
+
+
+# --- float32 in, float32 out ------------------------------------------------------------------
+
+FLOAT64_BY_DESIGN = {"decay_mask", "rel_error", "numerical_gradient", "count_parameters",
+                     "check_gradients"}   # documented to compute in (or return) float64
+
+
+def to_float32(value):
+    if isinstance(value, np.ndarray) and value.dtype == np.float64:
+        return value.astype(np.float32)
+    if isinstance(value, dict):
+        return {k: to_float32(v) for k, v in value.items()}
+    return value
+
+
+@pytest.mark.parametrize("name", [f for f in FUNCTIONS if f not in FLOAT64_BY_DESIGN])
+@given(data=st.data())
+def test_float32_inputs_give_float32_results(name, data):
+    """The output (every gradient, for a backward) is float32 when the inputs are, and close
+    to the float64 result (float32 keeps about 7 digits; 1e-3 leaves room for cancellation)."""
+    if name in BACKWARD:
+        forward_name, _, at = BACKWARD[name]
+        fwd = build(forward_name, data.draw)
+        dy = normal(data.draw, *fwd.f(**fwd.kwargs)[0].shape)
+        run = [getattr(m, name)(cast(dy), fwd.f(**cast(fwd.kwargs))[at])
+               for cast in (lambda v: v, lambda v: {k: to_float32(x) for k, x in v.items()}
+                            if isinstance(v, dict) else to_float32(v))]
+    else:
+        call = build(name, data.draw)    # the output; states keep their float64 counts
+        run = [r[0] if isinstance(r, tuple) else r
+               for r in (call.f(**call.kwargs), call.f(**to_float32(call.kwargs)))]
+    wide, narrow = (list(float_arrays(r)) for r in run)
+    for a, b in zip(wide, narrow):
+        if a.dtype == np.float64 and a.ndim:
+            assert b.dtype == np.float32, f"{name}: a float64 result from float32 inputs"
+            scale = max(float(np.max(np.abs(a))), 1.0)
+            np.testing.assert_allclose(b, a, rtol=1e-3, atol=1e-3 * scale)
+
+
+def float_slots(kwargs):
+    """(argument, key or None) of every float64 array in a call's arguments."""
+    for arg, value in kwargs.items():
+        if arg == "gamma":                   # a decay, always used in float64 (decay_mask)
+            continue
+        if isinstance(value, np.ndarray) and value.dtype == np.float64:
+            yield arg, None
+        elif isinstance(value, dict):
+            yield from ((arg, key) for key, v in value.items()
+                        if isinstance(v, np.ndarray) and v.dtype == np.float64)
+
+
+@pytest.mark.parametrize("name", [f for f in FUNCTIONS if f not in FLOAT64_BY_DESIGN
+                                  and f not in BACKWARD])
+@given(data=st.data())
+def test_one_float64_input_promotes_the_result(name, data):
+    """Mixed precision follows NumPy's promotion: one float64 array among float32 ones makes
+    the output float64 (nothing is silently rounded to float32)."""
+    call = build(name, data.draw)
+    slots = list(float_slots(call.kwargs))
+    if not slots:
+        return
+    arg, key = data.draw(st.sampled_from(slots))
+    kwargs = to_float32(call.kwargs)
+    if key is None:
+        kwargs[arg] = call.kwargs[arg]
+    else:
+        kwargs[arg] = {**kwargs[arg], key: call.kwargs[arg][key]}
+    result = call.f(**kwargs)
+    out = result[0] if isinstance(result, tuple) else result
+    if isinstance(out, np.ndarray) and out.dtype.kind == "f":    # not a loss, dict or tokens
+        assert out.dtype == np.float64, f"{name}: float64 {arg}[{key}] gave {out.dtype}"

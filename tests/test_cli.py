@@ -101,3 +101,62 @@ def test_bench_smoke(tmp_path, capsys):
     assert main(["bench", "torch", "--quick"]) == 0          # a table, or a note without torch
     out = capsys.readouterr().out
     assert "layer norm" in out or "torch is not installed" in out
+
+
+TINY = ["--model", "rnn", "--task", "copy", "--steps", "2", "--batch-size", "2", "--d-model",
+        "4", "--no-progress"]
+
+
+def _good_run(tmp_path, capsys):
+    path = tmp_path / "run.npz"
+    assert main(["train", *TINY, "--checkpoint", str(path)]) == 0
+    capsys.readouterr()
+    return path, path.read_bytes()
+
+
+@pytest.mark.parametrize("failure", ["read-only folder", "disk full"])
+def test_a_failed_save_is_one_line_and_keeps_the_good_checkpoint(tmp_path, capsys,
+                                                                  monkeypatch, failure):
+    """Simulated, because the tests may run as root, where chmod does not stop writes: a
+    read-only folder makes creating the temporary file fail; a full disk fails half-way
+    through writing it."""
+    import errno
+    import tempfile
+
+    path, good = _good_run(tmp_path, capsys)
+    if failure == "read-only folder":
+        def refuse(*args, **kwargs):
+            raise PermissionError(errno.EACCES, "Permission denied", str(tmp_path))
+        monkeypatch.setattr(tempfile, "mkstemp", refuse)
+    else:
+        def half_then_full(f, **arrays):
+            f.write(b"PK\x03\x04 half a checkpoint")
+            raise OSError(errno.ENOSPC, "No space left on device")
+        monkeypatch.setattr(np, "savez", half_then_full)
+    assert main(["train", "--checkpoint", str(path), "--resume", "--no-progress",
+                 "--steps", "4"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("minirnn train: error:")
+    assert ("Permission denied" if failure == "read-only folder" else "No space left") in err
+    assert path.read_bytes() == good                             # never replaced
+    assert [p.name for p in tmp_path.iterdir()] == ["run.npz"]   # no temporary file left
+
+
+def test_checkpoints_that_do_not_fit_are_one_line_errors(tmp_path, capsys):
+    from minirnn import load_checkpoint, save_checkpoint
+
+    path, good = _good_run(tmp_path, capsys)
+    truncated = tmp_path / "truncated.npz"
+    truncated.write_bytes(good[: len(good) // 2])
+    other = tmp_path / "other.npz"
+    ckpt = load_checkpoint(path)
+    ckpt.params["head.W"] = ckpt.params["head.W"][:-1]           # another model's shape
+    save_checkpoint(other, ckpt)
+    for bad, message in ((truncated, "not a readable minirnn checkpoint"),
+                         (other, "do not match")):
+        for argv in (["generate", "--checkpoint", str(bad)],
+                     ["train", "--checkpoint", str(bad), "--resume", "--no-progress"]):
+            assert main(argv) == 1
+            err = capsys.readouterr().err
+            assert err.count("\n") == 1 and message in err, err
+    assert path.read_bytes() == good

@@ -113,3 +113,31 @@ def test_cross_entropy_extremes_and_errors():
         embedding_forward(np.array([[5]]), np.zeros((4, 2)))
     with pytest.raises(ValueError, match=r"params\['W'\] .* Din = 3, but x .* Din = 2"):
         linear_forward(np.zeros((1, 2)), {"W": np.zeros((3, 4))})
+
+
+def test_cross_entropy_edge_cases():
+    """One scored target: the mean is over 1 position. Rows of very different size: each row
+    is shifted by its own maximum, so a small row does not underflow next to a large one."""
+    logits = np.log(np.array([[[0.2, 0.8], [0.5, 0.5]]]))
+    loss, d = cross_entropy(logits, np.array([[1, IGNORE_INDEX]]))
+    assert np.isclose(loss, -np.log(0.8))
+    np.testing.assert_allclose(d[0, 0], [0.2, -0.2])
+    np.testing.assert_array_equal(d[0, 1], 0.0)
+    wide = np.array([[[0.0, 1.0], [1000.0, 1001.0]]])
+    loss, d = cross_entropy(wide, np.array([[0, 0]]))
+    expected = -np.log(np.exp(0) / (np.exp(0) + np.exp(1)))      # the same for both rows
+    assert np.isclose(loss, expected) and np.all(np.isfinite(d))
+    with pytest.raises(TypeError, match="ignore_index must be an integer"):
+        cross_entropy(wide, np.array([[0, 0]]), ignore_index=0.5)
+
+
+def test_layer_norm_eps_and_single_vectors():
+    x = np.array([[1.0, 2.0, 4.0], [3.0, 3.0, 3.0]])
+    p = {"g": np.ones(3), "b": np.zeros(3)}
+    y, _ = layer_norm_forward(x[:1], p, eps=0.0)             # eps = 0 is fine off constants
+    np.testing.assert_allclose(y.std(axis=-1), 1.0)
+    with pytest.raises(ValueError, match="constant row and eps = 0"):
+        layer_norm_forward(x, p, eps=0.0)
+    assert np.all(np.isfinite(layer_norm_forward(x, p)[0]))  # eps > 0: a constant row is 0
+    one = linear_forward(np.ones(2), {"W": np.ones((2, 3)), "b": np.zeros(3)})[0]
+    np.testing.assert_array_equal(one, [2.0, 2.0, 2.0])      # a single vector, shape (D,)

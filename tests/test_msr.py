@@ -193,3 +193,34 @@ def test_bad_inputs():
         rotate(np.zeros((3, 5)))
     with pytest.raises(ValueError, match="constant and eps = 0"):
         group_norm_forward(np.ones((2, 1, 3)), np.ones((1, 3)), np.zeros((1, 3)), eps=0.0)
+
+
+@given(layers(max_T=4, small=True), st.integers(1, 50))
+def test_gradcheck_continuing_from_a_state(n, position):
+    """Gradients of a call that continues a sequence: rotations at positions >= 1."""
+    x, params = make(n)
+    rng = np.random.default_rng(n["seed"] + 2)
+    h, d = n["n_heads"], n["D"] // n["n_heads"]
+    state = RetentionState(rng.standard_normal((n["B"], h, d, n["dv"])),
+                           rng.standard_normal((n["B"], h, d)), np.full(h, 3.0), position)
+    for form in ("recurrent", "chunkwise"):
+        report = check_gradients(
+            lambda x, params, form=form: run(n, x, params, form, state)[::2],
+            msr_backward, {"x": x}, params, seed=n["seed"], floor=GRAD_FLOOR)
+        assert_gradcheck(report)
+
+
+def test_msr_defaults_and_edges():
+    n = {"B": 1, "T": 3, "n_heads": 2, "D": 4, "dv": 2, "chunk": 2, "eps": 1e-5, "seed": 3}
+    x, params = make(n)
+    default = msr_forward(x, params, 2)[0]
+    assert np.array_equal(default, msr_forward(x, params, 2, eps=1e-5)[0])
+    assert np.array_equal(msr_step(x[:, 0], params, 2)[0],
+                          msr_step(x[:, 0], params, 2, eps=1e-5)[0])
+    assert np.all(np.isfinite(msr_forward(x, params, 2, eps=0.0)[0]))     # eps = 0 allowed
+    fresh = RetentionState(np.zeros((1, 2, 2, 2)), np.zeros((1, 2, 2)), np.zeros(2), 0)
+    assert np.allclose(msr_forward(x, params, 2, "recurrent", state=fresh)[0], default)
+    # group norm on a single group of shape (h, dv): no leading axes at all
+    xg = np.random.default_rng(0).standard_normal((2, 3))
+    y, _ = group_norm_forward(xg, np.ones((2, 3)), np.zeros((2, 3)))
+    np.testing.assert_allclose(y.mean(axis=-1), 0, atol=1e-12)
