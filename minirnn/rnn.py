@@ -215,7 +215,7 @@ def rnn_backward(dh: np.ndarray, cache: RNNCache):
     dh = s.array("dh", dh, "B T H")
     # --- exercise: rnn_backward ---
     h = cache.h
-    da = np.empty(np.broadcast_shapes(h.shape, dh.shape), dtype=result_dtype(h, dh))
+    da = np.empty(h.shape, dtype=result_dtype(h, dh))
     da_next_WhT = np.zeros_like(da[:, 0])                # da_{t+1} Wh^T, zero after the last step
     for t in reversed(range(h.shape[1])):
         g = dh[:, t] + da_next_WhT                       # (RNN.3)

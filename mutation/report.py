@@ -44,12 +44,17 @@ EQUIVALENT = {
         "every array these lines index is 4-D ((B, h, T, .) in attention and retention, "
         "(B, T, h, dv) for the group-norm output in msr.py): axis 2 is axis -2."),
     "negative size in reshape": (
-        lambda a, b, f: "reshape(" in a and a.replace("-1", "-2") == b,
+        lambda a, b, f: "reshape(" in a and b in (a.replace("reshape(-1", "reshape(-2", 1),
+                                                  a.replace(", -1)", ", -2)", 1)),
         "NumPy treats any negative size in `reshape` as 'infer this axis', like -1."),
     "dividing by a sign": (
         lambda a, b, f: a.replace("* np.sign(", "/ np.sign(") == b,
         "a sign is +1 or -1 (or 0 where the other factor is masked out): multiplying and "
         "dividing by it are the same."),
+    "zeros_like(None)": (
+        lambda a, b, f: re.sub(r"zeros_like\([^)]*\)", "zeros_like(None)", a) == b
+        and "zeros_like(None)" not in a,
+        "`np.zeros_like(None)` is the scalar 0, which broadcasts: adding it is adding zeros."),
     "the clamp's kink": (
         lambda a, b, f: a.replace("np.abs(r) > 1.0", "np.abs(r) >= 1.0") == b,
         "the normaliser max(|r|, 1) has a kink at |r| = 1 exactly, where both one-sided "

@@ -428,3 +428,4 @@ def test_one_float64_input_promotes_the_result(name, data):
     out = result[0] if isinstance(result, tuple) else result
     if isinstance(out, np.ndarray) and out.dtype.kind == "f":    # not a loss, dict or tokens
         assert out.dtype == np.float64, f"{name}: float64 {arg}[{key}] gave {out.dtype}"
+
