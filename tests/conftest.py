@@ -39,4 +39,5 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.write_line(
             f"bad-input cases tried by Hypothesis: {total} "
             f"({_BAD_INPUT_CASES['raised']} raised a clear error, "
-            f"{_BAD_INPUT_CASES['worked']} worked with finite output)")
+            f"{_BAD_INPUT_CASES['worked']} worked with finite output, "
+            f"{_BAD_INPUT_CASES['reported']} were NaN gradients reported by clip_grad_norm)")

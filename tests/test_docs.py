@@ -23,6 +23,7 @@ def test_every_public_name_is_on_a_reference_page():
     assert not missing, f"public names without a reference page: {missing}"
 
 
+@pytest.mark.no_cover        # training runs: slow under line tracing, and about the docs
 @pytest.mark.parametrize("page", sorted(p.name for p in (DOCS / "tutorials").glob("*.md")))
 def test_tutorial_notebooks_execute(page, tmp_path, monkeypatch):
     nbformat = pytest.importorskip("nbformat", reason="the docs extra builds the notebooks")

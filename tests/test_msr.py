@@ -4,7 +4,7 @@ with group-norm eps > 0), is gradchecked, continues across calls, and decodes in
 import numpy as np
 import pytest
 from helpers import GRAD_FLOOR, assert_gradcheck, frozen_copies
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from minirnn import (
@@ -196,6 +196,7 @@ def test_bad_inputs():
 
 
 @given(layers(max_T=4, small=True), st.integers(1, 50))
+@settings(max_examples=min(settings.default.max_examples, 20))
 def test_gradcheck_continuing_from_a_state(n, position):
     """Gradients of a call that continues a sequence: rotations at positions >= 1."""
     x, params = make(n)
