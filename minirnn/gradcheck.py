@@ -76,9 +76,10 @@ def numerical_gradient(f: Callable[[np.ndarray], np.ndarray], x: np.ndarray,
         raise ValueError(f"numerical_gradient: eps must be a positive number, got {eps!r}")
     x = _real("numerical_gradient", "x", x)
     dout = _real("numerical_gradient", "dout", dout)
-    if np.shape(f(x)) != dout.shape:
+    out_shape = np.shape(f(x))
+    if out_shape != dout.shape:
         raise ValueError(f"numerical_gradient: dout must have the shape of f(x), "
-                         f"{np.shape(f(x))}, got {dout.shape}")
+                         f"{out_shape}, got {dout.shape}")
     grad = np.zeros(x.shape, dtype=np.float64)
     for index in np.ndindex(x.shape):
         original = x[index]
@@ -111,6 +112,14 @@ def rel_error(a: np.ndarray, b: np.ndarray) -> float:
     -------
     float
         The relative error.
+
+    Raises
+    ------
+    ValueError
+        If the shapes differ, an array is empty, or holds NaN or inf (a non-finite gradient is
+        wrong whatever the other array says).
+    TypeError
+        If an array is not real numbers (complex, strings, objects).
 
     Examples
     --------

@@ -172,10 +172,24 @@ class LanguageModel:
                             self.config.vocab_size, axes)
 
     def check_params(self, params, func: str = "forward") -> None:
-        """Check that ``params`` has exactly the keys and shapes :meth:`init` gives, in float32
-        or float64, all finite; raise a ``ValueError``/``TypeError`` naming the first problem.
+        """Check that ``params`` has exactly the keys and shapes :meth:`init` gives.
 
-        :meth:`forward` and ``start`` call it; ``step`` trusts the parameters ``start`` saw.
+        :meth:`forward`, ``start`` and :func:`~minirnn.train.train` call it; ``step`` trusts
+        the parameters ``start`` saw.
+
+        Parameters
+        ----------
+        params : dict of str to ndarray
+            Every array float32 or float64, finite, with the shape ``init`` gives its key.
+        func : str, optional
+            The method named in error messages.
+
+        Raises
+        ------
+        TypeError
+            If ``params`` is not a dict or an array has the wrong dtype.
+        ValueError
+            If a key is missing or unknown, a shape differs, or a value is NaN or inf.
         """
         where = f"{type(self).__name__}.{func}"
         if not isinstance(params, Mapping):
