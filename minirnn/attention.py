@@ -26,7 +26,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._checks import Shapes, check_cache, check_int
+from . import _checks as check
+from .layers import merge_heads, split_heads
 
 __all__ = [
     "AttentionCache",
@@ -45,10 +46,7 @@ __all__ = [
     "softmax_forward",
 ]
 
-# No key bias: adding b to every key adds the same q . b to a whole row of scores, which the
-# softmax ignores (A.1), so a key bias could never change the output or receive a gradient.
-MHA_PARAMS = {"Wq": "D D", "Wk": "D D", "Wv": "D D", "Wo": "D D", "bq": "D", "bv": "D", "bo": "D"}
-MHA_BIASES = ("bq", "bv", "bo")
+MHA_BIASES = ("bq", "bv", "bo")   # optional; there is no key bias (see init_mha_params)
 
 
 # --- softmax ----------------------------------------------------------------------------------
@@ -58,12 +56,6 @@ class SoftmaxCache(NamedTuple):
 
     y: np.ndarray
     axis: int
-
-
-def _softmax(x: np.ndarray, axis: int) -> np.ndarray:
-    shifted = x - np.max(x, axis=axis, keepdims=True)    # largest logit becomes 0: no overflow
-    e = np.exp(shifted)
-    return e / np.sum(e, axis=axis, keepdims=True)
 
 
 def softmax_forward(x: np.ndarray, axis: int = -1) -> tuple[np.ndarray, SoftmaxCache]:
@@ -87,18 +79,10 @@ def softmax_forward(x: np.ndarray, axis: int = -1) -> tuple[np.ndarray, SoftmaxC
     cache : SoftmaxCache
         For :func:`softmax_backward`.
     """
-    s = Shapes("softmax_forward")
-    if np.ndim(x) == 0:
-        s.fail("x must have at least one axis to normalise over, got a scalar")
-    x = s.array("x", x, " ".join(f"n{i}" for i in range(np.ndim(x))), neg_inf_ok=True)
-    if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)) \
-            or not -x.ndim <= axis < x.ndim:
-        s.fail(f"axis must be an integer in [{-x.ndim}, {x.ndim - 1}] for x of shape "
-               f"{x.shape}, got {axis!r}")
-    if np.any(np.all(x == -np.inf, axis=axis)):
-        s.fail("x has a row that is -inf everywhere along axis; its softmax is undefined "
-               "(every position masked)")
-    y = _softmax(x, axis)
+    x = check.softmax_forward(x, axis)
+    shifted = x - np.max(x, axis=axis, keepdims=True)    # largest logit becomes 0: no overflow
+    e = np.exp(shifted)
+    y = e / np.sum(e, axis=axis, keepdims=True)          # (A.1)
     return y, SoftmaxCache(y, axis)
 
 
@@ -119,11 +103,7 @@ def softmax_backward(dy: np.ndarray, cache: SoftmaxCache) -> np.ndarray:
     -------
     dx : ndarray, shape of ``dy``
     """
-    check_cache("softmax_backward", cache, SoftmaxCache, "softmax_forward")
-    s = Shapes("softmax_backward")
-    for i, size in enumerate(cache.y.shape):
-        s.bind(f"n{i}", size, "cache.y")
-    dy = s.array("dy", dy, " ".join(f"n{i}" for i in range(cache.y.ndim)))
+    dy = check.softmax_backward(dy, cache)
     # --- exercise: softmax_backward ---
     y = cache.y
     return y * (dy - np.sum(dy * y, axis=cache.axis, keepdims=True))
@@ -159,36 +139,11 @@ def causal_mask(Tq: int, Tk: int) -> np.ndarray:
     -------
     ndarray of bool, shape (Tq, Tk)
     """
-    Tq = check_int("causal_mask", "Tq", Tq, 1)
-    Tk = check_int("causal_mask", "Tk", Tk, 1)
-    if Tq > Tk:
-        raise ValueError(f"causal_mask: Tq = {Tq} queries cannot be the last tokens of "
-                         f"Tk = {Tk} keys; a causal mask needs Tq <= Tk")
+    Tq, Tk = check.causal_mask(Tq, Tk)
     return np.arange(Tk)[None, :] <= np.arange(Tk - Tq, Tk)[:, None]
 
 
-def _attention(q, k, v, causal: bool):
-    """Eqs. (A.3)-(A.5) on checked arrays; returns (out, cache)."""
-    scale = float(1.0 / np.sqrt(q.shape[-1]))   # a Python float keeps float32 as float32
-    scores = (q @ np.swapaxes(k, -1, -2)) * scale                 # (A.3): (B, h, Tq, Tk)
-    if causal:
-        scores = np.where(causal_mask(q.shape[-2], k.shape[-2]), scores, -np.inf)  # (A.4)
-    probs = _softmax(scores, axis=-1)                              # (A.5)
-    return probs @ v, AttentionCache(q, k, v, probs, scale)
-
-
-def _attention_backward(dout, cache: AttentionCache):
-    """Eqs. (A.6)-(A.8); masked entries have P = 0, so they get no gradient."""
-    # --- exercise: attention_backward ---
-    dv = np.swapaxes(cache.probs, -1, -2) @ dout                   # (A.6)
-    dprobs = dout @ np.swapaxes(cache.v, -1, -2)                   # (A.6)
-    dscores = cache.probs * (dprobs - np.sum(dprobs * cache.probs, axis=-1, keepdims=True))
-    dq = (dscores @ cache.k) * cache.scale                         # (A.8)
-    dk = (np.swapaxes(dscores, -1, -2) @ cache.q) * cache.scale    # (A.8)
-    return dq, dk, dv
-    # --- end ---
-
-
+@check.once
 def attention_forward(q: np.ndarray, k: np.ndarray, v: np.ndarray,
                       causal: bool = True) -> tuple[np.ndarray, AttentionCache]:
     """Scaled dot-product attention, batched over batch and heads.
@@ -213,14 +168,14 @@ def attention_forward(q: np.ndarray, k: np.ndarray, v: np.ndarray,
     out : ndarray, shape (B, h, Tq, dv)
     cache : AttentionCache
     """
-    s = Shapes("attention_forward")
-    q = s.array("q", q, "B h Tq d")
-    k = s.array("k", k, "B h Tk d")
-    v = s.array("v", v, "B h Tk dv")
-    if causal and q.shape[2] > k.shape[2]:
-        s.fail(f"causal attention needs Tq <= Tk (queries are the last Tq of the Tk tokens), "
-               f"got Tq = {q.shape[2]} from q and Tk = {k.shape[2]} from k")
-    return _attention(q, k, v, bool(causal))
+    q, k, v, causal = check.attention_forward(q, k, v, causal)
+    scale = float(1.0 / np.sqrt(q.shape[-1]))    # a Python float keeps float32 as float32
+    S = (q @ np.swapaxes(k, -1, -2)) * scale                       # (A.3): (B, h, Tq, Tk)
+    if causal:
+        S = np.where(causal_mask(q.shape[-2], k.shape[-2]), S, -np.inf)   # (A.4)
+    P, _ = softmax_forward(S, axis=-1)                             # (A.5)
+    out = P @ v                                                    # (A.5)
+    return out, AttentionCache(q, k, v, P, scale)
 
 
 def attention_backward(dout: np.ndarray, cache: AttentionCache):
@@ -242,13 +197,16 @@ def attention_backward(dout: np.ndarray, cache: AttentionCache):
     dk : ndarray, shape (B, h, Tk, d)
     dv : ndarray, shape (B, h, Tk, dv)
     """
-    check_cache("attention_backward", cache, AttentionCache, "attention_forward")
-    s = Shapes("attention_backward")
-    for letter, size in zip(("B", "h", "Tq"), cache.probs.shape):
-        s.bind(letter, size, "cache.probs")
-    s.bind("dv", cache.v.shape[-1], "cache.v")
-    dout = s.array("dout", dout, "B h Tq dv")
-    return _attention_backward(dout, cache)
+    dout = check.attention_backward(dout, cache)
+    # --- exercise: attention_backward ---
+    P = cache.probs
+    dv = np.swapaxes(P, -1, -2) @ dout                             # (A.6)
+    dP = dout @ np.swapaxes(cache.v, -1, -2)                       # (A.6)
+    dS = P * (dP - np.sum(dP * P, axis=-1, keepdims=True))         # (A.7); masked: P = 0
+    dq = (dS @ cache.k) * cache.scale                              # (A.8)
+    dk = (np.swapaxes(dS, -1, -2) @ cache.q) * cache.scale         # (A.8)
+    return dq, dk, dv
+    # --- end ---
 
 
 # --- multi-head self-attention layer ---------------------------------------------------------
@@ -290,8 +248,7 @@ def init_mha_params(D: int, n_heads: int, seed: int = 0, bias: bool = True,
     dict
         ``Wq``, ``Wk``, ``Wv``, ``Wo`` of shape (D, D) and, with ``bias``, the (D,) biases.
     """
-    D = check_int("init_mha_params", "D", D, 1)
-    _head_width("init_mha_params", D, n_heads)
+    D = check.init_mha_params(D, n_heads)
     rng = np.random.default_rng(seed)
     params = {name: (rng.standard_normal((D, D)) / np.sqrt(D)).astype(dtype)
               for name in ("Wq", "Wk", "Wv", "Wo")}
@@ -300,39 +257,7 @@ def init_mha_params(D: int, n_heads: int, seed: int = 0, bias: bool = True,
     return params
 
 
-def _head_width(func: str, D: int, n_heads) -> int:
-    n_heads = check_int(func, "n_heads", n_heads, 1)
-    if D % n_heads:
-        raise ValueError(f"{func}: n_heads = {n_heads} must divide the model width D = {D}")
-    return D // n_heads
-
-
-def _check_mha(func: str, x, params, n_heads, x_axes: str):
-    s = Shapes(func)
-    x = s.array("x", x, x_axes)
-    p = s.params(params, "params", MHA_PARAMS, optional=MHA_BIASES)
-    _head_width(func, s.sizes["D"], n_heads)
-    return x, p
-
-
-def _project(x, p, name):
-    """x W + b for one of q, k, v, o (bias optional)."""
-    y = x @ p["W" + name]
-    return y + p["b" + name] if "b" + name in p else y
-
-
-def _split_heads(x, n_heads):
-    """(B, T, D) -> (B, h, T, d)."""
-    B, T, D = x.shape
-    return x.reshape(B, T, n_heads, D // n_heads).transpose(0, 2, 1, 3)
-
-
-def _merge_heads(x):
-    """(B, h, T, d) -> (B, T, h * d)."""
-    B, h, T, d = x.shape
-    return x.transpose(0, 2, 1, 3).reshape(B, T, h * d)
-
-
+@check.once
 def mha_forward(x: np.ndarray, params: dict[str, np.ndarray], n_heads: int,
                 causal: bool = True) -> tuple[np.ndarray, MHACache]:
     """Multi-head self-attention layer.
@@ -358,13 +283,18 @@ def mha_forward(x: np.ndarray, params: dict[str, np.ndarray], n_heads: int,
     y : ndarray, shape (B, T, D)
     cache : MHACache
     """
-    x, p = _check_mha("mha_forward", x, params, n_heads, "B T D")
-    q, k, v = (_split_heads(_project(x, p, name), n_heads) for name in "qkv")
-    out, attn = _attention(q, k, v, bool(causal))
-    merged = _merge_heads(out)
-    return _project(merged, p, "o"), MHACache(x, attn, merged, p, n_heads)
+    x, params = check.mha_forward(x, params, n_heads, causal)
+    p, b = params, _biases(params)
+    q = split_heads(x @ p["Wq"] + b["bq"], n_heads)                # (A.9): (B, h, T, d)
+    k = split_heads(x @ p["Wk"], n_heads)
+    v = split_heads(x @ p["Wv"] + b["bv"], n_heads)
+    out, attn = attention_forward(q, k, v, causal)                 # (A.3)-(A.5), every head
+    merged = merge_heads(out)                                      # (B, T, D)
+    y = merged @ p["Wo"] + b["bo"]                                 # (A.9)
+    return y, MHACache(x, attn, merged, params, n_heads)
 
 
+@check.once
 def mha_backward(dy: np.ndarray, cache: MHACache):
     """Backward of :func:`mha_forward`.
 
@@ -385,25 +315,24 @@ def mha_backward(dy: np.ndarray, cache: MHACache):
     grads : dict
         Same keys as the ``params`` used in the forward.
     """
-    check_cache("mha_backward", cache, MHACache, "mha_forward")
-    s = Shapes("mha_backward")
-    for letter, size in zip("BTD", cache.x.shape):
-        s.bind(letter, size, "cache.x")
-    dy = s.array("dy", dy, "B T D")
-    p = cache.params
-    grads = {"Wo": np.einsum("btd,bte->de", cache.merged, dy, optimize=True)}
-    if "bo" in p:
-        grads["bo"] = dy.sum(axis=(0, 1))
+    dy = check.mha_backward(dy, cache)
+    p, x = cache.params, cache.x
+    grads = {"Wo": np.einsum("btd,bte->de", cache.merged, dy, optimize=True),
+             "bo": dy.sum(axis=(0, 1))}
     dmerged = dy @ p["Wo"].T
-    dq, dk, dv = _attention_backward(_split_heads(dmerged, cache.n_heads), cache.attn)
-    dx = np.zeros_like(dy)
-    for name, dhead in zip("qkv", (dq, dk, dv)):
-        dproj = _merge_heads(dhead)                                   # (B, T, D)
-        grads["W" + name] = np.einsum("btd,bte->de", cache.x, dproj, optimize=True)
-        if "b" + name in p:
-            grads["b" + name] = dproj.sum(axis=(0, 1))
-        dx += dproj @ p["W" + name].T
-    return dx, {key: grads[key] for key in p}
+    dq, dk, dv = attention_backward(split_heads(dmerged, cache.n_heads), cache.attn)
+    dx = 0.0
+    for name, dhead in zip("qkv", (dq, dk, dv)):                    # x feeds all three
+        dproj = merge_heads(dhead)                                    # (B, T, D)
+        grads["W" + name] = np.einsum("btd,bte->de", x, dproj, optimize=True)
+        grads["b" + name] = dproj.sum(axis=(0, 1))
+        dx = dx + dproj @ p["W" + name].T
+    return dx, {key: grads[key] for key in p}                       # the keys of params
+
+
+def _biases(params: dict) -> dict:
+    """The biases of ``params``, 0.0 for those left out (``bias=False``)."""
+    return {name: params.get(name, 0.0) for name in MHA_BIASES}
 
 
 # --- incremental decoding with a KV cache ----------------------------------------------------
@@ -463,14 +392,12 @@ def init_kv_cache(B: int, D: int, n_heads: int, capacity: int = 64,
     -------
     KVCache
     """
-    B = check_int("init_kv_cache", "B", B, 1)
-    D = check_int("init_kv_cache", "D", D, 1)
-    capacity = check_int("init_kv_cache", "capacity", capacity, 1)
-    d = _head_width("init_kv_cache", D, n_heads)
-    shape = (B, n_heads, capacity, d)
+    B, D, capacity = check.init_kv_cache(B, D, n_heads, capacity)
+    shape = (B, n_heads, capacity, D // n_heads)
     return KVCache(np.zeros(shape, dtype=dtype), np.zeros(shape, dtype=dtype), 0)
 
 
+@check.once
 def mha_step(x: np.ndarray, params: dict[str, np.ndarray], n_heads: int,
              cache: KVCache | None = None) -> tuple[np.ndarray, KVCache]:
     """Causal multi-head attention for new tokens only, reusing cached keys and values.
@@ -500,21 +427,18 @@ def mha_step(x: np.ndarray, params: dict[str, np.ndarray], n_heads: int,
     cache : KVCache
         The same cache object, now holding the new tokens too.
     """
-    one_token = np.ndim(x) == 2
-    x, p = _check_mha("mha_step", np.asarray(x)[:, None] if one_token else x,
-                      params, n_heads, "B T D")
-    B, _, D = x.shape
+    x, params = check.mha_step(x, params, n_heads, cache)
     if cache is None:
-        cache = init_kv_cache(B, D, n_heads, dtype=np.result_type(x, *p.values()))
-    elif not isinstance(cache, KVCache):
-        raise TypeError(f"mha_step: cache must be a KVCache or None, got {type(cache).__name__}")
-    elif cache.k.shape[:2] != (B, n_heads) or cache.k.shape[3] * n_heads != D:
-        raise ValueError(f"mha_step: cache holds keys of shape (B, h, T, d) = {cache.keys.shape},"
-                         f" which does not fit x with B = {B}, D = {D} and n_heads = {n_heads}")
+        cache = init_kv_cache(x.shape[0], x.shape[-1], n_heads,
+                              dtype=np.result_type(x, *params.values()))
+    p, b = params, _biases(params)
+    xs = x[:, None] if x.ndim == 2 else x                          # (B, T_new, D)
     # --- exercise: kv_cache_step ---
-    q, k, v = (_split_heads(_project(x, p, name), n_heads) for name in "qkv")
-    cache.append(k, v)
-    out, _ = _attention(q, cache.keys, cache.values, causal=True)
-    y = _project(_merge_heads(out), p, "o")
-    return (y[:, 0] if one_token else y), cache
+    q = split_heads(xs @ p["Wq"] + b["bq"], n_heads)               # (A.9), new tokens only
+    k = split_heads(xs @ p["Wk"], n_heads)
+    v = split_heads(xs @ p["Wv"] + b["bv"], n_heads)
+    cache.append(k, v)                                             # keep them for later tokens
+    out, _ = attention_forward(q, cache.keys, cache.values, causal=True)   # (A.4): end-aligned
+    y = merge_heads(out) @ p["Wo"] + b["bo"]
     # --- end ---
+    return (y[:, 0] if x.ndim == 2 else y), cache

@@ -142,9 +142,9 @@ def retention_steps(T, d, seed, backward, form="recurrent", chunk_size=2, **_) -
         for i, (start, stop) in enumerate(cache.bounds):
             yield Step(f"chunk {i}: positions {start}..{stop - 1}; inner part plus "
                        f"xi_j (q_j S_prev), xi_j = g^(j+1)   (R.4), (R.8)",
-                       [fmt("S_prev", cache.S_prev[i][0, 0]),
-                        fmt("z_prev", cache.z_prev[i][0, 0]),
-                        f"s_prev = {cache.s_prev[i][0]:.2f}",
+                       [fmt("S_prev", cache.states[i].S[0, 0]),
+                        fmt("z_prev", cache.states[i].z[0, 0]),
+                        f"s_prev = {cache.states[i].s[0]:.2f}",
                         fmt("O of the chunk", out[0, 0, start:stop])])
         grads = retention_chunkwise_backward(np.ones_like(out), cache)[:3]
     yield Step(f"Check: the {form} form beside the parallel form",

@@ -8,6 +8,7 @@ Equations (numbered as on ``derivations/language-models.md``)::
                   dx = (dxhat - mean(dxhat) - xhat mean(dxhat * xhat)) / sigma  (L.4)
     GELU (tanh):  gelu(x) = x/2 (1 + tanh(c (x + 0.044715 x^3))), c = sqrt(2/pi)  (L.5)
     feed-forward: FFN(x) = gelu(x W1 + b1) W2 + b2                              (L.6)
+    heads:        split (B, T, h*w) -> (B, h, T, w) and merge back: reshapes     (L.8)
     cross-entropy: L = -mean_{n kept} log softmax(z_n)[y_n],
                    dz_n = (softmax(z_n) - onehot(y_n)) / N_kept                 (L.7)
 
@@ -20,7 +21,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._checks import Shapes, check_cache
+from . import _checks as check
 
 __all__ = [
     "IGNORE_INDEX",
@@ -35,31 +36,14 @@ __all__ = [
     "layer_norm_forward",
     "linear_backward",
     "linear_forward",
+    "merge_heads",
+    "split_heads",
+    "standardize",
+    "standardize_backward",
 ]
 
 IGNORE_INDEX = -100   # targets equal to this are not scored (padding, prompt positions)
 GELU_C = float(np.sqrt(2.0 / np.pi))
-
-
-def _lead(ndim: int) -> str:
-    """Axis letters for the leading axes of an activation of ``ndim`` dimensions."""
-    return " ".join(f"n{i}" for i in range(ndim - 1))
-
-
-def _upstream(func: str, dy, shape: tuple) -> np.ndarray:
-    """Check that ``dy`` is a float array shaped like the forward output (None: any size)."""
-    s = Shapes(func)
-    dy = s.array("dy", dy, " ".join(f"n{i}" for i in range(np.ndim(dy))))
-    if dy.ndim != len(shape) or any(w is not None and w != g for g, w in zip(dy.shape, shape)):
-        shown = tuple("any" if w is None else w for w in shape)
-        s.fail(f"dy must have the shape of the forward output {shown}, got {dy.shape}")
-    return dy
-
-
-def _activation(s: Shapes, name: str, x, last: str = "D"):
-    if np.ndim(x) < 1:
-        s.fail(f"{name} must have at least one axis (..., {last}), got a scalar")
-    return s.array(name, x, f"{_lead(np.ndim(x))} {last}".strip())
 
 
 # --- linear -------------------------------------------------------------------------------------
@@ -83,11 +67,9 @@ def linear_forward(x: np.ndarray, params: dict[str, np.ndarray]):
     y : ndarray, shape (..., Dout)
     cache : LinearCache
     """
-    s = Shapes("linear_forward")
-    x = _activation(s, "x", x, "Din")
-    p = s.params(params, "params", {"W": "Din Dout", "b": "Dout"}, optional=("b",))
-    y = x @ p["W"]
-    return (y + p["b"] if "b" in p else y), LinearCache(x, p["W"])
+    x, params = check.linear_forward(x, params)
+    y = x @ params["W"] + params.get("b", 0.0)                     # (L.1)
+    return y, LinearCache(x, params["W"])
 
 
 def linear_backward(dy: np.ndarray, cache: LinearCache, bias: bool = True):
@@ -105,8 +87,7 @@ def linear_backward(dy: np.ndarray, cache: LinearCache, bias: bool = True):
     dx : ndarray, shape (..., Din)
     grads : dict
     """
-    check_cache("linear_backward", cache, LinearCache, "linear_forward")
-    dy = _upstream("linear_backward", dy, cache.x.shape[:-1] + cache.W.shape[1:])
+    dy = check.linear_backward(dy, cache)
     x2 = cache.x.reshape(-1, cache.x.shape[-1])
     dy2 = dy.reshape(-1, dy.shape[-1])
     grads = {"W": x2.T @ dy2}
@@ -120,27 +101,6 @@ def linear_backward(dy: np.ndarray, cache: LinearCache, bias: bool = True):
 class EmbeddingCache(NamedTuple):
     tokens: np.ndarray   # (B, T) ints
     V: int               # vocabulary size
-
-
-def _check_tokens(s: Shapes, name: str, tokens, V: int | None, axes: str = "B T",
-                  allow: tuple = ()):
-    t = np.asarray(tokens)
-    if t.dtype.kind not in "iu":
-        s.fail(f"{name} must be an integer array of token ids, got dtype {t.dtype}", TypeError)
-    letters = axes.split()
-    if t.ndim != len(letters):
-        s.fail(f"{name} must have {len(letters)} dimensions ({', '.join(letters)}), "
-               f"got shape {t.shape}")
-    for axis, (letter, size) in enumerate(zip(letters, t.shape)):
-        if size == 0:
-            s.fail(f"{name} has an empty axis {letter} (shape {t.shape})")
-        s.bind(letter, size, f"{name} (axis {axis} of shape {t.shape})")
-    if V is not None:
-        bad = ((t < 0) | (t >= V)) & ~np.isin(t, allow)
-        if np.any(bad):
-            s.fail(f"{name} has ids outside [0, {V}) (vocabulary size V = {V}): "
-                   f"{np.unique(t[bad])[:5].tolist()}")
-    return t
 
 
 def embedding_forward(tokens: np.ndarray, W: np.ndarray):
@@ -158,10 +118,9 @@ def embedding_forward(tokens: np.ndarray, W: np.ndarray):
     y : ndarray, shape (B, T, D)
     cache : EmbeddingCache
     """
-    s = Shapes("embedding_forward")
-    W = s.array("W", W, "V D")
-    tokens = _check_tokens(s, "tokens", tokens, W.shape[0])
-    return W[tokens], EmbeddingCache(tokens, W.shape[0])
+    tokens, W = check.embedding_forward(tokens, W)
+    y = W[tokens]                                                  # (L.2): one row per token
+    return y, EmbeddingCache(tokens, W.shape[0])
 
 
 def embedding_backward(dy: np.ndarray, cache: EmbeddingCache) -> np.ndarray:
@@ -179,14 +138,64 @@ def embedding_backward(dy: np.ndarray, cache: EmbeddingCache) -> np.ndarray:
     -------
     dW : ndarray, shape (V, D)
     """
-    check_cache("embedding_backward", cache, EmbeddingCache, "embedding_forward")
-    dy = _upstream("embedding_backward", dy, (*cache.tokens.shape, None))
+    dy = check.embedding_backward(dy, cache)
     dW = np.zeros((cache.V, dy.shape[-1]), dtype=dy.dtype)
     np.add.at(dW, cache.tokens, dy)
     return dW
 
 
-# --- layer norm ---------------------------------------------------------------------------------
+# --- standardisation, layer norm -----------------------------------------------------------------
+
+def standardize(x: np.ndarray, eps: float = 1e-5):
+    """Standardise over the last axis: ``xhat = (x - mean) / sigma``, ``sigma = sqrt(var + eps)``.
+
+    The statistics shared by layer norm (L.3) and the group norm of multi-scale retention
+    (M.3): both are this, then a per-channel scale and shift.
+
+    Parameters
+    ----------
+    x : ndarray, shape (..., n)
+    eps : float, optional
+        Added to the variance; ``>= 0`` (with ``eps = 0`` no row may be constant).
+
+    Returns
+    -------
+    xhat : ndarray, shape of ``x``
+        Every row with mean 0 and (for ``eps = 0``) variance 1.
+    sigma : ndarray, shape (..., 1)
+    """
+    x, eps = check.standardize(x, eps)
+    xc = x - x.mean(axis=-1, keepdims=True)
+    sigma = np.sqrt(np.mean(xc * xc, axis=-1, keepdims=True) + eps)
+    return xc / sigma, sigma
+
+
+def standardize_backward(dxhat: np.ndarray, xhat: np.ndarray, sigma: np.ndarray) -> np.ndarray:
+    """Backward of :func:`standardize`, eq. (L.4).
+
+    ``dx = (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)) / sigma``, means over the last
+    axis: the direct path, minus what flows back through the mean, minus what flows back
+    through the variance.
+
+    Parameters
+    ----------
+    dxhat : ndarray, shape (..., n)
+        Gradient with respect to ``xhat``.
+    xhat : ndarray, shape (..., n)
+    sigma : ndarray, shape (..., 1)
+        Both as returned by :func:`standardize`.
+
+    Returns
+    -------
+    dx : ndarray, shape (..., n)
+    """
+    dxhat, xhat, sigma = check.standardize_backward(dxhat, xhat, sigma)
+    # --- exercise: group_norm_backward ---
+    dx = (dxhat - dxhat.mean(axis=-1, keepdims=True)
+          - xhat * (dxhat * xhat).mean(axis=-1, keepdims=True)) / sigma
+    # --- end ---
+    return dx
+
 
 class LayerNormCache(NamedTuple):
     xhat: np.ndarray    # (..., D)
@@ -194,6 +203,7 @@ class LayerNormCache(NamedTuple):
     g: np.ndarray       # (D,)
 
 
+@check.once
 def layer_norm_forward(x: np.ndarray, params: dict[str, np.ndarray], eps: float = 1e-5):
     """Layer normalisation over the last axis, eq. (L.3).
 
@@ -209,20 +219,13 @@ def layer_norm_forward(x: np.ndarray, params: dict[str, np.ndarray], eps: float 
     y : ndarray, shape (..., D)
     cache : LayerNormCache
     """
-    s = Shapes("layer_norm_forward")
-    x = _activation(s, "x", x)
-    p = s.params(params, "params", {"g": "D", "b": "D"})
-    if isinstance(eps, bool) or not (isinstance(eps, (int, float)) and eps >= 0):
-        s.fail(f"eps must be a number >= 0, got {eps!r}")
-    xc = x - x.mean(axis=-1, keepdims=True)
-    sigma = np.sqrt(np.mean(xc * xc, axis=-1, keepdims=True) + eps)
-    if eps == 0 and np.any(sigma == 0):
-        s.fail("x has a constant row and eps = 0, so its standard deviation is 0 and x-hat "
-               "would divide by zero; use eps > 0")
-    xhat = xc / sigma
-    return xhat * p["g"] + p["b"], LayerNormCache(xhat, sigma, p["g"])
+    x, params, eps = check.layer_norm_forward(x, params, eps)
+    xhat, sigma = standardize(x, eps)
+    y = xhat * params["g"] + params["b"]                          # (L.3)
+    return y, LayerNormCache(xhat, sigma, params["g"])
 
 
+@check.once
 def layer_norm_backward(dy: np.ndarray, cache: LayerNormCache):
     """Backward of :func:`layer_norm_forward`, eq. (L.4).
 
@@ -237,12 +240,9 @@ def layer_norm_backward(dy: np.ndarray, cache: LayerNormCache):
     grads : dict
         ``g`` and ``b``, shape (D,).
     """
-    check_cache("layer_norm_backward", cache, LayerNormCache, "layer_norm_forward")
-    dy = _upstream("layer_norm_backward", dy, cache.xhat.shape)
+    dy = check.layer_norm_backward(dy, cache)
     D = dy.shape[-1]
-    dxhat = dy * cache.g
-    dx = (dxhat - dxhat.mean(axis=-1, keepdims=True)
-          - cache.xhat * (dxhat * cache.xhat).mean(axis=-1, keepdims=True)) / cache.sigma
+    dx = standardize_backward(dy * cache.g, cache.xhat, cache.sigma)   # (L.4)
     flat_dy = dy.reshape(-1, D)                          # sums over every position
     return dx, {"g": np.einsum("nd,nd->d", flat_dy, cache.xhat.reshape(-1, D)),
                 "b": flat_dy.sum(axis=0)}
@@ -271,8 +271,7 @@ def gelu_forward(x: np.ndarray):
     cache : GELUCache
         The input and the tanh term.
     """
-    s = Shapes("gelu_forward")
-    x = s.array("x", x, " ".join(f"n{i}" for i in range(np.ndim(x))))
+    x = check.gelu_forward(x)
     t = np.tanh(GELU_C * (x + 0.044715 * (x * x * x)))   # x * x * x: x ** 3 is slow in float32
     return 0.5 * x * (1.0 + t), GELUCache(x, t)
 
@@ -282,9 +281,8 @@ def gelu_backward(dy: np.ndarray, cache: GELUCache) -> np.ndarray:
 
     ``d/dx = (1 + t)/2 + x/2 (1 - t^2) c (1 + 3 * 0.044715 x^2)`` with ``t`` the tanh term.
     """
-    check_cache("gelu_backward", cache, GELUCache, "gelu_forward")
+    dy = check.gelu_backward(dy, cache)
     x, t = cache
-    dy = _upstream("gelu_backward", dy, x.shape)
     return dy * (0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * GELU_C * (1.0 + 0.134145 * x * x))
 
 
@@ -294,6 +292,7 @@ class FFNCache(NamedTuple):
     second: LinearCache
 
 
+@check.once
 def ffn_forward(x: np.ndarray, params: dict[str, np.ndarray]):
     """Position-wise feed-forward block ``gelu(x W1 + b1) W2 + b2``, eq. (L.6).
 
@@ -308,15 +307,14 @@ def ffn_forward(x: np.ndarray, params: dict[str, np.ndarray]):
     y : ndarray, shape (..., D)
     cache : FFNCache
     """
-    s = Shapes("ffn_forward")
-    x = _activation(s, "x", x)
-    p = s.params(params, "params", {"W1": "D F", "b1": "F", "W2": "F D", "b2": "D"})
-    a = x @ p["W1"] + p["b1"]
-    hidden, gcache = gelu_forward(a)
-    return hidden @ p["W2"] + p["b2"], FFNCache(LinearCache(x, p["W1"]), gcache,
-                                                LinearCache(hidden, p["W2"]))
+    x, p = check.ffn_forward(x, params)
+    a = x @ p["W1"] + p["b1"]                                     # (L.6)
+    hidden, gelu = gelu_forward(a)                                # (L.5)
+    y = hidden @ p["W2"] + p["b2"]
+    return y, FFNCache(LinearCache(x, p["W1"]), gelu, LinearCache(hidden, p["W2"]))
 
 
+@check.once
 def ffn_backward(dy: np.ndarray, cache: FFNCache):
     """Backward of :func:`ffn_forward`: the two linear maps and the GELU in reverse.
 
@@ -326,8 +324,7 @@ def ffn_backward(dy: np.ndarray, cache: FFNCache):
     grads : dict
         ``W1``, ``b1``, ``W2``, ``b2``.
     """
-    check_cache("ffn_backward", cache, FFNCache, "ffn_forward")
-    dy = _upstream("ffn_backward", dy, cache.first.x.shape)
+    dy = check.ffn_backward(dy, cache)
     dhidden, g2 = linear_backward(dy, cache.second)
     dx, g1 = linear_backward(gelu_backward(dhidden, cache.gelu), cache.first)
     return dx, {"W1": g1["W"], "b1": g1["b"], "W2": g2["W"], "b2": g2["b"]}
@@ -356,11 +353,7 @@ def cross_entropy(logits: np.ndarray, targets: np.ndarray, ignore_index: int = I
     dlogits : ndarray, shape (B, T, V)
         Gradient of the loss.
     """
-    s = Shapes("cross_entropy")
-    if isinstance(ignore_index, bool) or not isinstance(ignore_index, (int, np.integer)):
-        s.fail(f"ignore_index must be an integer, got {ignore_index!r}", TypeError)
-    logits = s.array("logits", logits, "B T V")
-    targets = _check_tokens(s, "targets", targets, logits.shape[-1], allow=(ignore_index,))
+    logits, targets = check.cross_entropy(logits, targets, ignore_index)
     V = logits.shape[-1]
     z = logits.reshape(-1, V)                              # one row per position
     y = targets.reshape(-1)
@@ -375,3 +368,44 @@ def cross_entropy(logits: np.ndarray, targets: np.ndarray, ignore_index: int = I
     dz[rows, y[rows]] -= 1.0                               # ... minus onehot(y)
     dz *= np.where(y != ignore_index, 1.0 / n, 0.0).astype(dz.dtype)[:, None]
     return loss, dz.reshape(logits.shape)
+
+
+# --- heads --------------------------------------------------------------------------------------
+
+def split_heads(x: np.ndarray, n_heads: int) -> np.ndarray:
+    """View the last axis of ``x`` as ``n_heads`` heads, eq. (L.8): (B, T, h*w) -> (B, h, T, w).
+
+    A reshape and a transpose, no arithmetic: head ``i`` is features ``i*w .. (i+1)*w - 1``.
+    Its backward is :func:`merge_heads`.
+
+    Parameters
+    ----------
+    x : ndarray, shape (B, T, h*w)
+    n_heads : int
+        ``h``; must divide the last axis.
+
+    Returns
+    -------
+    ndarray, shape (B, h, T, w)
+    """
+    x = check.split_heads(x, n_heads)
+    B, T, width = x.shape
+    return x.reshape(B, T, n_heads, width // n_heads).transpose(0, 2, 1, 3)
+
+
+def merge_heads(x: np.ndarray) -> np.ndarray:
+    """Concatenate the heads again, eq. (L.8): (B, h, T, w) -> (B, T, h*w).
+
+    The inverse of :func:`split_heads`, and so also its backward.
+
+    Parameters
+    ----------
+    x : ndarray, shape (B, h, T, w)
+
+    Returns
+    -------
+    ndarray, shape (B, T, h*w)
+    """
+    x = check.merge_heads(x)
+    B, h, T, w = x.shape
+    return x.transpose(0, 2, 1, 3).reshape(B, T, h * w)

@@ -21,10 +21,9 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._checks import Shapes
+from . import _checks as check
 from .attention import init_kv_cache, init_mha_params, mha_backward, mha_forward, mha_step
 from .layers import (
-    IGNORE_INDEX,
     cross_entropy,
     embedding_backward,
     embedding_forward,
@@ -35,7 +34,6 @@ from .layers import (
     linear_backward,
     linear_forward,
 )
-from .layers import _check_tokens as check_tokens
 from .msr import init_msr_params, msr_backward, msr_forward, msr_step
 from .rnn import init_rnn_params, rnn_backward, rnn_forward, rnn_step_forward
 
@@ -154,6 +152,11 @@ def _ffn_params(rng, D, F, dtype):
             "W2": _normal(rng, (F, D), 0.5 / np.sqrt(F), dtype), "b2": np.zeros(D, dtype=dtype)}
 
 
+def _logits_shape(head_cache) -> tuple:
+    """Shape (B, T, V) of the logits whose head cache is ``head_cache``."""
+    return head_cache.x.shape[:-1] + head_cache.W.shape[1:]
+
+
 # --- the shared skeleton ------------------------------------------------------------------------
 
 class LanguageModel:
@@ -166,10 +169,6 @@ class LanguageModel:
             raise TypeError(f"{type(self).__name__} needs a {self.config_class.__name__}, "
                             f"got {type(config).__name__}")
         self.config = config
-
-    def _check_tokens(self, func, tokens, axes="B T"):
-        return check_tokens(Shapes(f"{type(self).__name__}.{func}"), "tokens", tokens,
-                            self.config.vocab_size, axes)
 
     def check_params(self, params, func: str = "forward") -> None:
         """Check that ``params`` has exactly the keys and shapes :meth:`init` gives.
@@ -191,27 +190,9 @@ class LanguageModel:
         ValueError
             If a key is missing or unknown, a shape differs, or a value is NaN or inf.
         """
-        where = f"{type(self).__name__}.{func}"
-        if not isinstance(params, Mapping):
-            raise TypeError(f"{where}: params must be the dict from init(), "
-                            f"got {type(params).__name__}")
-        if getattr(self, "_shapes", None) is None:
-            self._shapes = {k: v.shape for k, v in self.init(dtype=np.float32).items()}
-        missing = sorted(set(self._shapes) - set(params))
-        unknown = sorted(set(params) - set(self._shapes))
-        if missing or unknown:
-            raise ValueError(f"{where}: params does not fit this model: missing keys "
-                             f"{missing[:5]}, unknown keys {unknown[:5]}")
-        s = Shapes(where)
-        for key, shape in self._shapes.items():
-            s.array(f"params[{key!r}]", params[key], " ".join(f"{key}{i}" for i in shape))
-            if params[key].shape != shape:
-                s.fail(f"params[{key!r}] has shape {params[key].shape}, expected {shape}")
+        check.model_params(self, params, func)
 
-    def _check_inputs(self, func, params, tokens):
-        self.check_params(params, func)
-        return self._check_tokens(func, tokens)
-
+    @check.once
     def loss_and_grads(self, params: dict, tokens: np.ndarray, targets: np.ndarray):
         """Mean cross-entropy of next-token predictions and its gradient for every parameter.
 
@@ -229,9 +210,7 @@ class LanguageModel:
         grads : dict
             Same keys and shapes as ``params``.
         """
-        s = Shapes(f"{type(self).__name__}.loss_and_grads")
-        check_tokens(s, "tokens", tokens, self.config.vocab_size)
-        check_tokens(s, "targets", targets, self.config.vocab_size, allow=(IGNORE_INDEX,))
+        tokens, targets = check.model_loss(self, params, tokens, targets)
         logits, cache = self.forward(params, tokens)
         loss, dlogits = cross_entropy(logits, targets)
         return loss, self.backward(dlogits, cache)
@@ -275,9 +254,10 @@ class _BlockStack(LanguageModel):
     def _embed_backward(self, dx, cache, grads):
         grads["embed"] = embedding_backward(dx, cache)
 
+    @check.once
     def forward(self, params: dict, tokens: np.ndarray):
         """Logits for every position, shape (B, T, V), and the cache for :meth:`backward`."""
-        tokens = self._check_inputs("forward", params, tokens)
+        tokens = check.model_tokens(self, "forward", tokens, params)
         x, embed_cache = self._embed(params, tokens)
         blocks = []
         for layer in range(self.config.n_layers):
@@ -293,8 +273,10 @@ class _BlockStack(LanguageModel):
         logits, head = self._head(params, x)
         return logits, _StackCache(embed_cache, blocks, ln_f, head)
 
+    @check.once
     def backward(self, dlogits: np.ndarray, cache: _StackCache) -> dict:
         """Gradients of every parameter from the gradient of the logits (B, T, V)."""
+        dlogits = check.model_backward(self, dlogits, cache, _logits_shape(cache.head))
         grads: dict = {}
         dx = self._head_backward(dlogits, cache.head, grads)
         dx, g = layer_norm_backward(dx, cache.ln_f)
@@ -365,17 +347,20 @@ class RNNLM(LanguageModel):
                               "b": np.zeros(c.vocab_size, dtype=dtype)})
         return params
 
+    @check.once
     def forward(self, params: dict, tokens: np.ndarray):
         """Logits (B, T, V) and the cache."""
-        tokens = self._check_inputs("forward", params, tokens)
+        tokens = check.model_tokens(self, "forward", tokens, params)
         x, embed = embedding_forward(tokens, params["embed"])
         h0 = np.zeros((tokens.shape[0], self.config.hidden), dtype=x.dtype)
         h, rnn = rnn_forward(x, h0, _sub(params, "rnn"))
         logits, head = self._head(params, h)
         return logits, _RNNCache(embed, rnn, head)
 
+    @check.once
     def backward(self, dlogits: np.ndarray, cache: _RNNCache) -> dict:
         """Gradients of every parameter (BPTT through the whole sequence)."""
+        dlogits = check.model_backward(self, dlogits, cache, _logits_shape(cache.head))
         grads: dict = {}
         dh = self._head_backward(dlogits, cache.head, grads)
         dx, _, g = rnn_backward(dh, cache.rnn)
@@ -383,14 +368,16 @@ class RNNLM(LanguageModel):
         grads["embed"] = embedding_backward(dx, cache.embed)
         return grads
 
+    @check.once
     def start(self, params: dict, prompt: np.ndarray):
         """Logits of the prompt (B, T, V) and the final hidden state."""
         logits, cache = self.forward(params, prompt)
         return logits, cache.rnn.h[:, -1]
 
+    @check.once
     def step(self, params: dict, token: np.ndarray, state):
         """Logits (B, V) of the next position after one more token (B,); O(D H + H^2)."""
-        token = self._check_tokens("step", token, "B")
+        token = check.model_step(self, token)
         x = params["embed"][token]
         h, _ = rnn_step_forward(x, state, _sub(params, "rnn"))
         return self._head(params, h)[0], h
@@ -412,9 +399,6 @@ class TransformerLM(_BlockStack):
 
     def _embed(self, params, tokens):
         T = tokens.shape[1]
-        if T > self.config.max_len:
-            raise ValueError(f"TransformerLM: sequence of T = {T} tokens is longer than "
-                             f"max_len = {self.config.max_len} learned positions")
         x, cache = embedding_forward(tokens, params["embed"])
         return x + params["pos"][:T], cache
 
@@ -429,9 +413,10 @@ class TransformerLM(_BlockStack):
     def _mix_backward(self, dy, cache):
         return mha_backward(dy, cache)
 
+    @check.once
     def start(self, params: dict, prompt: np.ndarray):
         """Logits of the prompt (B, T, V) and one KV cache per layer, filled with the prompt."""
-        prompt = self._check_inputs("start", params, prompt)
+        prompt = check.model_tokens(self, "start", prompt, params)
         B, T = prompt.shape
         x, _ = self._embed(params, prompt)
         caches = [init_kv_cache(B, self.config.d_model, self.config.n_heads,
@@ -443,13 +428,11 @@ class TransformerLM(_BlockStack):
 
         return self._decode_blocks(params, x, caches, step_mix)
 
+    @check.once
     def step(self, params: dict, token: np.ndarray, state):
         """Logits (B, V) after one more token; attends over the cache: O(t D) at position t."""
-        token = self._check_tokens("step", token, "B")
         position = state[0].length
-        if position >= self.config.max_len:
-            raise ValueError(f"TransformerLM: position {position} is beyond max_len = "
-                             f"{self.config.max_len}")
+        token = check.model_step(self, token, position)
         x = params["embed"][token] + params["pos"][position]
 
         def step_mix(p, a, cache):
@@ -480,14 +463,16 @@ class RetNetLM(_BlockStack):
     def _mix_backward(self, dy, cache):
         return msr_backward(dy, cache[0])
 
+    @check.once
     def start(self, params: dict, prompt: np.ndarray):
         """Logits of the prompt (in the configured training form) and per-layer states."""
         logits, cache = self.forward(params, prompt)
         return logits, [block.mix[1] for block in cache.blocks]
 
+    @check.once
     def step(self, params: dict, token: np.ndarray, state):
         """Logits (B, V) after one more token with the recurrent form: O(1) in the position."""
-        token = self._check_tokens("step", token, "B")
+        token = check.model_step(self, token)
         x = params["embed"][token]
         c = self.config
 

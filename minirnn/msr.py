@@ -10,6 +10,7 @@ Equations (numbered as on ``derivations/multiscale-retention.md``)::
     Q = rot(X Wq), K = rot(X Wk), V = X Wv, head_i = Retention(Q_i, K_i, V_i, gamma_i)
     GroupNorm per (token, head) over dv: y = (o - mean) / sqrt(var + eps) * w + b   (M.3)
     MSR(X) = (swish(X Wg) * GroupNorm(heads)) Wo,   swish(u) = u sigmoid(u)  (M.4)
+    group-norm backward: (L.4) with dxhat = dy * w, per (token, head)          (M.5)
 
 Shapes: ``x`` (B, T, D); per head key width ``d = D / h`` (even) and value width ``dv``.
 Parameters: ``Wq``, ``Wk`` (D, D); ``Wv``, ``Wg`` (D, h*dv); ``Wo`` (h*dv, D); group-norm
@@ -22,7 +23,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._checks import Shapes, check_cache, check_int
+from . import _checks as check
+from .layers import merge_heads, split_heads, standardize, standardize_backward
 from .retention import (
     RetentionState,
     retention_chunkwise,
@@ -48,9 +50,6 @@ __all__ = [
     "rotation_angles",
 ]
 
-FORMS = ("parallel", "recurrent", "chunkwise")
-
-
 def msr_gammas(n_heads: int) -> np.ndarray:
     """The paper's per-head decays ``gamma_i = 1 - 2^(-5-i)``, eq. (M.1), in float64.
 
@@ -64,7 +63,7 @@ def msr_gammas(n_heads: int) -> np.ndarray:
     -------
     ndarray, shape (h,)
     """
-    n_heads = check_int("msr_gammas", "n_heads", n_heads, 1)
+    n_heads = check.msr_gammas(n_heads)
     return 1.0 - 2.0 ** (-5.0 - np.arange(n_heads))
 
 
@@ -76,24 +75,11 @@ def rotation_angles(d: int) -> np.ndarray:
     This is RetNet's choice (``linspace`` of the exponent from 0 to 1); standard RoPE uses
     ``10000^(-2i/d)``, almost the same. For ``d = 2`` the single angle is 1.
     """
-    d = check_int("rotation_angles", "d", d, 2)
-    if d % 2:
-        raise ValueError(f"rotation_angles: the rotation acts on pairs of features, so the key "
-                         f"width d must be even, got d = {d}")
+    d = check.rotation_angles(d)
     return 10000.0 ** -np.linspace(0.0, 1.0, d // 2)
 
 
-def _rotate(x, positions, sign=1.0):
-    """Rotate feature pairs (2i, 2i+1) of x (..., T, d) by sign * n * theta_i."""
-    angles = sign * np.outer(positions, rotation_angles(x.shape[-1]))   # (T, d/2)
-    cos, sin = np.cos(angles).astype(x.dtype), np.sin(angles).astype(x.dtype)
-    even, odd = x[..., 0::2], x[..., 1::2]
-    out = np.empty_like(x)
-    out[..., 0::2] = even * cos - odd * sin
-    out[..., 1::2] = odd * cos + even * sin
-    return out
-
-
+@check.once
 def rotate(x: np.ndarray, start: int = 0, inverse: bool = False) -> np.ndarray:
     """Rotate queries or keys at absolute positions ``start, start+1, ...``, eq. (M.2).
 
@@ -115,14 +101,17 @@ def rotate(x: np.ndarray, start: int = 0, inverse: bool = False) -> np.ndarray:
     -------
     ndarray, shape of ``x``
     """
-    s = Shapes("rotate")
-    if np.ndim(x) < 2:
-        s.fail(f"x must have at least 2 dimensions (..., T, d), got shape {np.shape(x)}")
-    x = s.array("x", x, " ".join(f"n{i}" for i in range(np.ndim(x) - 2)) + " T d")
-    if x.shape[-1] % 2:
-        s.fail(f"x has d = {x.shape[-1]} features; the rotation needs an even d")
-    start = check_int("rotate", "start", start, 0)
-    return _rotate(x, np.arange(start, start + x.shape[-2]), -1.0 if inverse else 1.0)
+    x, start = check.rotate(x, start, inverse)
+    n = np.arange(start, start + x.shape[-2])                        # absolute positions
+    angles = np.outer(n, rotation_angles(x.shape[-1]))               # n theta_i, (T, d/2)
+    if inverse:
+        angles = -angles
+    cos, sin = np.cos(angles).astype(x.dtype), np.sin(angles).astype(x.dtype)
+    even, odd = x[..., 0::2], x[..., 1::2]
+    out = np.empty_like(x)
+    out[..., 0::2] = even * cos - odd * sin                          # (M.2)
+    out[..., 1::2] = odd * cos + even * sin
+    return out
 
 
 # --- group norm per (token, head) -------------------------------------------------------------
@@ -133,13 +122,14 @@ class GroupNormCache(NamedTuple):
     w: np.ndarray       # (h, dv)
 
 
+@check.once
 def group_norm_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray, eps: float = 1e-5):
     """Normalise each head of each token over its ``dv`` features, then scale and shift.
 
     Implements eq. (M.3): ``y = (x - mean) / sqrt(var + eps) * w + b`` with mean and variance
-    over the last axis only. One group is one (token, head) pair: it never mixes time steps,
-    so it keeps causality. With ``eps = 0`` it is scale invariant, ``GN(a x) = GN(x)`` for
-    ``a > 0``.
+    over the last axis only (:func:`~minirnn.layers.standardize`, as in layer norm). One group
+    is one (token, head) pair: it never mixes time steps, so it keeps causality. With
+    ``eps = 0`` it is scale invariant, ``GN(a x) = GN(x)`` for ``a > 0``.
 
     Parameters
     ----------
@@ -154,32 +144,18 @@ def group_norm_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray, eps: float =
     y : ndarray, shape of ``x``
     cache : GroupNormCache
     """
-    s = Shapes("group_norm_forward")
-    if np.ndim(x) < 2:
-        s.fail(f"x must have at least 2 dimensions (..., h, dv), got shape {np.shape(x)}")
-    x = s.array("x", x, " ".join(f"n{i}" for i in range(np.ndim(x) - 2)) + " h dv")
-    w = s.array("w", w, "h dv")
-    b = s.array("b", b, "h dv")
-    if not (isinstance(eps, (int, float)) and eps >= 0):
-        s.fail(f"eps must be a number >= 0, got {eps!r}")
-    return _group_norm(x, w, b, eps)
+    x, w, b, eps = check.group_norm_forward(x, w, b, eps)
+    xhat, sigma = standardize(x, eps)                                # over dv
+    y = xhat * w + b                                                 # (M.3)
+    return y, GroupNormCache(xhat, sigma, w)
 
 
-def _group_norm(x, w, b, eps):
-    mu = x.mean(axis=-1, keepdims=True)
-    sigma = np.sqrt(((x - mu) ** 2).mean(axis=-1, keepdims=True) + eps)
-    if eps == 0 and np.any(sigma == 0):
-        raise ValueError("group norm: a (token, head) group is constant and eps = 0, so its "
-                         "normalisation is 0/0; use eps > 0 (or dv > 1 with varying inputs)")
-    xhat = (x - mu) / sigma
-    return xhat * w + b, GroupNormCache(xhat, sigma, w)
-
-
+@check.once
 def group_norm_backward(dy: np.ndarray, cache: GroupNormCache):
     """Backward of :func:`group_norm_forward`, eq. (M.5).
 
-    With ``g = dy * w``: ``dx = (g - mean(g) - xhat * mean(g * xhat)) / sigma``, means over
-    ``dv``; ``dw`` and ``db`` sum ``dy * xhat`` and ``dy`` over every axis but the last two.
+    The affine part first (``dw``, ``db`` and the gradient reaching ``xhat``), then the
+    backward of the standardisation, eq. (L.4), per (token, head) group.
 
     Parameters
     ----------
@@ -191,23 +167,15 @@ def group_norm_backward(dy: np.ndarray, cache: GroupNormCache):
     dx : ndarray, shape of ``dy``
     dw, db : ndarray, shape (h, dv)
     """
-    check_cache("group_norm_backward", cache, GroupNormCache, "group_norm_forward")
-    s = Shapes("group_norm_backward")
-    letters = " ".join(f"n{i}" for i in range(cache.xhat.ndim))
-    for i, size in enumerate(cache.xhat.shape):
-        s.bind(f"n{i}", size, "cache.xhat")
-    dy = s.array("dy", dy, letters)
-    return _group_norm_backward(dy, cache)
-
-
-def _group_norm_backward(dy, cache):
+    dy = check.group_norm_backward(dy, cache)
     # --- exercise: group_norm_backward ---
-    axes = tuple(range(dy.ndim - 2))
-    g = dy * cache.w
-    dx = (g - g.mean(axis=-1, keepdims=True)
-          - cache.xhat * (g * cache.xhat).mean(axis=-1, keepdims=True)) / cache.sigma
-    return dx, (dy * cache.xhat).sum(axis=axes), dy.sum(axis=axes)
+    every_group = tuple(range(dy.ndim - 2))                          # all axes but (h, dv)
+    dw = (dy * cache.xhat).sum(axis=every_group)
+    db = dy.sum(axis=every_group)
+    dxhat = dy * cache.w
+    dx = standardize_backward(dxhat, cache.xhat, cache.sigma)        # (L.4) per group
     # --- end ---
+    return dx, dw, db
 
 
 # --- the layer --------------------------------------------------------------------------------
@@ -253,9 +221,7 @@ def init_msr_params(D: int, n_heads: int, dv: int, seed: int = 0,
         ``Wq``, ``Wk`` (D, D); ``Wv``, ``Wg`` (D, h*dv); ``Wo`` (h*dv, D); ``gn_w``, ``gn_b``
         (h, dv).
     """
-    D = check_int("init_msr_params", "D", D, 1)
-    dv = check_int("init_msr_params", "dv", dv, 1)
-    _key_width("init_msr_params", D, n_heads)
+    D, dv = check.init_msr_params(D, n_heads, dv)
     rng = np.random.default_rng(seed)
     E = n_heads * dv
 
@@ -269,23 +235,7 @@ def init_msr_params(D: int, n_heads: int, dv: int, seed: int = 0,
             "gn_b": np.zeros((n_heads, dv), dtype=dtype)}
 
 
-def _key_width(func, D, n_heads, source="D"):
-    """``d = D / n_heads``, checked: whole and even; ``source`` says where D came from."""
-    n_heads = check_int(func, "n_heads", n_heads, 1)
-    if D % n_heads:
-        raise ValueError(f"{func}: n_heads = {n_heads} must divide the model width "
-                         f"{source} = {D}")
-    d = D // n_heads
-    if d % 2:
-        raise ValueError(f"{func}: the key width per head d = D / n_heads = {d} must be even "
-                         f"for the rotation ({source} = {D}, n_heads = {n_heads})")
-    return d
-
-
-def _sigmoid(u):
-    return 0.5 * (1.0 + np.tanh(0.5 * u))      # equal to 1 / (1 + e^-u), without overflow
-
-
+@check.once
 def msr_forward(x: np.ndarray, params: dict[str, np.ndarray], n_heads: int,
                 form: str = "parallel", chunk_size: int | None = None,
                 state: RetentionState | None = None, eps: float = 1e-5):
@@ -319,51 +269,30 @@ def msr_forward(x: np.ndarray, params: dict[str, np.ndarray], n_heads: int,
         State after the last token, to continue with :func:`msr_step` or another call.
     cache : MSRCache
     """
-    return _msr_forward("msr_forward", x, params, n_heads, form, chunk_size, state, eps)
-
-
-def _msr_forward(func, x, params, n_heads, form, chunk_size, state, eps):
-    """The body of :func:`msr_forward`; ``func`` names the public caller in errors."""
-    x, p, d, dv = _check_msr(func, x, params, n_heads, "B T D")
-    if form not in FORMS:
-        raise ValueError(f"{func}: form must be one of {FORMS}, got {form!r}")
-    if form == "chunkwise" and chunk_size is None:
-        raise ValueError(f"{func}: the chunkwise form needs chunk_size (an integer >= 1)")
-    if form == "parallel" and state is not None:
-        raise ValueError(f"{func}: the parallel form starts a new sequence; continue one "
-                         "with form='recurrent' or 'chunkwise'")
-    if isinstance(eps, bool) or not (isinstance(eps, (int, float)) and eps >= 0):
-        raise ValueError(f"{func}: eps must be a number >= 0, got {eps!r}")
-    if state is not None and not isinstance(state, RetentionState):
-        raise TypeError(f"{func}: state must be a RetentionState or None, "
-                        f"got {type(state).__name__}")
+    x, p = check.msr_forward(x, params, n_heads, form, chunk_size, state, eps)
     B, T, _ = x.shape
-    start = 0 if state is None else check_int(func, "state.position",
-                                              state.position, 0)
-    gammas = msr_gammas(n_heads)
-
-    def heads(w, width):                                   # (B, T, h*w) -> (B, h, T, w)
-        return (x @ w).reshape(B, T, n_heads, width).transpose(0, 2, 1, 3)
-
-    positions = np.arange(start, start + T)
-    q = _rotate(heads(p["Wq"], d), positions)              # (M.2)
-    k = _rotate(heads(p["Wk"], d), positions)
-    v = heads(p["Wv"], dv)
+    start = 0 if state is None else state.position                  # absolute position of x_0
+    gamma = msr_gammas(n_heads)                                      # (M.1)
+    q = rotate(split_heads(x @ p["Wq"], n_heads), start)             # (M.2): (B, h, T, d)
+    k = rotate(split_heads(x @ p["Wk"], n_heads), start)
+    v = split_heads(x @ p["Wv"], n_heads)                            # (B, h, T, dv)
     if form == "parallel":
-        o, core = retention_parallel(q, k, v, gammas)
-        new_state = retention_final_state(k, v, gammas)
+        o, core = retention_parallel(q, k, v, gamma)                 # (R.6)
+        new_state = retention_final_state(k, v, gamma)
     elif form == "recurrent":
-        o, new_state, core = retention_recurrent(q, k, v, gammas, state)
+        o, new_state, core = retention_recurrent(q, k, v, gamma, state)                # (R.7)
     else:
-        o, new_state, core = retention_chunkwise(q, k, v, gammas, chunk_size, state)
-    y, norm = _group_norm(o.transpose(0, 2, 1, 3), p["gn_w"], p["gn_b"], eps)   # (M.3)
+        o, new_state, core = retention_chunkwise(q, k, v, gamma, chunk_size, state)    # (R.8)
+    heads = o.transpose(0, 2, 1, 3)                                  # (B, T, h, dv)
+    y, norm = group_norm_forward(heads, p["gn_w"], p["gn_b"], eps)   # (M.3)
     u = x @ p["Wg"]
-    gate = u * _sigmoid(u)                                                      # (M.4)
-    m = gate * y.reshape(B, T, n_heads * dv)
-    cache = MSRCache(x, p, n_heads, start, form, core, norm, y, u, gate, m)
-    return m @ p["Wo"], new_state, cache
+    gate = u * (0.5 + 0.5 * np.tanh(0.5 * u))                        # swish: u sigmoid(u) (M.4)
+    m = gate * y.reshape(B, T, -1)                                   # (B, T, h*dv)
+    out = m @ p["Wo"]                                                # (M.4)
+    return out, new_state, MSRCache(x, p, n_heads, start, form, core, norm, y, u, gate, m)
 
 
+@check.once
 def msr_backward(dy: np.ndarray, cache: MSRCache):
     """Backward of :func:`msr_forward` for any form.
 
@@ -382,47 +311,41 @@ def msr_backward(dy: np.ndarray, cache: MSRCache):
     grads : dict
         Same keys as ``params``.
     """
-    check_cache("msr_backward", cache, MSRCache, "msr_forward")
-    c, p = cache, cache.params
-    s = Shapes("msr_backward")
-    for letter, size in zip("BTD", c.x.shape):
-        s.bind(letter, size, "cache.x")
-    dy = s.array("dy", dy, "B T D")
-    B, T, _ = c.x.shape
-    h, dv = c.y.shape[-2:]
-    grads = {"Wo": np.einsum("bte,btd->ed", c.m, dy, optimize=True)}
+    dy = check.msr_backward(dy, cache)
+    p, x = cache.params, cache.x
+    B, T, _ = x.shape
+    grads = {"Wo": np.einsum("bte,btd->ed", cache.m, dy, optimize=True)}
     dm = dy @ p["Wo"].T
-    sig = _sigmoid(c.u)
-    du = dm * c.y.reshape(B, T, h * dv) * sig * (1.0 + c.u * (1.0 - sig))
-    dyn, grads["gn_w"], grads["gn_b"] = _group_norm_backward(
-        (dm * c.gate).reshape(B, T, h, dv), c.norm)
-    do = dyn.transpose(0, 2, 1, 3)                                     # (B, h, T, dv)
-    if c.form == "parallel":
-        dq, dk, dvv = retention_parallel_backward(do, c.core)
-    elif c.form == "recurrent":
-        dq, dk, dvv = retention_recurrent_backward(do, c.core)[:3]
+    sig = 0.5 + 0.5 * np.tanh(0.5 * cache.u)                         # sigmoid(u)
+    du = dm * cache.y.reshape(B, T, -1) * sig * (1.0 + cache.u * (1.0 - sig))   # swish'(u)
+    dheads, grads["gn_w"], grads["gn_b"] = group_norm_backward(
+        (dm * cache.gate).reshape(cache.y.shape), cache.norm)       # (M.5)
+    do = dheads.transpose(0, 2, 1, 3)                                # (B, h, T, dv)
+    if cache.form == "parallel":
+        dq, dk, dv = retention_parallel_backward(do, cache.core)    # (R.10)
+    elif cache.form == "recurrent":
+        dq, dk, dv, _ = retention_recurrent_backward(do, cache.core)    # (R.11)
     else:
-        dq, dk, dvv = retention_chunkwise_backward(do, c.core)[:3]
-    positions = np.arange(c.start, c.start + T)
-    dq, dk = _rotate(dq, positions, -1.0), _rotate(dk, positions, -1.0)
-
-    def merge(g):                                                      # (B, h, T, w) -> (B, T, h*w)
-        return g.transpose(0, 2, 1, 3).reshape(B, T, -1)
-
+        dq, dk, dv, _ = retention_chunkwise_backward(do, cache.core)    # (R.12)
+    dq = rotate(dq, cache.start, inverse=True)                       # rotation back (M.2)
+    dk = rotate(dk, cache.start, inverse=True)
     dx = du @ p["Wg"].T
-    grads["Wg"] = np.einsum("btd,bte->de", c.x, du, optimize=True)
-    for name, g in (("Wq", dq), ("Wk", dk), ("Wv", dvv)):
-        g = merge(g)
-        grads[name] = np.einsum("btd,bte->de", c.x, g, optimize=True)
-        dx += g @ p[name].T
+    grads["Wg"] = np.einsum("btd,bte->de", x, du, optimize=True)
+    for name, dhead in (("Wq", dq), ("Wk", dk), ("Wv", dv)):
+        dproj = merge_heads(dhead)                                   # (B, T, h*w)
+        grads[name] = np.einsum("btd,bte->de", x, dproj, optimize=True)
+        dx = dx + dproj @ p[name].T
     return dx, {key: grads[key] for key in p}
 
 
+@check.once
 def msr_step(x: np.ndarray, params: dict[str, np.ndarray], n_heads: int,
              state: RetentionState | None = None, eps: float = 1e-5):
     """Decode one token with the recurrent state: O(1) time and memory per token.
 
-    Equal to the matching row of :func:`msr_forward` on the whole sequence (any form).
+    Only the work of the new token at position ``n = state.position``: its projections, the
+    rotation at ``n``, one step of the recurrence (R.7) for every head, the group norm and the
+    gate. Equal to the matching row of :func:`msr_forward` on the whole sequence (any form).
 
     Parameters
     ----------
@@ -439,21 +362,25 @@ def msr_step(x: np.ndarray, params: dict[str, np.ndarray], n_heads: int,
     y : ndarray, shape (B, D)
     state : RetentionState
     """
-    x = Shapes("msr_step").array("x", x, "B D")    # one token per sequence
-    y, state, _ = _msr_forward("msr_step", x[:, None], params, n_heads, "recurrent", None,
-                               state, eps)
-    return y[:, 0], state
-
-
-def _check_msr(func, x, params, n_heads, axes):
-    s = Shapes(func)
-    x = s.array("x", x, axes)
-    D = s.sizes["D"]
-    d = _key_width(func, D, n_heads, f"D (the last axis of x, shape {x.shape})")
-    p = s.params(params, "params", {"Wq": "D D", "Wk": "D D", "Wv": "D E", "Wg": "D E",
-                                    "Wo": "E D", "gn_w": "h dv", "gn_b": "h dv"})
-    if p["gn_w"].shape[0] != n_heads or p["gn_w"].shape[0] * p["gn_w"].shape[1] != s.sizes["E"]:
-        s.fail(f"params['gn_w'] has shape {p['gn_w'].shape}, expected (h, dv) = "
-               f"({n_heads}, {s.sizes['E'] // n_heads}) for n_heads = {n_heads} and value "
-               f"width h*dv = {s.sizes['E']}")
-    return x, p, d, p["gn_w"].shape[1]
+    x, p, state, eps = check.msr_step(x, params, n_heads, state, eps)
+    B, D = x.shape
+    h, dv = p["gn_w"].shape
+    n, d = state.position, D // h
+    gamma = msr_gammas(h)                                            # (M.1)
+    q = rotate((x @ p["Wq"]).reshape(B, h, 1, d), n)[:, :, 0]        # (M.2) at position n
+    k = rotate((x @ p["Wk"]).reshape(B, h, 1, d), n)[:, :, 0]        # (B, h, d)
+    v = (x @ p["Wv"]).reshape(B, h, dv)
+    q = q / np.sqrt(d).astype(q.dtype)                               # q' = q / sqrt(d)  (R.5)
+    g = gamma.astype(state.S.dtype)
+    S = g[:, None, None] * state.S + k[..., :, None] * v[..., None, :]   # one step of (R.7)
+    z = g[:, None] * state.z + k
+    s = gamma * state.s + 1.0
+    a = (1.0 / np.sqrt(s)).astype(q.dtype)                           # (h,)
+    P = a[:, None] * np.einsum("bhd,bhde->bhe", q, S)                # (B, h, dv)
+    r = a * np.einsum("bhd,bhd->bh", q, z)
+    o = P / np.maximum(np.abs(r), 1.0)[..., None]                    # c_n (R.5)
+    y, _ = group_norm_forward(o, p["gn_w"], p["gn_b"], eps)          # (M.3), (B, h, dv)
+    u = x @ p["Wg"]
+    gate = u * (0.5 + 0.5 * np.tanh(0.5 * u))                        # swish (M.4)
+    out = (gate * y.reshape(B, h * dv)) @ p["Wo"]
+    return out, RetentionState(S, z, s, n + 1)

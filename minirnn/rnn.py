@@ -19,7 +19,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._checks import Shapes, check_cache, result_dtype
+from . import _checks as check
 
 __all__ = [
     "RNNCache",
@@ -30,9 +30,6 @@ __all__ = [
     "rnn_step_backward",
     "rnn_step_forward",
 ]
-
-RNN_PARAMS = {"Wx": "D H", "Wh": "H H", "b": "H"}
-
 
 class RNNStepCache(NamedTuple):
     """What :func:`rnn_step_backward` needs from one forward step."""
@@ -106,12 +103,11 @@ def rnn_step_forward(x: np.ndarray, h_prev: np.ndarray,
     cache : RNNStepCache
         Saved values for :func:`rnn_step_backward`.
     """
-    s = Shapes("rnn_step_forward")
-    x = s.array("x", x, "B D")
-    h_prev = s.array("h_prev", h_prev, "B H")
-    p = s.params(params, "params", RNN_PARAMS)
-    h = np.tanh(x @ p["Wx"] + h_prev @ p["Wh"] + p["b"])
-    return h, RNNStepCache(x, h_prev, h, p["Wx"], p["Wh"])
+    x, h_prev, params = check.rnn_step_forward(x, h_prev, params)
+    Wx, Wh, b = params["Wx"], params["Wh"], params["b"]
+    a = x @ Wx + h_prev @ Wh + b                         # (RNN.1)
+    h = np.tanh(a)                                       # (RNN.2)
+    return h, RNNStepCache(x, h_prev, h, Wx, Wh)
 
 
 def rnn_step_backward(dh: np.ndarray, cache: RNNStepCache):
@@ -134,11 +130,7 @@ def rnn_step_backward(dh: np.ndarray, cache: RNNStepCache):
     grads : dict
         ``Wx`` (D, H), ``Wh`` (H, H), ``b`` (H,).
     """
-    check_cache("rnn_step_backward", cache, RNNStepCache, "rnn_step_forward")
-    s = Shapes("rnn_step_backward")
-    s.bind("B", cache.h.shape[0], "cache.h")
-    s.bind("H", cache.h.shape[1], "cache.h")
-    dh = s.array("dh", dh, "B H")
+    dh = check.rnn_step_backward(dh, cache)
     # --- exercise: rnn_step_backward ---
     da = dh * (1.0 - cache.h ** 2)                       # (RNN.4): tanh'(a) = 1 - tanh(a)^2
     dx = da @ cache.Wx.T                                 # (RNN.6)
@@ -172,18 +164,15 @@ def rnn_forward(x: np.ndarray, h0: np.ndarray,
     cache : RNNCache
         Saved values for :func:`rnn_backward`.
     """
-    s = Shapes("rnn_forward")
-    x = s.array("x", x, "B T D")
-    h0 = s.array("h0", h0, "B H")
-    p = s.params(params, "params", RNN_PARAMS)
-    B, T, _ = x.shape
-    xw = x @ p["Wx"] + p["b"]                            # (B, T, H): the non-recurrent part
-    h = np.empty((B, T, h0.shape[1]), dtype=result_dtype(xw, h0, p["Wh"]))
-    h_prev = h0
-    for t in range(T):                                   # the recurrence (RNN.1)-(RNN.2)
-        h[:, t] = np.tanh(xw[:, t] + h_prev @ p["Wh"])
-        h_prev = h[:, t]
-    return h, RNNCache(x, h0, h, p["Wx"], p["Wh"])
+    x, h0, params = check.rnn_forward(x, h0, params)
+    Wx, Wh, b = params["Wx"], params["Wh"], params["b"]
+    xw = x @ Wx + b                                      # (B, T, H): the non-recurrent part
+    h_t, hs = h0, []
+    for t in range(x.shape[1]):                          # the recurrence (RNN.1)-(RNN.2)
+        h_t = np.tanh(xw[:, t] + h_t @ Wh)
+        hs.append(h_t)
+    h = np.stack(hs, axis=1)                             # (B, T, H): h_1 .. h_T
+    return h, RNNCache(x, h0, h, Wx, Wh)
 
 
 def rnn_backward(dh: np.ndarray, cache: RNNCache):
@@ -208,14 +197,10 @@ def rnn_backward(dh: np.ndarray, cache: RNNCache):
     grads : dict
         ``Wx`` (D, H), ``Wh`` (H, H), ``b`` (H,).
     """
-    check_cache("rnn_backward", cache, RNNCache, "rnn_forward")
-    s = Shapes("rnn_backward")
-    for letter, size in zip("BTH", cache.h.shape):
-        s.bind(letter, size, "cache.h")
-    dh = s.array("dh", dh, "B T H")
+    dh = check.rnn_backward(dh, cache)
     # --- exercise: rnn_backward ---
     h = cache.h
-    da = np.empty(h.shape, dtype=result_dtype(h, dh))
+    da = np.empty(h.shape, dtype=np.result_type(h, dh))
     da_next_WhT = np.zeros_like(da[:, 0])                # da_{t+1} Wh^T, zero after the last step
     for t in reversed(range(h.shape[1])):
         g = dh[:, t] + da_next_WhT                       # (RNN.3)

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
+from . import _checks as check
 from ._checks import NonFiniteError, Shapes, check_int
 from .layers import IGNORE_INDEX, cross_entropy
-from .layers import _check_tokens as check_tokens
 from .models import build_model, config_from_dict, config_to_dict
 from .optim import AdamW, clip_grad_norm, warmup_cosine
 from .tasks import task_from_dict, task_to_dict
@@ -164,7 +164,9 @@ def train(model, params: dict, task, config: TrainConfig = TrainConfig(), *,
             grads, norm = clip_grad_norm(grads, config.clip)
             if not (np.isfinite(loss) and np.isfinite(norm)):
                 raise FloatingPointError(f"training diverged at step {step}: loss = {loss}, "
-                                         f"gradient norm = {norm}{kept}")
+                                         f"gradient norm = {norm}: an activation or gradient "
+                                         f"became non-finite although the parameters were "
+                                         f"finite (try a smaller lr){kept}")
             lr = warmup_cosine(step, config.lr, config.warmup, config.steps)
             optimiser.update(params, grads, opt_state, lr)
             broken = [key for key, value in params.items() if not np.all(np.isfinite(value))]
@@ -306,7 +308,7 @@ def generate(model, params: dict, prompt, n_tokens: int, temperature: float = 1.
         raise ValueError(f"generate: temperature must be a number >= 0, got {temperature!r}")
     single = np.ndim(prompt) == 1
     axes = "T" if single else "B T"
-    prompt = check_tokens(Shapes("generate"), "prompt", prompt, model.config.vocab_size, axes)
+    prompt = check.tokens(Shapes("generate"), "prompt", prompt, model.config.vocab_size, axes)
     tokens = prompt[None] if single else prompt
     rng = np.random.default_rng(seed)
     logits, state = model.start(params, tokens)

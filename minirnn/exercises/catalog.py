@@ -211,37 +211,37 @@ EXERCISES = (
                  "(A.2)", (("(dy - np.sum(dy * y, axis=cache.axis, keepdims=True))", "dy"),)),)),
     Exercise(
         "attention_backward", "backward of causal scaled dot-product attention", "2",
-        "minirnn.attention", ("attention_backward", "_attention_backward"), "(A.6)-(A.8)",
+        "minirnn.attention", ("attention_backward",), "(A.6)-(A.8)",
         "derivations/attention.md", _attention_case, _attention_outputs, _attention_gradcheck,
         (Mistake("the softmax backward lacks its subtraction term (A.7)",
-                 (("(dprobs - np.sum(dprobs * cache.probs, axis=-1, keepdims=True))",
-                   "dprobs"),)),
+                 (("(dP - np.sum(dP * P, axis=-1, keepdims=True))", "dP"),)),
          Mistake("the 1/sqrt(d) scale is missing from dq and dk (A.8)",
-                 (("(dscores @ cache.k) * cache.scale", "(dscores @ cache.k)"),
-                  ("(np.swapaxes(dscores, -1, -2) @ cache.q) * cache.scale",
-                   "(np.swapaxes(dscores, -1, -2) @ cache.q)"))))),
+                 (("(dS @ cache.k) * cache.scale", "(dS @ cache.k)"),
+                  ("(np.swapaxes(dS, -1, -2) @ cache.q) * cache.scale",
+                   "(np.swapaxes(dS, -1, -2) @ cache.q)"))))),
     Exercise(
         "kv_cache_step", "decode with a KV cache: new tokens attend to cached keys and values",
         "2", "minirnn.attention", ("mha_step",), "(A.4) and (A.9)", "derivations/attention.md",
         _kv_case, _kv_outputs, None,
         (Mistake("the new keys and values are not appended to the cache, so tokens cannot see "
                  "the earlier ones",
-                 (("cache.append(k, v)\n    out, _ = _attention(q, cache.keys, cache.values",
-                   "out, _ = _attention(q, k, v"),)),)),
+                 (("cache.append(k, v)", "None"),
+                  ("attention_forward(q, cache.keys, cache.values, causal=True)",
+                   "attention_forward(q, k, v, causal=True)"))),)),
     Exercise(
         "retention_recurrent", "retention one token at a time, with the state (S, z, s)", "2",
         "minirnn.retention", ("retention_recurrent",), "(R.7)", "derivations/retention.md",
         _retention_case, _recurrent_outputs, None,
         (Mistake("decay off by one step: S_n = gamma S_{n-1} + k_n^T v_n decays the old state "
                  "*before* adding the new token (R.3)",
-                 (("S = gd[:, None, None] * S + k[:, :, n, :, None] * v[:, :, n, None, :]",
-                   "S = gd[:, None, None] * (S + k[:, :, n, :, None] * v[:, :, n, None, :])"),
-                  ("z = gd[:, None] * z + k[:, :, n]", "z = gd[:, None] * (z + k[:, :, n])"))),
+                 (("S = g[:, None, None] * S + k[:, :, n, :, None] * v[:, :, n, None, :]",
+                   "S = g[:, None, None] * (S + k[:, :, n, :, None] * v[:, :, n, None, :])"),
+                  ("z = g[:, None] * z + k[:, :, n]", "z = g[:, None] * (z + k[:, :, n])"))),
          Mistake("the state is never decayed (that is linear attention, gamma = 1) (R.3)",
-                 (("S = gd[:, None, None] * S + k", "S = S + k"),
-                  ("z = gd[:, None] * z + k", "z = z + k"))),
+                 (("S = g[:, None, None] * S + k", "S = S + k"),
+                  ("z = g[:, None] * z + k", "z = z + k"))),
          Mistake("the row factor a_n = 1 / sqrt(s_n) is missing (R.5)",
-                 (("a[:, n] = 1.0 / np.sqrt(count)", "a[:, n] = 1.0"),)))),
+                 (("a[:, n] = 1.0 / np.sqrt(s)", "a[:, n] = 1.0"),)))),
     Exercise(
         "retention_parallel_backward", "backward of normalised parallel retention", "3",
         "minirnn.retention", ("retention_parallel_backward",), "(R.9)-(R.10)",
@@ -255,28 +255,28 @@ EXERCISES = (
                  (("dq = (dA @ cache.k) * cache.scale", "dq = dA @ cache.k"),)))),
     Exercise(
         "retention_chunkwise", "retention chunk by chunk: inner part, cross part, carried state",
-        "3", "minirnn.retention", ("_advance", "_chunk_terms", "retention_chunkwise"), "(R.8)",
+        "3", "minirnn.retention", ("chunk_decays", "retention_final_state", "retention_chunkwise"),
+        "(R.4), (R.8)",
         "derivations/retention.md", _retention_case, _chunkwise_outputs, None,
         (Mistake("xi off by one: the state before the chunk reaches local row j decayed by "
                  "gamma^(j+1), not gamma^j (R.4)",
-                 (("xi = p[:, 1:].astype(dtype)", "xi = p[:, :L].astype(dtype)"),)),
+                 (("xi = p[:, 1:]", "xi = p[:, :L]"),)),
          Mistake("the state is not decayed across chunks: the old state must be multiplied by "
                  "gamma^L when a chunk of L tokens is added (R.4)",
-                 (("S = gL[None, :, None, None] * S +", "S = S +"),
-                  ("z = gL[None, :, None] * z +", "z = z +"))),
+                 (("S = f.gamma_L[:, None, None] * state.S +", "S = state.S +"),
+                  ("z = f.gamma_L[:, None] * state.z +", "z = state.z +"))),
          Mistake("zeta off by one: token j of the chunk enters the state decayed by "
                  "gamma^(L-1-j), so the last token is not decayed (R.4)",
                  (("zeta = p[:, L - 1::-1]", "zeta = p[:, L:0:-1]"),)))),
     Exercise(
         "group_norm_backward", "backward of the per-head group norm of multi-scale retention",
-        "2", "minirnn.msr", ("group_norm_backward", "_group_norm_backward"), "(M.5)",
+        "2", "minirnn.msr", ("group_norm_backward", "standardize_backward"), "(M.5), (L.4)",
         "derivations/multiscale-retention.md", _group_norm_case, _group_norm_outputs,
         _group_norm_gradcheck,
         (Mistake("only the direct path is there: the mean and the variance depend on every "
                  "input too, so subtract mean(g) and xhat * mean(g * xhat) (M.5)",
-                 (("(g - g.mean(axis=-1, keepdims=True)\n          - cache.xhat * (g * "
-                   "cache.xhat).mean(axis=-1, keepdims=True)) / cache.sigma",
-                   "g / cache.sigma"),)),)),
+                 (("(dxhat - dxhat.mean(axis=-1, keepdims=True)\n          - xhat * (dxhat "
+                   "* xhat).mean(axis=-1, keepdims=True)) / sigma", "dxhat / sigma"),)),)),
 )
 
 BY_NAME = {e.name: e for e in EXERCISES}

@@ -1,22 +1,60 @@
-"""Input checks used at the public boundary of every mechanism.
-
-A student who passes the wrong thing should read *which* argument is wrong and *what* was
-expected, not a broadcasting error from deep inside NumPy. Every public function creates one
-:class:`Shapes` and declares each array with the letters of its axes (the alphabet of the
-notation page: ``B`` batch, ``T`` time, ``D`` model width, ...). The first array that uses a
-letter fixes its size; every later use must agree, and the error names both arrays.
-
-Internal helpers trust their callers and do not check again.
-"""
+"""The core of the checks: the shape bookkeeper, small shared checks, and the switch that
+lets a function built from other public functions check its inputs once."""
 
 from __future__ import annotations
 
+import contextlib
+import functools
 from collections.abc import Iterable, Mapping
+from contextvars import ContextVar
 
 import numpy as np
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
+_ACTIVE: ContextVar[bool] = ContextVar("minirnn_checks_active", default=True)
+
+
+# --- checked once per call -----------------------------------------------------------------------
+
+def active() -> bool:
+    """True unless an enclosing public function has already checked the inputs."""
+    return _ACTIVE.get()
+
+
+def trust_inner_calls() -> None:
+    """Switch the checks off until the enclosing :func:`once` function returns."""
+    _ACTIVE.set(False)
+
+
+def once(func):
+    """Decorator for a public function that calls other public functions.
+
+    Whatever its validator switches off (:func:`trust_inner_calls`) is switched back on when
+    the function returns or raises, so the next direct call is checked again.
+    """
+    @functools.wraps(func)
+    def checked_once(*args, **kwargs):
+        token = _ACTIVE.set(_ACTIVE.get())
+        try:
+            return func(*args, **kwargs)
+        finally:
+            _ACTIVE.reset(token)
+    return checked_once
+
+
+@contextlib.contextmanager
+def trusted():
+    """Run a block without checks, as inside a model (used by the benchmarks' decode loops,
+    which check their inputs once before timing many steps)."""
+    token = _ACTIVE.set(False)
+    try:
+        yield
+    finally:
+        _ACTIVE.reset(token)
+
+
+# --- the shape bookkeeper ------------------------------------------------------------------------
 
 class NonFiniteError(ValueError):
     """An input holds NaN or inf. A ``ValueError``; the training loop turns it into a
@@ -49,6 +87,11 @@ class Shapes:
             )
         self.sizes.setdefault(letter, size)
         self.origin.setdefault(letter, origin)
+
+    def bind_all(self, letters: str, shape: tuple, origin: str) -> None:
+        """:meth:`bind` every letter of ``letters`` (space-separated) to ``shape``."""
+        for letter, size in zip(letters.split(), shape):
+            self.bind(letter, size, origin)
 
     def array(self, name: str, x, axes: str, neg_inf_ok: bool = False) -> np.ndarray:
         """Check that ``x`` is a finite float32/float64 array whose axes are named by ``axes``.
@@ -111,9 +154,19 @@ class Shapes:
                 for k, spec in axes.items() if k in params}
 
 
-def result_dtype(*arrays) -> np.dtype:
-    """The floating dtype a computation on ``arrays`` runs in (float32 only if all are)."""
-    return np.result_type(*arrays)
+# --- small shared checks -------------------------------------------------------------------------
+
+def lead(ndim: int, last: str) -> str:
+    """Axis letters ``"n0 n1 ... last"`` for an array of ``ndim`` dimensions whose trailing
+    axes are named by ``last`` (any leading axes are free)."""
+    n_last = len(last.split())
+    return " ".join([f"n{i}" for i in range(ndim - n_last)] + last.split())
+
+
+def same_dtype(*arrays):
+    """The arrays converted to their common float dtype (float32 only if all are)."""
+    dtype = np.result_type(*arrays)
+    return tuple(a.astype(dtype, copy=False) for a in arrays)
 
 
 def check_int(func: str, name: str, value, minimum: int) -> int:
@@ -123,6 +176,20 @@ def check_int(func: str, name: str, value, minimum: int) -> int:
     if value < minimum:
         raise ValueError(f"{func}: {name} must be >= {minimum}, got {value}")
     return int(value)
+
+
+def check_eps(func: str, eps) -> float:
+    """Check a normalisation epsilon: a real number (not bool) ``>= 0``."""
+    if isinstance(eps, bool) or not (isinstance(eps, (int, float, np.floating)) and eps >= 0):
+        raise ValueError(f"{func}: eps must be a number >= 0, got {eps!r}")
+    return float(eps)
+
+
+def check_bool(func: str, name: str, value) -> bool:
+    """Check a flag: True or False (NumPy booleans too)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{func}: {name} must be True or False, got {value!r}")
+    return bool(value)
 
 
 def check_cache(func: str, cache, cls: type, forward: str) -> None:

@@ -1,0 +1,198 @@
+"""Checks for :mod:`minirnn.msr`: one function per public function, same name."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .core import (
+    Shapes,
+    active,
+    check_cache,
+    check_eps,
+    check_int,
+    lead,
+    trust_inner_calls,
+)
+from .layers import constant_row
+
+__all__ = [
+    "group_norm_backward",
+    "group_norm_forward",
+    "init_msr_params",
+    "key_width",
+    "msr_backward",
+    "msr_forward",
+    "msr_gammas",
+    "msr_step",
+    "rotate",
+    "rotation_angles",
+]
+
+FORMS = ("parallel", "recurrent", "chunkwise")
+MSR_PARAMS = {"Wq": "D D", "Wk": "D D", "Wv": "D E", "Wg": "D E", "Wo": "E D",
+              "gn_w": "h dv", "gn_b": "h dv"}
+
+
+def msr_gammas(n_heads):
+    return check_int("msr_gammas", "n_heads", n_heads, 1)
+
+
+def rotation_angles(d):
+    d = check_int("rotation_angles", "d", d, 2)
+    if d % 2:
+        raise ValueError(f"rotation_angles: the rotation acts on pairs of features, so the key "
+                         f"width d must be even, got d = {d}")
+    return d
+
+
+def rotate(x, start, inverse):
+    if not active():
+        return x, start
+    s = Shapes("rotate")
+    if np.ndim(x) < 2:
+        s.fail(f"x must have at least 2 dimensions (..., T, d), got shape {np.shape(x)}")
+    x = s.array("x", x, lead(np.ndim(x), "T d"))
+    if x.shape[-1] % 2:
+        s.fail(f"x has d = {x.shape[-1]} features; the rotation needs an even d")
+    return x, check_int("rotate", "start", start, 0)
+
+
+def group_norm_forward(x, w, b, eps):
+    if active():
+        s = Shapes("group_norm_forward")
+        if np.ndim(x) < 2:
+            s.fail(f"x must have at least 2 dimensions (..., h, dv), got shape {np.shape(x)}")
+        x = s.array("x", x, lead(np.ndim(x), "h dv"))
+        w = s.array("w", w, "h dv")
+        b = s.array("b", b, "h dv")
+        eps = check_eps("group_norm_forward", eps)
+        trust_inner_calls()
+    constant_row("group_norm_forward", x, eps, "a (token, head) group is constant")
+    return x, w, b, eps
+
+
+def group_norm_backward(dy, cache):
+    if not active():
+        return dy
+    from ..msr import GroupNormCache
+
+    check_cache("group_norm_backward", cache, GroupNormCache, "group_norm_forward")
+    s = Shapes("group_norm_backward")
+    letters = lead(cache.xhat.ndim, "")
+    s.bind_all(letters, cache.xhat.shape, "cache.xhat")
+    dy = s.array("dy", dy, letters)
+    trust_inner_calls()
+    return dy
+
+
+def key_width(func, D, n_heads, source="D"):
+    """``d = D / n_heads``, checked: whole and even; ``source`` says where D came from."""
+    n_heads = check_int(func, "n_heads", n_heads, 1)
+    if D % n_heads:
+        raise ValueError(f"{func}: n_heads = {n_heads} must divide the model width "
+                         f"{source} = {D}")
+    d = D // n_heads
+    if d % 2:
+        raise ValueError(f"{func}: the key width per head d = D / n_heads = {d} must be even "
+                         f"for the rotation ({source} = {D}, n_heads = {n_heads})")
+    return d
+
+
+def init_msr_params(D, n_heads, dv):
+    D = check_int("init_msr_params", "D", D, 1)
+    dv = check_int("init_msr_params", "dv", dv, 1)
+    key_width("init_msr_params", D, n_heads)
+    return D, dv
+
+
+def _layer(func, x, params, n_heads, axes):
+    s = Shapes(func)
+    x = s.array("x", x, axes)
+    D = s.sizes["D"]
+    key_width(func, D, n_heads, f"D (the last axis of x, shape {x.shape})")
+    p = s.params(params, "params", MSR_PARAMS)
+    if p["gn_w"].shape[0] != n_heads or p["gn_w"].shape[0] * p["gn_w"].shape[1] != s.sizes["E"]:
+        s.fail(f"params['gn_w'] has shape {p['gn_w'].shape}, expected (h, dv) = "
+               f"({n_heads}, {s.sizes['E'] // n_heads}) for n_heads = {n_heads} and value "
+               f"width h*dv = {s.sizes['E']}")
+    return x, p
+
+
+def _state(func, state, eps):
+    from ..retention import RetentionState
+
+    eps = check_eps(func, eps)
+    if state is not None and not isinstance(state, RetentionState):
+        raise TypeError(f"{func}: state must be a RetentionState or None, "
+                        f"got {type(state).__name__}")
+    if state is not None:
+        check_int(func, "state.position", state.position, 0)
+    return eps
+
+
+def msr_forward(x, params, n_heads, form, chunk_size, state, eps):
+    """``(x, params)`` checked: x (B, T, D), the parameters of :data:`MSR_PARAMS`, the form."""
+    if not active():
+        return x, params
+    func = "msr_forward"
+    x, params = _layer(func, x, params, n_heads, "B T D")
+    if form not in FORMS:
+        raise ValueError(f"{func}: form must be one of {FORMS}, got {form!r}")
+    if form == "chunkwise" and chunk_size is None:
+        raise ValueError(f"{func}: the chunkwise form needs chunk_size (an integer >= 1)")
+    if form == "parallel" and state is not None:
+        raise ValueError(f"{func}: the parallel form starts a new sequence; continue one "
+                         "with form='recurrent' or 'chunkwise'")
+    _state(func, state, eps)
+    _core_state(func, x, params, n_heads, state)
+    if form == "chunkwise":
+        check_int(func, "chunk_size", chunk_size, 1)
+    trust_inner_calls()
+    return x, params
+
+
+def _core_state(func, x, params, n_heads, state):
+    """The incoming state must fit the heads: S (B, h, d, dv), z (B, h, d), s (h,)."""
+    if state is None:
+        return
+    s = Shapes(func)
+    B, D = x.shape[0], x.shape[-1]
+    s.bind_all("B h d dv", (B, n_heads, D // n_heads, params["gn_w"].shape[1]),
+               f"x and params (n_heads = {n_heads})")
+    s.array("state.S", state.S, "B h d dv")
+    s.array("state.z", state.z, "B h d")
+    count = np.asarray(state.s, dtype=np.float64)
+    if count.shape != (n_heads,) or not np.all(np.isfinite(count)):
+        s.fail(f"state.s must have shape (h,) = ({n_heads},) and be finite, got {count.shape}")
+
+
+def msr_backward(dy, cache):
+    if not active():
+        return dy
+    from ..msr import MSRCache
+
+    check_cache("msr_backward", cache, MSRCache, "msr_forward")
+    s = Shapes("msr_backward")
+    s.bind_all("B T D", cache.x.shape, "cache.x")
+    dy = s.array("dy", dy, "B T D")
+    trust_inner_calls()
+    return dy
+
+
+def msr_step(x, params, n_heads, state, eps):
+    """``(x, params)`` checked: one token x (B, D); the state (zeros when None) fits."""
+    from ..retention import RetentionState
+
+    if active():
+        func = "msr_step"
+        x, params = _layer(func, x, params, n_heads, "B D")
+        eps = _state(func, state, eps)
+        _core_state(func, x, params, n_heads, state)
+        trust_inner_calls()
+    if state is None:
+        B, D = x.shape
+        h, dv = params["gn_w"].shape
+        dtype = np.result_type(x, params["Wq"], params["Wk"], params["Wv"])
+        state = RetentionState(np.zeros((B, h, D // h, dv), dtype=dtype),
+                               np.zeros((B, h, D // h), dtype=dtype), np.zeros(h), 0)
+    return x, params, state, eps
