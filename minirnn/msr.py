@@ -76,7 +76,8 @@ def rotation_angles(d: int) -> np.ndarray:
     ``10000^(-2i/d)``, almost the same. For ``d = 2`` the single angle is 1.
     """
     d = check.rotation_angles(d)
-    return 10000.0 ** -np.linspace(0.0, 1.0, d // 2)
+    exponent = np.arange(d // 2) / max(d // 2 - 1, 1)               # 0 .. 1 in d/2 steps
+    return 10000.0 ** -exponent
 
 
 @check.once
@@ -103,7 +104,7 @@ def rotate(x: np.ndarray, start: int = 0, inverse: bool = False) -> np.ndarray:
     """
     x, start = check.rotate(x, start, inverse)
     n = np.arange(start, start + x.shape[-2])                        # absolute positions
-    angles = np.outer(n, rotation_angles(x.shape[-1]))               # n theta_i, (T, d/2)
+    angles = n[:, None] * rotation_angles(x.shape[-1])               # n theta_i, (T, d/2)
     if inverse:
         angles = -angles
     cos, sin = np.cos(angles).astype(x.dtype), np.sin(angles).astype(x.dtype)
@@ -376,8 +377,8 @@ def msr_step(x: np.ndarray, params: dict[str, np.ndarray], n_heads: int,
     z = g[:, None] * state.z + k
     s = gamma * state.s + 1.0
     a = (1.0 / np.sqrt(s)).astype(q.dtype)                           # (h,)
-    P = a[:, None] * np.einsum("bhd,bhde->bhe", q, S)                # (B, h, dv)
-    r = a * np.einsum("bhd,bhd->bh", q, z)
+    P = a[:, None] * (q[..., None, :] @ S)[..., 0, :]                # q'_n S_n, (B, h, dv)
+    r = a * (q * z).sum(axis=-1)                                     # q'_n . z_n
     o = P / np.maximum(np.abs(r), 1.0)[..., None]                    # c_n (R.5)
     y, _ = group_norm_forward(o, p["gn_w"], p["gn_b"], eps)          # (M.3), (B, h, dv)
     u = x @ p["Wg"]
