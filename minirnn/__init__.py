@@ -33,6 +33,10 @@ from .layers import (
     layer_norm_forward,
     linear_backward,
     linear_forward,
+    merge_heads,
+    split_heads,
+    standardize,
+    standardize_backward,
 )
 from .models import (
     RNNLM,
@@ -59,11 +63,13 @@ from .msr import (
 )
 from .optim import SGD, Adam, AdamW, clip_grad_norm, warmup_cosine
 from .retention import (
+    ChunkDecays,
     ChunkwiseCache,
     ParallelCache,
     RecurrentCache,
     RetentionState,
     RetentionStateGrad,
+    chunk_decays,
     decay_mask,
     retention_chunkwise,
     retention_chunkwise_backward,
@@ -72,6 +78,7 @@ from .retention import (
     retention_parallel_backward,
     retention_recurrent,
     retention_recurrent_backward,
+    score_normaliser_backward,
 )
 from .rnn import (
     RNNCache,
@@ -104,6 +111,7 @@ __all__ = [
     "AdamW",
     "AttentionCache",
     "Checkpoint",
+    "ChunkDecays",
     "ChunkwiseCache",
     "CopyTask",
     "GrammarTask",
@@ -131,6 +139,7 @@ __all__ = [
     "build_model",
     "causal_mask",
     "check_gradients",
+    "chunk_decays",
     "clip_grad_norm",
     "count_parameters",
     "cross_entropy",
@@ -155,6 +164,7 @@ __all__ = [
     "linear_forward",
     "load_checkpoint",
     "make_task",
+    "merge_heads",
     "mha_backward",
     "mha_forward",
     "mha_step",
@@ -178,8 +188,12 @@ __all__ = [
     "rotate",
     "rotation_angles",
     "save_checkpoint",
+    "score_normaliser_backward",
     "softmax_backward",
     "softmax_forward",
+    "split_heads",
+    "standardize",
+    "standardize_backward",
     "train",
     "warmup_cosine",
 ]

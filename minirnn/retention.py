@@ -150,7 +150,7 @@ def decay_mask(gamma, T: int) -> np.ndarray:
 
 
 @check.once
-def chunk_decays(gamma, L: int, s_prev, normalize: bool = True, dtype=np.float64) -> ChunkDecays:
+def chunk_decays(gamma, L: int, s_prev, normalize: bool = True, dtype=None) -> ChunkDecays:
     """The decay factors of a chunk of ``L`` tokens after a state with count ``s_prev``.
 
     Implements the factors of eqs. (R.4) and (R.8): the chunk's own decay mask ``Gamma``,
@@ -171,7 +171,8 @@ def chunk_decays(gamma, L: int, s_prev, normalize: bool = True, dtype=np.float64
     normalize : bool, optional
         Without normalisation ``a`` is all ones.
     dtype : numpy dtype, optional
-        Dtype of the returned factors (computed in float64, rounded once).
+        Dtype of the returned factors (default: that of ``s_prev``); they are computed in
+        float64 and rounded once.
 
     Returns
     -------
@@ -179,6 +180,7 @@ def chunk_decays(gamma, L: int, s_prev, normalize: bool = True, dtype=np.float64
         ``Gamma`` (h, L, L), ``xi``, ``zeta``, ``a`` (h, L), ``gamma_L`` (h,).
     """
     gamma, L, s_prev = check.chunk_decays(gamma, L, s_prev, normalize)
+    dtype = s_prev.dtype if dtype is None else dtype
     # --- exercise: retention_chunkwise ---
     p = gamma[:, None] ** np.arange(L + 1)                           # gamma^0 .. gamma^L
     xi = p[:, 1:]                                                    # gamma^(j+1), (h, L)

@@ -116,6 +116,20 @@ def build(name, draw) -> Call:
                                {"start": [-1, 1.5, "0", None]}),
         "decay_mask": lambda: Call(m.decay_mask, dict(gamma=gamma, T=T),
                                    {"gamma": BAD_GAMMA[:-1], "T": BAD_COUNT}),
+        "chunk_decays": lambda: Call(m.chunk_decays, dict(
+            gamma=np.linspace(0.0, 1.0, h), L=T, s_prev=np.abs(normal(draw, h))),
+            {"gamma": BAD_GAMMA, "L": BAD_COUNT, "normalize": [None, "yes"]}),
+        "score_normaliser_backward": lambda: Call(m.score_normaliser_backward, dict(
+            dout=normal(draw, B, h, T, dv), out=normal(draw, B, h, T, dv),
+            r=normal(draw, B, h, T), c=1.0 + np.abs(normal(draw, B, h, T))), {}),
+        "standardize": lambda: Call(m.standardize, dict(x=normal(draw, B, T, D), eps=1e-5),
+                                    {"eps": BAD_EPS}),
+        "standardize_backward": lambda: Call(m.standardize_backward, dict(
+            dxhat=normal(draw, B, T, D), xhat=normal(draw, B, T, D),
+            sigma=0.5 + np.abs(normal(draw, B, T, 1))), {}),
+        "split_heads": lambda: Call(m.split_heads, dict(x=normal(draw, B, T, D), n_heads=nh),
+                                    {"n_heads": [*BAD_COUNT, 3 * D + 1]}),
+        "merge_heads": lambda: Call(m.merge_heads, dict(x=normal(draw, B, h, T, d)), {}),
         "linear_forward": lambda: Call(m.linear_forward, dict(
             x=normal(draw, B, T, D), params={"W": normal(draw, D, H), "b": normal(draw, H)}), {},
             optional={"b"}),
@@ -221,7 +235,8 @@ FUNCTIONS = [*[n for n in m.__all__ if n in {
     "retention_final_state", "msr_forward", "msr_step", "group_norm_forward", "rotate",
     "decay_mask", "linear_forward", "layer_norm_forward", "ffn_forward", "gelu_forward",
     "embedding_forward", "cross_entropy", "rel_error", "numerical_gradient", "clip_grad_norm",
-    "count_parameters", "check_gradients"}], *BACKWARD,
+    "count_parameters", "check_gradients", "chunk_decays", "score_normaliser_backward",
+    "standardize", "standardize_backward", "split_heads", "merge_heads"}], *BACKWARD,
     *[f"{c}.{meth}" for c in MODELS for meth in ("loss_and_grads", "forward", "generate")]]
 
 # public functions that take no arrays (sizes, names, paths, configs): covered elsewhere

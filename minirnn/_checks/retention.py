@@ -142,17 +142,21 @@ def retention_final_state(k, v, gamma, state):
 
 
 def chunk_decays(gamma, L, s_prev, normalize):
+    """``gamma`` per head (h,), ``L >= 1``, the count ``s_prev`` (h,) >= 0 (its dtype kept)."""
     if not active():
-        return _gamma("chunk_decays", gamma, np.size(gamma)), L, \
-            np.asarray(s_prev, dtype=np.float64)
-    gamma = gamma_per_head("chunk_decays", gamma, None)
+        return _gamma("chunk_decays", gamma, np.size(s_prev)), L, s_prev
+    s = Shapes("chunk_decays")
     L = check_int("chunk_decays", "L", L, 1)
-    s_prev = np.asarray(s_prev, dtype=np.float64)
-    if s_prev.shape != gamma.shape or not np.all(np.isfinite(s_prev) & (s_prev >= 0)):
-        raise ValueError(f"chunk_decays: s_prev must be the count state.s, one finite number "
-                         f">= 0 per head, shape {gamma.shape}; got {s_prev.tolist()}")
+    per_head = np.ndim(gamma) == 1
+    gamma = gamma_per_head("chunk_decays", gamma, None)
+    if per_head:
+        s.bind("h", gamma.size, f"gamma (shape {gamma.shape})")
+    s_prev = s.array("s_prev", s_prev, "h")
+    if np.any(s_prev < 0):
+        s.fail(f"s_prev must be the count state.s, >= 0 for every head, got {s_prev.tolist()}")
     check_bool("chunk_decays", "normalize", normalize)
-    return gamma, L, s_prev
+    trust_inner_calls()
+    return np.broadcast_to(gamma, s_prev.shape).copy(), L, s_prev
 
 
 def score_normaliser_backward(dout, out, r, c):
@@ -165,7 +169,7 @@ def score_normaliser_backward(dout, out, r, c):
     c = s.array("c", c, "B h T")
     if np.any(c < 1):
         s.fail("c must be the score normaliser max(|r|, 1) >= 1 of the forward")
-    return dout, out, r, c
+    return same_dtype(dout, out, r, c)
 
 
 def _upstream(func, forward, dout, cache, cls):
