@@ -104,10 +104,9 @@ def rnn_step_forward(x: np.ndarray, h_prev: np.ndarray,
         Saved values for :func:`rnn_step_backward`.
     """
     x, h_prev, params = check.rnn_step_forward(x, h_prev, params)
-    Wx, Wh, b = params["Wx"], params["Wh"], params["b"]
-    a = x @ Wx + h_prev @ Wh + b                         # (RNN.1)
-    h = np.tanh(a)                                       # (RNN.2)
-    return h, RNNStepCache(x, h_prev, h, Wx, Wh)
+    a = x @ params["Wx"] + h_prev @ params["Wh"] + params["b"]    # (RNN.1)
+    h = np.tanh(a)                                                 # (RNN.2)
+    return h, RNNStepCache(x, h_prev, h, params["Wx"], params["Wh"])
 
 
 def rnn_step_backward(dh: np.ndarray, cache: RNNStepCache):
@@ -165,14 +164,13 @@ def rnn_forward(x: np.ndarray, h0: np.ndarray,
         Saved values for :func:`rnn_backward`.
     """
     x, h0, params = check.rnn_forward(x, h0, params)
-    Wx, Wh, b = params["Wx"], params["Wh"], params["b"]
-    xw = x @ Wx + b                                      # (B, T, H): the non-recurrent part
+    xw = x @ params["Wx"] + params["b"]                  # (B, T, H): the non-recurrent part
     h_t, hs = h0, []
     for t in range(x.shape[1]):                          # the recurrence (RNN.1)-(RNN.2)
-        h_t = np.tanh(xw[:, t] + h_t @ Wh)
+        h_t = np.tanh(xw[:, t] + h_t @ params["Wh"])
         hs.append(h_t)
     h = np.stack(hs, axis=1)                             # (B, T, H): h_1 .. h_T
-    return h, RNNCache(x, h0, h, Wx, Wh)
+    return h, RNNCache(x, h0, h, params["Wx"], params["Wh"])
 
 
 def rnn_backward(dh: np.ndarray, cache: RNNCache):

@@ -141,7 +141,7 @@ class Shapes:
     def params(self, params, name: str, axes: Mapping[str, str],
                optional: Iterable[str] = ()) -> dict[str, np.ndarray]:
         """Check a parameter dict: required keys ``axes``, allowed ``optional`` keys."""
-        if not isinstance(params, Mapping):
+        if type(params) is not dict and not isinstance(params, Mapping):
             self.fail(f"{name} must be a dict of arrays, got {type(params).__name__}", TypeError)
         optional = set(optional)
         missing = [k for k in axes if k not in params and k not in optional]

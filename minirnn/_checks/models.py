@@ -18,7 +18,7 @@ IGNORE_INDEX = -100
 def model_params(model, params, func: str = "forward") -> None:
     """``params`` has exactly the keys and shapes ``model.init()`` gives, finite floats."""
     where = f"{type(model).__name__}.{func}"
-    if not isinstance(params, Mapping):
+    if type(params) is not dict and not isinstance(params, Mapping):
         raise TypeError(f"{where}: params must be the dict from init(), "
                         f"got {type(params).__name__}")
     if getattr(model, "_shapes", None) is None:

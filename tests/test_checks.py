@@ -1,0 +1,169 @@
+"""The shape of the code: one line of checks, then the math; checks run once per call.
+
+A public math function reads like a textbook: its docstring, then at most one statement that
+calls into ``minirnn._checks`` (where every validator and every ``raise`` lives), then the
+equations. A function built from other public functions checks its inputs once; what it calls
+inside does not check again. These tests read the source (``ast``) and count the checks that
+really run.
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import minirnn as m
+from minirnn import _checks
+from minirnn._checks import core
+
+MATH_MODULES = ("rnn", "attention", "retention", "msr", "layers")
+ROOT = Path(m.__file__).parent
+
+
+def functions(module: str):
+    tree = ast.parse((ROOT / f"{module}.py").read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef):
+            yield node
+
+
+def is_check_call(stmt) -> bool:
+    """A statement whose value calls ``check.<something>(...)``."""
+    value = getattr(stmt, "value", None)
+    return (isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute)
+            and isinstance(value.func.value, ast.Name) and value.func.value.id == "check")
+
+
+@pytest.mark.parametrize("module", MATH_MODULES)
+def test_no_raise_and_no_validator_in_the_math_modules(module):
+    source = (ROOT / f"{module}.py").read_text()
+    tree = ast.parse(source)
+    raises = [n.lineno for n in ast.walk(tree) if isinstance(n, ast.Raise)]
+    validators = [f.name for f in functions(module) if "check" in f.name]
+    assert not raises, f"minirnn/{module}.py raises at lines {raises}: move it to _checks"
+    assert not validators, f"validators {validators} belong in minirnn/_checks"
+    assert "Shapes(" not in source
+
+
+@pytest.mark.parametrize("module", MATH_MODULES)
+def test_public_functions_open_with_one_check_then_math(module):
+    public = set(__import__(f"minirnn.{module}", fromlist=["x"]).__all__)
+    seen = 0
+    for f in functions(module):
+        if f.name not in public:
+            continue
+        seen += 1
+        body = f.body[1:] if isinstance(f.body[0], ast.Expr) and \
+            isinstance(f.body[0].value, ast.Constant) else f.body        # skip the docstring
+        checks = [i for i, stmt in enumerate(body) if is_check_call(stmt)]
+        assert len(checks) <= 1, f"{f.name} validates {len(checks)} times"
+        assert checks in ([], [0]), f"{f.name}: the check must be the first statement"
+    assert seen >= 4
+
+
+def test_no_public_math_hides_in_a_private_helper():
+    for module in MATH_MODULES:
+        private = [f.name for f in functions(module) if f.name.startswith("_")
+                   and f.name not in {"_biases"}]
+        assert not private, f"minirnn/{module}.py has private helpers {private}"
+
+
+class CountChecks:
+    """Counts the arrays that are really validated (``Shapes.array``) while active."""
+
+    def __init__(self, monkeypatch):
+        self.calls: list[str] = []
+        original = core.Shapes.array
+
+        def counting(shapes, name, *args, **kwargs):
+            self.calls.append(f"{shapes.func}:{name}")
+            return original(shapes, name, *args, **kwargs)
+
+        monkeypatch.setattr(core.Shapes, "array", counting)
+
+
+def test_a_model_checks_its_inputs_once_not_in_every_layer(monkeypatch):
+    model = m.RetNetLM(m.RetNetConfig(vocab_size=7, d_model=8, n_heads=2, n_layers=2, dv=4,
+                                      d_ff=16, chunk_size=3))
+    params = model.init(0, dtype=np.float64)
+    tokens = np.random.default_rng(0).integers(0, 7, (2, 7))
+    counter = CountChecks(monkeypatch)
+    model.loss_and_grads(params, tokens, np.roll(tokens, -1, axis=1))
+    funcs = {c.split(":")[0] for c in counter.calls}
+    assert funcs == {"RetNetLM.forward"}, funcs          # the parameters, once; no layer
+    assert len(counter.calls) == len(params)
+
+
+def test_decoding_steps_do_not_recheck_layers(monkeypatch):
+    for model in (m.TransformerLM(m.TransformerConfig(vocab_size=7, d_model=8)),
+                  m.RetNetLM(m.RetNetConfig(vocab_size=7, d_model=8, dv=4))):
+        params = model.init(0)
+        _, state = model.start(params, np.array([[1, 2, 3]]))
+        counter = CountChecks(monkeypatch)
+        model.step(params, np.array([4]), state)
+        assert counter.calls == [], counter.calls       # the token ids only (not arrays)
+
+
+def test_a_direct_call_after_a_model_call_is_checked_again():
+    model = m.RNNLM(m.RNNConfig(vocab_size=5, d_model=4, hidden=4))
+    model.forward(model.init(0), np.array([[1, 2]]))
+    assert _checks.active()
+    with pytest.raises(ValueError, match="rnn_step_forward: x contains 1 non-finite"):
+        m.rnn_step_forward(np.array([[np.nan, 0.0]]), np.zeros((1, 3)), m.init_rnn_params(2, 3))
+
+
+def test_checks_switch_back_on_after_an_error_inside():
+    with pytest.raises(ValueError):
+        m.mha_forward(np.zeros((1, 2, 4)), m.init_mha_params(4, 2), n_heads=3)
+    assert _checks.active()
+    with _checks.trusted():
+        assert not _checks.active()
+    assert _checks.active()
+
+
+def test_composite_functions_are_marked_check_once():
+    """Every public function that calls another public function wears ``@check.once``."""
+    public = set(m.__all__)
+    for module in MATH_MODULES:
+        for f in functions(module):
+            if f.name not in public or not inspect.isfunction(getattr(m, f.name)):
+                continue
+            called = {n.func.id for n in ast.walk(f) if isinstance(n, ast.Call)
+                      and isinstance(n.func, ast.Name)} & public
+            called = {name for name in called if inspect.isfunction(getattr(m, name))}
+            decorated = any(ast.unparse(d) == "check.once" for d in f.decorator_list)
+            assert decorated == bool(called - {f.name}), (f.name, called)
+
+
+def test_the_debugger_lands_on_the_first_equation():
+    """With the checks module skipped, ``step`` from the call reaches the first equation."""
+    import pdb
+    import sys
+
+    source = inspect.getsource(m.rnn.rnn_step_forward)
+    first = next(i for i, line in enumerate(source.splitlines()) if "# (RNN.1)" in line)
+    start = m.rnn.rnn_step_forward.__wrapped__.__code__.co_firstlineno \
+        if hasattr(m.rnn.rnn_step_forward, "__wrapped__") \
+        else m.rnn.rnn_step_forward.__code__.co_firstlineno
+    stops = []
+
+    class Recorder(pdb.Pdb):
+        def interaction(self, frame, tb):
+            stops.append((frame.f_code.co_name, frame.f_lineno))
+            if len(stops) < 4:
+                self.set_step()
+            else:
+                self.set_continue()
+
+    debugger = Recorder(skip=["minirnn._checks*", "numpy*"])
+    x, h = np.zeros((1, 2)), np.zeros((1, 3))
+    params = m.init_rnn_params(2, 3)
+    debugger.set_trace(sys._getframe())
+    m.rnn_step_forward(x, h, params)
+    sys.settrace(None)
+    lines = [line for name, line in stops if name == "rnn_step_forward"]
+    assert start + first in lines, (stops, start + first)
