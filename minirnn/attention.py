@@ -143,7 +143,6 @@ def causal_mask(Tq: int, Tk: int) -> np.ndarray:
     return np.arange(Tk)[None, :] <= np.arange(Tk - Tq, Tk)[:, None]
 
 
-@check.once
 def attention_forward(q: np.ndarray, k: np.ndarray, v: np.ndarray,
                       causal: bool = True) -> tuple[np.ndarray, AttentionCache]:
     """Scaled dot-product attention, batched over batch and heads.
@@ -257,7 +256,6 @@ def init_mha_params(D: int, n_heads: int, seed: int = 0, bias: bool = True,
     return params
 
 
-@check.once
 def mha_forward(x: np.ndarray, params: dict[str, np.ndarray], n_heads: int,
                 causal: bool = True) -> tuple[np.ndarray, MHACache]:
     """Multi-head self-attention layer.
@@ -294,7 +292,6 @@ def mha_forward(x: np.ndarray, params: dict[str, np.ndarray], n_heads: int,
     return y, MHACache(x, attn, merged, params, n_heads)
 
 
-@check.once
 def mha_backward(dy: np.ndarray, cache: MHACache):
     """Backward of :func:`mha_forward`.
 
@@ -397,7 +394,6 @@ def init_kv_cache(B: int, D: int, n_heads: int, capacity: int = 64,
     return KVCache(np.zeros(shape, dtype=dtype), np.zeros(shape, dtype=dtype), 0)
 
 
-@check.once
 def mha_step(x: np.ndarray, params: dict[str, np.ndarray], n_heads: int,
              cache: KVCache | None = None) -> tuple[np.ndarray, KVCache]:
     """Causal multi-head attention for new tokens only, reusing cached keys and values.

@@ -203,7 +203,6 @@ class LayerNormCache(NamedTuple):
     g: np.ndarray       # (D,)
 
 
-@check.once
 def layer_norm_forward(x: np.ndarray, params: dict[str, np.ndarray], eps: float = 1e-5):
     """Layer normalisation over the last axis, eq. (L.3).
 
@@ -225,7 +224,6 @@ def layer_norm_forward(x: np.ndarray, params: dict[str, np.ndarray], eps: float 
     return y, LayerNormCache(xhat, sigma, params["g"])
 
 
-@check.once
 def layer_norm_backward(dy: np.ndarray, cache: LayerNormCache):
     """Backward of :func:`layer_norm_forward`, eq. (L.4).
 
@@ -292,7 +290,6 @@ class FFNCache(NamedTuple):
     second: LinearCache
 
 
-@check.once
 def ffn_forward(x: np.ndarray, params: dict[str, np.ndarray]):
     """Position-wise feed-forward block ``gelu(x W1 + b1) W2 + b2``, eq. (L.6).
 
@@ -314,7 +311,6 @@ def ffn_forward(x: np.ndarray, params: dict[str, np.ndarray]):
     return y, FFNCache(LinearCache(x, p["W1"]), gelu, LinearCache(hidden, p["W2"]))
 
 
-@check.once
 def ffn_backward(dy: np.ndarray, cache: FFNCache):
     """Backward of :func:`ffn_forward`: the two linear maps and the GELU in reverse.
 

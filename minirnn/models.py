@@ -192,7 +192,6 @@ class LanguageModel:
         """
         check.model_params(self, params, func)
 
-    @check.once
     def loss_and_grads(self, params: dict, tokens: np.ndarray, targets: np.ndarray):
         """Mean cross-entropy of next-token predictions and its gradient for every parameter.
 
@@ -254,7 +253,6 @@ class _BlockStack(LanguageModel):
     def _embed_backward(self, dx, cache, grads):
         grads["embed"] = embedding_backward(dx, cache)
 
-    @check.once
     def forward(self, params: dict, tokens: np.ndarray):
         """Logits for every position, shape (B, T, V), and the cache for :meth:`backward`."""
         tokens = check.model_tokens(self, "forward", tokens, params)
@@ -273,7 +271,6 @@ class _BlockStack(LanguageModel):
         logits, head = self._head(params, x)
         return logits, _StackCache(embed_cache, blocks, ln_f, head)
 
-    @check.once
     def backward(self, dlogits: np.ndarray, cache: _StackCache) -> dict:
         """Gradients of every parameter from the gradient of the logits (B, T, V)."""
         dlogits = check.model_backward(self, dlogits, cache, _logits_shape(cache.head))
@@ -347,7 +344,6 @@ class RNNLM(LanguageModel):
                               "b": np.zeros(c.vocab_size, dtype=dtype)})
         return params
 
-    @check.once
     def forward(self, params: dict, tokens: np.ndarray):
         """Logits (B, T, V) and the cache."""
         tokens = check.model_tokens(self, "forward", tokens, params)
@@ -357,7 +353,6 @@ class RNNLM(LanguageModel):
         logits, head = self._head(params, h)
         return logits, _RNNCache(embed, rnn, head)
 
-    @check.once
     def backward(self, dlogits: np.ndarray, cache: _RNNCache) -> dict:
         """Gradients of every parameter (BPTT through the whole sequence)."""
         dlogits = check.model_backward(self, dlogits, cache, _logits_shape(cache.head))
@@ -368,13 +363,12 @@ class RNNLM(LanguageModel):
         grads["embed"] = embedding_backward(dx, cache.embed)
         return grads
 
-    @check.once
     def start(self, params: dict, prompt: np.ndarray):
         """Logits of the prompt (B, T, V) and the final hidden state."""
+        prompt = check.model_tokens(self, "start", prompt, params)
         logits, cache = self.forward(params, prompt)
         return logits, cache.rnn.h[:, -1]
 
-    @check.once
     def step(self, params: dict, token: np.ndarray, state):
         """Logits (B, V) of the next position after one more token (B,); O(D H + H^2)."""
         token = check.model_step(self, token)
@@ -413,7 +407,6 @@ class TransformerLM(_BlockStack):
     def _mix_backward(self, dy, cache):
         return mha_backward(dy, cache)
 
-    @check.once
     def start(self, params: dict, prompt: np.ndarray):
         """Logits of the prompt (B, T, V) and one KV cache per layer, filled with the prompt."""
         prompt = check.model_tokens(self, "start", prompt, params)
@@ -428,7 +421,6 @@ class TransformerLM(_BlockStack):
 
         return self._decode_blocks(params, x, caches, step_mix)
 
-    @check.once
     def step(self, params: dict, token: np.ndarray, state):
         """Logits (B, V) after one more token; attends over the cache: O(t D) at position t."""
         position = state[0].length
@@ -463,13 +455,12 @@ class RetNetLM(_BlockStack):
     def _mix_backward(self, dy, cache):
         return msr_backward(dy, cache[0])
 
-    @check.once
     def start(self, params: dict, prompt: np.ndarray):
         """Logits of the prompt (in the configured training form) and per-layer states."""
+        prompt = check.model_tokens(self, "start", prompt, params)
         logits, cache = self.forward(params, prompt)
         return logits, [block.mix[1] for block in cache.blocks]
 
-    @check.once
     def step(self, params: dict, token: np.ndarray, state):
         """Logits (B, V) after one more token with the recurrent form: O(1) in the position."""
         token = check.model_step(self, token)

@@ -80,7 +80,6 @@ def rotation_angles(d: int) -> np.ndarray:
     return 10000.0 ** -exponent
 
 
-@check.once
 def rotate(x: np.ndarray, start: int = 0, inverse: bool = False) -> np.ndarray:
     """Rotate queries or keys at absolute positions ``start, start+1, ...``, eq. (M.2).
 
@@ -123,7 +122,6 @@ class GroupNormCache(NamedTuple):
     w: np.ndarray       # (h, dv)
 
 
-@check.once
 def group_norm_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray, eps: float = 1e-5):
     """Normalise each head of each token over its ``dv`` features, then scale and shift.
 
@@ -151,7 +149,6 @@ def group_norm_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray, eps: float =
     return y, GroupNormCache(xhat, sigma, w)
 
 
-@check.once
 def group_norm_backward(dy: np.ndarray, cache: GroupNormCache):
     """Backward of :func:`group_norm_forward`, eq. (M.5).
 
@@ -236,7 +233,6 @@ def init_msr_params(D: int, n_heads: int, dv: int, seed: int = 0,
             "gn_b": np.zeros((n_heads, dv), dtype=dtype)}
 
 
-@check.once
 def msr_forward(x: np.ndarray, params: dict[str, np.ndarray], n_heads: int,
                 form: str = "parallel", chunk_size: int | None = None,
                 state: RetentionState | None = None, eps: float = 1e-5):
@@ -293,7 +289,6 @@ def msr_forward(x: np.ndarray, params: dict[str, np.ndarray], n_heads: int,
     return out, new_state, MSRCache(x, p, n_heads, start, form, core, norm, y, u, gate, m)
 
 
-@check.once
 def msr_backward(dy: np.ndarray, cache: MSRCache):
     """Backward of :func:`msr_forward` for any form.
 
@@ -339,7 +334,6 @@ def msr_backward(dy: np.ndarray, cache: MSRCache):
     return dx, {key: grads[key] for key in p}
 
 
-@check.once
 def msr_step(x: np.ndarray, params: dict[str, np.ndarray], n_heads: int,
              state: RetentionState | None = None, eps: float = 1e-5):
     """Decode one token with the recurrent state: O(1) time and memory per token.

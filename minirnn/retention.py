@@ -149,7 +149,6 @@ def decay_mask(gamma, T: int) -> np.ndarray:
     return Gamma[0] if np.ndim(gamma) == 0 else Gamma
 
 
-@check.once
 def chunk_decays(gamma, L: int, s_prev, normalize: bool = True, dtype=None) -> ChunkDecays:
     """The decay factors of a chunk of ``L`` tokens after a state with count ``s_prev``.
 
@@ -226,7 +225,6 @@ def score_normaliser_backward(dout: np.ndarray, out: np.ndarray, r: np.ndarray,
 
 # --- parallel form ----------------------------------------------------------------------------
 
-@check.once
 def retention_parallel(q: np.ndarray, k: np.ndarray, v: np.ndarray, gamma,
                        normalize: bool = True) -> tuple[np.ndarray, ParallelCache]:
     """Retention in parallel form: every output at once, like masked attention.
@@ -266,7 +264,6 @@ def retention_parallel(q: np.ndarray, k: np.ndarray, v: np.ndarray, gamma,
     return out, ParallelCache(q, k, v, Gamma, R, r, c, out, scale, bool(normalize))
 
 
-@check.once
 def retention_parallel_backward(dout: np.ndarray, cache: ParallelCache):
     """Backward of :func:`retention_parallel`.
 
@@ -357,7 +354,6 @@ def retention_recurrent(q: np.ndarray, k: np.ndarray, v: np.ndarray, gamma,
                                       bool(normalize))
 
 
-@check.once
 def retention_recurrent_backward(dout: np.ndarray, cache: RecurrentCache,
                                  dstate: RetentionStateGrad | None = None):
     """Backpropagation through time for :func:`retention_recurrent`.
@@ -405,7 +401,6 @@ def retention_recurrent_backward(dout: np.ndarray, cache: RecurrentCache,
 
 # --- chunkwise form ---------------------------------------------------------------------------
 
-@check.once
 def retention_final_state(k: np.ndarray, v: np.ndarray, gamma,
                           state: RetentionState | None = None) -> RetentionState:
     """The state after a whole sequence (or chunk), in one closed-form step.
@@ -440,7 +435,6 @@ def retention_final_state(k: np.ndarray, v: np.ndarray, gamma,
     return RetentionState(S, z, s, state.position + L)
 
 
-@check.once
 def retention_chunkwise(q: np.ndarray, k: np.ndarray, v: np.ndarray, gamma, chunk_size: int,
                         state: RetentionState | None = None, normalize: bool = True):
     """Retention in chunkwise form: parallel inside each chunk, recurrent across chunks.
@@ -497,7 +491,6 @@ def retention_chunkwise(q: np.ndarray, k: np.ndarray, v: np.ndarray, gamma, chun
                                       bool(normalize))
 
 
-@check.once
 def retention_chunkwise_backward(dout: np.ndarray, cache: ChunkwiseCache,
                                  dstate: RetentionStateGrad | None = None):
     """Backward of :func:`retention_chunkwise`, chunk by chunk in reverse.

@@ -125,18 +125,16 @@ def test_checks_switch_back_on_after_an_error_inside():
     assert _checks.active()
 
 
-def test_composite_functions_are_marked_check_once():
-    """Every public function that calls another public function wears ``@check.once``."""
-    public = set(m.__all__)
-    for module in MATH_MODULES:
-        for f in functions(module):
-            if f.name not in public or not inspect.isfunction(getattr(m, f.name)):
-                continue
-            called = {n.func.id for n in ast.walk(f) if isinstance(n, ast.Call)
-                      and isinstance(n.func, ast.Name)} & public
-            called = {name for name in called if inspect.isfunction(getattr(m, name))}
-            decorated = any(ast.unparse(d) == "check.once" for d in f.decorator_list)
-            assert decorated == bool(called - {f.name}), (f.name, called)
+def test_calls_from_inside_the_library_are_trusted_and_from_outside_checked(monkeypatch):
+    """mha_forward checks x and its parameters; the attention it runs inside does not check
+    q, k, v again. Called directly, attention_forward checks them."""
+    counter = CountChecks(monkeypatch)
+    m.mha_forward(np.ones((1, 3, 4)), m.init_mha_params(4, 2), n_heads=2)
+    assert {c.split(":")[0] for c in counter.calls} == {"mha_forward"}
+    counter.calls.clear()
+    q = np.ones((1, 1, 3, 2))
+    m.attention_forward(q, q, q)
+    assert counter.calls == ["attention_forward:q", "attention_forward:k", "attention_forward:v"]
 
 
 def test_the_debugger_lands_on_the_first_equation():
@@ -146,9 +144,7 @@ def test_the_debugger_lands_on_the_first_equation():
 
     source = inspect.getsource(m.rnn.rnn_step_forward)
     first = next(i for i, line in enumerate(source.splitlines()) if "# (RNN.1)" in line)
-    start = m.rnn.rnn_step_forward.__wrapped__.__code__.co_firstlineno \
-        if hasattr(m.rnn.rnn_step_forward, "__wrapped__") \
-        else m.rnn.rnn_step_forward.__code__.co_firstlineno
+    start = m.rnn.rnn_step_forward.__code__.co_firstlineno
     stops = []
 
     class Recorder(pdb.Pdb):

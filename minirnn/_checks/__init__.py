@@ -14,16 +14,19 @@ A validator only checks and converts (nested lists to arrays, a scalar decay to 
 mixed float32/float64 inputs to one dtype, a missing state to zeros); it never computes
 anything a student needs to see.
 
-**Checked once per call.** A public function built from other public functions (a multi-head
-layer, a retention layer, a language model) is decorated with :func:`once`. Its own validator
-runs as usual and then calls :func:`trust_inner_calls`: until it returns, the functions it calls
-skip their checks (they still convert). A student who calls any function directly gets every
-check; a model does not re-check its layers at every step.
+**Checked once per call.** A validator checks only when its function was called from outside
+the library's math and model modules (:data:`core.INSIDE`): your code, a test, the tour, the
+grader. When a multi-head layer calls attention, or a language model calls its layers at every
+step, the inputs were already checked at the boundary, so the inner validators only convert
+(:func:`core.active` looks at who called). A student who calls any function directly gets every
+check; a model does not re-check its layers at every step. ``trusted()`` switches the checks off
+for a block (the decode benchmark checks once, then times many steps).
 """
 
 from .attention import *  # noqa: F403
 from .core import (  # noqa: F401
     FLOAT_DTYPES,
+    INSIDE,
     NonFiniteError,
     Shapes,
     active,
@@ -32,9 +35,7 @@ from .core import (  # noqa: F401
     check_eps,
     check_int,
     lead,
-    once,
     same_dtype,
-    trust_inner_calls,
     trusted,
 )
 from .layers import *  # noqa: F403

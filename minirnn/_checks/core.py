@@ -1,10 +1,10 @@
-"""The core of the checks: the shape bookkeeper, small shared checks, and the switch that
-lets a function built from other public functions check its inputs once."""
+"""The core of the checks: the shape bookkeeper, small shared checks, and the rule that
+inputs are checked once, where they enter the library."""
 
 from __future__ import annotations
 
 import contextlib
-import functools
+import sys
 from collections.abc import Iterable, Mapping
 from contextvars import ContextVar
 
@@ -12,46 +12,40 @@ import numpy as np
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
-_ACTIVE: ContextVar[bool] = ContextVar("minirnn_checks_active", default=True)
+_TRUSTED: ContextVar[bool] = ContextVar("minirnn_checks_trusted", default=False)
+
+# Modules whose functions call other public functions with inputs they have already checked:
+# a call that comes from one of them is trusted, a call from anywhere else is checked.
+INSIDE = frozenset({"minirnn.rnn", "minirnn.attention", "minirnn.retention", "minirnn.msr",
+                    "minirnn.layers", "minirnn.models"})
 
 
 # --- checked once per call -----------------------------------------------------------------------
 
 def active() -> bool:
-    """True unless an enclosing public function has already checked the inputs."""
-    return _ACTIVE.get()
+    """Should the validator that asks run its checks?
 
-
-def trust_inner_calls() -> None:
-    """Switch the checks off until the enclosing :func:`once` function returns."""
-    _ACTIVE.set(False)
-
-
-def once(func):
-    """Decorator for a public function that calls other public functions.
-
-    Whatever its validator switches off (:func:`trust_inner_calls`) is switched back on when
-    the function returns or raises, so the next direct call is checked again.
+    Yes, unless the public function it validates for was called by minirnn's own math or model
+    code (which checked the inputs at its boundary) or inside :func:`trusted`.
     """
-    @functools.wraps(func)
-    def checked_once(*args, **kwargs):
-        token = _ACTIVE.set(_ACTIVE.get())
-        try:
-            return func(*args, **kwargs)
-        finally:
-            _ACTIVE.reset(token)
-    return checked_once
+    if _TRUSTED.get():
+        return False
+    frame = sys._getframe(1)
+    while frame.f_globals.get("__name__", "").startswith("minirnn._checks"):
+        frame = frame.f_back                          # out of the checks package
+    caller = frame.f_back                             # whoever called the public function
+    return caller is None or caller.f_globals.get("__name__") not in INSIDE
 
 
 @contextlib.contextmanager
 def trusted():
     """Run a block without checks, as inside a model (used by the benchmarks' decode loops,
     which check their inputs once before timing many steps)."""
-    token = _ACTIVE.set(False)
+    token = _TRUSTED.set(True)
     try:
         yield
     finally:
-        _ACTIVE.reset(token)
+        _TRUSTED.reset(token)
 
 
 # --- the shape bookkeeper ------------------------------------------------------------------------

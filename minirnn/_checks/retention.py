@@ -11,7 +11,6 @@ from .core import (
     check_cache,
     check_int,
     same_dtype,
-    trust_inner_calls,
 )
 
 __all__ = [
@@ -110,7 +109,6 @@ def _qkv(func, q, k, v, gamma, state, normalize, with_state=True):
 def retention_parallel(q, k, v, gamma, normalize):
     """``(q, k, v, gamma)`` checked: (B, h, T, d), (B, h, T, d), (B, h, T, dv); gamma (h,)."""
     q, k, v, gamma, _ = _qkv("retention_parallel", q, k, v, gamma, None, normalize, False)
-    trust_inner_calls()
     return q, k, v, gamma
 
 
@@ -123,7 +121,6 @@ def retention_chunkwise(q, k, v, gamma, chunk_size, state, normalize):
     """As :func:`retention_recurrent`, plus ``chunk_size >= 1``."""
     chunk_size = check_int("retention_chunkwise", "chunk_size", chunk_size, 1)
     checked = _qkv("retention_chunkwise", q, k, v, gamma, state, normalize)
-    trust_inner_calls()
     return (*checked[:4], chunk_size, checked[4])
 
 
@@ -155,7 +152,6 @@ def chunk_decays(gamma, L, s_prev, normalize):
     if np.any(s_prev < 0):
         s.fail(f"s_prev must be the count state.s, >= 0 for every head, got {s_prev.tolist()}")
     check_bool("chunk_decays", "normalize", normalize)
-    trust_inner_calls()
     return np.broadcast_to(gamma, s_prev.shape).copy(), L, s_prev
 
 
@@ -203,7 +199,6 @@ def retention_parallel_backward(dout, cache):
 
     dout = _upstream("retention_parallel_backward", "retention_parallel", dout, cache,
                      ParallelCache)
-    trust_inner_calls()
     return dout
 
 
@@ -215,7 +210,6 @@ def retention_recurrent_backward(dout, cache, dstate):
     if active():
         dout = _upstream(func, "retention_recurrent", dout, cache, RecurrentCache)
     dstate = _dstate(func, dstate, cache.S[:, :, -1], cache.z[:, :, -1])
-    trust_inner_calls()
     return dout, dstate
 
 
@@ -226,5 +220,4 @@ def retention_chunkwise_backward(dout, cache, dstate):
     if active():
         dout = _upstream(func, "retention_chunkwise", dout, cache, ChunkwiseCache)
     dstate = _dstate(func, dstate, cache.states[0].S, cache.states[0].z)
-    trust_inner_calls()
     return dout, dstate
