@@ -463,8 +463,7 @@ def retention_chunkwise(q: np.ndarray, k: np.ndarray, v: np.ndarray, gamma, chun
     state : RetentionState
     cache : ChunkwiseCache
     """
-    q, k, v, gamma, chunk_size, state = check.retention_chunkwise(q, k, v, gamma, chunk_size,
-                                                                  state, normalize)
+    q, k, v, gamma, state = check.retention_chunkwise(q, k, v, gamma, chunk_size, state, normalize)
     scale = float(1.0 / np.sqrt(q.shape[-1])) if normalize else 1.0
     q = q * scale                                                    # q' = q / sqrt(d)  (R.5)
     T = q.shape[2]

@@ -118,10 +118,9 @@ def retention_recurrent(q, k, v, gamma, state, normalize):
 
 
 def retention_chunkwise(q, k, v, gamma, chunk_size, state, normalize):
-    """As :func:`retention_recurrent`, plus ``chunk_size >= 1``."""
-    chunk_size = check_int("retention_chunkwise", "chunk_size", chunk_size, 1)
-    checked = _qkv("retention_chunkwise", q, k, v, gamma, state, normalize)
-    return (*checked[:4], chunk_size, checked[4])
+    """As :func:`retention_recurrent`; ``chunk_size`` must be an integer >= 1."""
+    check_int("retention_chunkwise", "chunk_size", chunk_size, 1)
+    return _qkv("retention_chunkwise", q, k, v, gamma, state, normalize)
 
 
 def retention_final_state(k, v, gamma, state):
