@@ -43,3 +43,31 @@ def test_interactive_quit_and_bad_options(capsys):
     assert err.count("\n") == 1 and "d must be even" in err
     with pytest.raises(SystemExit):
         main(["step", "lstm"])
+
+
+def test_numbers_that_are_not_zero_never_print_as_zero():
+    assert fmt("a", np.array([1.5, 2e-4, 0.0])) == "a (3,) = [1.50e+00 2.00e-04 0]"
+    assert "x 1e-3" in fmt("small", np.array([0.002, -0.001]))
+    assert fmt("z", np.zeros(2)) == "z (2,) = [ 0      0    ]"
+
+
+@pytest.mark.parametrize("mechanism", ["rnn", "attention", "retention", "msr"])
+def test_time_is_counted_from_zero_and_backward_is_shown(mechanism, capsys):
+    assert main(["step", mechanism, "--backward", "--no-pause", "--T", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "= 1:" not in out.split("Backward")[0] or "= 0:" in out   # 0-based steps
+    assert not re.search(r"\bt = 3\b|\bn = 3\b", out)                 # T = 3: 0, 1, 2 only
+    assert "Backward" in out and "against" in out
+
+
+def test_attention_shows_scores_before_and_after_the_softmax(capsys):
+    main(["step", "attention", "--no-pause"])
+    out = capsys.readouterr().out
+    assert "Scores before the softmax" in out and "-inf" in out and "Softmax of every row" in out
+
+
+def test_chunkwise_shows_inner_and_cross_parts_of_every_chunk(capsys):
+    main(["step", "retention", "--form", "chunkwise", "--T", "5", "--no-pause"])
+    out = capsys.readouterr().out
+    assert out.count("inner part (") == 3 and out.count("cross part (") == 3
+    assert "S handed on" in out
