@@ -12,8 +12,6 @@ from .layers import tokens as token_ids
 
 __all__ = ["model_backward", "model_loss", "model_params", "model_step", "model_tokens"]
 
-IGNORE_INDEX = -100
-
 
 def model_params(model, params, func: str = "forward") -> None:
     """``params`` has exactly the keys and shapes ``model.init()`` gives, finite floats."""
@@ -52,6 +50,8 @@ def model_tokens(model, func: str, ids, params=None, axes: str = "B T"):
 
 def model_loss(model, params, ids, targets):
     """Tokens and targets (``IGNORE_INDEX`` allowed) for ``loss_and_grads``."""
+    from ..layers import IGNORE_INDEX
+
     if not active():
         return np.asarray(ids), np.asarray(targets)
     s = Shapes(f"{type(model).__name__}.loss_and_grads")
