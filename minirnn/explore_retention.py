@@ -73,36 +73,36 @@ def retention_steps(T, d, seed, backward, form="recurrent", chunk_size=2,
         yield from _retention_backward(form, out, cache, other, ref_cache)
 
 
-def _parallel(out, c):
+def _parallel(out, cache):
     T = out.shape[2]
     yield Step("The decay mask Gamma[n, m] = gamma^(n - m) for m <= n   (R.1)",
                [fmt("Gamma", decay_mask(GAMMA, T))])
     yield Step("Scores R = (Q' K^T) * Gamma / sqrt(s_n), s_n = sum_m Gamma[n, m]; r = row "
                "sums; c = max(|r|, 1)   (R.5)-(R.6)",
-               [fmt("R", c.R[0, 0]), fmt("r", c.r[0, 0]), fmt("c", c.c[0, 0])])
+               [fmt("R", cache.R[0, 0]), fmt("r", cache.r[0, 0]), fmt("c", cache.c[0, 0])])
     yield Step("O = (R V) / c   (R.6)", [fmt("O", out[0, 0])])
 
 
-def _recurrent(out, c):
+def _recurrent(out, cache):
     for n in range(out.shape[2]):
         yield Step(f"n = {n}: S_n = gamma S_(n-1) + k_n^T v_n, z_n = gamma z_(n-1) + k_n, "
                    f"s_n = gamma s_(n-1) + 1   (R.7)",
-                   [fmt("S_n", c.S[0, 0, n]), fmt("z_n", c.z[0, 0, n]),
-                    f"s_n = {1 / c.a[0, n] ** 2:.4f}   a_n = 1/sqrt(s_n) = {c.a[0, n]:.4f}",
-                    f"r_n = a_n q'_n . z_n = {c.r[0, 0, n]:.4f}   c_n = max(|r_n|, 1) = "
-                    f"{c.c[0, 0, n]:.4f}",
+                   [fmt("S_n", cache.S[0, 0, n]), fmt("z_n", cache.z[0, 0, n]),
+                    f"s_n = {1 / cache.a[0, n] ** 2:.4f}   a_n = 1/sqrt(s_n) = {cache.a[0, n]:.4f}",
+                    f"r_n = a_n q'_n . z_n = {cache.r[0, 0, n]:.4f}   c_n = max(|r_n|, 1) = "
+                    f"{cache.c[0, 0, n]:.4f}",
                     fmt("o_n = a_n q'_n S_n / c_n", out[0, 0, n])])
 
 
-def _chunkwise(out, c):
-    q, k, v = c.q[0, 0], c.k[0, 0], c.v[0, 0]
-    for i, ((start, stop), state) in enumerate(zip(c.bounds, c.states)):
+def _chunkwise(out, cache):
+    q, k, v = cache.q[0, 0], cache.k[0, 0], cache.v[0, 0]
+    for i, ((start, stop), state) in enumerate(zip(cache.bounds, cache.states)):
         f = chunk_decays(GAMMA, stop - start, state.s[:1])
         a = f.a[0][:, None]
         inner = (q[start:stop] @ k[start:stop].T) * f.Gamma[0]
         cross = f.xi[0][:, None] * (q[start:stop] @ state.S[0, 0])
         handed_on = ([fmt("S handed on: gamma^L S_prev + (zeta K)^T V   (R.4)",
-                          c.states[i + 1].S[0, 0])] if i + 1 < len(c.states) else [])
+                          cache.states[i + 1].S[0, 0])] if i + 1 < len(cache.states) else [])
         yield Step(f"chunk {i}: rows {start}..{stop - 1}. Inner part a (Q' K^T * Gamma) V, "
                    f"cross part a xi (Q' S_prev) with xi_j = gamma^(j+1); a uses the global "
                    f"s_n   (R.4), (R.8)",
@@ -129,33 +129,33 @@ def _retention_backward(form, out, cache, other, ref_cache):
                            np.concatenate([g.ravel() for g in ref]))])
 
 
-def _parallel_backward(dout, c, grads):
-    dP, dr = score_normaliser_backward(dout, c.out, c.r, c.c)
-    dR = dP @ np.swapaxes(c.v, -1, -2) + dr[..., None]
+def _parallel_backward(dout, cache, grads):
+    dP, dr = score_normaliser_backward(dout, cache.out, cache.r, cache.c)
+    dR = dP @ np.swapaxes(cache.v, -1, -2) + dr[..., None]
     yield Step("dV = R^T dP   (R.10)", [fmt("dV", grads[2][0, 0])])
     yield Step("dR = dP V^T + dr 1^T, then dA = dR * Gamma / sqrt(s_n)   (R.10)",
-               [fmt("dR", dR[0, 0]), fmt("dA", (dR * c.decay)[0, 0])])
+               [fmt("dR", dR[0, 0]), fmt("dA", (dR * cache.decay)[0, 0])])
     yield Step("dQ = dA K / sqrt(d), dK = dA^T Q'   (R.10)",
                [fmt("dQ", grads[0][0, 0]), fmt("dK", grads[1][0, 0])])
 
 
-def _state_grad(c, dP, start: int) -> np.ndarray:
+def _state_grad(cache, dP, start: int) -> np.ndarray:
     """Closed form of the gradient reaching the state just before token ``start`` (of a fresh
     sequence): sum over m >= start of gamma^(m - start + 1) a_m q'_m^T dP_m."""
-    T = c.q.shape[2]
+    T = cache.q.shape[2]
     if start >= T:
-        return np.zeros((c.q.shape[-1], dP.shape[-1]))
+        return np.zeros((cache.q.shape[-1], dP.shape[-1]))
     m = np.arange(start, T)
     s_before = np.array([np.sum(GAMMA ** np.arange(start))])   # s of the state before start
     a = chunk_decays(GAMMA, T - start, s_before).a[0]           # a_m with the global counts
     weights = (GAMMA ** (m - start + 1) * a)[:, None]
-    return c.q[0, 0, start:].T @ (weights * dP[0, 0, start:])
+    return cache.q[0, 0, start:].T @ (weights * dP[0, 0, start:])
 
 
-def _recurrent_backward(dout, c, grads):
-    dP = score_normaliser_backward(dout, c.out, c.r, c.c)[0]
-    for n in reversed(range(c.q.shape[2])):
-        dS = c.a[0, n] * np.outer(c.q[0, 0, n], dP[0, 0, n]) + _state_grad(c, dP, n + 1)
+def _recurrent_backward(dout, cache, grads):
+    dP = score_normaliser_backward(dout, cache.out, cache.r, cache.c)[0]
+    for n in reversed(range(cache.q.shape[2])):
+        dS = cache.a[0, n] * np.outer(cache.q[0, 0, n], dP[0, 0, n]) + _state_grad(cache, dP, n + 1)
         yield Step(f"n = {n}: dS_n = q'_n^T a_n dP_n + gamma dS_(n+1) (all that reaches S_n); "
                    f"dq_n = a_n dP_n S_n^T + a_n dr_n z_n, dk_n = dS_n v_n + dz_n, "
                    f"dv_n = k_n dS_n   (R.11)",
@@ -163,18 +163,18 @@ def _recurrent_backward(dout, c, grads):
                     fmt("dk_n", grads[1][0, 0, n]), fmt("dv_n", grads[2][0, 0, n])])
 
 
-def _chunkwise_backward(dout, c, grads):
-    dP = score_normaliser_backward(dout, c.out, c.r, c.c)[0]
-    for i in reversed(range(len(c.bounds))):
-        start, stop = c.bounds[i]
+def _chunkwise_backward(dout, cache, grads):
+    dP = score_normaliser_backward(dout, cache.out, cache.r, cache.c)[0]
+    for i in reversed(range(len(cache.bounds))):
+        start, stop = cache.bounds[i]
         yield Step(f"chunk {i}: rows {start}..{stop - 1}. G = gradient reaching the state "
                    f"after the chunk; the chunk's inner part backward like (R.10), its cross "
                    f"part and G give dQ, dK, dV; then G = gamma^L G + Q'^T (xi a dP)   (R.12)",
-                   [fmt("G in", _state_grad(c, dP, stop)),
+                   [fmt("G in", _state_grad(cache, dP, stop)),
                     fmt("dQ of the chunk", grads[0][0, 0, start:stop]),
                     fmt("dK of the chunk", grads[1][0, 0, start:stop]),
                     fmt("dV of the chunk", grads[2][0, 0, start:stop]),
-                    fmt("G out (before the chunk)", _state_grad(c, dP, start))])
+                    fmt("G out (before the chunk)", _state_grad(cache, dP, start))])
 
 
 # --- multi-scale retention ---------------------------------------------------------------------
@@ -207,25 +207,25 @@ def msr_steps(T, d, seed, backward, form="recurrent", chunk_size=2, **_) -> Iter
         yield from _msr_backward(y, cache, ref_cache, other)
 
 
-def _msr_backward(y, c, ref_cache, other):
+def _msr_backward(y, cache, ref_cache, other):
     dy = np.ones_like(y)
-    p = c.params
+    p = cache.params
     dm = dy @ p["Wo"].T
     yield Step("Backward with dY = 1. dWo = M^T dY, dM = dY Wo^T   (M.4)",
                [fmt("dM", dm[0])])
-    sig = 0.5 + 0.5 * np.tanh(0.5 * c.u)
-    du = dm * c.y.reshape(dm.shape) * sig * (1.0 + c.u * (1.0 - sig))
+    sig = 0.5 + 0.5 * np.tanh(0.5 * cache.u)
+    du = dm * cache.y.reshape(dm.shape) * sig * (1.0 + cache.u * (1.0 - sig))
     yield Step("Gate: dU = dM * Y * swish'(u), swish'(u) = s(u) (1 + u (1 - s(u))); "
                "d(heads) = dM * gate   (M.4)", [fmt("dU", du[0])])
-    dheads, dw, _ = group_norm_backward((dm * c.gate).reshape(c.y.shape), c.norm)
+    dheads, dw, _ = group_norm_backward((dm * cache.gate).reshape(cache.y.shape), cache.norm)
     yield Step("Group norm backward per (token, head)   (M.5), (L.4)",
                [fmt("d(retention output)", dheads[0]), fmt("d gn_w", dw)])
-    dq, _, dv = _backward(c.form, dheads.transpose(0, 2, 1, 3), c.core)
-    yield Step(f"Retention backward ({c.form} form), then rotate dQ, dK back by -n theta_i   "
+    dq, _, dv = _backward(cache.form, dheads.transpose(0, 2, 1, 3), cache.core)
+    yield Step(f"Retention backward ({cache.form} form), then rotate dQ, dK back by -n theta_i   "
                f"(R.10)-(R.12), (M.2)",
-               [fmt("dQ head 0 (rotated back)", rotate(dq, c.start, inverse=True)[0, 0]),
+               [fmt("dQ head 0 (rotated back)", rotate(dq, cache.start, inverse=True)[0, 0]),
                 fmt("dV head 0", dv[0, 0])])
-    dx, _ = msr_backward(dy, c)
+    dx, _ = msr_backward(dy, cache)
     ref, _ = msr_backward(dy, ref_cache)
     yield Step(f"dX = dU Wg^T + dQ Wq^T + dK Wk^T + dV Wv^T; checked against the {other} form",
-               [fmt("dX", dx[0]), difference(f"dX, {c.form} vs {other}", dx, ref)])
+               [fmt("dX", dx[0]), difference(f"dX, {cache.form} vs {other}", dx, ref)])

@@ -366,9 +366,9 @@ def msr_step(x: np.ndarray, params: dict[str, np.ndarray], n_heads: int,
     k = rotate((x @ p["Wk"]).reshape(B, h, 1, d), n)[:, :, 0]        # (B, h, d)
     v = (x @ p["Wv"]).reshape(B, h, dv)
     q = q / np.sqrt(d).astype(q.dtype)                               # q' = q / sqrt(d)  (R.5)
-    g = gamma.astype(state.S.dtype)
-    S = g[:, None, None] * state.S + k[..., :, None] * v[..., None, :]   # one step of (R.7)
-    z = g[:, None] * state.z + k
+    decay = gamma.astype(state.S.dtype)                              # gamma in the dtype of S
+    S = decay[:, None, None] * state.S + k[..., :, None] * v[..., None, :]   # (R.7), one step
+    z = decay[:, None] * state.z + k
     s = gamma * state.s + 1.0
     a = (1.0 / np.sqrt(s)).astype(q.dtype)                           # (h,)
     P = a[:, None] * (q[..., None, :] @ S)[..., 0, :]                # q'_n S_n, (B, h, dv)

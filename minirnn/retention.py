@@ -329,7 +329,7 @@ def retention_recurrent(q: np.ndarray, k: np.ndarray, v: np.ndarray, gamma,
     q = q * scale                                                    # q' = q / sqrt(d)  (R.5)
     B, h, T, d = q.shape
     S, z, s = state.S, state.z, state.s                              # (B,h,d,dv), (B,h,d), (h,)
-    g = gamma.astype(q.dtype)                                        # gamma in the dtype of S
+    decay = gamma.astype(q.dtype)                                    # gamma in the dtype of S
     S_all = np.empty((B, h, T, d, v.shape[-1]), dtype=q.dtype)
     z_all = np.empty((B, h, T, d), dtype=q.dtype)
     a = np.ones((h, T), dtype=q.dtype)
@@ -337,8 +337,8 @@ def retention_recurrent(q: np.ndarray, k: np.ndarray, v: np.ndarray, gamma,
     P = np.empty((B, h, T, v.shape[-1]), dtype=q.dtype)
     # --- exercise: retention_recurrent ---
     for n in range(T):                                               # the recurrence (R.7)
-        S = g[:, None, None] * S + k[:, :, n, :, None] * v[:, :, n, None, :]
-        z = g[:, None] * z + k[:, :, n]
+        S = decay[:, None, None] * S + k[:, :, n, :, None] * v[:, :, n, None, :]
+        z = decay[:, None] * z + k[:, :, n]
         s = gamma * s + 1.0
         if normalize:
             a[:, n] = 1.0 / np.sqrt(s)
@@ -381,7 +381,7 @@ def retention_recurrent_backward(dout: np.ndarray, cache: RecurrentCache,
     else:
         dP, dr = dout, np.zeros_like(cache.r)
     q, k, v, a = cache.q, cache.k, cache.v, cache.a
-    g = cache.gamma.astype(q.dtype)
+    decay = cache.gamma.astype(q.dtype)                              # gamma in the dtype of S
     dS, dz = dstate.S, dstate.z                                      # reaching S_T and z_T
     dq, dk, dv = np.empty_like(q), np.empty_like(k), np.empty_like(v)
     for n in reversed(range(q.shape[2])):
@@ -394,8 +394,8 @@ def retention_recurrent_backward(dout: np.ndarray, cache: RecurrentCache,
             + drn[..., None] * cache.z[:, :, n]
         dk[:, :, n] = np.einsum("bhde,bhe->bhd", dS, v[:, :, n]) + dz
         dv[:, :, n] = np.einsum("bhd,bhde->bhe", k[:, :, n], dS)
-        dS = g[:, None, None] * dS                                   # on to S_{n-1}
-        dz = g[:, None] * dz
+        dS = decay[:, None, None] * dS                               # on to S_{n-1}
+        dz = decay[:, None] * dz
     return dq * cache.scale, dk, dv, RetentionStateGrad(dS, dz)
 
 

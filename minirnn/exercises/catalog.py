@@ -234,12 +234,13 @@ EXERCISES = (
         _retention_case, _recurrent_outputs, None,
         (Mistake("decay off by one step: S_n = gamma S_{n-1} + k_n^T v_n decays the old state "
                  "*before* adding the new token (R.3)",
-                 (("S = g[:, None, None] * S + k[:, :, n, :, None] * v[:, :, n, None, :]",
-                   "S = g[:, None, None] * (S + k[:, :, n, :, None] * v[:, :, n, None, :])"),
-                  ("z = g[:, None] * z + k[:, :, n]", "z = g[:, None] * (z + k[:, :, n])"))),
+                 (("S = decay[:, None, None] * S + k[:, :, n, :, None] * v[:, :, n, None, :]",
+                   "S = decay[:, None, None] * (S + k[:, :, n, :, None] * v[:, :, n, None, :])"),
+                  ("z = decay[:, None] * z + k[:, :, n]",
+                   "z = decay[:, None] * (z + k[:, :, n])"))),
          Mistake("the state is never decayed (that is linear attention, gamma = 1) (R.3)",
-                 (("S = g[:, None, None] * S + k", "S = S + k"),
-                  ("z = g[:, None] * z + k", "z = z + k"))),
+                 (("S = decay[:, None, None] * S + k", "S = S + k"),
+                  ("z = decay[:, None] * z + k", "z = z + k"))),
          Mistake("the row factor a_n = 1 / sqrt(s_n) is missing (R.5)",
                  (("a[:, n] = 1.0 / np.sqrt(s)", "a[:, n] = 1.0"),)))),
     Exercise(
