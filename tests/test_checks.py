@@ -137,6 +137,7 @@ def test_calls_from_inside_the_library_are_trusted_and_from_outside_checked(monk
     assert counter.calls == ["attention_forward:q", "attention_forward:k", "attention_forward:v"]
 
 
+@pytest.mark.no_cover        # pdb replaces the trace function that coverage uses
 def test_the_debugger_lands_on_the_first_equation():
     """With the checks module skipped, ``step`` from the call reaches the first equation."""
     import pdb
@@ -158,8 +159,11 @@ def test_the_debugger_lands_on_the_first_equation():
     debugger = Recorder(skip=["minirnn._checks*", "numpy*"])
     x, h = np.zeros((1, 2)), np.zeros((1, 3))
     params = m.init_rnn_params(2, 3)
-    debugger.set_trace(sys._getframe())
-    m.rnn_step_forward(x, h, params)
-    sys.settrace(None)
+    tracer = sys.gettrace()
+    try:
+        debugger.set_trace(sys._getframe())
+        m.rnn_step_forward(x, h, params)
+    finally:
+        sys.settrace(tracer)
     lines = [line for name, line in stops if name == "rnn_step_forward"]
     assert start + first in lines, (stops, start + first)

@@ -26,15 +26,12 @@ def active() -> bool:
     """Should the validator that asks run its checks?
 
     Yes, unless the public function it validates for was called by minirnn's own math or model
-    code (which checked the inputs at its boundary) or inside :func:`trusted`.
+    code (which checked the inputs at its boundary) or inside :func:`trusted`. Call it only
+    from the validator that the public function calls (a helper of a validator gets the
+    answer as an argument), so that the caller is three frames up.
     """
-    if _TRUSTED.get():
-        return False
-    frame = sys._getframe(1)
-    while frame.f_globals.get("__name__", "").startswith("minirnn._checks"):
-        frame = frame.f_back                          # out of the checks package
-    caller = frame.f_back                             # whoever called the public function
-    return caller is None or caller.f_globals.get("__name__") not in INSIDE
+    caller = sys._getframe(3)            # active <- validator <- public function <- its caller
+    return caller.f_globals.get("__name__") not in INSIDE and not _TRUSTED.get()
 
 
 @contextlib.contextmanager
@@ -114,11 +111,13 @@ class Shapes:
             self.fail(
                 f"{name} must have {len(letters)} dimensions {spec}, got shape {arr.shape}"
             )
+        if 0 in arr.shape:
+            letter = letters[arr.shape.index(0)]
+            self.fail(f"{name} has an empty axis {letter} (shape {arr.shape}); "
+                      f"every axis of {spec} must have at least one element")
         for axis, (letter, size) in enumerate(zip(letters, arr.shape)):
-            if size == 0:
-                self.fail(f"{name} has an empty axis {letter} (shape {arr.shape}); "
-                          f"every axis of {spec} must have at least one element")
-            self.bind(letter, size, f"{name} (axis {axis} of shape {arr.shape})")
+            if self.sizes.get(letter, size) != size or letter not in self.sizes:
+                self.bind(letter, size, f"{name} (axis {axis} of shape {arr.shape})")
         bad = ~np.isfinite(arr)
         if neg_inf_ok:
             bad &= arr != -np.inf

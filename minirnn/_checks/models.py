@@ -33,9 +33,10 @@ def model_params(model, params, func: str = "forward") -> None:
             s.fail(f"params[{key!r}] has shape {params[key].shape}, expected {shape}")
 
 
-def model_tokens(model, func: str, ids, params=None, axes: str = "B T"):
-    """Token ids in ``[0, V)`` (and ``params`` when given); then the layers run unchecked."""
-    if not active():
+def model_tokens(model, func: str, ids, params=None, axes: str = "B T", checking=None):
+    """Token ids in ``[0, V)`` (and ``params`` when given); then the layers run unchecked.
+    ``checking``: whether to check, when another validator calls this one."""
+    if not (active() if checking is None else checking):
         return np.asarray(ids)
     if params is not None:
         model_params(model, params, func)
@@ -57,12 +58,12 @@ def model_loss(model, params, ids, targets):
     s = Shapes(f"{type(model).__name__}.loss_and_grads")
     token_ids(s, "tokens", ids, model.config.vocab_size)
     targets = token_ids(s, "targets", targets, model.config.vocab_size, allow=(IGNORE_INDEX,))
-    return model_tokens(model, "forward", ids, params), targets
+    return model_tokens(model, "forward", ids, params, checking=True), targets
 
 
 def model_step(model, token, position: int | None = None):
     """One token per sequence (B,); for a model with learned positions, room for one more."""
-    ids = model_tokens(model, "step", token, axes="B")
+    ids = model_tokens(model, "step", token, axes="B", checking=active())
     max_len = getattr(model.config, "max_len", None)
     if position is not None and max_len is not None and position >= max_len:
         raise ValueError(f"{type(model).__name__}: position {position} is beyond max_len = "

@@ -91,9 +91,9 @@ def _trusted_state(q, v, state, dtype):
                           np.asarray(state.s, dtype=np.float64), state.position)
 
 
-def _qkv(func, q, k, v, gamma, state, normalize, with_state=True):
+def _qkv(func, q, k, v, gamma, state, normalize, checking, with_state=True):
     """The shared part of the three forms: arrays, decays, state, flag."""
-    if not active():
+    if not checking:
         q, k, v = same_dtype(q, k, v)
         return q, k, v, _gamma(func, gamma, q.shape[1]), _trusted_state(q, v, state, q.dtype)
     s = Shapes(func)
@@ -108,19 +108,20 @@ def _qkv(func, q, k, v, gamma, state, normalize, with_state=True):
 
 def retention_parallel(q, k, v, gamma, normalize):
     """``(q, k, v, gamma)`` checked: (B, h, T, d), (B, h, T, d), (B, h, T, dv); gamma (h,)."""
-    q, k, v, gamma, _ = _qkv("retention_parallel", q, k, v, gamma, None, normalize, False)
+    q, k, v, gamma, _ = _qkv("retention_parallel", q, k, v, gamma, None, normalize, active(),
+                             with_state=False)
     return q, k, v, gamma
 
 
 def retention_recurrent(q, k, v, gamma, state, normalize):
     """As :func:`retention_parallel`, plus the incoming state (zeros when None)."""
-    return _qkv("retention_recurrent", q, k, v, gamma, state, normalize)
+    return _qkv("retention_recurrent", q, k, v, gamma, state, normalize, active())
 
 
 def retention_chunkwise(q, k, v, gamma, chunk_size, state, normalize):
     """As :func:`retention_recurrent`; ``chunk_size`` must be an integer >= 1."""
     check_int("retention_chunkwise", "chunk_size", chunk_size, 1)
-    return _qkv("retention_chunkwise", q, k, v, gamma, state, normalize)
+    return _qkv("retention_chunkwise", q, k, v, gamma, state, normalize, active())
 
 
 def retention_final_state(k, v, gamma, state):
@@ -174,13 +175,13 @@ def _upstream(func, forward, dout, cache, cls):
     return s.array("dout", dout, "B h T dv")
 
 
-def _dstate(func, dstate, S, z):
+def _dstate(func, dstate, S, z, checking):
     """The gradient of the final state; zeros when None."""
     from ..retention import RetentionStateGrad
 
     if dstate is None:
         return RetentionStateGrad(np.zeros_like(S), np.zeros_like(z))
-    if not active():
+    if not checking:
         return dstate
     if not isinstance(dstate, RetentionStateGrad):
         raise TypeError(f"{func}: dstate must be a RetentionStateGrad or None, "
@@ -205,18 +206,18 @@ def retention_recurrent_backward(dout, cache, dstate):
     """``dout`` and ``dstate`` (zeros when None) checked against the cache."""
     from ..retention import RecurrentCache
 
-    func = "retention_recurrent_backward"
-    if active():
+    func, checking = "retention_recurrent_backward", active()
+    if checking:
         dout = _upstream(func, "retention_recurrent", dout, cache, RecurrentCache)
-    dstate = _dstate(func, dstate, cache.S[:, :, -1], cache.z[:, :, -1])
+    dstate = _dstate(func, dstate, cache.S[:, :, -1], cache.z[:, :, -1], checking)
     return dout, dstate
 
 
 def retention_chunkwise_backward(dout, cache, dstate):
     from ..retention import ChunkwiseCache
 
-    func = "retention_chunkwise_backward"
-    if active():
+    func, checking = "retention_chunkwise_backward", active()
+    if checking:
         dout = _upstream(func, "retention_chunkwise", dout, cache, ChunkwiseCache)
-    dstate = _dstate(func, dstate, cache.states[0].S, cache.states[0].z)
+    dstate = _dstate(func, dstate, cache.states[0].S, cache.states[0].z, checking)
     return dout, dstate
