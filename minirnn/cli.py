@@ -95,7 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
     ex_sub.add_parser("list", help="show the exercises")
     start = ex_sub.add_parser("start", help="write the stub file of an exercise")
     start.add_argument("name")
-    start.add_argument("--dir", type=Path, default=Path("."), help="folder (default: here)")
+    start.add_argument("--dir", type=Path, default=Path("."),
+                       help="folder, created if missing (default: here)")
 
     step = sub.add_parser("step", help="follow a tiny example number by number",
                           description="Run a mechanism on a tiny example and show every "
@@ -116,9 +117,18 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--quick", action="store_true", help="small sizes, for a smoke test")
     bench.add_argument("--out", type=Path, default=None, help="JSON file to write")
 
-    grade = sub.add_parser("grade", help="grade an exercise file",
-                           description="Run the checks of an exercise on your file.")
-    grade.add_argument("file", type=Path)
+    grade = sub.add_parser("grade", help="grade exercise files (one, or a whole class)",
+                           description="Run the checks of an exercise on each file, every "
+                                       "file in its own process with a time limit.")
+    grade.add_argument("files", type=Path, nargs="+", metavar="FILE",
+                       help="exercise files (a shell glob of a class's submissions works)")
+    grade.add_argument("--csv", type=Path, default=None,
+                       help="write one row per file: file, exercise, score, max_score, "
+                            "first_failing_check, likely_mistake")
+    grade.add_argument("--json", action="store_true",
+                       help="print the reports as JSON (for tools) instead of text")
+    grade.add_argument("--timeout", type=float, default=60.0,
+                       help="seconds per file before it is stopped (default: 60)")
     return parser
 
 
@@ -130,21 +140,35 @@ def _exercise(args) -> int:
         print(table(["exercise", "difficulty", "goal"], [list(r) for r in exercise_list()]))
         print("\nStart one with: python -m minirnn exercise start NAME")
         return 0
-    if not args.dir.is_dir():
-        raise ValueError(f"--dir {args.dir} is not a folder")
     path = start_exercise(args.name, args.dir)
     print(f"wrote {path}; implement the TODO parts, then run: python -m minirnn grade {path}")
     return 0
 
 
 def _grade(args) -> int:
-    from .exercises import grade
+    import json
 
-    if not args.file.is_file():
-        raise FileNotFoundError(f"no such file: {args.file}")
-    report = grade(args.file)
-    print(report.text())
-    return 0 if report.passed else 1
+    from .exercises import grade_files, write_csv
+    from .tour import table
+
+    missing = [str(f) for f in args.files if not f.is_file()]
+    if missing:
+        raise FileNotFoundError(f"no such file: {', '.join(missing)}")
+    reports = grade_files(args.files, timeout=args.timeout)
+    if args.json:
+        print(json.dumps([r.to_dict() for r in reports], indent=1))
+    else:
+        print("\n\n".join(r.text() for r in reports))
+        if len(reports) > 1:
+            print(f"\n{len(reports)} files:\n" + table(
+                ["file", "exercise", "score", "first failing check"],
+                [[r.file, r.exercise, f"{r.score}/{r.max_score}", r.first_failing or "-"]
+                 for r in reports]))
+    if args.csv:
+        write_csv(reports, args.csv)
+        if not args.json:
+            print(f"wrote {args.csv}")
+    return 0 if all(r.passed for r in reports) else 1
 
 
 def _step(args) -> int:

@@ -1,10 +1,11 @@
-"""The exercises: what to implement, how to run it, and the mistakes the grader recognises.
+"""The exercises: what to implement, the test cases, where to look, and the known mistakes.
 
 Each exercise names the library functions that hold its solution regions, a ``make`` that
-builds random test cases, and an ``outputs`` that runs a module's version of the functions on a
-case and returns named arrays. The grader compares a student's outputs with the solution's and,
-when they differ, with those of each known :class:`Mistake` (the solution with a few characters
-changed), so a diagnosis comes from the numbers the student's code produced.
+builds a random test case (inputs *and* upstream gradients), an ``outputs`` that runs a module's
+version of the functions on a case and returns named arrays, a ``second`` check (a gradient
+check, or a property every correct answer has), a ``locate`` that says where in the student's
+terms a wrong output first goes wrong, and the catalogued mistakes (``variants_*.py``), each
+with the numbers it produces. The grader compares numbers, never source text.
 """
 
 from __future__ import annotations
@@ -16,12 +17,23 @@ import numpy as np
 
 from .. import attention as att
 from .. import msr, retention, rnn
+from ..gradcheck import check_gradients, rel_error
+from . import locate
+from .mistake import Mistake
+from .variants_attention import (
+    ATTENTION_MISTAKES,
+    GROUP_NORM_MISTAKES,
+    KV_MISTAKES,
+    SOFTMAX_MISTAKES,
+)
+from .variants_retention import (
+    CHUNKWISE_MISTAKES,
+    PARALLEL_BACKWARD_MISTAKES,
+    RECURRENT_MISTAKES,
+)
+from .variants_rnn import BPTT_MISTAKES, STEP_MISTAKES
 
-
-@dataclass(frozen=True)
-class Mistake:
-    message: str                          # what the student probably did, and the fix
-    replacements: tuple                   # (old, new) applied to the solution's regions
+PROPERTY_EXERCISE = "write_a_property"
 
 
 @dataclass(frozen=True)
@@ -33,143 +45,107 @@ class Exercise:
     functions: tuple
     equations: str
     page: str
+    given: str                            # what the stub already computes, and what to return
     make: Callable                        # rng -> case (dict)
-    outputs: Callable                     # (module, case) -> dict of name -> array
-    gradcheck: Callable | None = None     # (module, case) -> gradcheck report
+    sizes: Callable                       # case -> {"B": 3, ...}, shown at the top of a report
+    outputs: Callable                     # (module, case) -> {name: array}
+    second: tuple                         # (check name, (module, case) -> (ok, message))
+    locate: Callable                      # (student outputs, correct outputs, case) -> str
     mistakes: tuple = field(default_factory=tuple)
 
 
-def _rnn_case(rng, T=1):
-    B, D, H = 3, 4, 5
-    x = 0.5 * rng.standard_normal((B, T, D))
-    h0 = 0.5 * rng.standard_normal((B, H))
-    params = rnn.init_rnn_params(D, H, seed=int(rng.integers(1000)))
-    params["b"] = 0.3 * rng.standard_normal(H)
-    return {"x": x, "h0": h0, "params": params}
-
-
-def _grads_dict(prefix, grads):
+def _grads(prefix, grads):
     return {f"{prefix}[{k!r}]": v for k, v in grads.items()}
 
 
-# --- the backward exercises -----------------------------------------------------------------
+def _gradcheck(forward, backward, inputs, params=None):
+    """A gradient check that reports every array: (all pass, "fails: ...; passes: ...")."""
+    report = check_gradients(forward, backward, inputs, params, floor=0.1)
+    bad = {k: e for k, e in report.items() if not e < 1e-7}
+    good = {k: e for k, e in report.items() if e < 1e-7}
+    parts = ([f"fails: {', '.join(f'{k} {e:.1e}' for k, e in bad.items())}"] if bad else []) + \
+        ([f"passes: {', '.join(f'{k} {e:.1e}' for k, e in good.items())}"] if good else [])
+    return not bad, "; ".join(parts) + " (relative error, must be below 1e-07)"
+
+
+# --- the RNN ------------------------------------------------------------------------------------
+
+def _rnn_case(rng, T):
+    B, D, H = 3, 4, 5
+    params = rnn.init_rnn_params(D, H, seed=int(rng.integers(1000)))
+    params["b"] = 0.3 * rng.standard_normal(H)
+    return {"x": 0.5 * rng.standard_normal((B, T, D)), "h0": 0.5 * rng.standard_normal((B, H)),
+            "params": params, "dh_step": rng.standard_normal((B, H)),
+            "dh_seq": rng.standard_normal((B, T, H))}
+
+
+def _rnn_sizes(c):
+    B, T, D = c["x"].shape
+    return {"B": B, **({"T": T} if T > 1 else {}), "D": D, "H": c["h0"].shape[1]}
+
 
 def _rnn_step_outputs(mod, c):
-    h, cache = rnn.rnn_step_forward(c["x"][:, 0], c["h0"], c["params"])
-    dh = np.random.default_rng(1).standard_normal(h.shape)
-    dx, dh_prev, grads = mod.rnn_step_backward(dh, cache)
-    return {"dx": dx, "dh_prev": dh_prev, **_grads_dict("grads", grads)}
+    _, cache = rnn.rnn_step_forward(c["x"][:, 0], c["h0"], c["params"])
+    dx, dh_prev, grads = mod.rnn_step_backward(c["dh_step"], cache)
+    return {"dx": dx, "dh_prev": dh_prev, **_grads("grads", grads)}
 
 
 def _rnn_step_gradcheck(mod, c):
-    from ..gradcheck import check_gradients
-    return check_gradients(rnn.rnn_step_forward, mod.rnn_step_backward,
-                           {"x": c["x"][:, 0], "h_prev": c["h0"]}, c["params"], floor=0.1)
+    return _gradcheck(rnn.rnn_step_forward, mod.rnn_step_backward,
+                      {"x": c["x"][:, 0], "h_prev": c["h0"]}, c["params"])
 
 
 def _rnn_outputs(mod, c):
-    h, cache = rnn.rnn_forward(c["x"], c["h0"], c["params"])
-    dh = np.random.default_rng(2).standard_normal(h.shape)
-    dx, dh0, grads = mod.rnn_backward(dh, cache)
-    return {"dx": dx, "dh0": dh0, **_grads_dict("grads", grads)}
+    _, cache = rnn.rnn_forward(c["x"], c["h0"], c["params"])
+    dx, dh0, grads = mod.rnn_backward(c["dh_seq"], cache)
+    return {"dx": dx, "dh0": dh0, **_grads("grads", grads)}
 
 
 def _rnn_gradcheck(mod, c):
-    from ..gradcheck import check_gradients
-    return check_gradients(rnn.rnn_forward, mod.rnn_backward, {"x": c["x"], "h0": c["h0"]},
-                           c["params"], floor=0.1)
+    return _gradcheck(rnn.rnn_forward, mod.rnn_backward, {"x": c["x"], "h0": c["h0"]},
+                      c["params"])
 
+
+# --- softmax, attention, KV cache ---------------------------------------------------------------
 
 def _softmax_case(rng):
-    return {"x": 2 * rng.standard_normal((3, 6))}
+    return {"x": 2 * rng.standard_normal((3, 6)), "dy": rng.standard_normal((3, 6))}
 
 
 def _softmax_outputs(mod, c):
-    y, cache = att.softmax_forward(c["x"])
-    return {"dx": mod.softmax_backward(np.random.default_rng(3).standard_normal(y.shape), cache)}
+    _, cache = att.softmax_forward(c["x"])
+    return {"dx": mod.softmax_backward(c["dy"], cache)}
 
 
 def _softmax_gradcheck(mod, c):
-    from ..gradcheck import check_gradients
-    return check_gradients(att.softmax_forward, mod.softmax_backward, {"x": c["x"]}, floor=0.1)
+    return _gradcheck(att.softmax_forward, mod.softmax_backward, {"x": c["x"]})
 
 
 def _attention_case(rng):
-    return {"q": rng.standard_normal((2, 2, 5, 4)), "k": rng.standard_normal((2, 2, 5, 4)),
-            "v": rng.standard_normal((2, 2, 5, 3))}
+    shape = (2, 2, 5, 4)
+    return {"q": rng.standard_normal(shape), "k": rng.standard_normal(shape),
+            "v": rng.standard_normal((2, 2, 5, 3)), "dout": rng.standard_normal((2, 2, 5, 3))}
+
+
+def _qkv_sizes(c):
+    B, h, T, d = c["q"].shape
+    return {"B": B, "h": h, "T": T, "d": d, "dv": c["v"].shape[-1]}
 
 
 def _attention_outputs(mod, c):
-    out, cache = att.attention_forward(c["q"], c["k"], c["v"], causal=True)
-    dq, dk, dv = mod.attention_backward(np.random.default_rng(4).standard_normal(out.shape),
-                                        cache)
+    _, cache = att.attention_forward(c["q"], c["k"], c["v"], causal=True)
+    dq, dk, dv = mod.attention_backward(c["dout"], cache)
     return {"dq": dq, "dk": dk, "dv": dv}
 
 
 def _attention_gradcheck(mod, c):
-    from ..gradcheck import check_gradients
-    return check_gradients(att.attention_forward, mod.attention_backward,
-                           {k: c[k] for k in "qkv"}, floor=0.1)
-
-
-def _retention_case(rng):
-    q = rng.standard_normal((2, 2, 7, 4))
-    q[:, :, 4:] *= 3.0                     # some rows with |r| > 1, so the clamp matters
-    return {"q": q, "k": rng.standard_normal((2, 2, 7, 4)),
-            "v": rng.standard_normal((2, 2, 7, 3)), "gamma": np.array([0.6, 0.95])}
-
-
-def _retention_backward_outputs(mod, c):
-    out, cache = retention.retention_parallel(c["q"], c["k"], c["v"], c["gamma"])
-    dq, dk, dv = mod.retention_parallel_backward(
-        np.random.default_rng(5).standard_normal(out.shape), cache)
-    return {"dq": dq, "dk": dk, "dv": dv}
-
-
-def _retention_backward_gradcheck(mod, c):
-    from ..gradcheck import check_gradients
-    return check_gradients(lambda q, k, v: retention.retention_parallel(q, k, v, c["gamma"]),
-                           mod.retention_parallel_backward, {k: c[k] for k in "qkv"}, floor=0.1)
-
-
-def _group_norm_case(rng):
-    return {"x": rng.standard_normal((2, 5, 3, 4)), "w": 1 + 0.3 * rng.standard_normal((3, 4)),
-            "b": 0.3 * rng.standard_normal((3, 4))}
-
-
-def _group_norm_outputs(mod, c):
-    y, cache = msr.group_norm_forward(c["x"], c["w"], c["b"])
-    dx, dw, db = mod.group_norm_backward(np.random.default_rng(6).standard_normal(y.shape),
-                                         cache)
-    return {"dx": dx, "dw": dw, "db": db}
-
-
-def _group_norm_gradcheck(mod, c):
-    from ..gradcheck import check_gradients
-
-    def backward(dy, cache):
-        dx, dw, db = mod.group_norm_backward(dy, cache)
-        return dx, {"w": dw, "b": db}
-
-    return check_gradients(lambda x, params: msr.group_norm_forward(x, params["w"], params["b"]),
-                           backward, {"x": c["x"]}, {"w": c["w"], "b": c["b"]}, floor=0.1)
-
-
-# --- the forward exercises ------------------------------------------------------------------
-
-def _recurrent_outputs(mod, c):
-    out, state, _ = mod.retention_recurrent(c["q"], c["k"], c["v"], c["gamma"])
-    return {"out": out, "state.S": state.S, "state.z": state.z}
-
-
-def _chunkwise_outputs(mod, c):
-    out, state, _ = mod.retention_chunkwise(c["q"], c["k"], c["v"], c["gamma"], chunk_size=3)
-    return {"out": out, "state.S": state.S, "state.z": state.z}
+    return _gradcheck(att.attention_forward, mod.attention_backward, {k: c[k] for k in "qkv"})
 
 
 def _kv_case(rng):
-    return {"x": rng.standard_normal((2, 6, 8)),
-            "params": att.init_mha_params(8, 2, seed=int(rng.integers(1000)))}
+    params = att.init_mha_params(8, 2, seed=int(rng.integers(1000)))
+    params.update({b: 0.3 * rng.standard_normal(8) for b in ("bq", "bv", "bo")})
+    return {"x": rng.standard_normal((2, 6, 8)), "params": params}
 
 
 def _kv_outputs(mod, c):
@@ -179,105 +155,199 @@ def _kv_outputs(mod, c):
     return {"outputs (prompt, then one token at a time)": np.concatenate([y1, *steps], axis=1)}
 
 
+def _kv_property(mod, c):
+    """Decoding one token at a time equals the same tokens as one prompt."""
+    x, p = c["x"], c["params"]
+    whole, _ = mod.mha_step(x, p, 2)
+    cache, pieces = None, []
+    for t in range(x.shape[1]):
+        y, cache = mod.mha_step(x[:, t], p, 2, cache)
+        pieces.append(y[:, None])
+    err = rel_error(np.concatenate(pieces, axis=1), whole)
+    return err < 1e-8, f"one token at a time vs all at once: relative difference {err:.1e}"
+
+
+# --- retention ------------------------------------------------------------------------------------
+
+def _retention_case(rng):
+    q = rng.standard_normal((2, 2, 7, 4))
+    q[:, :, 4:] *= 3.0                     # some rows with |r| > 1, so the clamp matters
+    return {"q": q, "k": rng.standard_normal((2, 2, 7, 4)), "v": rng.standard_normal((2, 2, 7, 3)),
+            "gamma": np.array([0.6, 0.95]), "dout": rng.standard_normal((2, 2, 7, 3)),
+            "chunk_size": 3}
+
+
+def _retention_sizes(c):
+    return {**_qkv_sizes(c), "gamma": c["gamma"].tolist(), "chunk_size": c["chunk_size"]}
+
+
+def _parallel_backward_outputs(mod, c):
+    _, cache = retention.retention_parallel(c["q"], c["k"], c["v"], c["gamma"])
+    dq, dk, dv = mod.retention_parallel_backward(c["dout"], cache)
+    return {"dq": dq, "dk": dk, "dv": dv}
+
+
+def _parallel_backward_gradcheck(mod, c):
+    return _gradcheck(lambda q, k, v: retention.retention_parallel(q, k, v, c["gamma"]),
+                      mod.retention_parallel_backward, {k: c[k] for k in "qkv"})
+
+
+def _recurrent_outputs(mod, c):
+    out, state, _ = mod.retention_recurrent(c["q"], c["k"], c["v"], c["gamma"])
+    return {"out": out, "state.S": state.S, "state.z": state.z}
+
+
+def _recurrent_property(mod, c):
+    """Two calls that carry the state equal one call over the whole sequence."""
+    q, k, v, g = c["q"], c["k"], c["v"], c["gamma"]
+    whole, _, _ = mod.retention_recurrent(q, k, v, g)
+    first, state, _ = mod.retention_recurrent(q[:, :, :3], k[:, :, :3], v[:, :, :3], g)
+    rest, _, _ = mod.retention_recurrent(q[:, :, 3:], k[:, :, 3:], v[:, :, 3:], g, state)
+    err = rel_error(np.concatenate([first, rest], axis=2), whole)
+    return err < 1e-8, f"tokens 0-2, then 3-6 from the returned state, vs one call: " \
+                       f"relative difference {err:.1e}"
+
+
+def _chunkwise_outputs(mod, c):
+    out, state, _ = mod.retention_chunkwise(c["q"], c["k"], c["v"], c["gamma"],
+                                            chunk_size=c["chunk_size"])
+    return {"out": out, "state.S": state.S, "state.z": state.z}
+
+
+def _chunkwise_property(mod, c):
+    """Every chunk size gives the same outputs."""
+    q, k, v, g = c["q"], c["k"], c["v"], c["gamma"]
+    outs = {C: mod.retention_chunkwise(q, k, v, g, chunk_size=C)[0] for C in (1, 2, 7)}
+    errs = {C: rel_error(o, outs[7]) for C, o in outs.items()}
+    ok = max(errs.values()) < 1e-8
+    return ok, "chunk sizes 1 and 2 against one chunk of 7: relative differences " + \
+        ", ".join(f"{errs[C]:.1e}" for C in (1, 2))
+
+
+# --- group norm ---------------------------------------------------------------------------------
+
+def _group_norm_case(rng):
+    return {"x": rng.standard_normal((2, 5, 3, 4)), "w": 1 + 0.3 * rng.standard_normal((3, 4)),
+            "b": 0.3 * rng.standard_normal((3, 4)), "dy": rng.standard_normal((2, 5, 3, 4))}
+
+
+def _group_norm_sizes(c):
+    B, T, h, dv = c["x"].shape
+    return {"B": B, "T": T, "h": h, "dv": dv}
+
+
+def _group_norm_outputs(mod, c):
+    _, cache = msr.group_norm_forward(c["x"], c["w"], c["b"])
+    dx, dw, db = mod.group_norm_backward(c["dy"], cache)
+    return {"dx": dx, "dw": dw, "db": db}
+
+
+def _group_norm_gradcheck(mod, c):
+    def backward(dy, cache):
+        dx, dw, db = mod.group_norm_backward(dy, cache)
+        return dx, {"w": dw, "b": db}
+
+    return _gradcheck(lambda x, params: msr.group_norm_forward(x, params["w"], params["b"]),
+                      backward, {"x": c["x"]}, {"w": c["w"], "b": c["b"]})
+
+
+GRADCHECK = "gradient matches finite differences (every input and parameter)"
+
 EXERCISES = (
     Exercise(
         "rnn_step_backward", "backward of one Elman RNN step", "1 (warm-up)", "minirnn.rnn",
         ("rnn_step_backward",), "(RNN.4)-(RNN.6)", "derivations/rnn.md",
-        _rnn_case, _rnn_step_outputs, _rnn_step_gradcheck,
-        (Mistake("forgot the tanh derivative: multiply dh by 1 - h**2 to get da (RNN.4)",
-                 (("dh * (1.0 - cache.h ** 2)", "dh"),)),
-         Mistake("dWh is transposed: it is h_prev^T da, rows indexed by h_prev (RNN.5)",
-                 (('"Wh": cache.h_prev.T @ da', '"Wh": da.T @ cache.h_prev'),)),
-         Mistake("db should sum da over the batch (axis 0), not average it (RNN.5)",
-                 (('"b": da.sum(axis=0)', '"b": da.mean(axis=0)'),)))),
+        "cache holds x, h_prev, h = tanh(a), Wx and Wh of the forward step. Return dx, dh_prev "
+        "and grads, a dict with keys 'Wx', 'Wh', 'b'.",
+        lambda rng: _rnn_case(rng, 1), _rnn_sizes, _rnn_step_outputs,
+        (GRADCHECK, _rnn_step_gradcheck), locate.by_rows("example"), STEP_MISTAKES),
     Exercise(
         "rnn_backward", "backpropagation through time for a whole sequence", "2",
         "minirnn.rnn", ("rnn_backward",), "(RNN.3)-(RNN.6)", "derivations/rnn.md",
-        lambda rng: _rnn_case(rng, T=6), _rnn_outputs, _rnn_gradcheck,
-        (Mistake("the gradient from later steps is not carried back: g_t must add "
-                 "da_{t+1} Wh^T to dh_t (RNN.3)",
-                 (("g = dh[:, t] + da_next_WhT", "g = dh[:, t]"),)),
-         Mistake("the weight gradients are averaged over time instead of summed: every step "
-                 "uses the same weights, so their contributions add up (RNN.5)",
-                 (('np.einsum("btd,bth->dh", cache.x, da, optimize=True)',
-                   'np.einsum("btd,bth->dh", cache.x, da, optimize=True) / h.shape[1]'),
-                  ('np.einsum("bti,bth->ih", h_prev, da, optimize=True)',
-                   'np.einsum("bti,bth->ih", h_prev, da, optimize=True) / h.shape[1]'))))),
+        "cache.h holds every hidden state (h[:, t] is the state after x[:, t]), cache.h0 the "
+        "state before the first step, cache.x, cache.Wx, cache.Wh. da is allocated for you. "
+        "Return dx, dh0 and grads with keys 'Wx', 'Wh', 'b'.",
+        lambda rng: _rnn_case(rng, 6), _rnn_sizes, _rnn_outputs,
+        (GRADCHECK, _rnn_gradcheck), locate.by_time(axis=1, backward=True, key="dx"),
+        BPTT_MISTAKES),
     Exercise(
         "softmax_backward", "the softmax Jacobian-vector product", "1 (warm-up)",
         "minirnn.attention", ("softmax_backward",), "(A.2)", "derivations/attention.md",
-        _softmax_case, _softmax_outputs, _softmax_gradcheck,
-        (Mistake("the subtraction term is missing: dx = y * (dy - sum(dy * y)), not y * dy "
-                 "(A.2)", (("(dy - np.sum(dy * y, axis=cache.axis, keepdims=True))", "dy"),)),)),
+        "cache.y is the softmax output and cache.axis the axis it normalised over. Return dx, "
+        "the shape of dy.",
+        _softmax_case, lambda c: {"rows": c["x"].shape[0], "n": c["x"].shape[1]},
+        _softmax_outputs, (GRADCHECK, _softmax_gradcheck), locate.by_rows("row"),
+        SOFTMAX_MISTAKES),
     Exercise(
         "attention_backward", "backward of causal scaled dot-product attention", "2",
         "minirnn.attention", ("attention_backward",), "(A.6)-(A.8)",
-        "derivations/attention.md", _attention_case, _attention_outputs, _attention_gradcheck,
-        (Mistake("the softmax backward lacks its subtraction term (A.7)",
-                 (("(dP - np.sum(dP * P, axis=-1, keepdims=True))", "dP"),)),
-         Mistake("the 1/sqrt(d) scale is missing from dq and dk (A.8)",
-                 (("(dS @ cache.k) * cache.scale", "(dS @ cache.k)"),
-                  ("(np.swapaxes(dS, -1, -2) @ cache.q) * cache.scale",
-                   "(np.swapaxes(dS, -1, -2) @ cache.q)"))))),
+        "derivations/attention.md",
+        "cache.probs is P, the attention weights (masked entries are exactly 0); cache.q, "
+        "cache.k, cache.v are the unscaled queries, keys and values; cache.scale is 1/sqrt(d). "
+        "Return dq, dk, dv.",
+        _attention_case, _qkv_sizes, _attention_outputs, (GRADCHECK, _attention_gradcheck),
+        locate.by_rows("batch", "head", "row"), ATTENTION_MISTAKES),
     Exercise(
         "kv_cache_step", "decode with a KV cache: new tokens attend to cached keys and values",
         "2", "minirnn.attention", ("mha_step",), "(A.4) and (A.9)", "derivations/attention.md",
-        _kv_case, _kv_outputs, None,
-        (Mistake("the new keys and values are not appended to the cache, so tokens cannot see "
-                 "the earlier ones",
-                 (("cache.append(k, v)", "None"),
-                  ("attention_forward(q, cache.keys, cache.values, causal=True)",
-                   "attention_forward(q, k, v, causal=True)"))),)),
+        "p is params and b holds the biases bq, bv, bo (0.0 where the layer has none); xs is x "
+        "as (B, T_new, D), one token included. split_heads, merge_heads and attention_forward "
+        "are imported; cache.append(k, v) stores keys and values, cache.keys and cache.values "
+        "give all stored ones. Set y, the layer output for the new tokens, (B, T_new, D).",
+        _kv_case, lambda c: {"B": 2, "prompt": 3, "then one at a time": 3, "D": 8, "h": 2},
+        _kv_outputs, ("one token at a time equals the whole sequence at once", _kv_property),
+        locate.by_positions(prompt=3), KV_MISTAKES),
     Exercise(
         "retention_recurrent", "retention one token at a time, with the state (S, z, s)", "2",
         "minirnn.retention", ("retention_recurrent",), "(R.7)", "derivations/retention.md",
-        _retention_case, _recurrent_outputs, None,
-        (Mistake("decay off by one step: S_n = gamma S_{n-1} + k_n^T v_n decays the old state "
-                 "*before* adding the new token (R.3)",
-                 (("S = decay[:, None, None] * S + k[:, :, n, :, None] * v[:, :, n, None, :]",
-                   "S = decay[:, None, None] * (S + k[:, :, n, :, None] * v[:, :, n, None, :])"),
-                  ("z = decay[:, None] * z + k[:, :, n]",
-                   "z = decay[:, None] * (z + k[:, :, n])"))),
-         Mistake("the state is never decayed (that is linear attention, gamma = 1) (R.3)",
-                 (("S = decay[:, None, None] * S + k", "S = S + k"),
-                  ("z = decay[:, None] * z + k", "z = z + k"))),
-         Mistake("the row factor a_n = 1 / sqrt(s_n) is missing (R.5)",
-                 (("a[:, n] = 1.0 / np.sqrt(s)", "a[:, n] = 1.0"),)))),
+        "q is already multiplied by 1/sqrt(d). S, z, s are the incoming state; decay is gamma "
+        "in the dtype of S (use gamma itself for the float64 count s). P, r, a, S_all, z_all "
+        "are allocated; the division of P by c after the loop is written.",
+        _retention_case, _retention_sizes, _recurrent_outputs,
+        ("two calls that carry the state equal one call", _recurrent_property),
+        locate.by_time(axis=2, key="out", name="n"), RECURRENT_MISTAKES),
     Exercise(
         "retention_parallel_backward", "backward of normalised parallel retention", "3",
         "minirnn.retention", ("retention_parallel_backward",), "(R.9)-(R.10)",
-        "derivations/retention.md", _retention_case, _retention_backward_outputs,
-        _retention_backward_gradcheck,
-        (Mistake("the score normaliser's gradient dr is missing: where |r_n| > 1, c_n = |r_n| "
-                 "depends on the scores (R.9)",
-                 (("dR = dP @ np.swapaxes(cache.v, -1, -2) + dr[..., None]",
-                   "dR = dP @ np.swapaxes(cache.v, -1, -2)"),)),
-         Mistake("the 1/sqrt(d) scale is missing from dq (R.10)",
-                 (("dq = (dA @ cache.k) * cache.scale", "dq = dA @ cache.k"),)))),
+        "derivations/retention.md",
+        "cache.q holds q / sqrt(d) (the scaled queries), cache.k, cache.v, cache.R the scores, "
+        "cache.decay the decay mask times the row factors, cache.r and cache.c the row sums "
+        "and normalisers, cache.scale = 1/sqrt(d). score_normaliser_backward(dout, out, r, c) "
+        "returns (dP, dr). Return dq, dk, dv.",
+        _retention_case, _retention_sizes, _parallel_backward_outputs,
+        (GRADCHECK, _parallel_backward_gradcheck), locate.by_rows("batch", "head", "row"),
+        PARALLEL_BACKWARD_MISTAKES),
     Exercise(
         "retention_chunkwise", "retention chunk by chunk: inner part, cross part, carried state",
-        "3", "minirnn.retention", ("chunk_decays", "retention_final_state", "retention_chunkwise"),
-        "(R.4), (R.8)",
-        "derivations/retention.md", _retention_case, _chunkwise_outputs, None,
-        (Mistake("xi off by one: the state before the chunk reaches local row j decayed by "
-                 "gamma^(j+1), not gamma^j (R.4)",
-                 (("xi = p[:, 1:]", "xi = p[:, :L]"),)),
-         Mistake("the state is not decayed across chunks: the old state must be multiplied by "
-                 "gamma^L when a chunk of L tokens is added (R.4)",
-                 (("S = f.gamma_L[:, None, None] * state.S +", "S = state.S +"),
-                  ("z = f.gamma_L[:, None] * state.z +", "z = state.z +"))),
-         Mistake("zeta off by one: token j of the chunk enters the state decayed by "
-                 "gamma^(L-1-j), so the last token is not decayed (R.4)",
-                 (("zeta = p[:, L - 1::-1]", "zeta = p[:, L:0:-1]"),)))),
+        "3", "minirnn.retention", ("chunk_decays", "retention_final_state",
+                                   "retention_chunkwise"), "(R.4), (R.8)",
+        "derivations/retention.md",
+        "chunk_decays must return ChunkDecays(Gamma, xi, zeta, gamma_L, a): Gamma (h, L, L) is "
+        "decay_mask(gamma, L), computed for you; you compute p, xi, zeta and a, each (h, L). "
+        "retention_final_state gets f = chunk_decays(...) and must set S, z, s. In "
+        "retention_chunkwise q is already multiplied by 1/sqrt(d); qc, kc, vc are the chunk's "
+        "rows; P and r are allocated; carry the state on with retention_final_state.",
+        _retention_case, _retention_sizes, _chunkwise_outputs,
+        ("every chunk size gives the same outputs", _chunkwise_property),
+        locate.by_chunks(), CHUNKWISE_MISTAKES),
     Exercise(
         "group_norm_backward", "backward of the per-head group norm of multi-scale retention",
         "2", "minirnn.msr", ("group_norm_backward", "standardize_backward"), "(M.5), (L.4)",
-        "derivations/multiscale-retention.md", _group_norm_case, _group_norm_outputs,
-        _group_norm_gradcheck,
-        (Mistake("only the direct path is there: the mean and the variance depend on every "
-                 "input too, so subtract mean(g) and xhat * mean(g * xhat) (M.5)",
-                 (("(dxhat - dxhat.mean(axis=-1, keepdims=True)\n          - xhat * (dxhat "
-                   "* xhat).mean(axis=-1, keepdims=True)) / sigma", "dxhat / sigma"),)),)),
+        "derivations/multiscale-retention.md",
+        "cache.xhat is the standardised input, cache.sigma its standard deviation, shape "
+        "(..., h, 1), cache.w the scale. group_norm_backward returns dx, dw, db and may call "
+        "standardize_backward(dxhat, xhat, sigma), which you write too and which returns dx.",
+        _group_norm_case, _group_norm_sizes, _group_norm_outputs,
+        (GRADCHECK, _group_norm_gradcheck), locate.by_rows("example", "token", "head"),
+        GROUP_NORM_MISTAKES),
 )
 
 BY_NAME = {e.name: e for e in EXERCISES}
+
+
+def mistake_count(name: str) -> int:
+    """How many mistakes the grader names for exercise ``name``."""
+    return len(CHUNKWISE_MISTAKES) if name == PROPERTY_EXERCISE else len(BY_NAME[name].mistakes)
+
+
+__all__ = ["BY_NAME", "EXERCISES", "PROPERTY_EXERCISE", "Exercise", "Mistake", "mistake_count"]

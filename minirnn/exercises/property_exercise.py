@@ -3,15 +3,17 @@
 The student's file defines ``check_chunkwise(retention_chunkwise)``, which must raise (an
 ``AssertionError``, usually from a Hypothesis property) when the given implementation is wrong
 and return quietly when it is right. The grader calls it with the library's correct function and
-with two buggy ones (the known mistakes of the ``retention_chunkwise`` exercise).
+with one buggy implementation for every catalogued mistake of the ``retention_chunkwise``
+exercise (``variants_retention.CHUNKWISE_BUGS``), one point each.
 """
 
 from __future__ import annotations
 
-from .catalog import BY_NAME
-from .stubs import exercise_source, load_source
+from functools import partial
 
-NAME = "write_a_property"
+from .report import Check, Report, describe
+from .variants_retention import CHUNKWISE_BUGS, chunkwise
+
 GOAL = "write a Hypothesis property that catches a wrong chunkwise retention"
 
 STUB = '''"""Exercise write_a_property: {goal}
@@ -51,37 +53,56 @@ def stub_source() -> str:
     return STUB.format(goal=GOAL)
 
 
-def grade_property(module, path: str):
-    from .grader import Check, Report, _describe
+def _assertions_only(err: BaseException) -> bool:
+    """An AssertionError, or a group of them (Hypothesis reports several distinct failures
+    of one property as an exception group)."""
+    if isinstance(err, AssertionError):
+        return True
+    inner = getattr(err, "exceptions", None)
+    return bool(inner) and all(_assertions_only(e) for e in inner)
 
-    checks = [Check("the file imports", True)]
-    func = getattr(module, "check_chunkwise", None)
-    if not callable(func):
-        checks.append(Check("defines check_chunkwise(retention_chunkwise)", False,
-                            "no function check_chunkwise found in the file"))
-        return Report(NAME, checks)
+
+def property_rubric() -> list[Check]:
+    """The fixed checks of this exercise: 4 points, plus 1 per buggy implementation caught."""
+    return [Check("the file imports", 1),
+            Check("defines check_chunkwise(retention_chunkwise)", 1),
+            Check("passes the correct implementation", 2)] + \
+        [Check(f"catches a bug: {message}", 1) for message, *_ in CHUNKWISE_BUGS]
+
+
+def grade_property(module, report: Report, progress=lambda report: None) -> Report:
+    """Fill in ``report`` (whose first check, the import, has passed) for the student's
+    ``module``."""
     from ..retention import retention_chunkwise
 
+    defines, correct, *bugs = report.checks[1:]
+    func = getattr(module, "check_chunkwise", None)
+    defines.ran = True
+    if not callable(func):
+        defines.message = "no function check_chunkwise found in the file"
+        report.not_run("there is no check_chunkwise to run")
+        return report
+    defines.passed = True
+    progress(report)
     try:
         func(retention_chunkwise)
-        checks.append(Check("passes the correct implementation", True))
-    except Exception as err:
-        message = _describe(err, path)
-        if isinstance(err, AssertionError):
+        correct.passed = True
+    except (Exception, SystemExit) as err:
+        message = describe(err, report.file)
+        if _assertions_only(err):
             message = f"your property fails on the correct code: {message}"
-        checks.append(Check("passes the correct implementation", False, message))
-    exercise = BY_NAME["retention_chunkwise"]
-    for mistake in exercise.mistakes[:2]:
-        buggy = load_source(exercise_source(exercise, True, mistake.replacements))
-        buggy = buggy.retention_chunkwise
-        label = "catches a buggy implementation (" + mistake.message.split(":")[0] + ")"
+        correct.message = message
+    correct.ran = True
+    for check, (_, _, hint, switches) in zip(bugs, CHUNKWISE_BUGS):
+        progress(report)
         try:
-            func(buggy)
-            checks.append(Check(label, False, "check_chunkwise returned without raising, so "
-                                              "this bug would go unnoticed"))
-        except AssertionError:
-            checks.append(Check(label, True))
-        except Exception as err:
-            checks.append(Check(label, False, f"raised something other than AssertionError: "
-                                              f"{_describe(err, path)}"))
-    return Report(NAME, checks)
+            func(partial(chunkwise, **switches))
+            check.message = f"check_chunkwise returned without raising, so this bug would go " \
+                            f"unnoticed. Hint: {hint}"
+        except (Exception, SystemExit) as err:
+            check.passed = _assertions_only(err)
+            if not check.passed:
+                check.message = f"raised something other than AssertionError: " \
+                                f"{describe(err, report.file)}"
+        check.ran = True
+    return report

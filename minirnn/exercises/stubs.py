@@ -84,6 +84,27 @@ def _imports(module, sources: list[str], defined: set[str]) -> list[str]:
     return lines
 
 
+def _without_answers(source: str) -> str:
+    """The function's source with its docstring cut to the summary line and the Parameters /
+    Returns sections: the paragraphs in between explain the math, i.e. the answer."""
+    func = ast.parse(source).body[0]
+    doc = ast.get_docstring(func, clean=False)
+    if not doc:
+        return source
+    node = func.body[0]
+    lines = source.splitlines()
+    indent = " " * node.col_offset
+    summary = doc.strip().splitlines()[0]
+    sections = doc[doc.find("Parameters\n"):] if "Parameters\n" in doc else ""
+    kept = [summary.strip(), "", indent + "See the derivation page for the equations.", ""]
+    kept = [f'{indent}"""{kept[0]}', "", *kept[2:]]
+    body = [line[len(indent):] if line.startswith(indent) else line
+            for line in sections.splitlines()]
+    kept += [indent + line if line else "" for line in body]
+    new_doc = "\n".join(kept).rstrip() + "\n" + indent + '"""'
+    return "\n".join([*lines[:node.lineno - 1], new_doc, *lines[node.end_lineno:]]) + "\n"
+
+
 def exercise_source(exercise, solution: bool = False, replacements=()) -> str:
     """Text of the exercise module: the stub, or the solution (optionally with a mistake).
 
@@ -107,12 +128,18 @@ def exercise_source(exercise, solution: bool = False, replacements=()) -> str:
         sources[hits[0]] = sources[hits[0]].replace(old, new, 1)
     message = None if solution else (f"implement eq. {exercise.equations} "
                                      f"(docs: {exercise.page})")
+    if not solution:
+        sources = [_without_answers(src) for src in sources]
     bodies = [_rewrite(s, exercise.name, message) for s in sources]
+    given = textwrap.wrap(f"Already done for you: {exercise.given}", 88)
     header = [
         f'"""Exercise {exercise.name}: {exercise.goal}',
         "",
         f"Implement the parts marked TODO: eq. {exercise.equations} on the docs page",
         f"{exercise.page}. Do not change the function signatures.",
+        "",
+        *given,
+        "",
         f"Check your work with:  python -m minirnn grade {exercise.name}.py",
         '"""',
         "",

@@ -1,0 +1,182 @@
+"""Student-style wrong solutions for every catalogued mistake (test data).
+
+``EDITS[exercise][i]`` turns the correct solution into one that makes mistake ``i`` of the
+catalogue, the way a student would write it. :func:`rewritten` gives a second version of any
+file with different code and the same math (every local variable renamed, ``a @ b`` written
+``np.matmul(a, b)``, comments and layout gone), so the grader must recognise a mistake from
+the numbers, not from the text.
+"""
+
+from __future__ import annotations
+
+import ast
+
+CUSTOM_ATTENTION = '''cache.append(k, v)
+    Tq, Tk = q.shape[2], cache.keys.shape[2]
+    scores = (q @ np.swapaxes(cache.keys, -1, -2)){scale}
+    allowed = np.arange(Tk)[None, :] {mask}
+    scores = np.where(allowed, scores, -np.inf)
+    w = np.exp(scores - scores.max(axis=-1, keepdims=True))
+    out = (w / w.sum(axis=-1, keepdims=True)) @ cache.values
+    _unused = attention_forward'''
+ATTENTION_LINE = "cache.append(k, v)                                             # keep them " \
+    "for later tokens\n    out, _ = attention_forward(q, cache.keys, cache.values, causal=True)"
+
+
+def attention_edit(mask="<= np.arange(Tk - Tq, Tk)[:, None]", scale=" / np.sqrt(q.shape[-1])"):
+    return ((ATTENTION_LINE, CUSTOM_ATTENTION.format(mask=mask, scale=scale)),)
+
+
+GN = ("dx = (dxhat - dxhat.mean(axis=-1, keepdims=True)\n"
+      "          - xhat * (dxhat * xhat).mean(axis=-1, keepdims=True)) / sigma")
+UNMASKED = ("        dP = dout / cache.c[..., None]\n"
+            "        dr = -np.sum(dout * cache.out, axis=-1) / cache.c * np.sign(cache.r)")
+UNDIVIDED = ("        dP = dout\n"
+             "        dr = np.where(np.abs(cache.r) > 1.0, -np.sum(dout * cache.out, axis=-1)"
+             " / cache.c * np.sign(cache.r), 0.0)")
+NORMALISER = "        dP, dr = score_normaliser_backward(dout, cache.out, cache.r, cache.c)"
+R_LINE = ("+ f.xi * np.einsum(\"bhjd,bhd->bhj\", qc, state.z))")
+
+EDITS = {
+    "rnn_step_backward": [
+        (("da = dh * (1.0 - cache.h ** 2)", "da = dh"),),
+        (("da = dh * (1.0 - cache.h ** 2)", "da = dh * (1.0 - cache.h)"),),
+        (("da = dh * (1.0 - cache.h ** 2)", "da = dh * (1.0 + cache.h * cache.h)"),),
+        (('"Wh": cache.h_prev.T @ da', '"Wh": da.T @ cache.h_prev'),),
+        (('"b": da.sum(axis=0)', '"b": da.sum(axis=0) / da.shape[0]'),),
+        (("dh_prev = da @ cache.Wh.T", "dh_prev = da @ cache.Wh"),),
+        (("dh_prev = da @ cache.Wh.T", "dh_prev = dh @ cache.Wh.T"),),
+        (('grads = {"Wx": cache.x.T @ da, "Wh": cache.h_prev.T @ da, "b": da.sum(axis=0)}',
+          'grads = {"Wx": cache.x.T @ dh, "Wh": cache.h_prev.T @ dh, "b": dh.sum(axis=0)}'),),
+    ],
+    "rnn_backward": [
+        (("g = dh[:, t] + da_next_WhT", "g = dh[:, t]"),),
+        (("da_next_WhT = da[:, t] @ cache.Wh.T", "da_next_WhT = da[:, t] @ cache.Wh"),),
+        (("da_next_WhT = da[:, t] @ cache.Wh.T", "da_next_WhT = g @ cache.Wh.T"),),
+        (("da[:, t] = g * (1.0 - h[:, t] ** 2)", "da[:, t] = g"),),
+        (("    return dx, dh0, grads",
+          "    grads = {key: value / h.shape[1] for key, value in grads.items()}\n"
+          "    return dx, dh0, grads"),),
+        (('"Wx": np.einsum("btd,bth->dh", cache.x, da, optimize=True),',
+          '"Wx": np.einsum("btd,bth->dh", cache.x, da) / len(dh[0]),'),
+         ('"Wh": np.einsum("bti,bth->ih", h_prev, da, optimize=True),',
+          '"Wh": np.einsum("bti,bth->ih", h_prev, da) / len(dh[0]),')),
+        (('"Wh": np.einsum("bti,bth->ih", h_prev, da, optimize=True)',
+          '"Wh": np.einsum("bti,bth->ih", h, da, optimize=True)'),),
+        (("dh0 = da_next_WhT", "dh0 = np.zeros_like(cache.h0)"),),
+    ],
+    "softmax_backward": [
+        (("return y * (dy - np.sum(dy * y, axis=cache.axis, keepdims=True))",
+          "return y * dy"),),
+        (("return y * (dy - np.sum(dy * y, axis=cache.axis, keepdims=True))",
+          "return y * (1 - y) * dy"),),
+        (("return y * (dy - np.sum(dy * y, axis=cache.axis, keepdims=True))",
+          "return y * (np.sum(dy * y, axis=cache.axis, keepdims=True) - dy)"),),
+        (("np.sum(dy * y, axis=cache.axis", "np.mean(dy * y, axis=cache.axis"),),
+        (("return y * (dy - np.sum(", "return (dy - np.sum("),),
+        (("np.sum(dy * y, axis=cache.axis", "np.sum(dy, axis=cache.axis"),),
+        (("axis=cache.axis, keepdims=True", "axis=0, keepdims=True"),),
+    ],
+    "attention_backward": [
+        (("dS = P * (dP - np.sum(dP * P, axis=-1, keepdims=True))", "dS = P * dP"),),
+        (("dq = (dS @ cache.k) * cache.scale", "dq = dS @ cache.k"),
+         ("dk = (np.swapaxes(dS, -1, -2) @ cache.q) * cache.scale",
+          "dk = np.swapaxes(dS, -1, -2) @ cache.q")),
+        (("dq = (dS @ cache.k) * cache.scale", "dq = (dS @ cache.k) * cache.scale ** 2"),
+         ("dk = (np.swapaxes(dS, -1, -2) @ cache.q) * cache.scale",
+          "dk = (np.swapaxes(dS, -1, -2) @ cache.q) / cache.q.shape[-1]")),
+        (("dv = np.swapaxes(P, -1, -2) @ dout", "dv = P @ dout"),),
+        (("dk = (np.swapaxes(dS, -1, -2) @ cache.q)", "dk = (dS @ cache.q)"),),
+        (("dS = P * (dP - np.sum(dP * P, axis=-1, keepdims=True))",
+          "dS = dP - np.sum(dP * P, axis=-1, keepdims=True)"),),
+        (("dS = P * (dP - np.sum(dP * P, axis=-1, keepdims=True))",
+          "dS = P * (dP - np.sum(dP * P, axis=-2, keepdims=True))"),),
+    ],
+    "kv_cache_step": [
+        (("cache.append(k, v)", "pass"),
+         ("attention_forward(q, cache.keys, cache.values, causal=True)",
+          "attention_forward(q, k, v, causal=True)")),
+        attention_edit(mask="<= np.arange(Tq)[:, None]"),
+        attention_edit(mask="< np.arange(Tk - Tq, Tk)[:, None]"),
+        (("cache.append(k, v)", "cache.append(k, v)\n    cache.append(k, v)"),),
+        (('y = merge_heads(out) @ p["Wo"] + b["bo"]', "y = merge_heads(out)"),),
+        attention_edit(scale=""),
+        (('v = split_heads(xs @ p["Wv"] + b["bv"], n_heads)',
+          'v = split_heads(xs @ p["Wv"], n_heads)'),),
+    ],
+    "retention_recurrent": [
+        (("S = decay[:, None, None] * S + k[:, :, n, :, None] * v[:, :, n, None, :]",
+          "S = decay[:, None, None] * (S + k[:, :, n, :, None] * v[:, :, n, None, :])"),
+         ("z = decay[:, None] * z + k[:, :, n]", "z = decay[:, None] * (z + k[:, :, n])")),
+        (("S = decay[:, None, None] * S + k", "S = S + k"),
+         ("z = decay[:, None] * z + k", "z = z + k")),
+        (("z = decay[:, None] * z + k[:, :, n]", "z = z + k[:, :, n]"),),
+        (("a[:, n] = 1.0 / np.sqrt(s)", "a[:, n] = 1.0"),),
+        (("s = gamma * s + 1.0", "s = s + 1.0"),),
+        (("r[:, :, n] = a[:, n] * np.sum(qn * z, axis=-1)",
+          "r[:, :, n] = np.sum(qn * z, axis=-1)"),),
+        (("qn = q[:, :, n]", "qn = q[:, :, n] / np.sqrt(q.shape[-1])"),),
+    ],
+    "retention_parallel_backward": [
+        (("dR = dP @ np.swapaxes(cache.v, -1, -2) + dr[..., None]",
+          "dR = dP @ np.swapaxes(cache.v, -1, -2)"),),
+        (("+ dr[..., None]", "- dr[..., None]"),),
+        ((NORMALISER, UNMASKED),),
+        ((NORMALISER, UNDIVIDED),),
+        (("dq = (dA @ cache.k) * cache.scale", "dq = dA @ cache.k"),),
+        (("dk = np.swapaxes(dA, -1, -2) @ cache.q",
+          "dk = (np.swapaxes(dA, -1, -2) @ cache.q) * cache.scale"),),
+        (("dA = dR * cache.decay", "dA = dR"),),
+    ],
+    "retention_chunkwise": [
+        (("xi = p[:, 1:]", "xi = p[:, :L]"),),
+        (("cross = f.xi[..., None] * (qc @ state.S)", "cross = qc @ state.S"),
+         (R_LINE, '+ np.einsum("bhjd,bhd->bhj", qc, state.z))')),
+        (("(inner @ vc + cross)", "(inner @ vc)"), (R_LINE, "+ 0.0)")),
+        (("S = f.gamma_L[:, None, None] * state.S +", "S = state.S +"),
+         ("z = f.gamma_L[:, None] * state.z +", "z = state.z +")),
+        (("zeta = p[:, L - 1::-1]", "zeta = p[:, L:0:-1]"),),
+        (("s = xi * s_prev[:, None] + np.cumsum(p[:, :L], axis=1)",
+          "s = np.cumsum(p[:, :L], axis=1)"),),
+        (("        f = chunk_decays(gamma, stop - start",
+          "        qc = qc / np.sqrt(qc.shape[-1])\n"
+          "        f = chunk_decays(gamma, stop - start"),),
+    ],
+    "group_norm_backward": [
+        ((GN, "dx = dxhat / sigma"),),
+        ((GN, "dx = (dxhat - xhat * (dxhat * xhat).mean(axis=-1, keepdims=True)) / sigma"),),
+        ((GN, "dx = (dxhat - dxhat.mean(axis=-1, keepdims=True)) / sigma"),),
+        (("          - xhat * (dxhat", "          + xhat * (dxhat"),),
+        (("dxhat = dy * cache.w", "dxhat = dy"),),
+        (("dw = (dy * cache.xhat).sum(axis=every_group)",
+          "dw = (dy * cache.xhat).mean(axis=every_group)"),
+         ("db = dy.sum(axis=every_group)", "db = dy.mean(axis=every_group)")),
+        ((GN, GN + " / sigma"),),
+    ],
+}
+
+
+class _Rewrite(ast.NodeTransformer):
+    """Same math, different code: locals renamed, ``a @ b`` as ``np.matmul(a, b)``."""
+
+    def visit_FunctionDef(self, node):
+        params = {a.arg for a in node.args.args + node.args.kwonlyargs}
+        assigned = {n.id for n in ast.walk(node) if isinstance(n, ast.Name)
+                    and isinstance(n.ctx, ast.Store)} - params
+        for n in ast.walk(node):
+            if isinstance(n, ast.Name) and n.id in assigned:
+                n.id = f"my_{n.id}"
+        self.generic_visit(node)
+        return node
+
+    def visit_BinOp(self, node):
+        self.generic_visit(node)
+        if isinstance(node.op, ast.MatMult):
+            return ast.Call(ast.Attribute(ast.Name("np", ast.Load()), "matmul", ast.Load()),
+                            [node.left, node.right], [])
+        return node
+
+
+def rewritten(source: str) -> str:
+    tree = ast.fix_missing_locations(_Rewrite().visit(ast.parse(source)))
+    return ast.unparse(tree) + "\n"
