@@ -52,7 +52,8 @@ MHA_BIASES = ("bq", "bv", "bo")   # optional; there is no key bias (see init_mha
 # --- softmax ----------------------------------------------------------------------------------
 
 class SoftmaxCache(NamedTuple):
-    """What :func:`softmax_backward` needs: the output and the axis."""
+    """What [`softmax_backward`][minirnn.attention.softmax_backward] needs: the output and the
+    axis."""
 
     y: np.ndarray
     axis: int
@@ -77,7 +78,7 @@ def softmax_forward(x: np.ndarray, axis: int = -1) -> tuple[np.ndarray, SoftmaxC
     y : ndarray, shape of ``x``
         Probabilities.
     cache : SoftmaxCache
-        For :func:`softmax_backward`.
+        For [`softmax_backward`][minirnn.attention.softmax_backward].
     """
     x = check.softmax_forward(x, axis)
     shifted = x - np.max(x, axis=axis, keepdims=True)    # largest logit becomes 0: no overflow
@@ -97,7 +98,7 @@ def softmax_backward(dy: np.ndarray, cache: SoftmaxCache) -> np.ndarray:
     dy : ndarray, shape of the forward output
         Upstream gradient.
     cache : SoftmaxCache
-        From :func:`softmax_forward`.
+        From [`softmax_forward`][minirnn.attention.softmax_forward].
 
     Returns
     -------
@@ -113,7 +114,7 @@ def softmax_backward(dy: np.ndarray, cache: SoftmaxCache) -> np.ndarray:
 # --- scaled dot-product attention ------------------------------------------------------------
 
 class AttentionCache(NamedTuple):
-    """What :func:`attention_backward` needs."""
+    """What [`attention_backward`][minirnn.attention.attention_backward] needs."""
 
     q: np.ndarray       # (B, h, Tq, d)
     k: np.ndarray       # (B, h, Tk, d)
@@ -160,7 +161,8 @@ def attention_forward(q: np.ndarray, k: np.ndarray, v: np.ndarray,
     v : ndarray, shape (B, h, Tk, dv)
         Values.
     causal : bool, optional
-        Apply the causal mask of :func:`causal_mask` (default True). Requires ``Tq <= Tk``.
+        Apply the causal mask of [`causal_mask`][minirnn.attention.causal_mask] (default True).
+        Requires ``Tq <= Tk``.
 
     Returns
     -------
@@ -178,7 +180,7 @@ def attention_forward(q: np.ndarray, k: np.ndarray, v: np.ndarray,
 
 
 def attention_backward(dout: np.ndarray, cache: AttentionCache):
-    """Backward of :func:`attention_forward`.
+    """Backward of [`attention_forward`][minirnn.attention.attention_forward].
 
     Implements eqs. (A.6) to (A.8): the product ``O = P V``, then the softmax Jacobian-vector
     product (A.2) row by row, then the scaled product ``S = Q K^T / sqrt(d)``.
@@ -188,7 +190,7 @@ def attention_backward(dout: np.ndarray, cache: AttentionCache):
     dout : ndarray, shape (B, h, Tq, dv)
         Upstream gradient of the output.
     cache : AttentionCache
-        From :func:`attention_forward`.
+        From [`attention_forward`][minirnn.attention.attention_forward].
 
     Returns
     -------
@@ -211,7 +213,7 @@ def attention_backward(dout: np.ndarray, cache: AttentionCache):
 # --- multi-head self-attention layer ---------------------------------------------------------
 
 class MHACache(NamedTuple):
-    """What :func:`mha_backward` needs."""
+    """What [`mha_backward`][minirnn.attention.mha_backward] needs."""
 
     x: np.ndarray             # (B, T, D) layer input
     attn: AttentionCache      # per-head queries, keys, values and weights
@@ -293,7 +295,7 @@ def mha_forward(x: np.ndarray, params: dict[str, np.ndarray], n_heads: int,
 
 
 def mha_backward(dy: np.ndarray, cache: MHACache):
-    """Backward of :func:`mha_forward`.
+    """Backward of [`mha_forward`][minirnn.attention.mha_forward].
 
     The output projection, then the merge and split of heads (reshapes, so their backward is
     the inverse reshape), then (A.6)-(A.8), then the three input projections, whose gradients
@@ -304,7 +306,7 @@ def mha_backward(dy: np.ndarray, cache: MHACache):
     dy : ndarray, shape (B, T, D)
         Upstream gradient of the layer output.
     cache : MHACache
-        From :func:`mha_forward`.
+        From [`mha_forward`][minirnn.attention.mha_forward].
 
     Returns
     -------
@@ -336,11 +338,11 @@ def _biases(params: dict) -> dict:
 
 @dataclass
 class KVCache:
-    """Keys and values of every token decoded so far, for :func:`mha_step`.
+    """Keys and values of every token decoded so far, for [`mha_step`][minirnn.attention.mha_step].
 
     The buffers are preallocated with room for ``capacity`` tokens and doubled when full, so
     appending a token costs O(1) amortised. Only the first ``length`` positions are valid.
-    :func:`mha_step` updates the cache **in place** (and also returns it).
+    [`mha_step`][minirnn.attention.mha_step] updates the cache **in place** (and also returns it).
 
     Memory: ``2 * B * T * D`` numbers after ``T`` tokens; it grows with the context.
     """
@@ -373,7 +375,7 @@ class KVCache:
 
 def init_kv_cache(B: int, D: int, n_heads: int, capacity: int = 64,
                   dtype=np.float64) -> KVCache:
-    """An empty :class:`KVCache` for a batch of ``B`` sequences.
+    """An empty [`KVCache`][minirnn.attention.KVCache] for a batch of ``B`` sequences.
 
     Parameters
     ----------
@@ -410,7 +412,7 @@ def mha_step(x: np.ndarray, params: dict[str, np.ndarray], n_heads: int,
     x : ndarray, shape (B, D) or (B, T_new, D)
         One new token, or several (a prompt) at once.
     params : dict
-        As for :func:`mha_forward`.
+        As for [`mha_forward`][minirnn.attention.mha_forward].
     n_heads : int
         Number of heads; must divide ``D``.
     cache : KVCache, optional

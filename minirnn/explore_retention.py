@@ -1,4 +1,4 @@
-"""The explorer's retention and multi-scale retention walks (see :mod:`minirnn.explore`)."""
+"""The explorer's retention and multi-scale retention walks (see ``minirnn.explore``)."""
 
 from __future__ import annotations
 

@@ -144,7 +144,8 @@ def check_gradients(forward: Callable, backward: Callable, inputs: Mapping[str, 
 
     All arrays are copied to float64 first. A random standard-normal upstream gradient ``dout``
     (from ``seed``) is drawn; the analytic gradients from ``backward(dout, cache)`` are compared
-    with :func:`numerical_gradient` using :func:`rel_error`.
+    with [`numerical_gradient`][minirnn.gradcheck.numerical_gradient] using
+    [`rel_error`][minirnn.gradcheck.rel_error].
 
     The pair must follow the minirnn convention:
 

@@ -73,7 +73,8 @@ def linear_forward(x: np.ndarray, params: dict[str, np.ndarray]):
 
 
 def linear_backward(dy: np.ndarray, cache: LinearCache, bias: bool = True):
-    """Backward of :func:`linear_forward`: ``dx = dy W^T``, ``dW = x^T dy``, ``db = sum dy``.
+    """Backward of [`linear_forward`][minirnn.layers.linear_forward]: ``dx = dy W^T``, ``dW = x^T
+    dy``, ``db = sum dy``.
 
     Parameters
     ----------
@@ -124,7 +125,8 @@ def embedding_forward(tokens: np.ndarray, W: np.ndarray):
 
 
 def embedding_backward(dy: np.ndarray, cache: EmbeddingCache) -> np.ndarray:
-    """Backward of :func:`embedding_forward`: scatter-add ``dy`` into the used rows, eq. (L.2).
+    """Backward of [`embedding_forward`][minirnn.layers.embedding_forward]: scatter-add ``dy`` into
+    the used rows, eq. (L.2).
 
     A token that occurs several times receives the *sum* of its gradients. ``np.add.at`` does
     that; ``dW[tokens] += dy`` would keep only one of the repeated updates.
@@ -171,7 +173,7 @@ def standardize(x: np.ndarray, eps: float = 1e-5):
 
 
 def standardize_backward(dxhat: np.ndarray, xhat: np.ndarray, sigma: np.ndarray) -> np.ndarray:
-    """Backward of :func:`standardize`, eq. (L.4).
+    """Backward of [`standardize`][minirnn.layers.standardize], eq. (L.4).
 
     ``dx = (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)) / sigma``, means over the last
     axis: the direct path, minus what flows back through the mean, minus what flows back
@@ -183,7 +185,7 @@ def standardize_backward(dxhat: np.ndarray, xhat: np.ndarray, sigma: np.ndarray)
         Gradient with respect to ``xhat``.
     xhat : ndarray, shape (..., n)
     sigma : ndarray, shape (..., 1)
-        Both as returned by :func:`standardize`.
+        Both as returned by [`standardize`][minirnn.layers.standardize].
 
     Returns
     -------
@@ -225,7 +227,7 @@ def layer_norm_forward(x: np.ndarray, params: dict[str, np.ndarray], eps: float 
 
 
 def layer_norm_backward(dy: np.ndarray, cache: LayerNormCache):
-    """Backward of :func:`layer_norm_forward`, eq. (L.4).
+    """Backward of [`layer_norm_forward`][minirnn.layers.layer_norm_forward], eq. (L.4).
 
     Parameters
     ----------
@@ -275,7 +277,7 @@ def gelu_forward(x: np.ndarray):
 
 
 def gelu_backward(dy: np.ndarray, cache: GELUCache) -> np.ndarray:
-    """Backward of :func:`gelu_forward`.
+    """Backward of [`gelu_forward`][minirnn.layers.gelu_forward].
 
     ``d/dx = (1 + t)/2 + x/2 (1 - t^2) c (1 + 3 * 0.044715 x^2)`` with ``t`` the tanh term.
     """
@@ -312,7 +314,8 @@ def ffn_forward(x: np.ndarray, params: dict[str, np.ndarray]):
 
 
 def ffn_backward(dy: np.ndarray, cache: FFNCache):
-    """Backward of :func:`ffn_forward`: the two linear maps and the GELU in reverse.
+    """Backward of [`ffn_forward`][minirnn.layers.ffn_forward]: the two linear maps and the GELU in
+    reverse.
 
     Returns
     -------
@@ -372,7 +375,7 @@ def split_heads(x: np.ndarray, n_heads: int) -> np.ndarray:
     """View the last axis of ``x`` as ``n_heads`` heads, eq. (L.8): (B, T, h*w) -> (B, h, T, w).
 
     A reshape and a transpose, no arithmetic: head ``i`` is features ``i*w .. (i+1)*w - 1``.
-    Its backward is :func:`merge_heads`.
+    Its backward is [`merge_heads`][minirnn.layers.merge_heads].
 
     Parameters
     ----------
@@ -392,7 +395,7 @@ def split_heads(x: np.ndarray, n_heads: int) -> np.ndarray:
 def merge_heads(x: np.ndarray) -> np.ndarray:
     """Concatenate the heads again, eq. (L.8): (B, h, T, w) -> (B, T, h*w).
 
-    The inverse of :func:`split_heads`, and so also its backward.
+    The inverse of [`split_heads`][minirnn.layers.split_heads], and so also its backward.
 
     Parameters
     ----------

@@ -1,10 +1,11 @@
 """Three tiny language models built from the library's pieces, with whole-model backward.
 
-- :class:`RNNLM`: embedding -> Elman RNN -> linear head.
-- :class:`TransformerLM`: token + learned position embedding -> pre-LN blocks of causal
-  multi-head attention and feed-forward -> final layer norm -> head.
-- :class:`RetNetLM`: embedding -> pre-LN blocks of multi-scale retention and feed-forward ->
-  final layer norm -> head (no position embedding: rotation and decay carry position).
+- [`RNNLM`][minirnn.models.RNNLM]: embedding -> Elman RNN -> linear head.
+- [`TransformerLM`][minirnn.models.TransformerLM]: token + learned position embedding ->
+  pre-LN blocks of causal multi-head attention and feed-forward -> final layer norm -> head.
+- [`RetNetLM`][minirnn.models.RetNetLM]: embedding -> pre-LN blocks of multi-scale retention
+  and feed-forward -> final layer norm -> head (no position embedding: rotation and decay
+  carry position).
 
 Every model has the same methods: ``init(seed)``, ``forward(params, tokens)``,
 ``backward(dlogits, cache)``, ``loss_and_grads(params, tokens, targets)``, and for generation
@@ -54,7 +55,7 @@ __all__ = [
 
 @dataclass(frozen=True)
 class RNNConfig:
-    """Size of an :class:`RNNLM`."""
+    """Size of an [`RNNLM`][minirnn.models.RNNLM]."""
 
     vocab_size: int
     d_model: int = 32        # embedding width D
@@ -65,7 +66,7 @@ class RNNConfig:
 
 @dataclass(frozen=True)
 class TransformerConfig:
-    """Size of a :class:`TransformerLM`."""
+    """Size of a [`TransformerLM`][minirnn.models.TransformerLM]."""
 
     vocab_size: int
     d_model: int = 32
@@ -79,7 +80,8 @@ class TransformerConfig:
 
 @dataclass(frozen=True)
 class RetNetConfig:
-    """Size of a :class:`RetNetLM`; ``form`` and ``chunk_size`` choose how training computes
+    """Size of a [`RetNetLM`][minirnn.models.RetNetLM]; ``form`` and ``chunk_size`` choose how
+    training computes
     retention (the gradients are the same for every form)."""
 
     vocab_size: int
@@ -104,7 +106,7 @@ def config_to_dict(config) -> dict:
 
 
 def config_from_dict(data: dict):
-    """Inverse of :func:`config_to_dict`; raises ValueError for an unknown kind or field."""
+    """Inverse of ``config_to_dict``; raises ValueError for an unknown kind or field."""
     data = dict(data)
     kind = data.pop("kind", None)
     if kind not in CONFIGS:
@@ -171,9 +173,9 @@ class LanguageModel:
         self.config = config
 
     def check_params(self, params, func: str = "forward") -> None:
-        """Check that ``params`` has exactly the keys and shapes :meth:`init` gives.
+        """Check that ``params`` has exactly the keys and shapes ``init`` gives.
 
-        :meth:`forward`, ``start`` and :func:`~minirnn.train.train` call it; ``step`` trusts
+        ``forward``, ``start`` and [`train`][minirnn.train.train] call it; ``step`` trusts
         the parameters ``start`` saw.
 
         Parameters
@@ -254,7 +256,7 @@ class _BlockStack(LanguageModel):
         grads["embed"] = embedding_backward(dx, cache)
 
     def forward(self, params: dict, tokens: np.ndarray):
-        """Logits for every position, shape (B, T, V), and the cache for :meth:`backward`."""
+        """Logits for every position, shape (B, T, V), and the cache for ``backward``."""
         tokens = check.model_tokens(self, "forward", tokens, params)
         x, embed_cache = self._embed(params, tokens)
         blocks = []
@@ -477,7 +479,7 @@ MODELS = {"rnn": RNNLM, "transformer": TransformerLM, "retnet": RetNetLM}
 
 
 def build_model(config) -> LanguageModel:
-    """The model object for a config (``RNNConfig`` -> :class:`RNNLM`, ...)."""
+    """The model object for a config (``RNNConfig`` -> [`RNNLM`][minirnn.models.RNNLM], ...)."""
     for model in MODELS.values():
         if isinstance(config, model.config_class):
             return model(config)

@@ -126,7 +126,8 @@ def group_norm_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray, eps: float =
     """Normalise each head of each token over its ``dv`` features, then scale and shift.
 
     Implements eq. (M.3): ``y = (x - mean) / sqrt(var + eps) * w + b`` with mean and variance
-    over the last axis only (:func:`~minirnn.layers.standardize`, as in layer norm). One group
+    over the last axis only ([`standardize`][minirnn.layers.standardize], as in layer norm). One
+    group
     is one (token, head) pair: it never mixes time steps, so it keeps causality. With
     ``eps = 0`` it is scale invariant, ``GN(a x) = GN(x)`` for ``a > 0``.
 
@@ -150,7 +151,7 @@ def group_norm_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray, eps: float =
 
 
 def group_norm_backward(dy: np.ndarray, cache: GroupNormCache):
-    """Backward of :func:`group_norm_forward`, eq. (M.5).
+    """Backward of [`group_norm_forward`][minirnn.msr.group_norm_forward], eq. (M.5).
 
     The affine part first (``dw``, ``db`` and the gradient reaching ``xhat``), then the
     backward of the standardisation, eq. (L.4), per (token, head) group.
@@ -179,7 +180,7 @@ def group_norm_backward(dy: np.ndarray, cache: GroupNormCache):
 # --- the layer --------------------------------------------------------------------------------
 
 class MSRCache(NamedTuple):
-    """What :func:`msr_backward` needs."""
+    """What [`msr_backward`][minirnn.msr.msr_backward] needs."""
 
     x: np.ndarray          # (B, T, D)
     params: dict
@@ -248,7 +249,7 @@ def msr_forward(x: np.ndarray, params: dict[str, np.ndarray], n_heads: int,
     ----------
     x : ndarray, shape (B, T, D)
     params : dict
-        From :func:`init_msr_params`.
+        From [`init_msr_params`][minirnn.msr.init_msr_params].
     n_heads : int
     form : {"parallel", "recurrent", "chunkwise"}, optional
     chunk_size : int, optional
@@ -263,7 +264,8 @@ def msr_forward(x: np.ndarray, params: dict[str, np.ndarray], n_heads: int,
     -------
     y : ndarray, shape (B, T, D)
     state : RetentionState
-        State after the last token, to continue with :func:`msr_step` or another call.
+        State after the last token, to continue with [`msr_step`][minirnn.msr.msr_step] or another
+        call.
     cache : MSRCache
     """
     x, p = check.msr_forward(x, params, n_heads, form, chunk_size, state, eps)
@@ -290,7 +292,7 @@ def msr_forward(x: np.ndarray, params: dict[str, np.ndarray], n_heads: int,
 
 
 def msr_backward(dy: np.ndarray, cache: MSRCache):
-    """Backward of :func:`msr_forward` for any form.
+    """Backward of [`msr_forward`][minirnn.msr.msr_forward] for any form.
 
     In reverse order: ``Wo``; the gate product, with ``swish'(u) = s(u) (1 + u (1 - s(u)))``
     for the sigmoid ``s``; the group norm (M.5); the retention core of the form used (R.10),
@@ -340,7 +342,8 @@ def msr_step(x: np.ndarray, params: dict[str, np.ndarray], n_heads: int,
 
     Only the work of the new token at position ``n = state.position``: its projections, the
     rotation at ``n``, one step of the recurrence (R.7) for every head, the group norm and the
-    gate. Equal to the matching row of :func:`msr_forward` on the whole sequence (any form).
+    gate. Equal to the matching row of [`msr_forward`][minirnn.msr.msr_forward] on the whole
+    sequence (any form).
 
     Parameters
     ----------
@@ -349,7 +352,8 @@ def msr_step(x: np.ndarray, params: dict[str, np.ndarray], n_heads: int,
     params : dict
     n_heads : int
     state : RetentionState, optional
-        State after the earlier tokens (from :func:`msr_forward` or an earlier step).
+        State after the earlier tokens (from [`msr_forward`][minirnn.msr.msr_forward] or an earlier
+        step).
     eps : float, optional
 
     Returns

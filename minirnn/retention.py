@@ -59,7 +59,8 @@ class RetentionState(NamedTuple):
 
 
 class RetentionStateGrad(NamedTuple):
-    """Gradient of the loss with respect to a :class:`RetentionState` (``s`` has none)."""
+    """Gradient of the loss with respect to a [`RetentionState`][minirnn.retention.RetentionState]
+    (``s`` has none)."""
 
     S: np.ndarray   # (B, h, d, dv)
     z: np.ndarray   # (B, h, d)
@@ -108,7 +109,8 @@ class ChunkwiseCache(NamedTuple):
 
 
 class ChunkDecays(NamedTuple):
-    """The decay factors of one chunk of ``L`` tokens, eq. (R.8); see :func:`chunk_decays`."""
+    """The decay factors of one chunk of ``L`` tokens, eq. (R.8); see
+    [`chunk_decays`][minirnn.retention.chunk_decays]."""
 
     Gamma: np.ndarray    # (h, L, L) decay mask inside the chunk (R.1)
     xi: np.ndarray       # (h, L) gamma^(j+1): decay of the state before the chunk at row j
@@ -265,7 +267,7 @@ def retention_parallel(q: np.ndarray, k: np.ndarray, v: np.ndarray, gamma,
 
 
 def retention_parallel_backward(dout: np.ndarray, cache: ParallelCache):
-    """Backward of :func:`retention_parallel`.
+    """Backward of [`retention_parallel`][minirnn.retention.retention_parallel].
 
     Implements eq. (R.10): through the score normaliser (R.9), then ``P = R V`` and
     ``R = (Q' K^T) * Gamma a`` like attention without the softmax.
@@ -356,7 +358,8 @@ def retention_recurrent(q: np.ndarray, k: np.ndarray, v: np.ndarray, gamma,
 
 def retention_recurrent_backward(dout: np.ndarray, cache: RecurrentCache,
                                  dstate: RetentionStateGrad | None = None):
-    """Backpropagation through time for :func:`retention_recurrent`.
+    """Backpropagation through time for
+    [`retention_recurrent`][minirnn.retention.retention_recurrent].
 
     Implements eq. (R.11), walking backwards: the gradient reaching ``S_n`` is what output
     ``n`` sends plus ``gamma`` times what reaches ``S_{n+1}`` (the same for ``z``).
@@ -409,7 +412,8 @@ def retention_final_state(k: np.ndarray, v: np.ndarray, gamma,
     ``S = gamma^L S_0 + sum_m gamma^(L-1-m) k_m^T v_m``, the same for ``z`` (with ``k_m``
     alone) and ``s = gamma^L s_0 + sum_m gamma^m``. The chunkwise form carries its state from
     chunk to chunk with it; after a whole sequence it is what the parallel form hands to a
-    recurrent continuation, and it equals the final state of :func:`retention_recurrent`.
+    recurrent continuation, and it equals the final state of
+    [`retention_recurrent`][minirnn.retention.retention_recurrent].
 
     Parameters
     ----------
@@ -492,7 +496,8 @@ def retention_chunkwise(q: np.ndarray, k: np.ndarray, v: np.ndarray, gamma, chun
 
 def retention_chunkwise_backward(dout: np.ndarray, cache: ChunkwiseCache,
                                  dstate: RetentionStateGrad | None = None):
-    """Backward of :func:`retention_chunkwise`, chunk by chunk in reverse.
+    """Backward of [`retention_chunkwise`][minirnn.retention.retention_chunkwise], chunk by chunk in
+    reverse.
 
     Implements eq. (R.12): inside a chunk, the parallel backward (R.10) for the inner part and
     the cross term; across chunks, the gradients ``G`` and ``g_z`` of the carried state are

@@ -32,7 +32,7 @@ __all__ = [
 ]
 
 class RNNStepCache(NamedTuple):
-    """What :func:`rnn_step_backward` needs from one forward step."""
+    """What [`rnn_step_backward`][minirnn.rnn.rnn_step_backward] needs from one forward step."""
 
     x: np.ndarray       # (B, D) input at this step
     h_prev: np.ndarray  # (B, H) previous hidden state
@@ -42,7 +42,7 @@ class RNNStepCache(NamedTuple):
 
 
 class RNNCache(NamedTuple):
-    """What :func:`rnn_backward` needs from a whole forward sequence."""
+    """What [`rnn_backward`][minirnn.rnn.rnn_backward] needs from a whole forward sequence."""
 
     x: np.ndarray       # (B, T, D) inputs
     h0: np.ndarray      # (B, H) initial hidden state
@@ -101,7 +101,7 @@ def rnn_step_forward(x: np.ndarray, h_prev: np.ndarray,
     h : ndarray, shape (B, H)
         The new hidden state, in the promoted float dtype of the inputs.
     cache : RNNStepCache
-        Saved values for :func:`rnn_step_backward`.
+        Saved values for [`rnn_step_backward`][minirnn.rnn.rnn_step_backward].
     """
     x, h_prev, params = check.rnn_step_forward(x, h_prev, params)
     a = x @ params["Wx"] + h_prev @ params["Wh"] + params["b"]    # (RNN.1)
@@ -120,7 +120,7 @@ def rnn_step_backward(dh: np.ndarray, cache: RNNStepCache):
     dh : ndarray, shape (B, H)
         Gradient of the loss with respect to the step's output ``h``.
     cache : RNNStepCache
-        From :func:`rnn_step_forward`.
+        From [`rnn_step_forward`][minirnn.rnn.rnn_step_forward].
 
     Returns
     -------
@@ -161,7 +161,7 @@ def rnn_forward(x: np.ndarray, h0: np.ndarray,
     h : ndarray, shape (B, T, H)
         Every hidden state ``h_1 .. h_T`` (``h[:, -1]`` is the final state).
     cache : RNNCache
-        Saved values for :func:`rnn_backward`.
+        Saved values for [`rnn_backward`][minirnn.rnn.rnn_backward].
     """
     x, h0, params = check.rnn_forward(x, h0, params)
     xw = x @ params["Wx"] + params["b"]                  # (B, T, H): the non-recurrent part
@@ -174,7 +174,7 @@ def rnn_forward(x: np.ndarray, h0: np.ndarray,
 
 
 def rnn_backward(dh: np.ndarray, cache: RNNCache):
-    """Backpropagation through time for :func:`rnn_forward`.
+    """Backpropagation through time for [`rnn_forward`][minirnn.rnn.rnn_forward].
 
     Walks the sequence backwards. At each step the gradient reaching ``h_t`` is its own upstream
     gradient plus what flows back from step ``t + 1`` through ``Wh`` (RNN.3); multiplying by
@@ -186,7 +186,7 @@ def rnn_backward(dh: np.ndarray, cache: RNNCache):
     dh : ndarray, shape (B, T, H)
         Upstream gradient on every hidden state (zeros where a state does not reach the loss).
     cache : RNNCache
-        From :func:`rnn_forward`.
+        From [`rnn_forward`][minirnn.rnn.rnn_forward].
 
     Returns
     -------

@@ -134,7 +134,7 @@ ALPHABET = " .abcdefghijklmnopqrstuvwxyz"
 
 @dataclass(frozen=True)
 class GrammarTask:
-    """Character-level text from :data:`GRAMMAR`; every next character is scored."""
+    """Character-level text from ``GRAMMAR``; every next character is scored."""
 
     length: int = 64
 
@@ -201,6 +201,6 @@ def task_to_dict(task) -> dict:
 
 
 def task_from_dict(data: dict):
-    """Inverse of :func:`task_to_dict`."""
+    """Inverse of ``task_to_dict``."""
     data = dict(data)
     return make_task(data.pop("name", None), **data)

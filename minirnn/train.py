@@ -114,7 +114,8 @@ def train(model, params: dict, task, config: TrainConfig = TrainConfig(), *,
         Where to save; written at every evaluation (or every ``checkpoint_every`` steps) and at
         the end, atomically.
     resume : Checkpoint, optional
-        Continue a run from :func:`load_checkpoint`; the continuation is identical to a run
+        Continue a run from [`load_checkpoint`][minirnn.train.load_checkpoint]; the continuation is
+        identical to a run
         that was never interrupted.
     progress : bool, optional
         Show a tqdm progress bar with loss and tokens per second.
@@ -243,7 +244,7 @@ def save_checkpoint(path: str | os.PathLike, ckpt: Checkpoint) -> None:
 
 
 def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
-    """Read a checkpoint written by :func:`save_checkpoint`.
+    """Read a checkpoint written by [`save_checkpoint`][minirnn.train.save_checkpoint].
 
     Raises
     ------

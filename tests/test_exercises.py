@@ -193,7 +193,6 @@ CLASS = {
 }
 
 
-@pytest.mark.no_cover        # subprocesses, and a time limit that must run out
 def test_grading_a_class_folder_to_csv_and_json(tmp_path, capsys):
     ex = BY_NAME["rnn_step_backward"]
     folder = tmp_path / "class"

@@ -3,8 +3,9 @@
 Needs a built site (``mkdocs build``), Debian's Chromium at /usr/bin/chromium and the Python
 ``playwright`` package (the ``browser`` extra; never ``playwright install``). Without them the
 test skips with a message, unless MINIRNN_REQUIRE_BROWSER=1 (as in CI), where it fails.
-Full-page screenshots of the home page, the tutorials and every derivation page go to
-``site-screenshots/``.
+Every page must render its math, fetch nothing off the machine, log no error, show no raw
+Sphinx role, and fit every display equation in its column at 1280 px. Full-page screenshots of
+the home page, the tutorials and every derivation page go to ``site-screenshots/``.
 """
 
 from __future__ import annotations
@@ -75,7 +76,11 @@ CHECK_PAGE = """() => {
       .filter(i => !i.complete || i.naturalWidth === 0).map(i => i.src);
   const badLinks = [...document.querySelectorAll('a[href^="#eq-"]')]
       .filter(a => !document.getElementById(a.getAttribute('href').slice(1))).length;
-  return {math: math.length, unrendered, errors, red, rawTex, images, badLinks};
+  const wide = [...document.querySelectorAll('div.arithmatex')]
+      .filter(n => n.scrollWidth > n.clientWidth + 1)
+      .map(n => `${n.id || '?'} (${n.scrollWidth} > ${n.clientWidth} px)`);
+  const roles = (text.match(/:(func|class|meth|mod|data|attr):`/g) || []).length;
+  return {math: math.length, unrendered, errors, red, rawTex, images, badLinks, wide, roles};
 }"""
 
 
@@ -86,7 +91,7 @@ def test_page_renders_offline(server, page):
     offsite, console, failed = [], [], []
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        context = browser.new_context(viewport={"width": 1200, "height": 900})
+        context = browser.new_context(viewport={"width": 1280, "height": 900})
 
         def route(r):
             if r.request.url.startswith(server) or r.request.url.startswith("data:"):
@@ -115,3 +120,6 @@ def test_page_renders_offline(server, page):
     assert not result["rawTex"], "raw TeX delimiters left in the text"
     assert not result["images"], f"images not loaded: {result['images']}"
     assert result["badLinks"] == 0, "a link to an equation has no target"
+    assert not result["wide"], f"display equations wider than the column at 1280 px: " \
+                               f"{result['wide']}"
+    assert result["roles"] == 0, f"{result['roles']} raw Sphinx roles (:func:`...`) in the text"

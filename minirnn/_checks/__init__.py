@@ -8,17 +8,17 @@ package (``check.<function name>(...)``, in ``minirnn/_checks/<module>.py``), an
 ``pdb.Pdb(skip=["minirnn._checks*"])`` or VS Code's ``justMyCode`` steps over it.
 
 Each validator declares every array with the letters of its axes (the alphabet of the notation
-page: ``B`` batch, ``T`` time, ``D`` model width, ...) on a :class:`Shapes`. The first array
+page: ``B`` batch, ``T`` time, ``D`` model width, ...) on a ``Shapes``. The first array
 that uses a letter fixes its size; every later use must agree, and the error names both arrays.
 A validator only checks and converts (nested lists to arrays, a scalar decay to one per head,
 mixed float32/float64 inputs to one dtype, a missing state to zeros); it never computes
 anything a student needs to see.
 
 **Checked once per call.** A validator checks only when its function was called from outside
-the library's math and model modules (:data:`core.INSIDE`): your code, a test, the tour, the
+the library's math and model modules (``INSIDE``): your code, a test, the tour, the
 grader. When a multi-head layer calls attention, or a language model calls its layers at every
 step, the inputs were already checked at the boundary, so the inner validators only convert
-(:func:`core.active` looks at who called). A student who calls any function directly gets every
+(``active`` looks at who called). A student who calls any function directly gets every
 check; a model does not re-check its layers at every step. ``trusted()`` switches the checks off
 for a block (the decode benchmark checks once, then times many steps).
 """

@@ -1,4 +1,5 @@
-"""Checks for :mod:`minirnn.attention`: one function per public function, same name."""
+"""Checks for [`minirnn.attention`][minirnn.attention]: one function per public function, same
+name."""
 
 from __future__ import annotations
 
@@ -120,7 +121,7 @@ def _layer(func, x, params, n_heads, axes="B T D"):
 
 
 def mha_forward(x, params, n_heads, causal):
-    """``(x, params)`` checked: x (B, T, D), the parameters of :data:`MHA_PARAMS`, h | D."""
+    """``(x, params)`` checked: x (B, T, D), the parameters of ``MHA_PARAMS``, h | D."""
     if not active():
         return x, params
     x, params = _layer("mha_forward", x, params, n_heads)

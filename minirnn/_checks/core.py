@@ -26,7 +26,7 @@ def active() -> bool:
     """Should the validator that asks run its checks?
 
     Yes, unless the public function it validates for was called by minirnn's own math or model
-    code (which checked the inputs at its boundary) or inside :func:`trusted`. Call it only
+    code (which checked the inputs at its boundary) or inside ``trusted``. Call it only
     from the validator that the public function calls (a helper of a validator gets the
     answer as an argument), so that the caller is three frames up.
     """
@@ -80,7 +80,7 @@ class Shapes:
         self.origin.setdefault(letter, origin)
 
     def bind_all(self, letters: str, shape: tuple, origin: str) -> None:
-        """:meth:`bind` every letter of ``letters`` (space-separated) to ``shape``."""
+        """``bind`` every letter of ``letters`` (space-separated) to ``shape``."""
         for letter, size in zip(letters.split(), shape):
             self.bind(letter, size, origin)
 

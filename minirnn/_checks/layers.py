@@ -1,4 +1,4 @@
-"""Checks for :mod:`minirnn.layers`: one function per public function, same name."""
+"""Checks for [`minirnn.layers`][minirnn.layers]: one function per public function, same name."""
 
 from __future__ import annotations
 

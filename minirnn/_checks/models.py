@@ -1,4 +1,5 @@
-"""Checks for :mod:`minirnn.models`: a model checks its parameters and tokens once per call,
+"""Checks for [`minirnn.models`][minirnn.models]: a model checks its parameters and tokens once per
+call,
 then trusts the layers it runs."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Checks for :mod:`minirnn.msr`: one function per public function, same name."""
+"""Checks for [`minirnn.msr`][minirnn.msr]: one function per public function, same name."""
 
 from __future__ import annotations
 
@@ -128,7 +128,7 @@ def _state(func, state, eps):
 
 
 def msr_forward(x, params, n_heads, form, chunk_size, state, eps):
-    """``(x, params)`` checked: x (B, T, D), the parameters of :data:`MSR_PARAMS`, the form."""
+    """``(x, params)`` checked: x (B, T, D), the parameters of ``MSR_PARAMS``, the form."""
     if not active():
         return x, params
     func = "msr_forward"

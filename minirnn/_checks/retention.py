@@ -1,4 +1,5 @@
-"""Checks for :mod:`minirnn.retention`: one function per public function, same name."""
+"""Checks for [`minirnn.retention`][minirnn.retention]: one function per public function, same
+name."""
 
 from __future__ import annotations
 
@@ -47,7 +48,7 @@ def gamma_per_head(func: str, gamma, h: int | None) -> np.ndarray:
 
 
 def _gamma(func, gamma, h):
-    """The fast path of :func:`gamma_per_head` for trusted callers: only the conversion."""
+    """The fast path of ``gamma_per_head`` for trusted callers: only the conversion."""
     if isinstance(gamma, np.ndarray) and gamma.dtype == np.float64 and gamma.shape == (h,):
         return gamma
     return np.broadcast_to(np.asarray(gamma, dtype=np.float64), (h,)).copy()
@@ -114,12 +115,12 @@ def retention_parallel(q, k, v, gamma, normalize):
 
 
 def retention_recurrent(q, k, v, gamma, state, normalize):
-    """As :func:`retention_parallel`, plus the incoming state (zeros when None)."""
+    """As ``retention_parallel``, plus the incoming state (zeros when None)."""
     return _qkv("retention_recurrent", q, k, v, gamma, state, normalize, active())
 
 
 def retention_chunkwise(q, k, v, gamma, chunk_size, state, normalize):
-    """As :func:`retention_recurrent`; ``chunk_size`` must be an integer >= 1."""
+    """As ``retention_recurrent``; ``chunk_size`` must be an integer >= 1."""
     check_int("retention_chunkwise", "chunk_size", chunk_size, 1)
     return _qkv("retention_chunkwise", q, k, v, gamma, state, normalize, active())
 

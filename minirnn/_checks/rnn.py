@@ -1,4 +1,4 @@
-"""Checks for :mod:`minirnn.rnn`: one function per public function, same name."""
+"""Checks for [`minirnn.rnn`][minirnn.rnn]: one function per public function, same name."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ def rnn_step_forward(x, h_prev, params):
 
 
 def rnn_step_backward(dh, cache):
-    """``dh`` checked against the cache of :func:`~minirnn.rnn.rnn_step_forward`."""
+    """``dh`` checked against the cache of [`rnn_step_forward`][minirnn.rnn.rnn_step_forward]."""
     if not active():
         return dh
     from ..rnn import RNNStepCache
@@ -47,7 +47,7 @@ def rnn_forward(x, h0, params):
 
 
 def rnn_backward(dh, cache):
-    """``dh`` checked against the cache of :func:`~minirnn.rnn.rnn_forward`."""
+    """``dh`` checked against the cache of [`rnn_forward`][minirnn.rnn.rnn_forward]."""
     if not active():
         return dh
     from ..rnn import RNNCache

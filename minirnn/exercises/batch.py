@@ -2,7 +2,7 @@
 
 ``python -m minirnn grade submissions/*.py --csv grades.csv`` runs
 ``python -m minirnn.exercises.batch FILE`` once per file. The child prints a report after every
-check (a line starting with :data:`MARK`), so when a submission loops forever or exits the
+check (a line starting with ``MARK``), so when a submission loops forever or exits the
 process, the parent still knows which checks passed and marks the rest as not run. A
 submission cannot stop the batch: the parent only reads what the child printed.
 """
@@ -55,7 +55,7 @@ def grade_file(path: str | Path, timeout: float = 60.0) -> Report:
 
 
 def grade_files(paths, timeout: float = 60.0) -> list[Report]:
-    """Grade every file, each in its own process (see :func:`grade_file`)."""
+    """Grade every file, each in its own process (see ``grade_file``)."""
     return [grade_file(p, timeout) for p in paths]
 
 

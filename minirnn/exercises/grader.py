@@ -1,6 +1,6 @@
 """The offline autograder: run a student's file, check it, and say what is probably wrong.
 
-Every exercise has the same rubric (:func:`rubric`), so scores compare across students:
+Every exercise has the same rubric (``rubric``), so scores compare across students:
 
 1. the file imports (1 point);
 2. the functions run on three random cases without raising (1);

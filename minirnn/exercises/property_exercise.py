@@ -22,7 +22,7 @@ Write check_chunkwise(retention_chunkwise): it receives an implementation of chu
 retention (same signature as minirnn.retention_chunkwise) and must raise AssertionError if the
 implementation is wrong, and return quietly if it is right. The grader calls it with the correct
 function and with buggy ones. Think about what must always hold (docs: derivations/retention.md,
-"Tests that prove it"). Check your work with:  python -m minirnn grade write_a_property.py
+"Tests that check it"). Check your work with:  python -m minirnn grade write_a_property.py
 """
 
 EXERCISE = "write_a_property"

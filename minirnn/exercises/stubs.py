@@ -7,7 +7,7 @@ A solution region in the library is marked with one comment line before and one 
     ...
     # --- end ---
 
-:func:`exercise_source` copies the functions that hold an exercise's regions into a standalone
+``exercise_source`` copies the functions that hold an exercise's regions into a standalone
 module (with the imports they need) and either keeps the regions (the solution) or replaces
 each by ``raise NotImplementedError(...)`` (the stub). Mistakes for the grader's diagnostics are
 made the same way, by replacing a few characters inside the solution.
