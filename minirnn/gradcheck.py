@@ -7,7 +7,7 @@ The idea: for a forward function ``y = f(x)`` and a random upstream gradient ``d
 shape as ``y``), the scalar ``L(x) = sum(f(x) * dout)`` has gradient ``dL/dx``, which is exactly
 what ``backward(dout, cache)`` must return. Central differences estimate it independently:
 
-    dL/dx[i] ~ (L(x + eps e_i) - L(x - eps e_i)) / (2 eps)            (G.1)
+    dL/dx[i] ~ (L(x + eps e_i) - L(x - eps e_i)) / (2 eps)            (G.2)
 
 with truncation error O(eps^2) and round-off error O(machine_eps / eps); in float64 the sweet
 spot is eps ~ 1e-6, which gives about 1e-9 to 1e-11 agreement on smooth functions.
@@ -43,7 +43,7 @@ def numerical_gradient(f: Callable[[np.ndarray], np.ndarray], x: np.ndarray,
                        dout: np.ndarray, eps: float = 1e-6) -> np.ndarray:
     """Central-difference gradient of ``sum(f(x) * dout)`` with respect to ``x``.
 
-    Implements eq. (G.1). Each element of ``x`` is nudged in place by ``+eps`` and ``-eps`` and
+    Implements eq. (G.2). Each element of ``x`` is nudged in place by ``+eps`` and ``-eps`` and
     restored afterwards (also if ``f`` raises), so ``x`` is unchanged when this returns.
 
     Parameters
@@ -97,7 +97,7 @@ def numerical_gradient(f: Callable[[np.ndarray], np.ndarray], x: np.ndarray,
 def rel_error(a: np.ndarray, b: np.ndarray) -> float:
     """Relative error between two arrays: ``max|a - b| / max(|a| + |b|)``.
 
-    Implements eq. (G.2). The denominator is the largest magnitude in either array, not each
+    Implements eq. (G.3). The denominator is the largest magnitude in either array, not each
     element's own magnitude, so entries that are zero (or almost) in both arrays cannot blow the
     ratio up. Two all-zero arrays have error 0. The result lies in ``[0, 1]``: 1 means the arrays
     have nothing in common (for example opposite signs), ``1e-10`` means agreement to about ten
@@ -171,17 +171,17 @@ def check_gradients(forward: Callable, backward: Callable, inputs: Mapping[str, 
     eps : float, optional
         Finite-difference step.
     floor : float, optional
-        Default 0: every array gets the plain relative error (G.2). Some gradients are zero in
+        Default 0: every array gets the plain relative error (G.3). Some gradients are zero in
         exact arithmetic (a parameter the output cannot feel in this example), and then
         finite-difference noise of about 1e-10 against an analytic 1e-18 reads as a relative
-        error of 1. With ``floor > 0`` the denominator of (G.2) is at least ``floor`` times the
-        largest gradient magnitude of the whole check (eq. (G.3)), so such arrays are judged in
+        error of 1. With ``floor > 0`` the denominator of (G.3) is at least ``floor`` times the
+        largest gradient magnitude of the whole check (eq. (G.4)), so such arrays are judged in
         absolute terms; ``0.1`` is a good choice (what the tests use).
 
     Returns
     -------
     dict of str to float
-        Relative error (eq. (G.2), or (G.3) with ``floor``) for each input name and each
+        Relative error (eq. (G.3), or (G.4) with ``floor``) for each input name and each
         ``"params[key]"``.
 
     Examples

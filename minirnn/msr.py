@@ -9,8 +9,8 @@ Equations (numbered as on ``derivations/multiscale-retention.md``)::
         x'_{2i+1} = x_{2i+1} cos(n theta_i) + x_{2i} sin(n theta_i)
     Q = rot(X Wq), K = rot(X Wk), V = X Wv, head_i = Retention(Q_i, K_i, V_i, gamma_i)
     GroupNorm per (token, head) over dv: y = (o - mean) / sqrt(var + eps) * w + b   (M.3)
-    MSR(X) = (swish(X Wg) * GroupNorm(heads)) Wo,   swish(u) = u sigmoid(u)  (M.4)
-    group-norm backward: (L.4) with dxhat = dy * w, per (token, head)          (M.5)
+    MSR(X) = (swish(X Wg) * GroupNorm(heads)) Wo,   swish(u) = u sigmoid(u)  (M.5)
+    group-norm backward: (L.4) with dxhat = dy * w, per (token, head)          (M.4)
 
 Shapes: ``x`` (B, T, D); per head key width ``d = D / h`` (even) and value width ``dv``.
 Parameters: ``Wq``, ``Wk`` (D, D); ``Wv``, ``Wg`` (D, h*dv); ``Wo`` (h*dv, D); group-norm
@@ -151,7 +151,7 @@ def group_norm_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray, eps: float =
 
 
 def group_norm_backward(dy: np.ndarray, cache: GroupNormCache):
-    """Backward of [`group_norm_forward`][minirnn.msr.group_norm_forward], eq. (M.5).
+    """Backward of [`group_norm_forward`][minirnn.msr.group_norm_forward], eq. (M.4).
 
     The affine part first (``dw``, ``db`` and the gradient reaching ``xhat``), then the
     backward of the standardisation, eq. (L.4), per (token, head) group.
@@ -239,7 +239,7 @@ def msr_forward(x: np.ndarray, params: dict[str, np.ndarray], n_heads: int,
                 state: RetentionState | None = None, eps: float = 1e-5):
     """Multi-scale retention layer in any of the three forms.
 
-    Implements eqs. (M.1)-(M.4): project, rotate queries and keys at their absolute positions
+    Implements eqs. (M.1)-(M.5): project, rotate queries and keys at their absolute positions
     (continuing from ``state.position``), run retention with the per-head decays of (M.1) and
     all normalisations, group-norm each head, gate with swish and project out. Because the
     retention core gives the same numbers in every form, so does the whole layer (also with
@@ -285,9 +285,9 @@ def msr_forward(x: np.ndarray, params: dict[str, np.ndarray], n_heads: int,
     heads = o.transpose(0, 2, 1, 3)                                  # (B, T, h, dv)
     y, norm = group_norm_forward(heads, p["gn_w"], p["gn_b"], eps)   # (M.3)
     u = x @ p["Wg"]
-    gate = u * (0.5 + 0.5 * np.tanh(0.5 * u))                        # swish: u sigmoid(u) (M.4)
+    gate = u * (0.5 + 0.5 * np.tanh(0.5 * u))                        # swish: u sigmoid(u) (M.5)
     m = gate * y.reshape(B, T, -1)                                   # (B, T, h*dv)
-    out = m @ p["Wo"]                                                # (M.4)
+    out = m @ p["Wo"]                                                # (M.5)
     return out, new_state, MSRCache(x, p, n_heads, start, form, core, norm, y, u, gate, m)
 
 
@@ -295,7 +295,7 @@ def msr_backward(dy: np.ndarray, cache: MSRCache):
     """Backward of [`msr_forward`][minirnn.msr.msr_forward] for any form.
 
     In reverse order: ``Wo``; the gate product, with ``swish'(u) = s(u) (1 + u (1 - s(u)))``
-    for the sigmoid ``s``; the group norm (M.5); the retention core of the form used (R.10),
+    for the sigmoid ``s``; the group norm (M.4); the retention core of the form used (R.10),
     (R.11) or (R.12); the rotation (its transpose is the rotation back); the projections.
 
     Parameters
@@ -317,7 +317,7 @@ def msr_backward(dy: np.ndarray, cache: MSRCache):
     sig = 0.5 + 0.5 * np.tanh(0.5 * cache.u)                         # sigmoid(u)
     du = dm * cache.y.reshape(B, T, -1) * sig * (1.0 + cache.u * (1.0 - sig))   # swish'(u)
     dheads, grads["gn_w"], grads["gn_b"] = group_norm_backward(
-        (dm * cache.gate).reshape(cache.y.shape), cache.norm)       # (M.5)
+        (dm * cache.gate).reshape(cache.y.shape), cache.norm)       # (M.4)
     do = dheads.transpose(0, 2, 1, 3)                                # (B, h, T, dv)
     if cache.form == "parallel":
         dq, dk, dv = retention_parallel_backward(do, cache.core)    # (R.10)
@@ -380,6 +380,6 @@ def msr_step(x: np.ndarray, params: dict[str, np.ndarray], n_heads: int,
     o = P / np.maximum(np.abs(r), 1.0)[..., None]                    # c_n (R.5)
     y, _ = group_norm_forward(o, p["gn_w"], p["gn_b"], eps)          # (M.3), (B, h, dv)
     u = x @ p["Wg"]
-    gate = u * (0.5 + 0.5 * np.tanh(0.5 * u))                        # swish (M.4)
+    gate = u * (0.5 + 0.5 * np.tanh(0.5 * u))                        # swish (M.5)
     out = (gate * y.reshape(B, h * dv)) @ p["Wo"]
     return out, RetentionState(S, z, s, n + 1)

@@ -7,8 +7,8 @@ This postprocessor, registered last, sends all of a page's math in one request t
 finished math with no JavaScript and no fonts to download: the site works offline and from
 ``file://``.
 
-- A TeX error (including an undefined macro) is logged as a warning on a ``mkdocs.*`` logger,
-  which ``mkdocs build --strict`` turns into a failed build.
+- A TeX error (including an undefined macro) stops the build with the message and the TeX
+  (:class:`TeXError`): a page with broken math is never written, whatever the build mode.
 - A display equation with ``\\tag{RNN.3}`` gets the anchor ``id="eq-RNN-3"`` so prose can link to
   it with ``[(RNN.3)](#eq-RNN-3)`` and MkDocs validates the link.
 - Rendered nodes get ``data-mathjax="svg"``, so nested conversions (docstrings rendered by
@@ -36,6 +36,10 @@ from markdown.postprocessors import Postprocessor
 from markdown.treeprocessors import Treeprocessor
 
 log = logging.getLogger("mkdocs.extensions.minirnn_mathjax")
+
+
+class TeXError(ValueError):
+    """The math of a page does not compile; the build stops."""
 
 WORKER = Path(__file__).with_name("mathjax_worker.mjs")
 MATH = re.compile(
@@ -94,9 +98,11 @@ class MathJaxPostprocessor(Postprocessor):
             log.error("math could not be rendered: %s", err)
             return text
         pieces, end = [], 0
-        for match, item, rendered in zip(matches, items, reply["items"]):
-            if rendered["error"]:
-                log.warning("TeX error %r in: %s", rendered["error"], item["tex"][:200])
+        errors = [f"{r['error']} in: {i['tex'][:200]}" for i, r in zip(items, reply["items"])
+                  if r["error"]]
+        if errors:
+            raise TeXError("TeX error(s): " + "; ".join(errors))
+        for match, _, rendered in zip(matches, items, reply["items"]):
             anchor = match["id"] or ""
             tag_name = match["tag"]
             pieces += [text[end:match.start()],

@@ -1,4 +1,5 @@
-"""Turn each tutorial page into a Jupyter notebook, at docs-build time (mkdocs-gen-files).
+"""Turn each tutorial page into a Jupyter notebook, at docs-build time (the MkDocs hook in
+``minirnn_docs/hooks.py``).
 
 A tutorial is Markdown with executable ``python exec="on"`` blocks. Its notebook has one
 markdown cell per stretch of prose and one code cell per executable block, in order, so a class
@@ -18,8 +19,22 @@ FENCE = re.compile(r'^```python exec="on"[^\n]*\n(?P<code>.*?)^```\s*$', re.DOTA
 TUTORIALS = Path(__file__).resolve().parent.parent / "docs" / "tutorials"
 
 
+DOWNLOAD = re.compile(r"^\[Download this tutorial as a notebook\]\([^)]*\)\{[^}]*\}\s*$", re.M)
+MD_LINK = re.compile(r"\]\((?!https?:)([^)#\s]+)\.md(#[^)]*)?\)")
+ATTRIBUTES = re.compile(r"\{\s*\.[\w-]+[^}]*\}")
+
+
+def _for_jupyter(prose: str) -> str:
+    """Prose without MkDocs-only syntax: no download button, no ``{ .class }`` attributes,
+    links to other pages pointing at the built site's ``.html`` files."""
+    prose = DOWNLOAD.sub("", prose)
+    prose = MD_LINK.sub(lambda m: f"]({m[1]}.html{m[2] or ''})", prose)
+    return ATTRIBUTES.sub("", prose).strip()
+
+
 def notebook_from_markdown(text: str) -> nbformat.NotebookNode:
     """A notebook whose cells follow the page: prose as markdown, executable blocks as code."""
+    text = _for_jupyter(text)
     cells, end = [], 0
     for match in FENCE.finditer(text):
         prose = text[end:match.start()].strip()

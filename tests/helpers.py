@@ -9,7 +9,7 @@ GRAD_TOL = 1e-7
 # true gradient is small (zero in exact arithmetic, like Wq of attention over one token, or just
 # small, like dWh = h_prev * da with a tiny h_prev) has a large *relative* error however right
 # the backward is. check_gradients(..., floor=GRAD_FLOOR) judges arrays below 10% of the largest
-# gradient of the same check in absolute terms (eq. (G.3) on the gradient-checking page). A real
+# gradient of the same check in absolute terms (eq. (G.4) on the gradient-checking page). A real
 # mistake in such an array (a missing factor, a wrong sign) still reads as 1e-3 or more.
 GRAD_FLOOR = 0.1
 

@@ -332,7 +332,7 @@ EXERCISES = (
         locate.by_chunks(), CHUNKWISE_MISTAKES),
     Exercise(
         "group_norm_backward", "backward of the per-head group norm of multi-scale retention",
-        "2", "minirnn.msr", ("group_norm_backward", "standardize_backward"), "(M.5), (L.4)",
+        "2", "minirnn.msr", ("group_norm_backward", "standardize_backward"), "(M.4), (L.4)",
         "derivations/multiscale-retention.md",
         "cache.xhat is the standardised input, cache.sigma its standard deviation, shape "
         "(..., h, 1), cache.w the scale. group_norm_backward returns dx, dw, db and may call "
