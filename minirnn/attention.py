@@ -5,13 +5,13 @@ Equations (numbered as on the docs page ``derivations/attention.md``)::
     y = softmax(x):  y_i = exp(x_i - max x) / sum_j exp(x_j - max x)        (A.1)
     dx = y * (dy - sum_j dy_j y_j)                                          (A.2)
 
-    S = Q K^T / sqrt(d)                                                     (A.3)
-    S~_ij = S_ij if j <= i + (Tk - Tq) else -inf      (causal mask)         (A.4)
-    P = softmax(S~) row by row,   O = P V                                  (A.5)
+    E = Q K^T / sqrt(d)                                                     (A.3)
+    E~_ij = E_ij if j <= i + (Tk - Tq) else -inf      (causal mask)         (A.4)
+    P = softmax(E~) row by row,   O = P V                                  (A.5)
 
     dV = P^T dO,   dP = dO V^T                                              (A.6)
-    dS = P * (dP - rowsum(dP * P))                                          (A.7)
-    dQ = dS K / sqrt(d),   dK = dS^T Q / sqrt(d)                            (A.8)
+    dE = P * (dP - rowsum(dP * P))                                          (A.7)
+    dQ = dE K / sqrt(d),   dK = dE^T Q / sqrt(d)                            (A.8)
 
     multi-head: Q = X Wq + bq, K = X Wk, V = X Wv + bv, split D into h heads of d = D / h,
     Y = concat_heads(O) Wo + bo                                             (A.9)
@@ -171,10 +171,10 @@ def attention_forward(q: np.ndarray, k: np.ndarray, v: np.ndarray,
     """
     q, k, v, causal = check.attention_forward(q, k, v, causal)
     scale = float(1.0 / np.sqrt(q.shape[-1]))    # a Python float keeps float32 as float32
-    S = (q @ np.swapaxes(k, -1, -2)) * scale                       # (A.3): (B, h, Tq, Tk)
+    E = (q @ np.swapaxes(k, -1, -2)) * scale                       # (A.3): (B, h, Tq, Tk)
     if causal:
-        S = np.where(causal_mask(q.shape[-2], k.shape[-2]), S, -np.inf)   # (A.4)
-    P, _ = softmax_forward(S, axis=-1)                             # (A.5)
+        E = np.where(causal_mask(q.shape[-2], k.shape[-2]), E, -np.inf)   # (A.4)
+    P, _ = softmax_forward(E, axis=-1)                             # (A.5)
     out = P @ v                                                    # (A.5)
     return out, AttentionCache(q, k, v, P, scale)
 
@@ -183,7 +183,7 @@ def attention_backward(dout: np.ndarray, cache: AttentionCache):
     """Backward of [`attention_forward`][minirnn.attention.attention_forward].
 
     Implements eqs. (A.6) to (A.8): the product ``O = P V``, then the softmax Jacobian-vector
-    product (A.2) row by row, then the scaled product ``S = Q K^T / sqrt(d)``.
+    product (A.2) row by row, then the scaled product ``E = Q K^T / sqrt(d)``.
 
     Parameters
     ----------
@@ -203,9 +203,9 @@ def attention_backward(dout: np.ndarray, cache: AttentionCache):
     P = cache.probs
     dv = np.swapaxes(P, -1, -2) @ dout                             # (A.6)
     dP = dout @ np.swapaxes(cache.v, -1, -2)                       # (A.6)
-    dS = P * (dP - np.sum(dP * P, axis=-1, keepdims=True))         # (A.7); masked: P = 0
-    dq = (dS @ cache.k) * cache.scale                              # (A.8)
-    dk = (np.swapaxes(dS, -1, -2) @ cache.q) * cache.scale         # (A.8)
+    dE = P * (dP - np.sum(dP * P, axis=-1, keepdims=True))         # (A.7); masked: P = 0
+    dq = (dE @ cache.k) * cache.scale                              # (A.8)
+    dk = (np.swapaxes(dE, -1, -2) @ cache.q) * cache.scale         # (A.8)
     return dq, dk, dv
     # --- end ---
 

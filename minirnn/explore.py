@@ -131,13 +131,13 @@ def attention_steps(T, d, seed, backward, **_) -> Iterator[Step]:
     yield Step("Setup: one head, T = " + str(T) + ", d = " + str(d),
                [fmt("Q", q[0, 0]), fmt("K", k[0, 0]), fmt("V", v[0, 0])])
     out, cache = attention_forward(q, k, v, causal=True)
-    S = (q[0, 0] @ k[0, 0].T) * cache.scale
-    yield Step("Scores before the softmax: S = Q K^T / sqrt(d)   (A.3)",
-               [fmt("S", S), "row n holds query n against every key, the future included"])
-    masked = np.where(np.tril(np.ones((T, T), dtype=bool)), S, -np.inf)
+    E = (q[0, 0] @ k[0, 0].T) * cache.scale
+    yield Step("Scores before the softmax: E = Q K^T / sqrt(d)   (A.3)",
+               [fmt("E", E), "row n holds query n against every key, the future included"])
+    masked = np.where(np.tril(np.ones((T, T), dtype=bool)), E, -np.inf)
     yield Step("Causal mask: keys m > n set to -inf, so they get weight exp(-inf) = 0   (A.4)",
-               [fmt("S masked", masked)])
-    yield Step("Softmax of every row: P = softmax(S masked)   (A.1), (A.5)",
+               [fmt("E masked", masked)])
+    yield Step("Softmax of every row: P = softmax(E masked)   (A.1), (A.5)",
                [fmt("P", cache.probs[0, 0]), "each row sums to one: "
                 + np.array2string(cache.probs[0, 0].sum(-1), precision=3)])
     for n in range(T):
@@ -160,11 +160,11 @@ def _attention_backward(q, k, v, out, cache):
                [fmt("dV", dv[0, 0])])
     dP = dout @ np.swapaxes(v, -1, -2)
     yield Step("dP = dO V^T   (A.6)", [fmt("dP", dP[0, 0])])
-    dS = softmax_backward(dP, SoftmaxCache(P, -1))               # the library's (A.2)
-    yield Step("dS = P * (dP - rowsum(dP * P)): the softmax backward, row by row   (A.7)",
-               [fmt("dS", dS[0, 0]), "masked entries have P = 0, so they get no gradient"])
-    dq, dk = (dS @ k) * cache.scale, (np.swapaxes(dS, -1, -2) @ q) * cache.scale
-    yield Step("dQ = dS K / sqrt(d), dK = dS^T Q / sqrt(d)   (A.8)",
+    dE = softmax_backward(dP, SoftmaxCache(P, -1))               # the library's (A.2)
+    yield Step("dE = P * (dP - rowsum(dP * P)): the softmax backward, row by row   (A.7)",
+               [fmt("dE", dE[0, 0]), "masked entries have P = 0, so they get no gradient"])
+    dq, dk = (dE @ k) * cache.scale, (np.swapaxes(dE, -1, -2) @ q) * cache.scale
+    yield Step("dQ = dE K / sqrt(d), dK = dE^T Q / sqrt(d)   (A.8)",
                [fmt("dQ", dq[0, 0]), fmt("dK", dk[0, 0])])
     ref = attention_backward(dout, cache)
     yield Step("Check: the steps above against attention_backward",

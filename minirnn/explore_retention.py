@@ -88,27 +88,28 @@ def _recurrent(out, cache):
         yield Step(f"n = {n}: S_n = gamma S_(n-1) + k_n^T v_n, z_n = gamma z_(n-1) + k_n, "
                    f"s_n = gamma s_(n-1) + 1   (R.7)",
                    [fmt("S_n", cache.S[0, 0, n]), fmt("z_n", cache.z[0, 0, n]),
-                    f"s_n = {1 / cache.a[0, n] ** 2:.4f}   a_n = 1/sqrt(s_n) = {cache.a[0, n]:.4f}",
-                    f"r_n = a_n q'_n . z_n = {cache.r[0, 0, n]:.4f}   c_n = max(|r_n|, 1) = "
+                    f"s_n = {1 / cache.kappa[0, n] ** 2:.4f}   "
+                    f"kappa_n = 1/sqrt(s_n) = {cache.kappa[0, n]:.4f}",
+                    f"r_n = kappa_n q'_n . z_n = {cache.r[0, 0, n]:.4f}   c_n = max(|r_n|, 1) = "
                     f"{cache.c[0, 0, n]:.4f}",
-                    fmt("o_n = a_n q'_n S_n / c_n", out[0, 0, n])])
+                    fmt("o_n = kappa_n q'_n S_n / c_n", out[0, 0, n])])
 
 
 def _chunkwise(out, cache):
     q, k, v = cache.q[0, 0], cache.k[0, 0], cache.v[0, 0]
     for i, ((start, stop), state) in enumerate(zip(cache.bounds, cache.states)):
         f = chunk_decays(GAMMA, stop - start, state.s[:1])
-        a = f.a[0][:, None]
+        kappa = f.kappa[0][:, None]
         inner = (q[start:stop] @ k[start:stop].T) * f.Gamma[0]
         cross = f.xi[0][:, None] * (q[start:stop] @ state.S[0, 0])
         handed_on = ([fmt("S handed on: gamma^L S_prev + (zeta K)^T V   (R.4)",
                           cache.states[i + 1].S[0, 0])] if i + 1 < len(cache.states) else [])
-        yield Step(f"chunk {i}: rows {start}..{stop - 1}. Inner part a (Q' K^T * Gamma) V, "
-                   f"cross part a xi (Q' S_prev) with xi_j = gamma^(j+1); a uses the global "
-                   f"s_n   (R.4), (R.8)",
+        yield Step(f"chunk {i}: rows {start}..{stop - 1}. Inner part kappa (Q' K^T * Gamma) "
+                   f"V, cross part kappa xi (Q' S_prev) with xi_j = gamma^(j+1); kappa uses "
+                   f"the global s_n   (R.4), (R.8)",
                    [fmt("S_prev", state.S[0, 0]), f"s_prev = {state.s[0]:.4f}",
-                    fmt("inner part", a * (inner @ v[start:stop])),
-                    fmt("cross part", a * cross),
+                    fmt("inner part", kappa * (inner @ v[start:stop])),
+                    fmt("cross part", kappa * cross),
                     fmt("O of the chunk: (inner + cross) / c", out[0, 0, start:stop]),
                     *handed_on])
 
@@ -116,10 +117,10 @@ def _chunkwise(out, cache):
 def _retention_backward(form, out, cache, other, ref_cache):
     dout = np.ones_like(out)
     grads = _backward(form, dout, cache)
-    yield Step("Backward with dO = 1. Through the normaliser first: dP = dO / c, and "
+    dOmega, dr = score_normaliser_backward(dout, cache.out, cache.r, cache.c)
+    yield Step("Backward with dO = 1. Through the normaliser first: dOmega = dO / c, and "
                "dr = -(dO . O) / c sign(r) where |r| > 1   (R.9)",
-               [fmt("dP", score_normaliser_backward(dout, cache.out, cache.r, cache.c)[0][0, 0]),
-                fmt("dr", score_normaliser_backward(dout, cache.out, cache.r, cache.c)[1][0, 0])])
+               [fmt("dOmega", dOmega[0, 0]), fmt("dr", dr[0, 0])])
     yield from {"parallel": _parallel_backward, "recurrent": _recurrent_backward,
                 "chunkwise": _chunkwise_backward}[form](dout, cache, grads)
     ref = _backward(other, dout, ref_cache)
@@ -130,51 +131,54 @@ def _retention_backward(form, out, cache, other, ref_cache):
 
 
 def _parallel_backward(dout, cache, grads):
-    dP, dr = score_normaliser_backward(dout, cache.out, cache.r, cache.c)
-    dR = dP @ np.swapaxes(cache.v, -1, -2) + dr[..., None]
-    yield Step("dV = R^T dP   (R.10)", [fmt("dV", grads[2][0, 0])])
-    yield Step("dR = dP V^T + dr 1^T, then dA = dR * Gamma / sqrt(s_n)   (R.10)",
+    dOmega, dr = score_normaliser_backward(dout, cache.out, cache.r, cache.c)
+    dR = dOmega @ np.swapaxes(cache.v, -1, -2) + dr[..., None]
+    yield Step("dV = R^T dOmega   (R.10)", [fmt("dV", grads[2][0, 0])])
+    yield Step("dR = dOmega V^T + dr 1^T, then dA = dR * Gamma / sqrt(s_n)   (R.10)",
                [fmt("dR", dR[0, 0]), fmt("dA", (dR * cache.decay)[0, 0])])
     yield Step("dQ = dA K / sqrt(d), dK = dA^T Q'   (R.10)",
                [fmt("dQ", grads[0][0, 0]), fmt("dK", grads[1][0, 0])])
 
 
-def _state_grad(cache, dP, start: int) -> np.ndarray:
+def _state_grad(cache, dOmega, start: int) -> np.ndarray:
     """Closed form of the gradient reaching the state just before token ``start`` (of a fresh
     sequence): sum over m >= start of gamma^(m - start + 1) a_m q'_m^T dP_m."""
     T = cache.q.shape[2]
     if start >= T:
-        return np.zeros((cache.q.shape[-1], dP.shape[-1]))
+        return np.zeros((cache.q.shape[-1], dOmega.shape[-1]))
     m = np.arange(start, T)
     s_before = np.array([np.sum(GAMMA ** np.arange(start))])   # s of the state before start
-    a = chunk_decays(GAMMA, T - start, s_before).a[0]           # a_m with the global counts
-    weights = (GAMMA ** (m - start + 1) * a)[:, None]
-    return cache.q[0, 0, start:].T @ (weights * dP[0, 0, start:])
+    kappa = chunk_decays(GAMMA, T - start, s_before).kappa[0]           # a_m with the global counts
+    weights = (GAMMA ** (m - start + 1) * kappa)[:, None]
+    return cache.q[0, 0, start:].T @ (weights * dOmega[0, 0, start:])
 
 
 def _recurrent_backward(dout, cache, grads):
-    dP = score_normaliser_backward(dout, cache.out, cache.r, cache.c)[0]
+    dOmega = score_normaliser_backward(dout, cache.out, cache.r, cache.c)[0]
     for n in reversed(range(cache.q.shape[2])):
-        dS = cache.a[0, n] * np.outer(cache.q[0, 0, n], dP[0, 0, n]) + _state_grad(cache, dP, n + 1)
-        yield Step(f"n = {n}: dS_n = q'_n^T a_n dP_n + gamma dS_(n+1) (all that reaches S_n); "
-                   f"dq_n = a_n dP_n S_n^T + a_n dr_n z_n, dk_n = dS_n v_n + dz_n, "
+        dS = cache.kappa[0, n] * np.outer(cache.q[0, 0, n], dOmega[0, 0, n]) \
+            + _state_grad(cache, dOmega, n + 1)
+        yield Step(f"n = {n}: dS_n = q'_n^T kappa_n dOmega_n + gamma dS_(n+1) (all that "
+                   f"reaches S_n); dq_n = kappa_n dOmega_n S_n^T + kappa_n dr_n z_n, "
+                   f"dk_n = dS_n v_n + dz_n, "
                    f"dv_n = k_n dS_n   (R.11)",
                    [fmt("dS_n", dS), fmt("dq_n", grads[0][0, 0, n]),
                     fmt("dk_n", grads[1][0, 0, n]), fmt("dv_n", grads[2][0, 0, n])])
 
 
 def _chunkwise_backward(dout, cache, grads):
-    dP = score_normaliser_backward(dout, cache.out, cache.r, cache.c)[0]
+    dOmega = score_normaliser_backward(dout, cache.out, cache.r, cache.c)[0]
     for i in reversed(range(len(cache.bounds))):
         start, stop = cache.bounds[i]
         yield Step(f"chunk {i}: rows {start}..{stop - 1}. G = gradient reaching the state "
                    f"after the chunk; the chunk's inner part backward like (R.10), its cross "
-                   f"part and G give dQ, dK, dV; then G = gamma^L G + Q'^T (xi a dP)   (R.12)",
-                   [fmt("G in", _state_grad(cache, dP, stop)),
+                   f"part and G give dQ, dK, dV; then G = gamma^L G + Q'^T (xi kappa "
+                   f"dOmega)   (R.12)",
+                   [fmt("G in", _state_grad(cache, dOmega, stop)),
                     fmt("dQ of the chunk", grads[0][0, 0, start:stop]),
                     fmt("dK of the chunk", grads[1][0, 0, start:stop]),
                     fmt("dV of the chunk", grads[2][0, 0, start:stop]),
-                    fmt("G out (before the chunk)", _state_grad(cache, dP, start))])
+                    fmt("G out (before the chunk)", _state_grad(cache, dOmega, start))])
 
 
 # --- multi-scale retention ---------------------------------------------------------------------

@@ -374,10 +374,10 @@ def msr_step(x: np.ndarray, params: dict[str, np.ndarray], n_heads: int,
     S = decay[:, None, None] * state.S + k[..., :, None] * v[..., None, :]   # (R.7), one step
     z = decay[:, None] * state.z + k
     s = gamma * state.s + 1.0
-    a = (1.0 / np.sqrt(s)).astype(q.dtype)                           # (h,)
-    P = a[:, None] * (q[..., None, :] @ S)[..., 0, :]                # q'_n S_n, (B, h, dv)
-    r = a * (q * z).sum(axis=-1)                                     # q'_n . z_n
-    o = P / np.maximum(np.abs(r), 1.0)[..., None]                    # c_n (R.5)
+    kappa = (1.0 / np.sqrt(s)).astype(q.dtype)                           # (h,)
+    Omega = kappa[:, None] * (q[..., None, :] @ S)[..., 0, :]                # q'_n S_n, (B, h, dv)
+    r = kappa * (q * z).sum(axis=-1)                                     # q'_n . z_n
+    o = Omega / np.maximum(np.abs(r), 1.0)[..., None]                    # c_n (R.5)
     y, _ = group_norm_forward(o, p["gn_w"], p["gn_b"], eps)          # (M.3), (B, h, dv)
     u = x @ p["Wg"]
     gate = u * (0.5 + 0.5 * np.tanh(0.5 * u))                        # swish (M.5)

@@ -9,10 +9,10 @@ normalisations switched on. Equations are numbered as on ``derivations/retention
     chunkwise, plain:   O_[i] = (Q_[i] K_[i]^T * Gamma) V_[i] + xi * (Q_[i] S_prev)
                         S = gamma^L S_prev + (zeta * K_[i])^T V_[i]           (R.4)
     normalisations:     q' = q / sqrt(d),  s_n = sum_{m<=n} Gamma[n, m],
-                        a_n = 1 / sqrt(s_n),  c_n = max(|r_n|, 1)             (R.5)
-    parallel:   R = (Q' K^T) * Gamma * a,  r = rowsum(R),  O = (R V) / c      (R.6)
+                        kappa_n = 1 / sqrt(s_n),  c_n = max(|r_n|, 1)         (R.5)
+    parallel:   R = (Q' K^T) * Gamma * kappa,  r = rowsum(R),  O = (R V) / c  (R.6)
     recurrent:  S_n, z_n = gamma z_{n-1} + k_n, s_n = gamma s_{n-1} + 1,
-                o_n = a_n q'_n S_n / c_n,  r_n = a_n q'_n . z_n                (R.7)
+                o_n = kappa_n q'_n S_n / c_n,  r_n = kappa_n q'_n . z_n        (R.7)
     chunkwise:  (R.4) for S, z and s, with the global s_n of every row         (R.8)
     backward:   score normaliser (R.9), parallel (R.10), recurrent (R.11),
                 chunkwise (R.12)
@@ -54,7 +54,7 @@ class RetentionState(NamedTuple):
 
     S: np.ndarray   # (B, h, d, dv)  decayed sum of k_m^T v_m                     (R.3)
     z: np.ndarray   # (B, h, d)      decayed sum of k_m, for the score normaliser  (R.7)
-    s: np.ndarray   # (h,) float64   decayed count s_n = sum_m gamma^(n-m), for a_n (R.7)
+    s: np.ndarray   # (h,) float64   decayed count s_n = sum_m gamma^(n-m), for kappa_n
     position: int   # tokens seen so far (the absolute position of the next token)
 
 
@@ -70,7 +70,7 @@ class ParallelCache(NamedTuple):
     q: np.ndarray        # (B, h, T, d) queries, already multiplied by scale
     k: np.ndarray        # (B, h, T, d)
     v: np.ndarray        # (B, h, T, dv)
-    decay: np.ndarray    # (h, T, T) Gamma * a: the decay mask with the row factor folded in
+    decay: np.ndarray    # (h, T, T) Gamma * kappa: the decay mask times the row factors
     R: np.ndarray        # (B, h, T, T) retention scores
     r: np.ndarray        # (B, h, T) row sums of R
     c: np.ndarray        # (B, h, T) score normaliser max(|r|, 1) (ones when not normalising)
@@ -86,7 +86,7 @@ class RecurrentCache(NamedTuple):
     gamma: np.ndarray    # (h,) float64
     S: np.ndarray        # (B, h, T, d, dv) state after every token
     z: np.ndarray        # (B, h, T, d)
-    a: np.ndarray        # (h, T) row factors 1 / sqrt(s_n)
+    kappa: np.ndarray        # (h, T) row factors 1 / sqrt(s_n)
     r: np.ndarray        # (B, h, T)
     c: np.ndarray        # (B, h, T)
     out: np.ndarray      # (B, h, T, dv)
@@ -116,7 +116,7 @@ class ChunkDecays(NamedTuple):
     xi: np.ndarray       # (h, L) gamma^(j+1): decay of the state before the chunk at row j
     zeta: np.ndarray     # (h, L) gamma^(L-1-j): decay of token j by the end of the chunk
     gamma_L: np.ndarray  # (h,) gamma^L: decay of the state across the whole chunk
-    a: np.ndarray        # (h, L) row factors 1 / sqrt(s_n) with the global count s_n
+    kappa: np.ndarray        # (h, L) row factors 1 / sqrt(s_n) with the global count s_n
 
 
 # --- decay factors (built in float64 and rounded once to the dtype of the computation) ---------
@@ -157,7 +157,8 @@ def chunk_decays(gamma, L: int, s_prev, normalize: bool = True, dtype=None) -> C
     Implements the factors of eqs. (R.4) and (R.8): the chunk's own decay mask ``Gamma``,
     ``xi_j = gamma^(j+1)`` (how much the state carried into the chunk has decayed when row
     ``j`` reads it), ``zeta_j = gamma^(L-1-j)`` (how much token ``j`` has decayed when the
-    chunk hands its state on), ``gamma^L``, and the row factors ``a_j = 1 / sqrt(s_n)`` with
+    chunk hands its state on), ``gamma^L``, and the row factors ``kappa_j = 1 / sqrt(s_n)``
+    with
     the **global** count of row ``n = start + j``,
     ``s_n = gamma^(j+1) s_prev + sum_{i<=j} gamma^i`` (not a count local to the chunk).
     The forward and the backward of the chunkwise form both use it.
@@ -170,7 +171,7 @@ def chunk_decays(gamma, L: int, s_prev, normalize: bool = True, dtype=None) -> C
     s_prev : ndarray, shape (h,)
         The count ``state.s`` before the chunk (0 at the start of a sequence).
     normalize : bool, optional
-        Without normalisation ``a`` is all ones.
+        Without normalisation ``kappa`` is all ones.
     dtype : numpy dtype, optional
         Dtype of the returned factors (default: that of ``s_prev``); they are computed in
         float64 and rounded once.
@@ -178,7 +179,7 @@ def chunk_decays(gamma, L: int, s_prev, normalize: bool = True, dtype=None) -> C
     Returns
     -------
     ChunkDecays
-        ``Gamma`` (h, L, L), ``xi``, ``zeta``, ``a`` (h, L), ``gamma_L`` (h,).
+        ``Gamma`` (h, L, L), ``xi``, ``zeta``, ``kappa`` (h, L), ``gamma_L`` (h,).
     """
     gamma, L, s_prev = check.chunk_decays(gamma, L, s_prev, normalize)
     dtype = s_prev.dtype if dtype is None else dtype
@@ -187,20 +188,20 @@ def chunk_decays(gamma, L: int, s_prev, normalize: bool = True, dtype=None) -> C
     xi = p[:, 1:]                                                    # gamma^(j+1), (h, L)
     zeta = p[:, L - 1::-1]                                           # gamma^(L-1-j), (h, L)
     s = xi * s_prev[:, None] + np.cumsum(p[:, :L], axis=1)           # global s_n of each row
-    a = 1.0 / np.sqrt(s) if normalize else np.ones_like(s)
+    kappa = 1.0 / np.sqrt(s) if normalize else np.ones_like(s)
     # --- end ---
     Gamma = decay_mask(gamma, L)
-    return ChunkDecays(*(f.astype(dtype) for f in (Gamma, xi, zeta, p[:, L], a)))
+    return ChunkDecays(*(f.astype(dtype) for f in (Gamma, xi, zeta, p[:, L], kappa)))
 
 
 # --- the score normaliser, shared by the three backward passes --------------------------------
 
 def score_normaliser_backward(dout: np.ndarray, out: np.ndarray, r: np.ndarray,
                               c: np.ndarray):
-    """Backward of the score normaliser: from ``dO`` to ``(dP, dr)`` for ``O = P / c``.
+    """Backward of the score normaliser: from ``dO`` to ``(dOmega, dr)`` for ``O = Omega / c``.
 
-    Implements eq. (R.9) for ``c = max(|r|, 1)`` (R.5), where ``P`` is the output before the
-    division and ``r`` the row sum of the scores. ``dP = dO / c``. Where ``|r| > 1``,
+    Implements eq. (R.9) for ``c = max(|r|, 1)`` (R.5), where ``Omega`` is the output before
+    the division and ``r`` the row sum of the scores. ``dOmega = dO / c``. Where ``|r| > 1``,
     ``c = |r|`` depends on ``r``: ``dc = -(dO . O) / c`` and ``dr = dc sign(r)``. Where
     ``|r| < 1``, ``c = 1`` is constant and ``dr = 0``. At ``|r| = 1`` exactly, ``c`` has a
     kink (slope 0 from inside, 1 from outside); this takes the inside value ``dr = 0``, one
@@ -215,14 +216,14 @@ def score_normaliser_backward(dout: np.ndarray, out: np.ndarray, r: np.ndarray,
 
     Returns
     -------
-    dP : ndarray, shape (B, h, T, dv)
+    dOmega : ndarray, shape (B, h, T, dv)
     dr : ndarray, shape (B, h, T)
     """
     dout, out, r, c = check.score_normaliser_backward(dout, out, r, c)
-    dP = dout / c[..., None]
-    dc = -np.sum(dout * out, axis=-1) / c                            # O = P / c: dO/dc = -O / c
+    dOmega = dout / c[..., None]
+    dc = -np.sum(dout * out, axis=-1) / c                        # O = Omega / c: dO/dc = -O / c
     dr = np.where(np.abs(r) > 1.0, dc * np.sign(r), 0.0)             # c = |r| only where |r| > 1
-    return dP, dr
+    return dOmega, dr
 
 
 # --- parallel form ----------------------------------------------------------------------------
@@ -269,8 +270,8 @@ def retention_parallel(q: np.ndarray, k: np.ndarray, v: np.ndarray, gamma,
 def retention_parallel_backward(dout: np.ndarray, cache: ParallelCache):
     """Backward of [`retention_parallel`][minirnn.retention.retention_parallel].
 
-    Implements eq. (R.10): through the score normaliser (R.9), then ``P = R V`` and
-    ``R = (Q' K^T) * Gamma a`` like attention without the softmax.
+    Implements eq. (R.10): through the score normaliser (R.9), then ``Omega = R V`` and
+    ``R = (Q' K^T) * Gamma kappa`` like attention without the softmax.
 
     Parameters
     ----------
@@ -285,11 +286,11 @@ def retention_parallel_backward(dout: np.ndarray, cache: ParallelCache):
     dout = check.retention_parallel_backward(dout, cache)
     # --- exercise: retention_parallel_backward ---
     if cache.normalize:
-        dP, dr = score_normaliser_backward(dout, cache.out, cache.r, cache.c)   # (R.9)
+        dOmega, dr = score_normaliser_backward(dout, cache.out, cache.r, cache.c)   # (R.9)
     else:
-        dP, dr = dout, np.zeros_like(cache.r)
-    dv = np.swapaxes(cache.R, -1, -2) @ dP
-    dR = dP @ np.swapaxes(cache.v, -1, -2) + dr[..., None]
+        dOmega, dr = dout, np.zeros_like(cache.r)
+    dv = np.swapaxes(cache.R, -1, -2) @ dOmega
+    dR = dOmega @ np.swapaxes(cache.v, -1, -2) + dr[..., None]
     dA = dR * cache.decay                                            # gradient of Q' K^T
     dq = (dA @ cache.k) * cache.scale
     dk = np.swapaxes(dA, -1, -2) @ cache.q
@@ -334,25 +335,25 @@ def retention_recurrent(q: np.ndarray, k: np.ndarray, v: np.ndarray, gamma,
     decay = gamma.astype(q.dtype)                                    # gamma in the dtype of S
     S_all = np.empty((B, h, T, d, v.shape[-1]), dtype=q.dtype)
     z_all = np.empty((B, h, T, d), dtype=q.dtype)
-    a = np.ones((h, T), dtype=q.dtype)
+    kappa = np.ones((h, T), dtype=q.dtype)
     r = np.empty((B, h, T), dtype=q.dtype)
-    P = np.empty((B, h, T, v.shape[-1]), dtype=q.dtype)
+    Omega = np.empty((B, h, T, v.shape[-1]), dtype=q.dtype)
     # --- exercise: retention_recurrent ---
     for n in range(T):                                               # the recurrence (R.7)
         S = decay[:, None, None] * S + k[:, :, n, :, None] * v[:, :, n, None, :]
         z = decay[:, None] * z + k[:, :, n]
         s = gamma * s + 1.0
         if normalize:
-            a[:, n] = 1.0 / np.sqrt(s)
+            kappa[:, n] = 1.0 / np.sqrt(s)
         qn = q[:, :, n]
-        P[:, :, n] = a[:, n, None] * np.einsum("bhd,bhde->bhe", qn, S)
-        r[:, :, n] = a[:, n] * np.sum(qn * z, axis=-1)
+        Omega[:, :, n] = kappa[:, n, None] * np.einsum("bhd,bhde->bhe", qn, S)
+        r[:, :, n] = kappa[:, n] * np.sum(qn * z, axis=-1)
         S_all[:, :, n], z_all[:, :, n] = S, z
     # --- end ---
     c = np.maximum(np.abs(r), 1.0) if normalize else np.ones_like(r)   # c_n (R.5)
-    out = P / c[..., None]
+    out = Omega / c[..., None]
     final = RetentionState(S, z, s, state.position + T)
-    return out, final, RecurrentCache(q, k, v, gamma, S_all, z_all, a, r, c, out, scale,
+    return out, final, RecurrentCache(q, k, v, gamma, S_all, z_all, kappa, r, c, out, scale,
                                       bool(normalize))
 
 
@@ -380,21 +381,21 @@ def retention_recurrent_backward(dout: np.ndarray, cache: RecurrentCache,
     """
     dout, dstate = check.retention_recurrent_backward(dout, cache, dstate)
     if cache.normalize:
-        dP, dr = score_normaliser_backward(dout, cache.out, cache.r, cache.c)   # (R.9)
+        dOmega, dr = score_normaliser_backward(dout, cache.out, cache.r, cache.c)   # (R.9)
     else:
-        dP, dr = dout, np.zeros_like(cache.r)
-    q, k, v, a = cache.q, cache.k, cache.v, cache.a
+        dOmega, dr = dout, np.zeros_like(cache.r)
+    q, k, v, kappa = cache.q, cache.k, cache.v, cache.kappa
     decay = cache.gamma.astype(q.dtype)                              # gamma in the dtype of S
     dS, dz = dstate.S, dstate.z                                      # reaching S_T and z_T
     dq, dk, dv = np.empty_like(q), np.empty_like(k), np.empty_like(v)
     for n in reversed(range(q.shape[2])):
-        dPn = a[:, n, None] * dP[:, :, n]                            # (B, h, dv)
-        drn = a[:, n] * dr[:, :, n]                                  # (B, h)
+        dOmega_n = kappa[:, n, None] * dOmega[:, :, n]                            # (B, h, dv)
+        dr_n = kappa[:, n] * dr[:, :, n]                                  # (B, h)
         qn = q[:, :, n]
-        dS = dS + qn[..., :, None] * dPn[..., None, :]               # total gradient on S_n
-        dz = dz + drn[..., None] * qn                                # total gradient on z_n
-        dq[:, :, n] = np.einsum("bhe,bhde->bhd", dPn, cache.S[:, :, n]) \
-            + drn[..., None] * cache.z[:, :, n]
+        dS = dS + qn[..., :, None] * dOmega_n[..., None, :]               # total gradient on S_n
+        dz = dz + dr_n[..., None] * qn                                # total gradient on z_n
+        dq[:, :, n] = np.einsum("bhe,bhde->bhd", dOmega_n, cache.S[:, :, n]) \
+            + dr_n[..., None] * cache.z[:, :, n]
         dk[:, :, n] = np.einsum("bhde,bhe->bhd", dS, v[:, :, n]) + dz
         dv[:, :, n] = np.einsum("bhd,bhde->bhe", k[:, :, n], dS)
         dS = decay[:, None, None] * dS                               # on to S_{n-1}
@@ -471,7 +472,7 @@ def retention_chunkwise(q: np.ndarray, k: np.ndarray, v: np.ndarray, gamma, chun
     scale = float(1.0 / np.sqrt(q.shape[-1])) if normalize else 1.0
     q = q * scale                                                    # q' = q / sqrt(d)  (R.5)
     T = q.shape[2]
-    P = np.empty(q.shape[:3] + v.shape[-1:], dtype=q.dtype)          # (B, h, T, dv)
+    Omega = np.empty(q.shape[:3] + v.shape[-1:], dtype=q.dtype)          # (B, h, T, dv)
     r = np.empty(q.shape[:3], dtype=q.dtype)                         # (B, h, T)
     bounds, states = [], []
     for start in range(0, T, chunk_size):                            # recurrence over chunks
@@ -483,13 +484,13 @@ def retention_chunkwise(q: np.ndarray, k: np.ndarray, v: np.ndarray, gamma, chun
         f = chunk_decays(gamma, stop - start, state.s, normalize, q.dtype)        # (R.8)
         inner = (qc @ np.swapaxes(kc, -1, -2)) * f.Gamma             # inside the chunk
         cross = f.xi[..., None] * (qc @ state.S)                     # from the state before it
-        P[:, :, start:stop] = f.a[..., None] * (inner @ vc + cross)
-        r[:, :, start:stop] = f.a * (inner.sum(axis=-1)
+        Omega[:, :, start:stop] = f.kappa[..., None] * (inner @ vc + cross)
+        r[:, :, start:stop] = f.kappa * (inner.sum(axis=-1)
                                      + f.xi * np.einsum("bhjd,bhd->bhj", qc, state.z))
         state = retention_final_state(kc, vc, gamma, state)          # carried on (R.4)
         # --- end ---
     c = np.maximum(np.abs(r), 1.0) if normalize else np.ones_like(r)   # c_n (R.5)
-    out = P / c[..., None]
+    out = Omega / c[..., None]
     return out, state, ChunkwiseCache(q, k, v, gamma, bounds, states, r, c, out, scale,
                                       bool(normalize))
 
@@ -518,9 +519,9 @@ def retention_chunkwise_backward(dout: np.ndarray, cache: ChunkwiseCache,
     """
     dout, dstate = check.retention_chunkwise_backward(dout, cache, dstate)
     if cache.normalize:
-        dP, dr = score_normaliser_backward(dout, cache.out, cache.r, cache.c)   # (R.9)
+        dOmega, dr = score_normaliser_backward(dout, cache.out, cache.r, cache.c)   # (R.9)
     else:
-        dP, dr = dout, np.zeros_like(cache.r)
+        dOmega, dr = dout, np.zeros_like(cache.r)
     q, k, v = cache.q, cache.k, cache.v
     dq, dk, dv = np.empty_like(q), np.empty_like(k), np.empty_like(v)
     G, g_z = dstate.S, dstate.z                          # gradient reaching the carried state
@@ -528,15 +529,15 @@ def retention_chunkwise_backward(dout: np.ndarray, cache: ChunkwiseCache,
         qc, kc, vc = q[:, :, start:stop], k[:, :, start:stop], v[:, :, start:stop]
         f = chunk_decays(cache.gamma, stop - start, state.s, cache.normalize, q.dtype)
         inner = (qc @ np.swapaxes(kc, -1, -2)) * f.Gamma
-        dPa = f.a[..., None] * dP[:, :, start:stop]                  # through the row factors
-        dra = f.a * dr[:, :, start:stop]
-        dA = (dPa @ np.swapaxes(vc, -1, -2) + dra[..., None]) * f.Gamma   # of Q' K^T inside
-        xdP, xdr = f.xi[..., None] * dPa, f.xi * dra                 # the cross term's share
-        dq[:, :, start:stop] = dA @ kc + xdP @ np.swapaxes(state.S, -1, -2) \
+        dOmega_k = f.kappa[..., None] * dOmega[:, :, start:stop]     # through the row factors
+        dr_k = f.kappa * dr[:, :, start:stop]
+        dA = (dOmega_k @ np.swapaxes(vc, -1, -2) + dr_k[..., None]) * f.Gamma  # of Q' K^T
+        xdOmega, xdr = f.xi[..., None] * dOmega_k, f.xi * dr_k       # the cross term's share
+        dq[:, :, start:stop] = dA @ kc + xdOmega @ np.swapaxes(state.S, -1, -2) \
             + xdr[..., None] * state.z[:, :, None, :]
         dk[:, :, start:stop] = np.swapaxes(dA, -1, -2) @ qc \
             + f.zeta[..., None] * (vc @ np.swapaxes(G, -1, -2) + g_z[:, :, None, :])
-        dv[:, :, start:stop] = np.swapaxes(inner, -1, -2) @ dPa + f.zeta[..., None] * (kc @ G)
-        G = f.gamma_L[:, None, None] * G + np.swapaxes(qc, -1, -2) @ xdP   # on to the chunk
+        dv[:, :, start:stop] = np.swapaxes(inner, -1, -2) @ dOmega_k + f.zeta[..., None] * (kc @ G)
+        G = f.gamma_L[:, None, None] * G + np.swapaxes(qc, -1, -2) @ xdOmega   # on to the chunk
         g_z = f.gamma_L[:, None] * g_z + np.einsum("bhjd,bhj->bhd", qc, xdr)   # before
     return dq * cache.scale, dk, dv, RetentionStateGrad(G, g_z)

@@ -29,12 +29,12 @@ def attention_edit(mask="<= np.arange(Tk - Tq, Tk)[:, None]", scale=" / np.sqrt(
 
 GN = ("dx = (dxhat - dxhat.mean(axis=-1, keepdims=True)\n"
       "          - xhat * (dxhat * xhat).mean(axis=-1, keepdims=True)) / sigma")
-UNMASKED = ("        dP = dout / cache.c[..., None]\n"
+UNMASKED = ("        dOmega = dout / cache.c[..., None]\n"
             "        dr = -np.sum(dout * cache.out, axis=-1) / cache.c * np.sign(cache.r)")
-UNDIVIDED = ("        dP = dout\n"
+UNDIVIDED = ("        dOmega = dout\n"
              "        dr = np.where(np.abs(cache.r) > 1.0, -np.sum(dout * cache.out, axis=-1)"
              " / cache.c * np.sign(cache.r), 0.0)")
-NORMALISER = "        dP, dr = score_normaliser_backward(dout, cache.out, cache.r, cache.c)"
+NORMALISER = "        dOmega, dr = score_normaliser_backward(dout, cache.out, cache.r, cache.c)"
 R_LINE = ("+ f.xi * np.einsum(\"bhjd,bhd->bhj\", qc, state.z))")
 
 EDITS = {
@@ -78,19 +78,19 @@ EDITS = {
         (("axis=cache.axis, keepdims=True", "axis=0, keepdims=True"),),
     ],
     "attention_backward": [
-        (("dS = P * (dP - np.sum(dP * P, axis=-1, keepdims=True))", "dS = P * dP"),),
-        (("dq = (dS @ cache.k) * cache.scale", "dq = dS @ cache.k"),
-         ("dk = (np.swapaxes(dS, -1, -2) @ cache.q) * cache.scale",
-          "dk = np.swapaxes(dS, -1, -2) @ cache.q")),
-        (("dq = (dS @ cache.k) * cache.scale", "dq = (dS @ cache.k) * cache.scale ** 2"),
-         ("dk = (np.swapaxes(dS, -1, -2) @ cache.q) * cache.scale",
-          "dk = (np.swapaxes(dS, -1, -2) @ cache.q) / cache.q.shape[-1]")),
+        (("dE = P * (dP - np.sum(dP * P, axis=-1, keepdims=True))", "dE = P * dP"),),
+        (("dq = (dE @ cache.k) * cache.scale", "dq = dE @ cache.k"),
+         ("dk = (np.swapaxes(dE, -1, -2) @ cache.q) * cache.scale",
+          "dk = np.swapaxes(dE, -1, -2) @ cache.q")),
+        (("dq = (dE @ cache.k) * cache.scale", "dq = (dE @ cache.k) * cache.scale ** 2"),
+         ("dk = (np.swapaxes(dE, -1, -2) @ cache.q) * cache.scale",
+          "dk = (np.swapaxes(dE, -1, -2) @ cache.q) / cache.q.shape[-1]")),
         (("dv = np.swapaxes(P, -1, -2) @ dout", "dv = P @ dout"),),
-        (("dk = (np.swapaxes(dS, -1, -2) @ cache.q)", "dk = (dS @ cache.q)"),),
-        (("dS = P * (dP - np.sum(dP * P, axis=-1, keepdims=True))",
-          "dS = dP - np.sum(dP * P, axis=-1, keepdims=True)"),),
-        (("dS = P * (dP - np.sum(dP * P, axis=-1, keepdims=True))",
-          "dS = P * (dP - np.sum(dP * P, axis=-2, keepdims=True))"),),
+        (("dk = (np.swapaxes(dE, -1, -2) @ cache.q)", "dk = (dE @ cache.q)"),),
+        (("dE = P * (dP - np.sum(dP * P, axis=-1, keepdims=True))",
+          "dE = dP - np.sum(dP * P, axis=-1, keepdims=True)"),),
+        (("dE = P * (dP - np.sum(dP * P, axis=-1, keepdims=True))",
+          "dE = P * (dP - np.sum(dP * P, axis=-2, keepdims=True))"),),
     ],
     "kv_cache_step": [
         (("cache.append(k, v)", "pass"),
@@ -111,15 +111,15 @@ EDITS = {
         (("S = decay[:, None, None] * S + k", "S = S + k"),
          ("z = decay[:, None] * z + k", "z = z + k")),
         (("z = decay[:, None] * z + k[:, :, n]", "z = z + k[:, :, n]"),),
-        (("a[:, n] = 1.0 / np.sqrt(s)", "a[:, n] = 1.0"),),
+        (("kappa[:, n] = 1.0 / np.sqrt(s)", "kappa[:, n] = 1.0"),),
         (("s = gamma * s + 1.0", "s = s + 1.0"),),
-        (("r[:, :, n] = a[:, n] * np.sum(qn * z, axis=-1)",
+        (("r[:, :, n] = kappa[:, n] * np.sum(qn * z, axis=-1)",
           "r[:, :, n] = np.sum(qn * z, axis=-1)"),),
         (("qn = q[:, :, n]", "qn = q[:, :, n] / np.sqrt(q.shape[-1])"),),
     ],
     "retention_parallel_backward": [
-        (("dR = dP @ np.swapaxes(cache.v, -1, -2) + dr[..., None]",
-          "dR = dP @ np.swapaxes(cache.v, -1, -2)"),),
+        (("dR = dOmega @ np.swapaxes(cache.v, -1, -2) + dr[..., None]",
+          "dR = dOmega @ np.swapaxes(cache.v, -1, -2)"),),
         (("+ dr[..., None]", "- dr[..., None]"),),
         ((NORMALISER, UNMASKED),),
         ((NORMALISER, UNDIVIDED),),

@@ -301,8 +301,9 @@ EXERCISES = (
         "retention_recurrent", "retention one token at a time, with the state (S, z, s)", "2",
         "minirnn.retention", ("retention_recurrent",), "(R.7)", "derivations/retention.md",
         "q is already multiplied by 1/sqrt(d). S, z, s are the incoming state; decay is gamma "
-        "in the dtype of S (use gamma itself for the float64 count s). P, r, a, S_all, z_all "
-        "are allocated; the division of P by c after the loop is written.",
+        "in the dtype of S (use gamma itself for the float64 count s). Omega (the output before "
+        "the division by c), r, kappa (the row factors), S_all, z_all are allocated; the "
+        "division of Omega by c after the loop is written.",
         _retention_case, _retention_sizes, _recurrent_outputs,
         ("two calls that carry the state equal one call", _recurrent_property),
         locate.by_time(axis=2, key="out", name="n"), RECURRENT_MISTAKES),
@@ -313,7 +314,7 @@ EXERCISES = (
         "cache.q holds q / sqrt(d) (the scaled queries), cache.k, cache.v, cache.R the scores, "
         "cache.decay the decay mask times the row factors, cache.r and cache.c the row sums "
         "and normalisers, cache.scale = 1/sqrt(d). score_normaliser_backward(dout, out, r, c) "
-        "returns (dP, dr). Return dq, dk, dv.",
+        "returns (dOmega, dr). Return dq, dk, dv.",
         _retention_case, _retention_sizes, _parallel_backward_outputs,
         (GRADCHECK, _parallel_backward_gradcheck), locate.by_rows("batch", "head", "row"),
         PARALLEL_BACKWARD_MISTAKES),
@@ -322,11 +323,13 @@ EXERCISES = (
         "3", "minirnn.retention", ("chunk_decays", "retention_final_state",
                                    "retention_chunkwise"), "(R.4), (R.8)",
         "derivations/retention.md",
-        "chunk_decays must return ChunkDecays(Gamma, xi, zeta, gamma_L, a): Gamma (h, L, L) is "
-        "decay_mask(gamma, L), computed for you; you compute p, xi, zeta and a, each (h, L). "
+        "chunk_decays must return ChunkDecays(Gamma, xi, zeta, gamma_L, kappa): Gamma (h, L, L) is "
+        "decay_mask(gamma, L), computed for you; you compute p, xi, zeta and kappa (the row "
+        "factors), each (h, L). "
         "retention_final_state gets f = chunk_decays(...) and must set S, z, s. In "
         "retention_chunkwise q is already multiplied by 1/sqrt(d); qc, kc, vc are the chunk's "
-        "rows; P and r are allocated; carry the state on with retention_final_state.",
+        "rows; Omega (the output before the division by c) and r are allocated; carry the "
+        "state on with retention_final_state.",
         _retention_case, _retention_sizes, _chunkwise_outputs,
         ("every chunk size gives the same outputs", _chunkwise_property),
         locate.by_chunks(), CHUNKWISE_MISTAKES),
