@@ -93,6 +93,7 @@ from .tasks import CopyTask, GrammarTask, RecallTask, make_task
 from .train import (
     Checkpoint,
     TrainConfig,
+    TrainingInterrupted,
     TrainResult,
     evaluate,
     generate,
@@ -132,6 +133,7 @@ __all__ = [
     "SoftmaxCache",
     "TrainConfig",
     "TrainResult",
+    "TrainingInterrupted",
     "TransformerConfig",
     "TransformerLM",
     "attention_backward",

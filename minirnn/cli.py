@@ -2,7 +2,8 @@
 
 - ``tour``: check every mechanism by the numbers, train the three models, time decoding.
 - ``train``: train one model on one task, with a progress bar and checkpoints.
-- ``generate``: continue a prompt with a trained checkpoint.
+- ``generate``: answer a task's question (or continue a prompt) with a trained checkpoint.
+- ``plot``: draw learning curves from the metrics logs ``train`` writes.
 - ``exercise list|start NAME`` and ``grade FILE``: classroom exercises, graded offline.
 - ``step MECHANISM``: follow a tiny example number by number.
 - ``bench decode|training``: measure the cost of each way to remember.
@@ -39,6 +40,42 @@ def _positive_float(text: str) -> float:
     return value
 
 
+class Formatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Show every option's default, except where the help already says it (or there is none)."""
+
+    def _get_help_string(self, action):
+        if action.default is None or "default" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
+
+
+# train's options. On --resume the checkpoint's values hold; one given that contradicts the
+# checkpoint is an error, --steps sets the new total. So they have no argparse default: the
+# defaults of a new run are in DEFAULTS.
+TRAIN_OPTIONS = {
+    "--model": dict(choices=["rnn", "transformer", "retnet"], help="(default: retnet)"),
+    "--task": dict(choices=["copy", "recall", "grammar"], help="(default: recall)"),
+    "--steps": dict(type=_positive, help="total training steps (default: 500; with --resume "
+                                         "a new total, longer or shorter)"),
+    "--batch-size": dict(type=_positive, help="sequences per step (default: 32)"),
+    "--lr": dict(type=_positive_float, help="peak learning rate of AdamW (default: 0.003)"),
+    "--d-model": dict(type=_positive, help="model width D (default: 32)"),
+    "--layers": dict(type=_positive, help="blocks, not for rnn (default: 2)"),
+    "--heads": dict(type=_positive, help="heads, not for rnn (default: 2)"),
+    "--form": dict(choices=["parallel", "recurrent", "chunkwise"],
+                   help="how RetNet computes retention in training (default: chunkwise)"),
+    "--chunk-size": dict(type=_positive, help="RetNet's chunk size (default: 16)"),
+    "--eval-every": dict(type=_positive, help="steps between evaluations, checkpoints and "
+                                              "metrics lines (default: 100)"),
+    "--patience": dict(type=_positive, help="stop after this many evaluations without "
+                                            "improvement (default: never)"),
+    "--seed": dict(type=int, help="seed of the parameters and the data (default: 0)"),
+}
+DEFAULTS = {"model": "retnet", "task": "recall", "steps": 500, "batch_size": 32, "lr": 3e-3,
+            "d_model": 32, "layers": 2, "heads": 2, "form": "chunkwise", "chunk_size": 16,
+            "eval_every": 100, "patience": None, "seed": 0}
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m minirnn",
@@ -48,57 +85,76 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
-    tour = sub.add_parser("tour", help="check every mechanism by the numbers and print tables",
+    tour = sub.add_parser("tour",
+                          formatter_class=Formatter,
+                          help="check every mechanism by the numbers and print tables",
                           description="Gradient-check every mechanism, compare the forms of "
                                       "retention, train the three models, time decoding.")
-    tour.add_argument("--seed", type=int, default=0, help="seed of the random examples (0)")
+    tour.add_argument("--seed", type=int, default=0, help="seed of the random examples")
     tour.add_argument("--steps", type=_positive, default=500,
-                      help="training steps per model in part (c) (500)")
+                      help="training steps per model in part (c)")
 
     train = sub.add_parser("train", help="train a model on a synthetic task",
-                           description="Train one tiny language model; writes a checkpoint.")
-    train.add_argument("--model", choices=["rnn", "transformer", "retnet"], default="retnet")
-    train.add_argument("--task", choices=["copy", "recall", "grammar"], default="recall")
-    train.add_argument("--steps", type=_positive, default=500)
-    train.add_argument("--batch-size", type=_positive, default=32)
-    train.add_argument("--lr", type=_positive_float, default=3e-3)
-    train.add_argument("--d-model", type=_positive, default=32)
-    train.add_argument("--layers", type=_positive, default=2, help="blocks (not for rnn)")
-    train.add_argument("--heads", type=_positive, default=2, help="heads (not for rnn)")
-    train.add_argument("--form", choices=["parallel", "recurrent", "chunkwise"],
-                       default="chunkwise", help="how RetNet computes retention in training")
-    train.add_argument("--chunk-size", type=_positive, default=16)
-    train.add_argument("--eval-every", type=_positive, default=100)
-    train.add_argument("--patience", type=_positive, default=None,
-                       help="stop after this many evaluations without improvement")
-    train.add_argument("--seed", type=int, default=0)
+                           formatter_class=Formatter,
+                           description="Train one tiny language model; writes a checkpoint and "
+                                       "a metrics log next to it. Ctrl-C (or SIGTERM) stops "
+                                       "after the current step and saves the exact state.")
+    for flag, kwargs in TRAIN_OPTIONS.items():
+        train.add_argument(flag, **kwargs)
     train.add_argument("--checkpoint", type=Path, default=Path("minirnn-checkpoint.npz"),
-                       help="where to save (default minirnn-checkpoint.npz)")
+                       help="where to save; the metrics log is CHECKPOINT.metrics.jsonl")
     train.add_argument("--resume", action="store_true",
-                       help="continue the run saved in --checkpoint")
-    train.add_argument("--no-progress", action="store_true", help="no progress bar")
+                       help="continue the run saved in --checkpoint (--steps sets a new total)")
+    bar = train.add_mutually_exclusive_group()
+    bar.add_argument("--progress", dest="progress", action="store_true", default=None,
+                     help="show the progress bar (default: only when output is a terminal)")
+    bar.add_argument("--no-progress", dest="progress", action="store_false",
+                     help="never show the progress bar")
 
     gen = sub.add_parser("generate", help="continue a prompt with a trained checkpoint",
-                         description="Sample a continuation from a checkpoint.")
+                         formatter_class=Formatter,
+                         description="Sample a continuation from a checkpoint. Without "
+                                     "--prompt, the task asks a well-formed question and the "
+                                     "expected answer is printed beside the model's.")
     gen.add_argument("--checkpoint", type=Path, required=True)
     gen.add_argument("--prompt", default=None,
-                     help="text in the task's notation (grammar: characters; recall: "
-                          "'k3 v5 k1'; copy: '1 4 2 |'); default: an example of the task")
-    gen.add_argument("--tokens", type=_positive, default=40, help="tokens to generate (40)")
-    gen.add_argument("--temperature", type=float, default=0.8)
-    gen.add_argument("--top-k", type=_positive, default=None)
-    gen.add_argument("--seed", type=int, default=0)
-    exercise = sub.add_parser("exercise", help="list or start classroom exercises",
+                     help="text in the task's notation. copy: symbols, then the separator, "
+                          "e.g. '1 2 3 4 5 6 7 0 |' (the model should copy the symbols); "
+                          "recall: key-value pairs, then one query key, e.g. 'k3 v5 k1 v2 k3' "
+                          "(the model should answer v5); grammar: the start of a sentence, "
+                          "e.g. 'the cat '. Default: a random well-formed question of the task")
+    gen.add_argument("--tokens", type=_positive, default=None,
+                     help="tokens to generate (default: the answer's length for copy and "
+                          "recall, 40 for grammar)")
+    gen.add_argument("--temperature", type=float, default=0.0,
+                     help="0 is greedy (the most likely token); larger values sample")
+    gen.add_argument("--top-k", type=_positive, default=None,
+                     help="sample only among the k most likely tokens (default: all)")
+    gen.add_argument("--seed", type=int, default=0, help="seed of the question and sampling")
+
+    plot = sub.add_parser("plot", help="draw learning curves from training metrics logs",
+                          formatter_class=Formatter,
+                          description="Plot eval loss and accuracy against the step for one "
+                                      "or more runs (the .metrics.jsonl files `train` writes, "
+                                      "or their checkpoints). Needs matplotlib.")
+    plot.add_argument("runs", type=Path, nargs="+", metavar="RUN")
+    plot.add_argument("--out", type=Path, default=Path("learning-curves.png"),
+                      help="image to write")
+
+    exercise = sub.add_parser("exercise",
+                              formatter_class=Formatter, help="list or start classroom exercises",
                               description="Classroom exercises graded offline.")
     ex_sub = exercise.add_subparsers(dest="action", metavar="ACTION")
     ex_sub.required = True
     ex_sub.add_parser("list", help="show the exercises")
-    start = ex_sub.add_parser("start", help="write the stub file of an exercise")
+    start = ex_sub.add_parser("start", help="write the stub file of an exercise",
+                              formatter_class=Formatter)
     start.add_argument("name")
     start.add_argument("--dir", type=Path, default=Path("."),
                        help="folder, created if missing (default: here)")
 
-    step = sub.add_parser("step", help="follow a tiny example number by number",
+    step = sub.add_parser("step",
+                          formatter_class=Formatter, help="follow a tiny example number by number",
                           description="Run a mechanism on a tiny example and show every "
                                       "intermediate array, step by step.")
     step.add_argument("mechanism", choices=["rnn", "attention", "retention", "msr"])
@@ -111,13 +167,17 @@ def build_parser() -> argparse.ArgumentParser:
     step.add_argument("--backward", action="store_true", help="step through the backward too")
     step.add_argument("--no-pause", action="store_true", help="print everything at once")
 
-    bench = sub.add_parser("bench", help="time decoding and training of the mechanisms",
+    bench = sub.add_parser("bench",
+                           formatter_class=Formatter,
+                           help="time decoding and training of the mechanisms",
                            description="Benchmarks as ratios within one run; writes JSON.")
     bench.add_argument("which", choices=["decode", "training", "torch"])
     bench.add_argument("--quick", action="store_true", help="small sizes, for a smoke test")
     bench.add_argument("--out", type=Path, default=None, help="JSON file to write")
 
-    grade = sub.add_parser("grade", help="grade exercise files (one, or a whole class)",
+    grade = sub.add_parser("grade",
+                           formatter_class=Formatter,
+                           help="grade exercise files (one, or a whole class)",
                            description="Run the checks of an exercise on each file, every "
                                        "file in its own process with a time limit.")
     grade.add_argument("files", type=Path, nargs="+", metavar="FILE",
@@ -227,20 +287,31 @@ def _model_config(args, vocab_size):
 
 
 def _train(args) -> int:
+    from dataclasses import replace
+
     from .models import build_model, count_parameters
     from .tasks import make_task
-    from .train import TrainConfig, load_checkpoint, train
+    from .train import TrainConfig, TrainingInterrupted, load_checkpoint, train
 
+    given = {k: getattr(args, k) for k in DEFAULTS if getattr(args, k) is not None}
     if args.resume:
         ckpt = load_checkpoint(args.checkpoint)
+        _check_resume(args, ckpt, given)
         model, task, config, params = (build_model(ckpt.model_config), ckpt.task,
                                        ckpt.train_config, ckpt.params)
-        print(f"resuming {ckpt.model_config.kind} on {task.name} at step {ckpt.step}")
+        if "steps" in given and given["steps"] != config.steps:
+            how = "extending" if given["steps"] > config.steps else "shortening"
+            print(f"{how} the run from {config.steps} to {given['steps']} steps in all")
+            config = replace(config, steps=given["steps"])
+        print(f"resuming {ckpt.model_config.kind} on {task.name} at step {ckpt.step} of "
+              f"{config.steps}" + (" (already there: nothing to train)"
+                                   if ckpt.step >= config.steps else ""))
     else:
         ckpt = None
         if args.checkpoint.exists():
             raise ValueError(f"{args.checkpoint} exists; pass --resume to continue it or "
                              f"choose another --checkpoint")
+        args = argparse.Namespace(**{**vars(args), **DEFAULTS, **given})
         task = make_task(args.task)
         model = build_model(_model_config(args, task.vocab_size))
         params = model.init(args.seed)
@@ -248,12 +319,37 @@ def _train(args) -> int:
                              eval_every=args.eval_every, patience=args.patience, seed=args.seed)
         print(f"training {model.config.kind} ({count_parameters(params):,} parameters) "
               f"on {task.name}")
-    result = train(model, params, task, config, checkpoint=args.checkpoint, resume=ckpt,
-                   progress=not args.no_progress, log=print)
+    progress = sys.stdout.isatty() if args.progress is None else args.progress
+    metrics = args.checkpoint.with_name(args.checkpoint.name + ".metrics.jsonl")
+    try:
+        result = train(model, params, task, config, checkpoint=args.checkpoint, resume=ckpt,
+                       progress=progress, log=print, metrics_file=metrics)
+    except TrainingInterrupted as stop:
+        print(f"{stop}; continue with: python -m minirnn train --resume --checkpoint "
+              f"{args.checkpoint}", flush=True)
+        return stop.exit_code
     print(f"done: {result.step} steps, {result.tokens_per_second:,.0f} tokens/s"
           + (" (stopped early)" if result.stopped_early else "")
-          + f"; checkpoint saved to {args.checkpoint}")
+          + f"; checkpoint saved to {args.checkpoint}; metrics in {metrics}")
     return 0
+
+
+def _check_resume(args, ckpt, given) -> None:
+    """Options given with --resume must agree with the checkpoint (except --steps)."""
+    config, train_config = ckpt.model_config, ckpt.train_config
+    saved = {"model": config.kind, "task": ckpt.task.name, "d_model": config.d_model,
+             "batch_size": train_config.batch_size, "lr": train_config.lr,
+             "eval_every": train_config.eval_every, "patience": train_config.patience,
+             "seed": train_config.seed}
+    for name in ("n_layers", "n_heads", "form", "chunk_size"):
+        if hasattr(config, name):
+            saved[{"n_layers": "layers", "n_heads": "heads"}.get(name, name)] = \
+                getattr(config, name)
+    wrong = [f"--{k.replace('_', '-')} {v} (the checkpoint has {saved[k]})"
+             for k, v in given.items() if k in saved and v != saved[k]]
+    if wrong:
+        raise ValueError(f"{args.checkpoint} does not match {'; '.join(wrong)}; drop the "
+                         f"option to continue that run, or train a new one")
 
 
 def _generate(args) -> int:
@@ -265,16 +361,51 @@ def _generate(args) -> int:
     ckpt = load_checkpoint(args.checkpoint)
     model, task = build_model(ckpt.model_config), ckpt.task
     if args.prompt is None:
-        tokens, _ = task.batch(np.random.default_rng(args.seed), 1)
-        prompt = tokens[0, :max(1, task.seq_len // 2)]
+        prompt, expected = task.question(np.random.default_rng(args.seed))
     else:
         prompt = task.encode(args.prompt)
         if prompt.size == 0:
             raise ValueError("--prompt is empty")
-    out = generate(model, ckpt.params, prompt, args.tokens, args.temperature, args.top_k,
-                   args.seed)
+        expected = task.answer(prompt)
+    n = args.tokens or (len(expected) if expected is not None else 40)
+    out = generate(model, ckpt.params, prompt, n, args.temperature, args.top_k, args.seed)
+    answer = out[len(prompt):]
     print(f"prompt:    {task.decode(prompt)}")
-    print(f"generated: {task.decode(out[len(prompt):])}")
+    print(f"generated: {task.decode(answer)}")
+    if expected is not None:
+        right = len(answer) >= len(expected) and np.array_equal(answer[:len(expected)],
+                                                                 expected)
+        print(f"expected:  {task.decode(expected)}   ({'right' if right else 'wrong'})")
+    return 0
+
+
+def _plot(args) -> int:
+    import json
+
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise ValueError("plot needs matplotlib: python -m pip install matplotlib") from None
+    fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(9, 3.4))
+    for run in args.runs:
+        path = run if run.name.endswith(".jsonl") else run.with_name(run.name + ".metrics.jsonl")
+        if not path.is_file():
+            raise FileNotFoundError(f"no metrics log at {path} (train writes "
+                                    f"CHECKPOINT.metrics.jsonl)")
+        rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        steps = [r["step"] for r in rows]
+        label = path.name.removesuffix(".metrics.jsonl")
+        loss_ax.plot(steps, [r["eval_loss"] for r in rows], label=label)
+        acc_ax.plot(steps, [r["accuracy"] for r in rows], label=label)
+    loss_ax.set_xlabel("step"), loss_ax.set_ylabel("eval loss")
+    acc_ax.set_xlabel("step"), acc_ax.set_ylabel("accuracy")
+    acc_ax.legend(frameon=False, fontsize=8)
+    fig.tight_layout()
+    fig.savefig(args.out, dpi=120)
+    print(f"wrote {args.out}")
     return 0
 
 
@@ -285,7 +416,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return 0 if run_tour(seed=args.seed, steps=args.steps) else 1
     commands = {"train": _train, "generate": _generate, "exercise": _exercise, "grade": _grade,
-                "step": _step, "bench": _bench}
+                "step": _step, "bench": _bench, "plot": _plot}
     try:
         return commands[args.command](args)
     except (ValueError, TypeError, OSError, FloatingPointError) as err:

@@ -54,6 +54,19 @@ class CopyTask:
         scored = np.arange(2 * self.length) >= self.length           # targets after the sep
         return _shift(seq, np.broadcast_to(scored, (batch_size, 2 * self.length)))
 
+    def question(self, rng: np.random.Generator):
+        """A well-formed prompt (a string and the separator) and its answer (the string)."""
+        x = rng.integers(0, self.n_symbols, self.length)
+        return np.append(x, self.n_symbols), x
+
+    def answer(self, prompt) -> np.ndarray | None:
+        """What a prompt asks for: the symbols before a final separator (else None)."""
+        prompt = np.asarray(prompt)
+        if prompt.size < 2 or prompt[-1] != self.n_symbols:
+            return None
+        before = prompt[:-1]
+        return before if not np.any(before == self.n_symbols) else None
+
     def decode(self, tokens) -> str:
         return " ".join("|" if t == self.n_symbols else str(int(t)) for t in tokens)
 
@@ -104,6 +117,21 @@ class RecallTask:
         t = np.arange(seq.shape[1] - 1)
         scored = (t >= 2 * P) & ((t - 2 * P) % 2 == 0)      # the token after each query key
         return _shift(seq, np.broadcast_to(scored, (batch_size, t.size)))
+
+    def question(self, rng: np.random.Generator):
+        """A well-formed prompt (the key-value pairs and one query key) and its answer."""
+        tokens, _ = self.batch(rng, 1)
+        P = self.n_pairs
+        return tokens[0, :2 * P + 1], tokens[0, 2 * P + 1:2 * P + 2]
+
+    def answer(self, prompt) -> np.ndarray | None:
+        """The value stored with the prompt's last token, if that is a key of its pairs."""
+        prompt = np.asarray(prompt)
+        if prompt.size < 3 or prompt[-1] >= self.n_keys:
+            return None
+        pairs = prompt[:2 * ((prompt.size - 1) // 2)].reshape(-1, 2)
+        hits = [v for k, v in pairs if k == prompt[-1] and v >= self.n_keys]
+        return np.array(hits[:1]) if hits else None
 
     def decode(self, tokens) -> str:
         return " ".join(f"k{t}" if t < self.n_keys else f"v{t - self.n_keys}" for t in tokens)
@@ -157,6 +185,13 @@ class GrammarTask:
         else:
             words = [*phrase(), rng.choice(GRAMMAR["verb_i"])]
         return " ".join(str(w) for w in words) + ". "
+
+    def question(self, rng: np.random.Generator):
+        """The start of a sentence (its first word and a space); grammar has no single answer."""
+        return self.encode(self.sentence(rng).split(" ")[0] + " "), None
+
+    def answer(self, prompt) -> None:
+        return None
 
     def batch(self, rng: np.random.Generator, batch_size: int):
         """``(tokens, targets)`` of shape (batch_size, length): a window of running text."""

@@ -9,9 +9,12 @@ save never destroys the last good checkpoint. Resuming continues the exact same 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import tempfile
+import threading
 import time
 import zipfile
 from dataclasses import asdict, dataclass, field
@@ -26,8 +29,8 @@ from .models import build_model, config_from_dict, config_to_dict
 from .optim import AdamW, clip_grad_norm, warmup_cosine
 from .tasks import task_from_dict, task_to_dict
 
-__all__ = ["Checkpoint", "TrainConfig", "TrainResult", "evaluate", "generate",
-           "load_checkpoint", "save_checkpoint", "train"]
+__all__ = ["Checkpoint", "TrainConfig", "TrainResult", "TrainingInterrupted", "evaluate",
+           "generate", "load_checkpoint", "save_checkpoint", "train"]
 
 FORMAT = "minirnn-checkpoint-1"
 
@@ -66,6 +69,42 @@ class TrainResult:
     tokens_per_second: float = 0.0
 
 
+class TrainingInterrupted(Exception):
+    """SIGINT or SIGTERM stopped training after a whole step; the exact state was saved.
+
+    Attributes: ``step`` (steps done), ``path`` (the checkpoint, or None), ``signum``.
+    """
+
+    def __init__(self, step: int, path, signum: int):
+        self.step, self.path, self.signum = step, path, signum
+        where = f"; saved to {path}" if path else "; no checkpoint path, nothing saved"
+        super().__init__(f"interrupted at step {step}{where}")
+
+    @property
+    def exit_code(self) -> int:
+        """The shell's convention: 128 + the signal number (130 for Ctrl-C)."""
+        return 128 + self.signum
+
+
+@contextlib.contextmanager
+def _stop_on_signals():
+    """While training, SIGINT and SIGTERM only *ask* to stop (the step in progress finishes and
+    the state is saved); a second Ctrl-C while saving changes nothing. Outside the main thread
+    signals cannot be caught, and training runs as before."""
+    asked: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield asked
+        return
+    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    for s in previous:
+        signal.signal(s, lambda signum, frame: asked.append(signum))
+    try:
+        yield asked
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
 @dataclass
 class Checkpoint:
     model_config: object
@@ -100,7 +139,7 @@ def evaluate(model, params: dict, task, n_batches: int = 4, batch_size: int = 32
 def train(model, params: dict, task, config: TrainConfig = TrainConfig(), *,
           checkpoint: str | os.PathLike | None = None, checkpoint_every: int | None = None,
           resume: Checkpoint | None = None, progress: bool = True,
-          log=None, callback=None) -> TrainResult:
+          log=None, callback=None, metrics_file: str | os.PathLike | None = None) -> TrainResult:
     """Train ``params`` (updated in place) on ``task`` for ``config.steps`` steps.
 
     Parameters
@@ -121,6 +160,9 @@ def train(model, params: dict, task, config: TrainConfig = TrainConfig(), *,
         Show a tqdm progress bar with loss and tokens per second.
     log : callable, optional
         Receives one line of text per evaluation.
+    metrics_file : path, optional
+        Appends one JSON line per evaluation: step, train loss, eval loss, accuracy, tokens
+        per second (``python -m minirnn plot`` draws the learning curves from it).
     callback : callable, optional
         Called as ``callback(step, loss)`` after every step (an exception it raises stops
         training; the last checkpoint written stays valid).
@@ -134,6 +176,9 @@ def train(model, params: dict, task, config: TrainConfig = TrainConfig(), *,
     FloatingPointError
         If a loss or gradient is not finite; the message names the step, and the last good
         checkpoint (if any) is left untouched.
+    TrainingInterrupted
+        On SIGINT or SIGTERM: after the step in progress, the exact state is saved to
+        ``checkpoint`` (resuming continues the same run bit for bit).
     """
     optimiser = AdamW(weight_decay=config.weight_decay)
     if resume is not None:
@@ -154,8 +199,15 @@ def train(model, params: dict, task, config: TrainConfig = TrainConfig(), *,
     model.check_params(params, "train")    # NaN before the first step is bad input
     start = time.perf_counter()
     kept = f"; the last good checkpoint {checkpoint} was kept" if checkpoint else ""
-    try:
+    with _stop_on_signals() as asked, contextlib.ExitStack() as closing:
+        if bar is not None:
+            closing.callback(bar.close)
         while step < config.steps:
+            if asked:
+                if checkpoint:
+                    _save(checkpoint, model, task, config, params, opt_state, step, rng,
+                          history)
+                raise TrainingInterrupted(step, checkpoint, asked[0])
             tokens, targets = task.batch(rng, config.batch_size)
             try:
                 loss, grads = model.loss_and_grads(params, tokens, targets)
@@ -187,9 +239,16 @@ def train(model, params: dict, task, config: TrainConfig = TrainConfig(), *,
                 metrics = evaluate(model, params, task, config.eval_batches, config.batch_size)
                 history[-1].update({"eval_loss": metrics["loss"],
                                     "eval_accuracy": metrics["accuracy"]})
+                rate = seen_tokens / max(time.perf_counter() - start, 1e-9)
                 if log is not None:
                     log(f"step {step}: train loss {loss:.4f}, eval loss {metrics['loss']:.4f}, "
                         f"accuracy {metrics['accuracy']:.3f}")
+                if metrics_file is not None:
+                    with open(metrics_file, "a", encoding="utf-8") as f:
+                        f.write(json.dumps({"step": step, "train_loss": float(loss),
+                                            "eval_loss": metrics["loss"],
+                                            "accuracy": metrics["accuracy"],
+                                            "tokens_per_second": rate}) + "\n")
                 if checkpoint and checkpoint_every is None:
                     _save(checkpoint, model, task, config, params, opt_state, step, rng, history)
                 if metrics["loss"] < best - 1e-4:
@@ -201,9 +260,6 @@ def train(model, params: dict, task, config: TrainConfig = TrainConfig(), *,
                     break
             if checkpoint and checkpoint_every and step % checkpoint_every == 0:
                 _save(checkpoint, model, task, config, params, opt_state, step, rng, history)
-    finally:
-        if bar is not None:
-            bar.close()
     if checkpoint:
         _save(checkpoint, model, task, config, params, opt_state, step, rng, history)
     result.step = step

@@ -139,7 +139,8 @@ def test_a_failed_save_is_one_line_and_keeps_the_good_checkpoint(tmp_path, capsy
     assert err.count("\n") == 1 and err.startswith("minirnn train: error:")
     assert ("Permission denied" if failure == "read-only folder" else "No space left") in err
     assert path.read_bytes() == good                             # never replaced
-    assert [p.name for p in tmp_path.iterdir()] == ["run.npz"]   # no temporary file left
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert left == ["run.npz", "run.npz.metrics.jsonl"]          # no temporary file left
 
 
 def test_checkpoints_that_do_not_fit_are_one_line_errors(tmp_path, capsys):
