@@ -23,7 +23,9 @@ check; a model does not re-check its layers at every step. ``trusted()`` switche
 for a block (the decode benchmark checks once, then times many steps).
 """
 
-from .attention import *  # noqa: F403
+import inspect
+
+from . import attention, layers, models, msr, retention, rnn
 from .core import (  # noqa: F401
     FLOAT_DTYPES,
     INSIDE,
@@ -34,12 +36,15 @@ from .core import (  # noqa: F401
     check_cache,
     check_eps,
     check_int,
+    gradient,
     lead,
     same_dtype,
     trusted,
 )
-from .layers import *  # noqa: F403
-from .models import *  # noqa: F403
-from .msr import *  # noqa: F403
-from .retention import *  # noqa: F403
-from .rnn import *  # noqa: F403
+
+# check.<name> for every public validator of the submodules (each is named after the public
+# function it checks, so the lists are not written twice)
+for _module in (attention, layers, models, msr, retention, rnn):
+    globals().update({name: f for name, f in vars(_module).items()
+                      if inspect.isfunction(f) and f.__module__ == _module.__name__
+                      and not name.startswith("_")})

@@ -10,22 +10,9 @@ from .core import (
     active,
     check_cache,
     check_int,
+    gradient,
     lead,
 )
-
-__all__ = [
-    "attention_backward",
-    "attention_forward",
-    "causal_mask",
-    "head_width",
-    "init_kv_cache",
-    "init_mha_params",
-    "mha_backward",
-    "mha_forward",
-    "mha_step",
-    "softmax_backward",
-    "softmax_forward",
-]
 
 # No key bias: adding b to every key adds the same q . b to a whole row of scores, which the
 # softmax ignores (A.1), so a key bias could never change the output or receive a gradient.
@@ -56,11 +43,9 @@ def softmax_backward(dy, cache):
         return dy
     from ..attention import SoftmaxCache
 
-    check_cache("softmax_backward", cache, SoftmaxCache, "softmax_forward")
-    s = Shapes("softmax_backward")
-    letters = lead(cache.y.ndim, "")
-    s.bind_all(letters, cache.y.shape, "cache.y")
-    return s.array("dy", dy, letters)
+    check_cache("softmax_backward", cache, SoftmaxCache, "softmax_forward")   # before cache.y
+    return gradient("softmax_backward", "dy", dy, cache, SoftmaxCache, "softmax_forward", "y",
+                    lead(cache.y.ndim, ""))
 
 
 def causal_mask(Tq, Tk):
@@ -133,11 +118,7 @@ def mha_backward(dy, cache):
         return dy
     from ..attention import MHACache
 
-    check_cache("mha_backward", cache, MHACache, "mha_forward")
-    s = Shapes("mha_backward")
-    s.bind_all("B T D", cache.x.shape, "cache.x")
-    dy = s.array("dy", dy, "B T D")
-    return dy
+    return gradient("mha_backward", "dy", dy, cache, MHACache, "mha_forward", "x", "B T D")
 
 
 def init_kv_cache(B, D, n_heads, capacity):

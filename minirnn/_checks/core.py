@@ -185,6 +185,16 @@ def check_bool(func: str, name: str, value) -> bool:
     return bool(value)
 
 
+def gradient(func: str, name: str, grad, cache, cls: type, forward: str, field: str,
+             axes: str) -> np.ndarray:
+    """A backward's cache (the ``cls`` that ``forward`` returns) and its upstream gradient
+    ``grad``, which must have the shape of ``cache.<field>`` (axes named by ``axes``)."""
+    check_cache(func, cache, cls, forward)
+    s = Shapes(func)
+    s.bind_all(axes, getattr(cache, field).shape, f"cache.{field}")
+    return s.array(name, grad, axes)
+
+
 def check_cache(func: str, cache, cls: type, forward: str) -> None:
     """Check that a backward function got the cache its forward function returned."""
     if isinstance(cache, cls):

@@ -13,28 +13,6 @@ from .core import (
     lead,
 )
 
-__all__ = [
-    "activation",
-    "constant_row",
-    "cross_entropy",
-    "embedding_backward",
-    "embedding_forward",
-    "ffn_backward",
-    "ffn_forward",
-    "gelu_backward",
-    "gelu_forward",
-    "layer_norm_backward",
-    "layer_norm_forward",
-    "linear_backward",
-    "linear_forward",
-    "merge_heads",
-    "split_heads",
-    "standardize",
-    "standardize_backward",
-    "tokens",
-    "upstream",
-]
-
 
 def upstream(func: str, dy, cache, cls: type, forward: str, shape_of) -> np.ndarray:
     """Check a layer backward's cache and that ``dy`` is a float array shaped like the forward

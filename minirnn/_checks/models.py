@@ -11,8 +11,6 @@ import numpy as np
 from .core import Shapes, active
 from .layers import tokens as token_ids
 
-__all__ = ["model_backward", "model_loss", "model_params", "model_step", "model_tokens"]
-
 
 def model_params(model, params, func: str = "forward") -> None:
     """``params`` has exactly the keys and shapes ``model.init()`` gives, finite floats."""

@@ -10,22 +10,10 @@ from .core import (
     check_cache,
     check_eps,
     check_int,
+    gradient,
     lead,
 )
 from .layers import constant_row
-
-__all__ = [
-    "group_norm_backward",
-    "group_norm_forward",
-    "init_msr_params",
-    "key_width",
-    "msr_backward",
-    "msr_forward",
-    "msr_gammas",
-    "msr_step",
-    "rotate",
-    "rotation_angles",
-]
 
 FORMS = ("parallel", "recurrent", "chunkwise")
 MSR_PARAMS = {"Wq": "D D", "Wk": "D D", "Wv": "D E", "Wg": "D E", "Wo": "E D",
@@ -75,11 +63,8 @@ def group_norm_backward(dy, cache):
     from ..msr import GroupNormCache
 
     check_cache("group_norm_backward", cache, GroupNormCache, "group_norm_forward")
-    s = Shapes("group_norm_backward")
-    letters = lead(cache.xhat.ndim, "")
-    s.bind_all(letters, cache.xhat.shape, "cache.xhat")
-    dy = s.array("dy", dy, letters)
-    return dy
+    return gradient("group_norm_backward", "dy", dy, cache, GroupNormCache,
+                    "group_norm_forward", "xhat", lead(cache.xhat.ndim, ""))
 
 
 def key_width(func, D, n_heads, source="D"):
@@ -167,11 +152,7 @@ def msr_backward(dy, cache):
         return dy
     from ..msr import MSRCache
 
-    check_cache("msr_backward", cache, MSRCache, "msr_forward")
-    s = Shapes("msr_backward")
-    s.bind_all("B T D", cache.x.shape, "cache.x")
-    dy = s.array("dy", dy, "B T D")
-    return dy
+    return gradient("msr_backward", "dy", dy, cache, MSRCache, "msr_forward", "x", "B T D")
 
 
 def msr_step(x, params, n_heads, state, eps):

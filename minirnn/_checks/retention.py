@@ -9,24 +9,10 @@ from .core import (
     Shapes,
     active,
     check_bool,
-    check_cache,
     check_int,
+    gradient,
     same_dtype,
 )
-
-__all__ = [
-    "chunk_decays",
-    "decay_mask",
-    "gamma_per_head",
-    "retention_chunkwise",
-    "retention_chunkwise_backward",
-    "retention_final_state",
-    "retention_parallel",
-    "retention_parallel_backward",
-    "retention_recurrent",
-    "retention_recurrent_backward",
-    "score_normaliser_backward",
-]
 
 
 def gamma_per_head(func: str, gamma, h: int | None) -> np.ndarray:
@@ -170,10 +156,7 @@ def score_normaliser_backward(dout, out, r, c):
 
 
 def _upstream(func, forward, dout, cache, cls):
-    check_cache(func, cache, cls, forward)
-    s = Shapes(func)
-    s.bind_all("B h T dv", cache.out.shape, "cache.out")
-    return s.array("dout", dout, "B h T dv")
+    return gradient(func, "dout", dout, cache, cls, forward, "out", "B h T dv")
 
 
 def _dstate(func, dstate, S, z, checking):
