@@ -6,7 +6,7 @@ import warnings
 
 import numpy as np
 import pytest
-from helpers import GRAD_FLOOR, assert_gradcheck, frozen_copies
+from helpers import GRAD_FLOOR, assert_gradcheck, biggest, forms_error, frozen_copies
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
@@ -28,21 +28,6 @@ from minirnn import (
 FORMS_TOL = 1e-10
 
 
-def forms_error(a, b, scale, floor=1e-5):
-    """rel_error, except that arrays tiny against ``scale`` are compared in absolute terms.
-
-    Some gradients are exactly zero in exact arithmetic (T = 1 with the clamp active makes the
-    output independent of q); one form then returns 0 and another 1e-18 of rounding, a
-    relative error of 1. Flooring the denominator at 1e-5 * scale, where scale is the largest
-    gradient of the same problem, compares such arrays to 1e-15 * scale in absolute terms and
-    leaves the test unchanged for every array of a sensible size.
-    """
-    a, b = np.asarray(a), np.asarray(b)
-    return float(np.max(np.abs(a - b)) / max(np.max(np.abs(a) + np.abs(b)), floor * scale))
-
-
-def biggest(*arrays):
-    return max(float(np.max(np.abs(x))) for x in arrays)
 gammas = st.one_of(st.just(0.0), st.floats(0.0, 1.0), st.just(1.0))
 
 
