@@ -123,6 +123,9 @@ from .train import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "IGNORE_INDEX",
+    "RNNLM",
+    "SGD",
     "Adam",
     "AdamW",
     "AttentionCache",
@@ -138,14 +141,12 @@ __all__ = [
     "GatedStateGrad",
     "GrammarTask",
     "GroupNormCache",
-    "IGNORE_INDEX",
     "KVCache",
     "MHACache",
     "MSRCache",
     "ParallelCache",
     "RNNCache",
     "RNNConfig",
-    "RNNLM",
     "RNNStepCache",
     "RecallTask",
     "RecurrentCache",
@@ -153,7 +154,6 @@ __all__ = [
     "RetNetLM",
     "RetentionState",
     "RetentionStateGrad",
-    "SGD",
     "SoftmaxCache",
     "TrainConfig",
     "TrainResult",

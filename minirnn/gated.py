@@ -561,7 +561,8 @@ def gated_decay_gradient(q: np.ndarray, dq: np.ndarray, k: np.ndarray, dk: np.nd
     # --- exercise: gated_decay_gradient ---
     qdq = np.sum(q * dq, axis=-1, dtype=np.float64)                  # row n of dR * R
     db = qdq - np.sum(k * dk, axis=-1, dtype=np.float64)             # minus column n  (G.7)
-    db[..., -1] += np.sum(dfinal.S * final.S, axis=(-2, -1)) + np.sum(dfinal.z * final.z, axis=-1)
+    db[..., -1] += (np.sum(dfinal.S * final.S, axis=(-2, -1))       # the returned state:
+                    + np.sum(dfinal.z * final.z, axis=-1))          # one more row
     ds = -qdq / (2.0 * s) if normalize else np.zeros_like(s)         # kappa_n = s_n^(-1/2)
     ds[..., -1] += dfinal.s
     rho = np.zeros_like(s)                                           # sum_{j>n} ds_j D^g[j, n]

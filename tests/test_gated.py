@@ -134,7 +134,7 @@ def test_splitting_and_carrying_the_state_equals_one_call(p, data):
                            gated_retention_chunkwise_backward)):
         first, second = slice(0, t), slice(t, None)
         o1, s1, c1 = run(*(x[:, :, first] for x in (q, k, v, g)), None)
-        o2, s2, c2 = run(*(x[:, :, second] for x in (q, k, v, g)), s1)
+        o2, _, c2 = run(*(x[:, :, second] for x in (q, k, v, g)), s1)
         assert rel_error(np.concatenate([o1, o2], axis=2), whole) <= FORMS_TOL
         *g2, ds = backward(dout[:, :, second], c2)
         *g1, _ = backward(dout[:, :, first], c1, ds)  # the count's gradient flows back too
@@ -235,7 +235,7 @@ def test_gradcheck_every_form_with_state_in_and_out(p):
         analytic = [*grads[:4], *grads[4]]
         largest = biggest(*analytic)
         for (name, x), a in zip(inputs.items(), analytic):
-            num = scalar_fd(lambda y, name=name: loss(**{**inputs, name: y}), x)
+            num = scalar_fd(lambda y, name=name, f=loss, at=inputs: f(**{**at, name: y}), x)
             err = np.max(np.abs(num - a)) / max(np.max(np.abs(num) + np.abs(a)),
                                                 GRAD_FLOOR * largest)      # as check_gradients
             assert err < 1e-7, (name, err)
@@ -296,7 +296,7 @@ def test_long_sequences_stay_finite_and_forms_agree(dtype, gate):
 @given(problems(max_T=16), st.data())
 def test_causality_and_inputs_not_mutated(p, data):
     t = data.draw(st.integers(0, p["T"] - 1))
-    q, k, v, g, dout = arrays(p)
+    q, k, v, g, _ = arrays(p)
     before = frozen_copies(q, k, v, g)
     q2, k2, v2, g2 = q.copy(), k.copy(), v.copy(), g.copy()
     q2[:, :, t] += 1.0
