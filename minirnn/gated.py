@@ -518,7 +518,7 @@ def gated_retention_chunkwise_backward(dout: np.ndarray, cache: GatedChunkwiseCa
     return dq * cache.scale, dk, dv, dlog_decay, GatedStateGrad(G, g_z, ds)
 
 
-# --- the decay gradient, the same for every form ---------------------------------------------------
+# --- the decay gradient, the same for every form -----------------------------------------------
 
 def gated_decay_gradient(q: np.ndarray, dq: np.ndarray, k: np.ndarray, dk: np.ndarray,
                          log_decay: np.ndarray, s: np.ndarray, final: GatedState | None = None,
