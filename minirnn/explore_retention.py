@@ -199,9 +199,9 @@ def msr_steps(T, d, seed, backward, form="recurrent", chunk_size=2, **_) -> Iter
     yield Step(f"Retention per head ({form} form), then group norm per (token, head)   "
                f"(R.6)-(R.8), (M.3)",
                [fmt("retention output head 0", core.out[0, 0]),
-                fmt("normalised heads Y[token, head]", cache.y[0])])
+                fmt("normalised heads Y[token, head]", cache.output.y[0])])
     yield Step("Gate swish(X Wg) times the heads, then Wo   (M.5)",
-               [fmt("swish gate", cache.gate[0]), fmt("MSR(X)", y[0])])
+               [fmt("swish gate", cache.output.gate[0]), fmt("MSR(X)", y[0])])
     other = _other(form)
     ref, _, ref_cache = msr_forward(x, params, 2, other, chunk_size=chunk_size)
     yield Step(f"Check: the {form} form against the {other} form",
@@ -217,11 +217,12 @@ def _msr_backward(y, cache, ref_cache, other):
     dm = dy @ p["Wo"].T
     yield Step("Backward with dY = 1. dWo = M^T dY, dM = dY Wo^T   (M.5)",
                [fmt("dM", dm[0])])
-    sig = 0.5 + 0.5 * np.tanh(0.5 * cache.u)
-    du = dm * cache.y.reshape(dm.shape) * sig * (1.0 + cache.u * (1.0 - sig))
+    sig = 0.5 + 0.5 * np.tanh(0.5 * cache.output.u)
+    du = dm * cache.output.y.reshape(dm.shape) * sig * (1.0 + cache.output.u * (1.0 - sig))
     yield Step("Gate: dU = dM * Y * swish'(u), swish'(u) = s(u) (1 + u (1 - s(u))); "
                "d(heads) = dM * gate   (M.5)", [fmt("dU", du[0])])
-    dheads, dw, _ = group_norm_backward((dm * cache.gate).reshape(cache.y.shape), cache.norm)
+    dheads, dw, _ = group_norm_backward((dm * cache.output.gate).reshape(cache.output.y.shape),
+                                        cache.output.norm)
     yield Step("Group norm backward per (token, head)   (M.4), (L.4)",
                [fmt("d(retention output)", dheads[0]), fmt("d gn_w", dw)])
     dq, _, dv = _backward(cache.form, dheads.transpose(0, 2, 1, 3), cache.core)

@@ -19,6 +19,8 @@ mLSTM of xLSTM and Mamba-2's state-space duality (SSD). Equations are numbered a
     backward:   (R.9)-(R.12) with gamma replaced by alpha_n                              (G.6)
     decay gradient: db_n = q_n . dq_n - k_n . dk_n + ds_n (s_n - 1) - rho_n,
                     ds_n = -(q_n . dq_n) / (2 s_n),  dg_t = sum_{n >= t} db_n             (G.7)
+    retention's learnable decay (g_t = ln gamma for every t):
+                    d gamma = (sum_t dg_t) / gamma                                        (G.8)
 
 With ``log_decay`` constant at ``ln(gamma)`` every function equals the retention function of
 the same form (outputs and gradients).
@@ -35,7 +37,7 @@ from typing import NamedTuple
 import numpy as np
 
 from . import _checks as check
-from .retention import score_normaliser_backward
+from .retention import RetentionState, RetentionStateGrad, score_normaliser_backward
 
 __all__ = [
     "GatedChunkDecays",
@@ -53,6 +55,7 @@ __all__ = [
     "gated_retention_parallel_backward",
     "gated_retention_recurrent",
     "gated_retention_recurrent_backward",
+    "retention_decay_gradient",
     "segment_decay",
 ]
 
@@ -179,15 +182,15 @@ def gated_chunk_decays(log_decay: np.ndarray, s_prev: np.ndarray, normalize: boo
     normalize : bool, optional
         Without normalisation ``kappa`` is all ones.
     dtype : numpy dtype, optional
-        Dtype of ``Gamma``, ``xi``, ``zeta``, ``decay_L`` and ``kappa`` (default float64);
-        ``s`` stays float64.
+        Dtype of ``Gamma``, ``xi``, ``zeta``, ``decay_L`` and ``kappa`` (default: that of
+        ``log_decay``); they are computed in float64 and rounded once. ``s`` stays float64.
 
     Returns
     -------
     GatedChunkDecays
     """
-    g, s_prev = check.gated_chunk_decays(log_decay, s_prev, normalize)
-    dtype = np.float64 if dtype is None else dtype
+    g, s_prev, given = check.gated_chunk_decays(log_decay, s_prev, normalize)
+    dtype = given if dtype is None else dtype
     b = np.cumsum(g, axis=-1)                                        # local b_j    (G.4)
     Gamma = segment_decay(g)                                         # (B, h, L, L)
     xi = np.exp(b)                                                   # e^(b_j)
@@ -554,7 +557,7 @@ def gated_decay_gradient(q: np.ndarray, dq: np.ndarray, k: np.ndarray, dk: np.nd
     -------
     dlog_decay : ndarray, shape (B, h, T)
     ds_prev : ndarray, shape (B, h)
-        Gradient with respect to the incoming count ``state.s``.
+        Gradient with respect to the incoming count ``state.s`` (in the dtype of ``q``).
     """
     q, dq, k, dk, g, s, final, dfinal = check.gated_decay_gradient(
         q, dq, k, dk, log_decay, s, final, dfinal, normalize)
@@ -572,4 +575,60 @@ def gated_decay_gradient(q: np.ndarray, dq: np.ndarray, k: np.ndarray, dk: np.nd
     dlog_decay = np.cumsum(db[..., ::-1], axis=-1)[..., ::-1]        # g_t moves b_n, n >= t
     ds_prev = np.exp(g[..., 0]) * (ds[..., 0] + rho[..., 0])
     # --- end ---
-    return dlog_decay.astype(q.dtype), ds_prev
+    return dlog_decay.astype(q.dtype), ds_prev.astype(q.dtype)
+
+
+def retention_decay_gradient(q: np.ndarray, dq: np.ndarray, k: np.ndarray, dk: np.ndarray, gamma,
+                             state: RetentionState | None = None,
+                             final: RetentionState | None = None,
+                             dfinal: RetentionStateGrad | None = None, normalize: bool = True):
+    """The gradient of retention's per-head decays: what makes ``gamma`` learnable.
+
+    Implements eq. (G.8). Retention is gated retention with every log-gate equal to
+    ``ln(gamma)``, so ``d ln(gamma)`` is the sum over all tokens (and sequences) of the gates'
+    gradient (G.7), and ``d gamma = d ln(gamma) / gamma``. It needs only what any form's
+    backward returns: ``dq`` and ``dk`` are the same in all three.
+
+    The count ``s`` that a state carries depends on ``gamma`` too. For a sequence split over
+    calls, call this for the **later** piece first; it returns ``ds_prev``, the gradient of the
+    incoming count, which goes into ``dfinal.s`` of the earlier piece (with the ``S`` and ``z``
+    gradients its backward returned). The sum of the pieces' ``dgamma`` is then the gradient
+    of one call on the whole sequence.
+
+    Parameters
+    ----------
+    q, k : ndarray, shape (B, h, T, d)
+        The queries and keys given to the retention function.
+    dq, dk : ndarray, shape (B, h, T, d)
+        Their gradients, from its backward.
+    gamma : float or ndarray of shape (h,)
+        Every decay in ``(0, 1]`` (``ln 0`` has no gradient; with ``gamma = sigmoid(theta)`` it
+        never reaches 0).
+    state : RetentionState, optional
+        The incoming state (its count ``s``), when the call continued a sequence.
+    final : RetentionState, optional
+        The returned state, when a later call used it.
+    dfinal : RetentionStateGrad, optional
+        Its gradient, including ``s`` (the later piece's ``ds_prev``; zeros when ``None``).
+    normalize : bool, optional
+        As given to the retention function.
+
+    Returns
+    -------
+    dgamma : ndarray, float64, shape (h,)
+    ds_prev : ndarray, float64, shape (h,)
+        Gradient with respect to ``state.s``.
+    """
+    q, dq, k, dk, gamma, s_prev, final, dfinal = check.retention_decay_gradient(
+        q, dq, k, dk, gamma, state, final, dfinal, normalize)
+    B, h, T, _ = q.shape
+    g = np.broadcast_to(np.log(gamma)[None, :, None], (B, h, T))    # g_t = ln(gamma)   (G.8)
+    powers = gamma[:, None] ** np.arange(T + 1)                      # gamma^0 .. gamma^T
+    s = powers[:, 1:] * s_prev[:, None] + np.cumsum(powers[:, :T], axis=1)   # s_n, (h, T)
+    shared = GatedStateGrad(dfinal.S, dfinal.z, np.broadcast_to(dfinal.s / B, (B, h)))
+    dg, ds_prev = gated_decay_gradient(
+        q, dq, k, dk, g, np.broadcast_to(s, (B, h, T)),
+        GatedState(final.S, final.z, np.broadcast_to(final.s, (B, h)), final.position), shared,
+        normalize)                                                   # (G.7)
+    dlog_gamma = dg.sum(axis=(0, 2), dtype=np.float64)               # every token's gate
+    return dlog_gamma / gamma, ds_prev.sum(axis=0, dtype=np.float64)

@@ -11,10 +11,11 @@ Equations (numbered as on ``derivations/multiscale-retention.md``)::
     GroupNorm per (token, head) over dv: y = (o - mean) / sqrt(var + eps) * w + b   (M.3)
     MSR(X) = (swish(X Wg) * GroupNorm(heads)) Wo,   swish(u) = u sigmoid(u)  (M.5)
     group-norm backward: (L.4) with dxhat = dy * w, per (token, head)          (M.4)
+    learned decays: gamma_i = sigmoid(theta_i), d theta = d gamma gamma (1 - gamma)  (M.6)
 
 Shapes: ``x`` (B, T, D); per head key width ``d = D / h`` (even) and value width ``dv``.
 Parameters: ``Wq``, ``Wk`` (D, D); ``Wv``, ``Wg`` (D, h*dv); ``Wo`` (h*dv, D); group-norm
-``gn_w``, ``gn_b`` (h, dv).
+``gn_w``, ``gn_b`` (h, dv); optionally ``decay_logit`` (h,) to learn the decays.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import numpy as np
 
 from . import _checks as check
 from .layers import merge_heads, split_heads, standardize, standardize_backward
+from .gated import retention_decay_gradient
 from .retention import (
     RetentionState,
     retention_chunkwise,
@@ -39,12 +41,18 @@ from .retention import (
 __all__ = [
     "GroupNormCache",
     "MSRCache",
+    "MSROutputCache",
     "group_norm_backward",
     "group_norm_forward",
     "init_msr_params",
     "msr_backward",
+    "msr_decays",
     "msr_forward",
     "msr_gammas",
+    "msr_output",
+    "msr_output_backward",
+    "msr_project",
+    "msr_project_backward",
     "msr_step",
     "rotate",
     "rotation_angles",
@@ -177,6 +185,140 @@ def group_norm_backward(dy: np.ndarray, cache: GroupNormCache):
     return dx, dw, db
 
 
+# --- the parts every multi-scale layer shares: projections in, group norm and gate out ---------
+
+class MSROutputCache(NamedTuple):
+    """What [`msr_output_backward`][minirnn.msr.msr_output_backward] needs."""
+
+    x: np.ndarray          # (B, T, D) the layer's input (the gate reads it)
+    Wg: np.ndarray         # (D, h*dv)
+    Wo: np.ndarray         # (h*dv, D)
+    norm: GroupNormCache   # group norm of the heads
+    y: np.ndarray          # (B, T, h, dv) normalised heads
+    u: np.ndarray          # (B, T, h*dv) gate pre-activation X Wg
+    gate: np.ndarray       # (B, T, h*dv) swish(u)
+    m: np.ndarray          # (B, T, h*dv) gate * heads, the input of Wo
+
+
+def msr_project(x: np.ndarray, params: dict[str, np.ndarray], n_heads: int, start: int = 0):
+    """Queries, keys and values of every head, eq. (M.2): ``Q = rot(X Wq)``, ``K = rot(X Wk)``,
+    ``V = X Wv``, rotated at the absolute positions ``start, start + 1, ...``.
+
+    Parameters
+    ----------
+    x : ndarray, shape (B, T, D)
+    params : dict
+        ``Wq``, ``Wk`` (D, D) and ``Wv`` (D, h*dv) (other keys are ignored).
+    n_heads : int
+    start : int, optional
+        Absolute position of ``x[:, 0]``.
+
+    Returns
+    -------
+    q, k : ndarray, shape (B, h, T, d)
+    v : ndarray, shape (B, h, T, dv)
+    """
+    x, p, start = check.msr_project(x, params, n_heads, start)
+    q = rotate(split_heads(x @ p["Wq"], n_heads), start)             # (M.2): (B, h, T, d)
+    k = rotate(split_heads(x @ p["Wk"], n_heads), start)
+    v = split_heads(x @ p["Wv"], n_heads)                            # (B, h, T, dv)
+    return q, k, v
+
+
+def msr_project_backward(dq: np.ndarray, dk: np.ndarray, dv: np.ndarray, x: np.ndarray,
+                         params: dict[str, np.ndarray], start: int = 0):
+    """Backward of [`msr_project`][minirnn.msr.msr_project]: rotate ``dq`` and ``dk`` back (the
+    rotation is orthogonal, its transpose is the rotation by ``-n theta_i``), then the three
+    projections.
+
+    Parameters
+    ----------
+    dq, dk : ndarray, shape (B, h, T, d)
+    dv : ndarray, shape (B, h, T, dv)
+    x : ndarray, shape (B, T, D)
+        The input of the forward.
+    params : dict
+    start : int, optional
+
+    Returns
+    -------
+    dx : ndarray, shape (B, T, D)
+    grads : dict
+        ``Wq``, ``Wk``, ``Wv``.
+    """
+    dq, dk, dv, x, p, start = check.msr_project_backward(dq, dk, dv, x, params, start)
+    dq = rotate(dq, start, inverse=True)                             # rotation back (M.2)
+    dk = rotate(dk, start, inverse=True)
+    dx, grads = np.zeros_like(x), {}
+    for name, dhead in (("Wq", dq), ("Wk", dk), ("Wv", dv)):
+        dproj = merge_heads(dhead)                                   # (B, T, h*w)
+        grads[name] = np.einsum("btd,bte->de", x, dproj, optimize=True)
+        dx = dx + dproj @ p[name].T
+    return dx, grads
+
+
+def msr_output(o: np.ndarray, x: np.ndarray, params: dict[str, np.ndarray], eps: float = 1e-5):
+    """From the heads to the layer's output, eqs. (M.3)-(M.5): group-norm each head, multiply
+    by the gate ``swish(X Wg)`` and project with ``Wo``.
+
+    Parameters
+    ----------
+    o : ndarray, shape (B, h, T, dv)
+        The retention heads.
+    x : ndarray, shape (B, T, D)
+        The layer's input, which the gate reads.
+    params : dict
+        ``Wg`` (D, h*dv), ``Wo`` (h*dv, D), ``gn_w``, ``gn_b`` (h, dv).
+    eps : float, optional
+        Group-norm epsilon.
+
+    Returns
+    -------
+    out : ndarray, shape (B, T, D)
+    cache : MSROutputCache
+    """
+    o, x, p, eps = check.msr_output(o, x, params, eps)
+    B, T = x.shape[:2]
+    heads = o.transpose(0, 2, 1, 3)                                  # (B, T, h, dv)
+    y, norm = group_norm_forward(heads, p["gn_w"], p["gn_b"], eps)   # (M.3)
+    u = x @ p["Wg"]
+    gate = u * (0.5 + 0.5 * np.tanh(0.5 * u))                        # swish: u sigmoid(u) (M.5)
+    m = gate * y.reshape(B, T, -1)                                   # (B, T, h*dv)
+    out = m @ p["Wo"]                                                # (M.5)
+    return out, MSROutputCache(x, p["Wg"], p["Wo"], norm, y, u, gate, m)
+
+
+def msr_output_backward(dout: np.ndarray, cache: MSROutputCache):
+    """Backward of [`msr_output`][minirnn.msr.msr_output]: ``Wo``; the gate product, with
+    ``swish'(u) = s(u) (1 + u (1 - s(u)))`` for the sigmoid ``s``; the group norm (M.4).
+
+    Parameters
+    ----------
+    dout : ndarray, shape (B, T, D)
+    cache : MSROutputCache
+
+    Returns
+    -------
+    do : ndarray, shape (B, h, T, dv)
+        Gradient of the heads.
+    dx : ndarray, shape (B, T, D)
+        Gradient of the input through the gate.
+    grads : dict
+        ``Wg``, ``Wo``, ``gn_w``, ``gn_b``.
+    """
+    dout = check.msr_output_backward(dout, cache)
+    c = cache
+    B, T, _ = c.x.shape
+    grads = {"Wo": np.einsum("bte,btd->ed", c.m, dout, optimize=True)}
+    dm = dout @ c.Wo.T
+    sig = 0.5 + 0.5 * np.tanh(0.5 * c.u)                             # sigmoid(u)
+    du = dm * c.y.reshape(B, T, -1) * sig * (1.0 + c.u * (1.0 - sig))    # swish'(u)
+    dheads, grads["gn_w"], grads["gn_b"] = group_norm_backward(
+        (dm * c.gate).reshape(c.y.shape), c.norm)                   # (M.4)
+    grads["Wg"] = np.einsum("btd,bte->de", c.x, du, optimize=True)
+    return dheads.transpose(0, 2, 1, 3), du @ c.Wg.T, grads
+
+
 # --- the layer --------------------------------------------------------------------------------
 
 class MSRCache(NamedTuple):
@@ -188,15 +330,34 @@ class MSRCache(NamedTuple):
     start: int             # absolute position of x[:, 0]
     form: str
     core: tuple            # cache of the retention core of that form
-    norm: GroupNormCache   # group norm of the heads
-    y: np.ndarray          # (B, T, h, dv) normalised heads
-    u: np.ndarray          # (B, T, h*dv) gate pre-activation X Wg
-    gate: np.ndarray       # (B, T, h*dv) swish(u)
-    m: np.ndarray          # (B, T, h*dv) gate * heads, the input of Wo
+    output: MSROutputCache
+    gamma: np.ndarray      # (h,) the decays used
+    state: RetentionState | None   # the incoming state
 
 
-def init_msr_params(D: int, n_heads: int, dv: int, seed: int = 0,
-                    dtype=np.float64) -> dict[str, np.ndarray]:
+def msr_decays(params: dict[str, np.ndarray], n_heads: int) -> np.ndarray:
+    """The per-head decays of the layer: the paper's fixed ``1 - 2^(-5-i)`` (M.1), or, when
+    ``params`` holds ``decay_logit`` (learned decays), ``gamma = sigmoid(decay_logit)``, which
+    stays in (0, 1) whatever the optimiser does (eq. (M.6)).
+
+    Parameters
+    ----------
+    params : dict
+    n_heads : int
+
+    Returns
+    -------
+    ndarray, float64, shape (h,)
+    """
+    p, n_heads = check.msr_decays(params, n_heads)
+    if "decay_logit" not in p:
+        return msr_gammas(n_heads)                                   # (M.1)
+    theta = p["decay_logit"].astype(np.float64)
+    return 0.5 + 0.5 * np.tanh(0.5 * theta)                          # sigmoid(theta) (M.6)
+
+
+def init_msr_params(D: int, n_heads: int, dv: int, seed: int = 0, dtype=np.float64,
+                    learn_decay: bool = False) -> dict[str, np.ndarray]:
     """Initial parameters of a multi-scale retention layer.
 
     Projections are normal with the Xavier standard deviation ``sqrt(2 / (fan_in + fan_out))``
@@ -213,14 +374,17 @@ def init_msr_params(D: int, n_heads: int, dv: int, seed: int = 0,
         Value width of one head.
     seed : int, optional
     dtype : numpy dtype, optional
+    learn_decay : bool, optional
+        Add ``decay_logit`` (h,), the logit of each head's decay, initialised at the paper's
+        decays (M.1): the layer then learns its decays (M.6).
 
     Returns
     -------
     dict
         ``Wq``, ``Wk`` (D, D); ``Wv``, ``Wg`` (D, h*dv); ``Wo`` (h*dv, D); ``gn_w``, ``gn_b``
-        (h, dv).
+        (h, dv); with ``learn_decay`` also ``decay_logit`` (h,).
     """
-    D, dv = check.init_msr_params(D, n_heads, dv)
+    D, dv = check.init_msr_params(D, n_heads, dv, learn_decay)
     rng = np.random.default_rng(seed)
     E = n_heads * dv
 
@@ -228,10 +392,14 @@ def init_msr_params(D: int, n_heads: int, dv: int, seed: int = 0,
         std = gain * np.sqrt(2.0 / (fan_in + fan_out))
         return (std * rng.standard_normal((fan_in, fan_out))).astype(dtype)
 
-    return {"Wq": xavier(D, D, 2 ** -2.5), "Wk": xavier(D, D, 2 ** -2.5),
-            "Wv": xavier(D, E, 2 ** -2.5), "Wg": xavier(D, E, 2 ** -2.5),
-            "Wo": xavier(E, D, 2 ** -1), "gn_w": np.ones((n_heads, dv), dtype=dtype),
-            "gn_b": np.zeros((n_heads, dv), dtype=dtype)}
+    params = {"Wq": xavier(D, D, 2 ** -2.5), "Wk": xavier(D, D, 2 ** -2.5),
+              "Wv": xavier(D, E, 2 ** -2.5), "Wg": xavier(D, E, 2 ** -2.5),
+              "Wo": xavier(E, D, 2 ** -1), "gn_w": np.ones((n_heads, dv), dtype=dtype),
+              "gn_b": np.zeros((n_heads, dv), dtype=dtype)}
+    if learn_decay:
+        gamma = msr_gammas(n_heads)
+        params["decay_logit"] = np.log(gamma / (1.0 - gamma)).astype(dtype)   # logit
+    return params
 
 
 def msr_forward(x: np.ndarray, params: dict[str, np.ndarray], n_heads: int,
@@ -240,10 +408,10 @@ def msr_forward(x: np.ndarray, params: dict[str, np.ndarray], n_heads: int,
     """Multi-scale retention layer in any of the three forms.
 
     Implements eqs. (M.1)-(M.5): project, rotate queries and keys at their absolute positions
-    (continuing from ``state.position``), run retention with the per-head decays of (M.1) and
-    all normalisations, group-norm each head, gate with swish and project out. Because the
-    retention core gives the same numbers in every form, so does the whole layer (also with
-    ``eps > 0``).
+    (continuing from ``state.position``), run retention with the per-head decays of (M.1) (or
+    the learned ones of (M.6)) and all normalisations, group-norm each head, gate with swish
+    and project out. Because the retention core gives the same numbers in every form, so does
+    the whole layer (also with ``eps > 0``).
 
     Parameters
     ----------
@@ -269,12 +437,9 @@ def msr_forward(x: np.ndarray, params: dict[str, np.ndarray], n_heads: int,
     cache : MSRCache
     """
     x, p = check.msr_forward(x, params, n_heads, form, chunk_size, state, eps)
-    B, T, _ = x.shape
     start = 0 if state is None else state.position                  # absolute position of x_0
-    gamma = msr_gammas(n_heads)                                      # (M.1)
-    q = rotate(split_heads(x @ p["Wq"], n_heads), start)             # (M.2): (B, h, T, d)
-    k = rotate(split_heads(x @ p["Wk"], n_heads), start)
-    v = split_heads(x @ p["Wv"], n_heads)                            # (B, h, T, dv)
+    gamma = msr_decays(p, n_heads)                                   # (M.1) or (M.6)
+    q, k, v = msr_project(x, p, n_heads, start)                      # (M.2)
     if form == "parallel":
         o, core = retention_parallel(q, k, v, gamma)                 # (R.6)
         new_state = retention_final_state(k, v, gamma)
@@ -282,21 +447,17 @@ def msr_forward(x: np.ndarray, params: dict[str, np.ndarray], n_heads: int,
         o, new_state, core = retention_recurrent(q, k, v, gamma, state)                # (R.7)
     else:
         o, new_state, core = retention_chunkwise(q, k, v, gamma, chunk_size, state)    # (R.8)
-    heads = o.transpose(0, 2, 1, 3)                                  # (B, T, h, dv)
-    y, norm = group_norm_forward(heads, p["gn_w"], p["gn_b"], eps)   # (M.3)
-    u = x @ p["Wg"]
-    gate = u * (0.5 + 0.5 * np.tanh(0.5 * u))                        # swish: u sigmoid(u) (M.5)
-    m = gate * y.reshape(B, T, -1)                                   # (B, T, h*dv)
-    out = m @ p["Wo"]                                                # (M.5)
-    return out, new_state, MSRCache(x, p, n_heads, start, form, core, norm, y, u, gate, m)
+    out, output = msr_output(o, x, p, eps)                           # (M.3)-(M.5)
+    return out, new_state, MSRCache(x, p, n_heads, start, form, core, output, gamma, state)
 
 
 def msr_backward(dy: np.ndarray, cache: MSRCache):
     """Backward of [`msr_forward`][minirnn.msr.msr_forward] for any form.
 
-    In reverse order: ``Wo``; the gate product, with ``swish'(u) = s(u) (1 + u (1 - s(u)))``
-    for the sigmoid ``s``; the group norm (M.4); the retention core of the form used (R.10),
-    (R.11) or (R.12); the rotation (its transpose is the rotation back); the projections.
+    In reverse order: the output part ([`msr_output_backward`][minirnn.msr.msr_output_backward]:
+    ``Wo``, gate, group norm (M.4)); the retention core of the form used, (R.10), (R.11) or
+    (R.12); with learned decays the gradient of ``decay_logit`` (M.6); the rotation and the
+    projections ([`msr_project_backward`][minirnn.msr.msr_project_backward]).
 
     Parameters
     ----------
@@ -310,30 +471,21 @@ def msr_backward(dy: np.ndarray, cache: MSRCache):
         Same keys as ``params``.
     """
     dy = check.msr_backward(dy, cache)
-    p, x = cache.params, cache.x
-    B, T, _ = x.shape
-    grads = {"Wo": np.einsum("bte,btd->ed", cache.m, dy, optimize=True)}
-    dm = dy @ p["Wo"].T
-    sig = 0.5 + 0.5 * np.tanh(0.5 * cache.u)                         # sigmoid(u)
-    du = dm * cache.y.reshape(B, T, -1) * sig * (1.0 + cache.u * (1.0 - sig))   # swish'(u)
-    dheads, grads["gn_w"], grads["gn_b"] = group_norm_backward(
-        (dm * cache.gate).reshape(cache.y.shape), cache.norm)       # (M.4)
-    do = dheads.transpose(0, 2, 1, 3)                                # (B, h, T, dv)
+    p = cache.params
+    do, dx, grads = msr_output_backward(dy, cache.output)            # (M.3)-(M.5)
     if cache.form == "parallel":
         dq, dk, dv = retention_parallel_backward(do, cache.core)    # (R.10)
     elif cache.form == "recurrent":
         dq, dk, dv, _ = retention_recurrent_backward(do, cache.core)    # (R.11)
     else:
         dq, dk, dv, _ = retention_chunkwise_backward(do, cache.core)    # (R.12)
-    dq = rotate(dq, cache.start, inverse=True)                       # rotation back (M.2)
-    dk = rotate(dk, cache.start, inverse=True)
-    dx = du @ p["Wg"].T
-    grads["Wg"] = np.einsum("btd,bte->de", x, du, optimize=True)
-    for name, dhead in (("Wq", dq), ("Wk", dk), ("Wv", dv)):
-        dproj = merge_heads(dhead)                                   # (B, T, h*w)
-        grads[name] = np.einsum("btd,bte->de", x, dproj, optimize=True)
-        dx = dx + dproj @ p[name].T
-    return dx, {key: grads[key] for key in p}
+    if "decay_logit" in p:                                           # learned decays (M.6)
+        q = cache.core.q / cache.core.scale                          # as rotated, unscaled
+        dgamma, _ = retention_decay_gradient(q, dq, cache.core.k, dk, cache.gamma, cache.state)
+        grads["decay_logit"] = (dgamma * cache.gamma * (1.0 - cache.gamma)).astype(dy.dtype)
+    dx_in, g = msr_project_backward(dq, dk, dv, cache.x, p, cache.start)   # (M.2)
+    grads.update(g)
+    return dx + dx_in, {key: grads[key] for key in p}
 
 
 def msr_step(x: np.ndarray, params: dict[str, np.ndarray], n_heads: int,
@@ -362,24 +514,17 @@ def msr_step(x: np.ndarray, params: dict[str, np.ndarray], n_heads: int,
     state : RetentionState
     """
     x, p, state, eps = check.msr_step(x, params, n_heads, state, eps)
-    B, D = x.shape
-    h, dv = p["gn_w"].shape
-    n, d = state.position, D // h
-    gamma = msr_gammas(h)                                            # (M.1)
-    q = rotate((x @ p["Wq"]).reshape(B, h, 1, d), n)[:, :, 0]        # (M.2) at position n
-    k = rotate((x @ p["Wk"]).reshape(B, h, 1, d), n)[:, :, 0]        # (B, h, d)
-    v = (x @ p["Wv"]).reshape(B, h, dv)
+    n, d = state.position, x.shape[-1] // n_heads
+    gamma = msr_decays(p, n_heads)                                   # (M.1) or (M.6)
+    q, k, v = (a[:, :, 0] for a in msr_project(x[:, None], p, n_heads, n))   # (M.2) at n
     q = q / np.sqrt(d).astype(q.dtype)                               # q' = q / sqrt(d)  (R.5)
     decay = gamma.astype(state.S.dtype)                              # gamma in the dtype of S
     S = decay[:, None, None] * state.S + k[..., :, None] * v[..., None, :]   # (R.7), one step
     z = decay[:, None] * state.z + k
     s = gamma * state.s + 1.0
-    kappa = (1.0 / np.sqrt(s)).astype(q.dtype)                           # (h,)
-    Omega = kappa[:, None] * (q[..., None, :] @ S)[..., 0, :]                # q'_n S_n, (B, h, dv)
-    r = kappa * (q * z).sum(axis=-1)                                     # q'_n . z_n
-    o = Omega / np.maximum(np.abs(r), 1.0)[..., None]                    # c_n (R.5)
-    y, _ = group_norm_forward(o, p["gn_w"], p["gn_b"], eps)          # (M.3), (B, h, dv)
-    u = x @ p["Wg"]
-    gate = u * (0.5 + 0.5 * np.tanh(0.5 * u))                        # swish (M.5)
-    out = (gate * y.reshape(B, h * dv)) @ p["Wo"]
-    return out, RetentionState(S, z, s, n + 1)
+    kappa = (1.0 / np.sqrt(s)).astype(q.dtype)                       # (h,)
+    Omega = kappa[:, None] * (q[..., None, :] @ S)[..., 0, :]        # q'_n S_n, (B, h, dv)
+    r = kappa * (q * z).sum(axis=-1)                                 # q'_n . z_n
+    o = Omega / np.maximum(np.abs(r), 1.0)[..., None]                # c_n (R.5)
+    out, _ = msr_output(o[:, :, None], x[:, None], p, eps)           # (M.3)-(M.5)
+    return out[:, 0], RetentionState(S, z, s, n + 1)

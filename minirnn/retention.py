@@ -59,11 +59,15 @@ class RetentionState(NamedTuple):
 
 
 class RetentionStateGrad(NamedTuple):
-    """Gradient of the loss with respect to a [`RetentionState`][minirnn.retention.RetentionState]
-    (``s`` has none)."""
+    """Gradient of the loss with respect to a [`RetentionState`][minirnn.retention.RetentionState].
+
+    The count ``s`` depends only on the decays, so its gradient matters only when they are
+    learned ([`retention_decay_gradient`][minirnn.gated.retention_decay_gradient]); the
+    backward passes leave it ``None``."""
 
     S: np.ndarray   # (B, h, d, dv)
     z: np.ndarray   # (B, h, d)
+    s: np.ndarray | None = None   # (h,)
 
 
 class ParallelCache(NamedTuple):

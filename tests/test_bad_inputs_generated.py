@@ -66,6 +66,12 @@ BAD_GAMMA = [-0.1, 1.5, float("nan"), float("inf"), 1j, "0.9", np.full((5,), 0.5
 BAD_COUNT = [0, -1, 2.5, True, "2", None]
 BAD_EPS = [-1e-5, float("nan"), "small"]
 MHA_BIASES = frozenset({"bq", "bv", "bo"})
+PROJ = ("Wq", "Wk", "Wv")
+
+
+def only(params, keys):
+    """The entries of a parameter dict that a function reads (the rest it passes over)."""
+    return {key: params[key] for key in keys}
 
 
 def build(name, draw) -> Call:
@@ -76,6 +82,7 @@ def build(name, draw) -> Call:
     qkv = dict(q=normal(draw, B, h, T, d), k=normal(draw, B, h, T, d),
                v=normal(draw, B, h, T, dv))
     tokens = np.random.default_rng(T).integers(0, V, (B, T))
+    g = -np.abs(normal(draw, B, h, T))                     # log-gates <= 0
     nh = 2 if D % 2 == 0 else 1
     calls = {
         "rnn_step_forward": lambda: Call(m.rnn_step_forward, dict(
@@ -102,6 +109,40 @@ def build(name, draw) -> Call:
             {"gamma": BAD_GAMMA, "chunk_size": BAD_COUNT, "state": ["state"]}),
         "retention_final_state": lambda: Call(m.retention_final_state, dict(
             k=qkv["k"], v=qkv["v"], gamma=gamma), {"gamma": BAD_GAMMA}),
+        "segment_decay": lambda: Call(m.segment_decay, dict(log_decay=g), {}),
+        "gated_chunk_decays": lambda: Call(m.gated_chunk_decays, dict(
+            log_decay=g, s_prev=np.abs(normal(draw, B, h))), {"normalize": [None, "yes"]}),
+        "gated_retention_parallel": lambda: Call(m.gated_retention_parallel, dict(
+            qkv, log_decay=g), {"normalize": [None, "yes"]}),
+        "gated_retention_recurrent": lambda: Call(m.gated_retention_recurrent, dict(
+            qkv, log_decay=g), {"state": ["state", (1, 2), m.RetentionState(0, 0, 0, 0)]}),
+        "gated_retention_chunkwise": lambda: Call(m.gated_retention_chunkwise, dict(
+            qkv, log_decay=g, chunk_size=draw(st.integers(1, T + 2))),
+            {"chunk_size": BAD_COUNT, "state": ["state"]}),
+        "gated_retention_final_state": lambda: Call(m.gated_retention_final_state, dict(
+            k=qkv["k"], v=qkv["v"], log_decay=g), {}),
+        "gated_decay_gradient": lambda: Call(m.gated_decay_gradient, dict(
+            q=qkv["q"], dq=normal(draw, B, h, T, d), k=qkv["k"], dk=normal(draw, B, h, T, d),
+            log_decay=g, s=1.0 + np.abs(normal(draw, B, h, T))), {"normalize": [None, 1]}),
+        "retention_decay_gradient": lambda: Call(m.retention_decay_gradient, dict(
+            q=qkv["q"], dq=normal(draw, B, h, T, d), k=qkv["k"], dk=normal(draw, B, h, T, d),
+            gamma=np.linspace(0.5, 1.0, h)), {"gamma": [*BAD_GAMMA, 0.0], "state": ["state"]}),
+        "msr_decays": lambda: Call(m.msr_decays, dict(
+            params=m.init_msr_params(d * h, h, dv, learn_decay=True), n_heads=h),
+            {"n_heads": BAD_COUNT}, free_dict=True),
+        "msr_project": lambda: Call(m.msr_project, dict(
+            x=normal(draw, B, T, d * h), params=only(m.init_msr_params(d * h, h, dv), PROJ),
+            n_heads=h),
+            {"n_heads": [*BAD_COUNT, 5], "start": [-1, 1.5]}, free_dict=True),
+        "msr_project_backward": lambda: Call(m.msr_project_backward, dict(
+            dq=normal(draw, B, h, T, d), dk=normal(draw, B, h, T, d),
+            dv=normal(draw, B, h, T, dv), x=normal(draw, B, T, d * h),
+            params=only(m.init_msr_params(d * h, h, dv), PROJ)), {"start": [-1, 1.5]},
+            free_dict=True),
+        "msr_output": lambda: Call(m.msr_output, dict(
+            o=normal(draw, B, h, T, dv), x=normal(draw, B, T, d * h),
+            params=only(m.init_msr_params(d * h, h, dv), ("Wg", "Wo", "gn_w", "gn_b"))),
+            {"eps": BAD_EPS}, free_dict=True),
         "msr_forward": lambda: Call(m.msr_forward, dict(
             x=normal(draw, B, T, d * h), params=m.init_msr_params(d * h, h, dv), n_heads=h,
             form=draw(st.sampled_from(["parallel", "recurrent", "chunkwise"])), chunk_size=2),
@@ -188,6 +229,10 @@ BACKWARD = {
     "retention_recurrent_backward": ("retention_recurrent", "dout", 2),
     "retention_chunkwise_backward": ("retention_chunkwise", "dout", 2),
     "msr_backward": ("msr_forward", "dy", 2),
+    "msr_output_backward": ("msr_output", "dout", 1),
+    "gated_retention_parallel_backward": ("gated_retention_parallel", "dout", 1),
+    "gated_retention_recurrent_backward": ("gated_retention_recurrent", "dout", 2),
+    "gated_retention_chunkwise_backward": ("gated_retention_chunkwise", "dout", 2),
     "group_norm_backward": ("group_norm_forward", "dy", 1),
     "linear_backward": ("linear_forward", "dy", 1),
     "layer_norm_backward": ("layer_norm_forward", "dy", 1),
@@ -236,7 +281,11 @@ FUNCTIONS = [*[n for n in m.__all__ if n in {
     "decay_mask", "linear_forward", "layer_norm_forward", "ffn_forward", "gelu_forward",
     "embedding_forward", "cross_entropy", "rel_error", "numerical_gradient", "clip_grad_norm",
     "count_parameters", "check_gradients", "chunk_decays", "score_normaliser_backward",
-    "standardize", "standardize_backward", "split_heads", "merge_heads"}], *BACKWARD,
+    "standardize", "standardize_backward", "split_heads", "merge_heads", "segment_decay",
+    "gated_chunk_decays", "gated_retention_parallel", "gated_retention_recurrent",
+    "gated_retention_chunkwise", "gated_retention_final_state", "gated_decay_gradient",
+    "retention_decay_gradient", "msr_decays", "msr_project", "msr_project_backward",
+    "msr_output"}], *BACKWARD,
     *[f"{c}.{meth}" for c in MODELS for meth in ("loss_and_grads", "forward", "generate")]]
 
 # public functions that take no arrays (sizes, names, paths, configs): covered elsewhere
@@ -381,7 +430,8 @@ def test_every_wrong_argument(name, data, bad_input_cases):
 # --- float32 in, float32 out ------------------------------------------------------------------
 
 FLOAT64_BY_DESIGN = {"decay_mask", "rel_error", "numerical_gradient", "count_parameters",
-                     "check_gradients"}   # documented to compute in (or return) float64
+                     "check_gradients", "segment_decay", "retention_decay_gradient",
+                     "msr_decays"}   # documented to compute in (or return) float64
 
 
 def to_float32(value):
@@ -420,8 +470,8 @@ def test_float32_inputs_give_float32_results(name, data):
 def float_slots(kwargs):
     """(argument, key or None) of every float64 array in a call's arguments."""
     for arg, value in kwargs.items():
-        if arg == "gamma":                   # a decay, always used in float64 (decay_mask)
-            continue
+        if arg in ("gamma", "log_decay", "s", "s_prev"):   # decays, gates and counts are always
+            continue                                     # used in float64 (decay_mask)
         if isinstance(value, np.ndarray) and value.dtype == np.float64:
             yield arg, None
         elif isinstance(value, dict):

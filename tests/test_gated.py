@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from minirnn import (
     GatedState,
+    RetentionState,
     GatedStateGrad,
     check_gradients,
     gated_retention_chunkwise,
@@ -27,6 +28,7 @@ from minirnn import (
     retention_parallel,
     retention_parallel_backward,
     retention_recurrent,
+    retention_decay_gradient,
     retention_recurrent_backward,
     segment_decay,
 )
@@ -259,6 +261,45 @@ class loss_with_state:
         d = self.dstate
         return (np.sum(out * self.dout) + np.sum(final.S * d.S) + np.sum(final.z * d.z)
                 + np.sum(final.s * d.s))
+
+
+# --- retention's learnable decay (G.8) --------------------------------------------------------
+
+@given(problems(max_T=10, small=True), st.lists(st.floats(0.05, 1.0), min_size=2, max_size=2),
+       st.data())
+def test_retention_decay_gradient_matches_finite_differences_and_split_calls(p, gammas, data):
+    """d gamma from any form's dq, dk equals central differences of the loss in gamma, also
+    when the sequence is split over two calls and the count s carries gamma from the first
+    into the second (D.7'): the later call's ds_prev goes into dfinal.s of the earlier one."""
+    q, k, v, _, dout = arrays(p)
+    gamma = np.minimum(np.array(gammas[:p["h"]]), 1.0 - 1e-6)       # FD steps stay in (0, 1]
+    norm, C = p["normalize"], p["chunk"]
+    state0 = random_state(p, np.random.default_rng(p["seed"]))
+    state0 = RetentionState(state0.S, state0.z, np.full(p["h"], 2.5), 4)
+
+    def loss(gam):
+        return np.sum(retention_chunkwise(q, k, v, gam, C, state0, norm)[0] * dout)
+
+    _, cache = retention_parallel(q, k, v, gamma, norm)
+    away_from_kink(cache.r)
+    fd = scalar_fd(loss, gamma)
+    _, _, cc = retention_chunkwise(q, k, v, gamma, C, state0, norm)
+    dq, dk, _, _ = retention_chunkwise_backward(dout, cc)
+    dgamma, _ = retention_decay_gradient(q, dq, k, dk, gamma, state0, normalize=norm)
+    scale = max(1.0, float(np.abs(fd).max()))
+    assert np.max(np.abs(dgamma - fd)) / scale < 1e-6
+    if p["T"] >= 2:                                          # the same sequence in two calls
+        t = data.draw(st.integers(1, p["T"] - 1))
+        a, b = slice(0, t), slice(t, None)
+        _, s1, c1 = retention_recurrent(q[:, :, a], k[:, :, a], v[:, :, a], gamma, state0, norm)
+        _, _, c2 = retention_chunkwise(q[:, :, b], k[:, :, b], v[:, :, b], gamma, C, s1, norm)
+        dq2, dk2, _, ds1 = retention_chunkwise_backward(dout[:, :, b], c2)
+        g2, ds_prev = retention_decay_gradient(q[:, :, b], dq2, k[:, :, b], dk2, gamma, s1,
+                                               normalize=norm)
+        dq1, dk1, _, _ = retention_recurrent_backward(dout[:, :, a], c1, ds1)
+        g1, _ = retention_decay_gradient(q[:, :, a], dq1, k[:, :, a], dk1, gamma, state0, s1,
+                                         ds1._replace(s=ds_prev), norm)
+        assert np.max(np.abs(g1 + g2 - dgamma)) / scale < 1e-10
 
 
 # --- long sequences -----------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from minirnn import (
     group_norm_forward,
     init_msr_params,
     msr_backward,
+    msr_decays,
     msr_forward,
     msr_gammas,
     msr_step,
@@ -33,12 +34,16 @@ def layers(draw, max_T=24, small=False):
             "D": n_heads * draw(st.sampled_from([2] if small else [2, 4])),
             "dv": draw(st.integers(1, 3 if small else 4)),
             "chunk": draw(st.integers(1, T + 3)), "eps": draw(st.sampled_from([1e-5, 1e-2])),
+            "learn": draw(st.booleans()),         # learned decays (M.6), moved off the paper's
             "seed": draw(st.integers(0, 2**16))}
 
 
 def make(n, dtype=np.float64):
     rng = np.random.default_rng(n["seed"])
-    params = init_msr_params(n["D"], n["n_heads"], n["dv"], seed=n["seed"], dtype=dtype)
+    params = init_msr_params(n["D"], n["n_heads"], n["dv"], seed=n["seed"], dtype=dtype,
+                             learn_decay=n.get("learn", False))
+    if "decay_logit" in params:
+        params["decay_logit"] += rng.normal(0.0, 2.0, n["n_heads"]).astype(dtype)
     params["gn_w"] = (1 + 0.2 * rng.standard_normal(params["gn_w"].shape)).astype(dtype)
     params["gn_b"] = (0.2 * rng.standard_normal(params["gn_b"].shape)).astype(dtype)
     x = rng.standard_normal((n["B"], n["T"], n["D"])).astype(dtype)
@@ -125,6 +130,14 @@ def test_inputs_not_mutated_and_float32(n):
 
 
 # --- pieces -----------------------------------------------------------------------------------
+
+def test_learned_decays_start_at_the_papers_and_stay_in_0_1():
+    params = init_msr_params(8, 4, 2, learn_decay=True)
+    np.testing.assert_allclose(msr_decays(params, 4), msr_gammas(4), rtol=1e-12)
+    params["decay_logit"] = np.array([-800.0, -3.0, 3.0, 800.0])
+    gamma = msr_decays(params, 4)
+    assert np.all((gamma >= 0) & (gamma <= 1)) and gamma[0] < 1e-300 and gamma[-1] == 1.0
+
 
 def test_paper_decays():
     np.testing.assert_array_equal(msr_gammas(3), [1 - 1 / 32, 1 - 1 / 64, 1 - 1 / 128])

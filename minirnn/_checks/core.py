@@ -139,10 +139,12 @@ class Shapes:
         optional = set(optional)
         missing = [k for k in axes if k not in params and k not in optional]
         unknown = [k for k in params if k not in axes]
+        expected = f"expected keys {sorted(k for k in axes if k not in optional)}" + (
+            f" and optionally {sorted(optional)}" if optional else "")
         if missing:
-            self.fail(f"{name} is missing key(s) {missing}; expected keys {sorted(axes)}")
+            self.fail(f"{name} is missing key(s) {missing}; {expected}")
         if unknown:
-            self.fail(f"{name} has unknown key(s) {unknown}; expected keys {sorted(axes)}")
+            self.fail(f"{name} has unknown key(s) {unknown}; {expected}")
         return {k: self.array(f"{name}[{k!r}]", params[k], spec)
                 for k, spec in axes.items() if k in params}
 

@@ -27,16 +27,19 @@ def segment_decay(log_decay):
 
 
 def gated_chunk_decays(log_decay, s_prev, normalize):
-    """``log_decay`` (B, h, L) <= 0 and the count ``s_prev`` (B, h) >= 0, both as float64."""
+    """``log_decay`` (B, h, L) <= 0 and the count ``s_prev`` (B, h) >= 0, both as float64,
+    and the dtype ``log_decay`` came in (the default dtype of the factors)."""
     if not active():
-        return np.asarray(log_decay, dtype=np.float64), np.asarray(s_prev, dtype=np.float64)
+        return (np.asarray(log_decay, dtype=np.float64), np.asarray(s_prev, dtype=np.float64),
+                np.asarray(log_decay).dtype)
     s = Shapes("gated_chunk_decays")
+    dtype = s.array("log_decay", log_decay, "B h L").dtype
     g = _log_decay(s, log_decay, "B h L")
     count = s.array("s_prev", s_prev, "B h")
     if np.any(count < 0):
         s.fail("s_prev must be the count state.s, >= 0 everywhere")
     check_bool(s.func, "normalize", normalize)
-    return g, count.astype(np.float64)
+    return g, count.astype(np.float64), dtype
 
 
 def _state(s: Shapes, state, dtype):
@@ -196,3 +199,46 @@ def gated_decay_gradient(q, dq, k, dk, log_decay, s, final, dfinal, normalize):
         dfinal = GatedStateGrad(final.S, final.z, final.s)
     return (*same_dtype(q, dq, k, dk), np.asarray(log_decay, dtype=np.float64),
             np.asarray(s, dtype=np.float64), final, dfinal)
+
+
+def retention_decay_gradient(q, dq, k, dk, gamma, state, final, dfinal, normalize):
+    """The arrays, ``gamma`` in (0, 1] per head, the incoming count (zeros when no state),
+    ``final`` and ``dfinal`` (zeros when None, also ``dfinal.s``)."""
+    from ..retention import RetentionState, RetentionStateGrad
+    from .retention import gamma_per_head
+
+    func = "retention_decay_gradient"
+    checking = active()
+    if checking:
+        sh = Shapes(func)
+        q, dq = sh.array("q", q, "B h T d"), sh.array("dq", dq, "B h T d")
+        k, dk = sh.array("k", k, "B h T d"), sh.array("dk", dk, "B h T d")
+        check_bool(func, "normalize", normalize)
+    B, h, _, d = np.shape(q)
+    gamma = gamma_per_head(func, gamma, h)
+    if np.any(gamma <= 0):
+        raise ValueError(f"{func}: every gamma must be > 0 for its gradient (d ln gamma has no "
+                         f"value at 0); got {gamma.tolist()}")
+    for name, value, cls in (("state", state, RetentionState), ("final", final, RetentionState),
+                             ("dfinal", dfinal, RetentionStateGrad)):
+        if value is not None and not isinstance(value, cls):
+            raise TypeError(f"{func}: {name} must be a {cls.__name__} or None, "
+                            f"got {type(value).__name__}")
+    if (final is None) != (dfinal is None):
+        raise ValueError(f"{func}: give both final (the returned state) and dfinal (its "
+                         "gradient), or neither")
+    s_prev = np.zeros(h) if state is None else np.asarray(state.s, dtype=np.float64)
+    if final is None:
+        final = RetentionState(np.zeros((B, h, d, 1)), np.zeros((B, h, d)), np.zeros(h), 0)
+        dfinal = RetentionStateGrad(final.S, final.z, final.s)
+    elif checking:
+        sh.bind_all("B h d", (B, h, d), "q")
+        sh.array("final.S", final.S, "B h d dv")
+        sh.array("final.z", final.z, "B h d")
+        sh.array("dfinal.S", dfinal.S, "B h d dv")
+        sh.array("dfinal.z", dfinal.z, "B h d")
+        if dfinal.s is not None:
+            sh.array("dfinal.s", dfinal.s, "h")
+    ds = np.zeros(h) if dfinal.s is None else np.asarray(dfinal.s, dtype=np.float64)
+    dfinal = RetentionStateGrad(dfinal.S, dfinal.z, ds)
+    return (*same_dtype(q, dq, k, dk), gamma, s_prev, final, dfinal)

@@ -7,17 +7,20 @@ import numpy as np
 from .core import (
     Shapes,
     active,
+    check_bool,
     check_cache,
     check_eps,
     check_int,
     gradient,
     lead,
+    same_dtype,
 )
 from .layers import constant_row
 
 FORMS = ("parallel", "recurrent", "chunkwise")
 MSR_PARAMS = {"Wq": "D D", "Wk": "D D", "Wv": "D E", "Wg": "D E", "Wo": "E D",
-              "gn_w": "h dv", "gn_b": "h dv"}
+              "gn_w": "h dv", "gn_b": "h dv", "decay_logit": "h"}
+OPTIONAL = ("decay_logit",)            # present when the layer learns its decays (M.6)
 
 
 def msr_gammas(n_heads):
@@ -80,19 +83,20 @@ def key_width(func, D, n_heads, source="D"):
     return d
 
 
-def init_msr_params(D, n_heads, dv):
+def init_msr_params(D, n_heads, dv, learn_decay=False):
+    check_bool("init_msr_params", "learn_decay", learn_decay)
     D = check_int("init_msr_params", "D", D, 1)
     dv = check_int("init_msr_params", "dv", dv, 1)
     key_width("init_msr_params", D, n_heads)
     return D, dv
 
 
-def _layer(func, x, params, n_heads, axes):
+def _layer(func, x, params, n_heads, axes, spec=None, optional=OPTIONAL):
     s = Shapes(func)
     x = s.array("x", x, axes)
     D = s.sizes["D"]
     key_width(func, D, n_heads, f"D (the last axis of x, shape {x.shape})")
-    p = s.params(params, "params", MSR_PARAMS)
+    p = s.params(params, "params", spec or MSR_PARAMS, optional)
     if p["gn_w"].shape[0] != n_heads or p["gn_w"].shape[0] * p["gn_w"].shape[1] != s.sizes["E"]:
         s.fail(f"params['gn_w'] has shape {p['gn_w'].shape}, expected (h, dv) = "
                f"({n_heads}, {s.sizes['E'] // n_heads}) for n_heads = {n_heads} and value "
@@ -171,3 +175,82 @@ def msr_step(x, params, n_heads, state, eps):
         state = RetentionState(np.zeros((B, h, D // h, dv), dtype=dtype),
                                np.zeros((B, h, D // h), dtype=dtype), np.zeros(h), 0)
     return x, params, state, eps
+
+
+def _rest(s: Shapes, params, used):
+    """A function that reads only ``used`` of a layer's parameter dict still refuses a dict
+    whose other entries are not float arrays (a sign of a mixed-up dict)."""
+    if not isinstance(params, dict):
+        s.fail(f"params must be a dict of arrays, got {type(params).__name__}", TypeError)
+    for key, value in params.items():
+        if key not in used:                    # any shape, but a finite float array
+            Shapes(s.func).array(f"params[{key!r}]", value, lead(np.ndim(value), ""))
+
+
+def msr_decays(params, n_heads):
+    n_heads = check_int("msr_decays", "n_heads", n_heads, 1)
+    if active():
+        s = Shapes("msr_decays")
+        s.bind("h", n_heads, "n_heads")
+        _rest(s, params, ("decay_logit",))
+        if "decay_logit" in params:
+            s.array("params['decay_logit']", params["decay_logit"], "h")
+    return params, n_heads
+
+
+def msr_project(x, params, n_heads, start):
+    if not active():
+        return x, params, start
+    spec = {key: MSR_PARAMS[key] for key in ("Wq", "Wk", "Wv")}
+    s = Shapes("msr_project")
+    x = s.array("x", x, "B T D")
+    key_width("msr_project", s.sizes["D"], n_heads, f"D (the last axis of x, shape {x.shape})")
+    _rest(s, params, spec)
+    p = {key: s.array(f"params[{key!r}]", params.get(key), axes) for key, axes in spec.items()}
+    if s.sizes["E"] % n_heads:
+        s.fail(f"params['Wv'] has {s.sizes['E']} columns, not a multiple of n_heads = {n_heads}")
+    x, *arrays = same_dtype(x, *p.values())                 # q, k, v in one dtype
+    return x, dict(zip(p, arrays)), check_int("msr_project", "start", start, 0)
+
+
+def msr_project_backward(dq, dk, dv, x, params, start):
+    if not active():
+        return dq, dk, dv, x, params, start
+    s = Shapes("msr_project_backward")
+    x = s.array("x", x, "B T D")
+    dq = s.array("dq", dq, "B h T d")
+    dk = s.array("dk", dk, "B h T d")
+    dv = s.array("dv", dv, "B h T dv")
+    spec = {"Wq": "D Dq", "Wk": "D Dk", "Wv": "D E"}
+    _rest(s, params, spec)
+    p = {key: s.array(f"params[{key!r}]", params.get(key), axes) for key, axes in spec.items()}
+    for name, size in (("Dq", "d"), ("Dk", "d"), ("E", "dv")):
+        if s.sizes[name] != s.sizes["h"] * s.sizes[size]:
+            s.fail(f"the head gradients (h = {s.sizes['h']}, {size} = {s.sizes[size]}) do not "
+                   f"fit params (width {s.sizes[name]})")
+    return dq, dk, dv, x, p, check_int(s.func, "start", start, 0)
+
+
+def msr_output(o, x, params, eps):
+    if not active():
+        return o, x, params, eps
+    s = Shapes("msr_output")
+    o = s.array("o", o, "B h T dv")
+    x = s.array("x", x, "B T D")
+    spec = {"Wg": "D E", "Wo": "E D", "gn_w": "h dv", "gn_b": "h dv"}
+    _rest(s, params, spec)
+    p = {key: s.array(f"params[{key!r}]", params.get(key), axes) for key, axes in spec.items()}
+    if s.sizes["E"] != s.sizes["h"] * s.sizes["dv"]:
+        s.fail(f"params['Wg'] has {s.sizes['E']} columns, expected h*dv = "
+               f"{s.sizes['h'] * s.sizes['dv']}")
+    o, x, *arrays = same_dtype(o, x, *p.values())
+    return o, x, dict(zip(p, arrays)), check_eps("msr_output", eps)
+
+
+def msr_output_backward(dout, cache):
+    if not active():
+        return dout
+    from ..msr import MSROutputCache
+
+    return gradient("msr_output_backward", "dout", dout, cache, MSROutputCache, "msr_output",
+                    "x", "B T D")
