@@ -25,8 +25,8 @@ from typing import NamedTuple
 import numpy as np
 
 from . import _checks as check
-from .layers import merge_heads, split_heads, standardize, standardize_backward
 from .gated import retention_decay_gradient
+from .layers import merge_heads, split_heads, standardize, standardize_backward
 from .retention import (
     RetentionState,
     retention_chunkwise,

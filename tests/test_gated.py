@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 
 from minirnn import (
     GatedState,
-    RetentionState,
     GatedStateGrad,
+    RetentionState,
     check_gradients,
     gated_retention_chunkwise,
     gated_retention_chunkwise_backward,
@@ -25,10 +25,10 @@ from minirnn import (
     rel_error,
     retention_chunkwise,
     retention_chunkwise_backward,
+    retention_decay_gradient,
     retention_parallel,
     retention_parallel_backward,
     retention_recurrent,
-    retention_decay_gradient,
     retention_recurrent_backward,
     segment_decay,
 )
