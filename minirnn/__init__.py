@@ -38,6 +38,14 @@ from .gated import (
     retention_decay_gradient,
     segment_decay,
 )
+from .gated_msr import (
+    GatedMSRCache,
+    gated_msr_backward,
+    gated_msr_forward,
+    gated_msr_gates,
+    gated_msr_step,
+    init_gated_msr_params,
+)
 from .gradcheck import check_gradients, numerical_gradient, rel_error
 from .layers import (
     IGNORE_INDEX,
@@ -59,6 +67,8 @@ from .layers import (
 )
 from .models import (
     RNNLM,
+    GatedConfig,
+    GatedLM,
     RetNetConfig,
     RetNetLM,
     RNNConfig,
@@ -114,7 +124,7 @@ from .rnn import (
     rnn_step_backward,
     rnn_step_forward,
 )
-from .tasks import CopyTask, GrammarTask, RecallTask, make_task
+from .tasks import CopyTask, GrammarTask, RecallTask, SelectiveCopyTask, make_task
 from .train import (
     Checkpoint,
     TrainConfig,
@@ -142,6 +152,9 @@ __all__ = [
     "CopyTask",
     "GatedChunkDecays",
     "GatedChunkwiseCache",
+    "GatedConfig",
+    "GatedLM",
+    "GatedMSRCache",
     "GatedParallelCache",
     "GatedRecurrentCache",
     "GatedState",
@@ -162,6 +175,7 @@ __all__ = [
     "RetNetLM",
     "RetentionState",
     "RetentionStateGrad",
+    "SelectiveCopyTask",
     "SoftmaxCache",
     "TrainConfig",
     "TrainResult",
@@ -185,6 +199,10 @@ __all__ = [
     "ffn_forward",
     "gated_chunk_decays",
     "gated_decay_gradient",
+    "gated_msr_backward",
+    "gated_msr_forward",
+    "gated_msr_gates",
+    "gated_msr_step",
     "gated_retention_chunkwise",
     "gated_retention_chunkwise_backward",
     "gated_retention_final_state",
@@ -197,6 +215,7 @@ __all__ = [
     "generate",
     "group_norm_backward",
     "group_norm_forward",
+    "init_gated_msr_params",
     "init_kv_cache",
     "init_mha_params",
     "init_msr_params",

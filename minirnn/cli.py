@@ -53,8 +53,10 @@ class Formatter(argparse.ArgumentDefaultsHelpFormatter):
 # checkpoint is an error, --steps sets the new total. So they have no argparse default: the
 # defaults of a new run are in DEFAULTS.
 TRAIN_OPTIONS = {
-    "--model": dict(choices=["rnn", "transformer", "retnet"], help="(default: retnet)"),
-    "--task": dict(choices=["copy", "recall", "grammar"], help="(default: recall)"),
+    "--model": dict(choices=["rnn", "transformer", "retnet", "gated"],
+                    help="gated: RetNet with gated retention (default: retnet)"),
+    "--task": dict(choices=["copy", "recall", "selective", "grammar"],
+                   help="recall is multi-query associative recall (MQAR) (default: recall)"),
     "--steps": dict(type=_positive, help="total training steps (default: 500; with --resume "
                                          "a new total, longer or shorter)"),
     "--batch-size": dict(type=_positive, help="sequences per step (default: 32)"),
@@ -63,8 +65,9 @@ TRAIN_OPTIONS = {
     "--layers": dict(type=_positive, help="blocks, not for rnn (default: 2)"),
     "--heads": dict(type=_positive, help="heads, not for rnn (default: 2)"),
     "--form": dict(choices=["parallel", "recurrent", "chunkwise"],
-                   help="how RetNet computes retention in training (default: chunkwise)"),
-    "--chunk-size": dict(type=_positive, help="RetNet's chunk size (default: 16)"),
+                   help="how RetNet and gated compute retention in training "
+                        "(default: chunkwise)"),
+    "--chunk-size": dict(type=_positive, help="chunk size of RetNet and gated (default: 16)"),
     "--eval-every": dict(type=_positive, help="steps between evaluations, checkpoints and "
                                               "metrics lines (default: 100)"),
     "--patience": dict(type=_positive, help="stop after this many evaluations without "
@@ -270,7 +273,7 @@ def _bench(args) -> int:
 
 
 def _model_config(args, vocab_size):
-    from .models import RetNetConfig, RNNConfig, TransformerConfig
+    from .models import GatedConfig, RetNetConfig, RNNConfig, TransformerConfig
 
     D = args.d_model
     if args.model == "rnn":
@@ -280,10 +283,11 @@ def _model_config(args, vocab_size):
     if args.model == "transformer":
         return TransformerConfig(vocab_size, D, args.heads, args.layers, 2 * D, max_len=512)
     if (D // args.heads) % 2:
-        raise ValueError(f"--d-model / --heads = {D // args.heads} must be even for RetNet's "
-                         f"rotation")
-    return RetNetConfig(vocab_size, D, args.heads, args.layers, dv=D // args.heads, d_ff=2 * D,
-                        form=args.form, chunk_size=args.chunk_size)
+        raise ValueError(f"--d-model / --heads = {D // args.heads} must be even for "
+                         f"{args.model}'s rotation")
+    config = GatedConfig if args.model == "gated" else RetNetConfig
+    return config(vocab_size, D, args.heads, args.layers, dv=D // args.heads, d_ff=2 * D,
+                  form=args.form, chunk_size=args.chunk_size)
 
 
 def _train(args) -> int:

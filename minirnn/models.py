@@ -6,6 +6,8 @@
 - [`RetNetLM`][minirnn.models.RetNetLM]: embedding -> pre-LN blocks of multi-scale retention
   and feed-forward -> final layer norm -> head (no position embedding: rotation and decay
   carry position).
+- [`GatedLM`][minirnn.models.GatedLM]: RetNetLM with multi-scale *gated* retention, whose
+  decays are gates computed from the tokens.
 
 Every model has the same methods: ``init(seed)``, ``forward(params, tokens)``,
 ``backward(dlogits, cache)``, ``loss_and_grads(params, tokens, targets)``, and for generation
@@ -24,6 +26,12 @@ import numpy as np
 
 from . import _checks as check
 from .attention import init_kv_cache, init_mha_params, mha_backward, mha_forward, mha_step
+from .gated_msr import (
+    gated_msr_backward,
+    gated_msr_forward,
+    gated_msr_step,
+    init_gated_msr_params,
+)
 from .layers import (
     cross_entropy,
     embedding_backward,
@@ -40,6 +48,8 @@ from .rnn import init_rnn_params, rnn_backward, rnn_forward, rnn_step_forward
 
 __all__ = [
     "RNNLM",
+    "GatedConfig",
+    "GatedLM",
     "RNNConfig",
     "RetNetConfig",
     "RetNetLM",
@@ -97,7 +107,26 @@ class RetNetConfig:
     kind = "retnet"
 
 
-CONFIGS = {c.kind: c for c in (RNNConfig, TransformerConfig, RetNetConfig)}
+@dataclass(frozen=True)
+class GatedConfig:
+    """Size of a [`GatedLM`][minirnn.models.GatedLM]; as ``RetNetConfig`` plus the gate's
+    temperature ``tau`` (G.9)."""
+
+    vocab_size: int
+    d_model: int = 32
+    n_heads: int = 2
+    n_layers: int = 2
+    dv: int = 16
+    d_ff: int = 64
+    form: str = "chunkwise"
+    chunk_size: int = 32
+    eps: float = 1e-5
+    tau: float = 1.0
+
+    kind = "gated"
+
+
+CONFIGS = {c.kind: c for c in (RNNConfig, TransformerConfig, RetNetConfig, GatedConfig)}
 
 
 def config_to_dict(config) -> dict:
@@ -475,7 +504,49 @@ class RetNetLM(_BlockStack):
         return self._decode_blocks(params, x, list(state), step_mix)
 
 
-MODELS = {"rnn": RNNLM, "transformer": TransformerLM, "retnet": RetNetLM}
+class GatedLM(RetNetLM):
+    """Embedding -> multi-scale gated retention blocks. Decoding carries one
+    [`GatedState`][minirnn.gated.GatedState] per layer: O(1) per token."""
+
+    config_class = GatedConfig
+
+    def init(self, seed: int = 0, dtype=np.float32) -> dict:
+        """Parameters: ``embed`` (V, D), blocks (gated MSR and FFN), ``ln_f``, ``head``."""
+        c = self.config
+        rng = np.random.default_rng(seed)
+        params = {"embed": _normal(rng, (c.vocab_size, c.d_model), 1.0, dtype)}
+        return self._init_blocks(rng, params, lambda layer: init_gated_msr_params(
+            c.d_model, c.n_heads, c.dv, seed=seed + 10 + layer, dtype=dtype, tau=c.tau), dtype)
+
+    def _mix_forward(self, params, x, prefix, form=None, state=None):
+        c = self.config
+        y, new_state, cache = gated_msr_forward(x, _sub(params, prefix), c.n_heads,
+                                                form or c.form, chunk_size=c.chunk_size,
+                                                state=state, eps=c.eps, tau=c.tau)
+        return y, (cache, new_state)
+
+    def _mix_backward(self, dy, cache):
+        return gated_msr_backward(dy, cache[0])
+
+    def step(self, params: dict, token: np.ndarray, state):
+        """Logits (B, V) after one more token with the recurrent form: O(1) in the position."""
+        token = check.model_step(self, token)
+        x = params["embed"][token]
+        c = self.config
+
+        def step_mix(p, a, layer_state):
+            return gated_msr_step(a, p, c.n_heads, layer_state, eps=c.eps, tau=c.tau)
+
+        return self._decode_blocks(params, x, list(state), step_mix)
+
+    def gates(self, params: dict, tokens: np.ndarray) -> np.ndarray:
+        """The gates ``alpha`` of every layer, head and token, shape (layers, B, h, T): what the
+        model keeps of each head's state at each token (1 keeps all, 0 forgets all)."""
+        _, cache = self.forward(params, tokens)
+        return np.stack([np.exp(block.mix[0].core.log_decay) for block in cache.blocks])
+
+
+MODELS = {"rnn": RNNLM, "transformer": TransformerLM, "retnet": RetNetLM, "gated": GatedLM}
 
 
 def build_model(config) -> LanguageModel:
@@ -483,8 +554,8 @@ def build_model(config) -> LanguageModel:
     for model in MODELS.values():
         if isinstance(config, model.config_class):
             return model(config)
-    raise TypeError(f"build_model: expected RNNConfig, TransformerConfig or RetNetConfig, "
-                    f"got {type(config).__name__}")
+    raise TypeError(f"build_model: expected RNNConfig, TransformerConfig, RetNetConfig or "
+                    f"GatedConfig, got {type(config).__name__}")
 
 
 def init(config, seed: int = 0, dtype=np.float32) -> dict:
@@ -492,7 +563,7 @@ def init(config, seed: int = 0, dtype=np.float32) -> dict:
 
     Parameters
     ----------
-    config : RNNConfig, TransformerConfig or RetNetConfig
+    config : RNNConfig, TransformerConfig, RetNetConfig or GatedConfig
     seed : int, optional
     dtype : numpy dtype, optional
         float32 (default, for speed) or float64 (for gradient checks).

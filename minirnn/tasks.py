@@ -4,6 +4,10 @@
 - ``recall``: multi-query associative recall (Arora et al. 2023, "Zoology"): key-value pairs,
   then some of the keys again; the model must answer each with its value. The standard probe of
   what a fixed-size state (RNN, retention) can remember compared with attention.
+- ``selective``: selective copying (Gu and Dao 2023, "Mamba"): a few symbols scattered among
+  noise tokens, a separator, then the symbols in order without the noise. A model whose decay
+  cannot depend on the token (retention) must carry the noise along; a gated one can learn
+  not to let it in.
 - ``grammar``: text of a tiny English-like language from a small grammar, one character per
   token, so generated samples are readable.
 
@@ -21,7 +25,8 @@ import numpy as np
 from ._checks import check_int
 from .layers import IGNORE_INDEX
 
-__all__ = ["CopyTask", "GrammarTask", "RecallTask", "make_task", "task_from_dict"]
+__all__ = ["CopyTask", "GrammarTask", "RecallTask", "SelectiveCopyTask", "make_task",
+           "task_from_dict"]
 
 
 def _shift(seq: np.ndarray, scored: np.ndarray):
@@ -77,6 +82,77 @@ class CopyTask:
             raise ValueError(f"copy task: {bad[:3]} are not symbols; write numbers 0 to "
                              f"{self.n_symbols - 1} and | for the separator")
         return np.array([self.n_symbols if w == "|" else int(w) for w in words])
+
+
+@dataclass(frozen=True)
+class SelectiveCopyTask:
+    """Selective copying: ``n_memorize`` symbols at random places among ``length`` tokens of
+    noise, a separator, then the symbols in order. Scored on the copy.
+
+    Symbols are ``[0, n_symbols)``, the noise token is ``n_symbols`` and the separator
+    ``n_symbols + 1``. Unlike ``copy``, where the symbols sit at fixed places, the model must
+    find them: their positions change from example to example.
+    """
+
+    length: int = 32
+    n_memorize: int = 4
+    n_symbols: int = 8
+
+    name = "selective"
+
+    def __post_init__(self):
+        if self.n_memorize > self.length:
+            raise ValueError(f"selective task: n_memorize = {self.n_memorize} symbols do not fit "
+                             f"in length = {self.length} tokens")
+
+    @property
+    def vocab_size(self) -> int:
+        return self.n_symbols + 2                # symbols, noise, separator
+
+    @property
+    def seq_len(self) -> int:
+        return self.length + self.n_memorize
+
+    def batch(self, rng: np.random.Generator, batch_size: int):
+        """``(tokens, targets)`` of shape (batch_size, length + n_memorize)."""
+        L, n = self.length, self.n_memorize
+        where = np.sort(np.argsort(rng.random((batch_size, L)), axis=1)[:, :n], axis=1)
+        symbols = rng.integers(0, self.n_symbols, (batch_size, n))
+        region = np.full((batch_size, L), self.n_symbols)                # noise everywhere
+        np.put_along_axis(region, where, symbols, axis=1)               # then the symbols
+        sep = np.full((batch_size, 1), self.n_symbols + 1)
+        seq = np.concatenate([region, sep, symbols], axis=1)
+        scored = np.arange(L + n) >= L                                   # targets after the sep
+        return _shift(seq, np.broadcast_to(scored, (batch_size, L + n)))
+
+    def question(self, rng: np.random.Generator):
+        """A well-formed prompt (the noisy region and the separator) and its answer."""
+        tokens, targets = self.batch(rng, 1)
+        return tokens[0, :self.length + 1], targets[0, self.length:]
+
+    def answer(self, prompt) -> np.ndarray | None:
+        """The symbols of the region before a final separator, in order (else None)."""
+        prompt = np.asarray(prompt)
+        if prompt.size < 2 or prompt[-1] != self.n_symbols + 1:
+            return None
+        region = prompt[:-1]
+        if np.any(region == self.n_symbols + 1):
+            return None
+        return region[region < self.n_symbols]
+
+    def decode(self, tokens) -> str:
+        names = {self.n_symbols: ".", self.n_symbols + 1: "|"}
+        return " ".join(names.get(int(t), str(int(t))) for t in tokens)
+
+    def encode(self, text: str) -> np.ndarray:
+        names = {".": self.n_symbols, "|": self.n_symbols + 1}
+        words = text.split()
+        bad = [w for w in words if w not in names and not (w.isdigit()
+                                                           and int(w) < self.n_symbols)]
+        if bad:
+            raise ValueError(f"selective task: {bad[:3]} are not tokens; write numbers 0 to "
+                             f"{self.n_symbols - 1}, . for noise and | for the separator")
+        return np.array([names[w] if w in names else int(w) for w in words])
 
 
 @dataclass(frozen=True)
@@ -216,11 +292,12 @@ class GrammarTask:
         return np.array([ALPHABET.index(c) for c in text])
 
 
-TASKS = {t.name: t for t in (CopyTask, RecallTask, GrammarTask)}
+TASKS = {t.name: t for t in (CopyTask, RecallTask, SelectiveCopyTask, GrammarTask)}
 
 
 def make_task(name: str, **options):
-    """The task called ``name`` (``"copy"``, ``"recall"`` or ``"grammar"``) with ``options``."""
+    """The task called ``name`` (``"copy"``, ``"recall"``, ``"selective"`` or ``"grammar"``)
+    with ``options``."""
     if name not in TASKS:
         raise ValueError(f"unknown task {name!r}; expected one of {sorted(TASKS)}")
     for key, value in options.items():

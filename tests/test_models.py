@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from minirnn import numerical_gradient, rel_error
 from minirnn.layers import IGNORE_INDEX
 from minirnn.models import (
+    GatedConfig,
     RetNetConfig,
     RNNConfig,
     TransformerConfig,
@@ -21,7 +22,9 @@ V = 7
 TINY = [RNNConfig(V, d_model=4, hidden=5),
         TransformerConfig(V, d_model=4, n_heads=2, n_layers=2, d_ff=6, max_len=16),
         RetNetConfig(V, d_model=4, n_heads=2, n_layers=2, dv=3, d_ff=6, form="chunkwise",
-                     chunk_size=2)]
+                     chunk_size=2),
+        GatedConfig(V, d_model=4, n_heads=2, n_layers=2, dv=3, d_ff=6, form="chunkwise",
+                    chunk_size=2, tau=2.0)]
 
 
 def batch(seed, B=2, T=5):

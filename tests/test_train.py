@@ -1,7 +1,13 @@
 import numpy as np
 import pytest
 
-from minirnn.models import RetNetConfig, RNNConfig, TransformerConfig, build_model
+from minirnn.models import (
+    GatedConfig,
+    RetNetConfig,
+    RNNConfig,
+    TransformerConfig,
+    build_model,
+)
 from minirnn.tasks import make_task
 from minirnn.train import (
     TrainConfig,
@@ -15,7 +21,8 @@ from minirnn.train import (
 TASK = make_task("copy", length=4, n_symbols=5)
 CONFIGS = [RNNConfig(TASK.vocab_size, 8, 16),
            TransformerConfig(TASK.vocab_size, 8, 2, 1, 16, 16),
-           RetNetConfig(TASK.vocab_size, 8, 2, 1, 4, 16, "chunkwise", 4)]
+           RetNetConfig(TASK.vocab_size, 8, 2, 1, 4, 16, "chunkwise", 4),
+           GatedConfig(TASK.vocab_size, 8, 2, 1, 4, 16, "chunkwise", 4)]
 
 
 def short(steps=6, **kw):

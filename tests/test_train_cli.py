@@ -23,7 +23,9 @@ SMALL = {"rnn": m.RNNConfig(9, d_model=8, hidden=8),
          "transformer": m.TransformerConfig(9, d_model=8, n_heads=2, n_layers=1, d_ff=16,
                                             max_len=32),
          "retnet": m.RetNetConfig(9, d_model=8, n_heads=2, n_layers=1, dv=4, d_ff=16,
-                                  chunk_size=5)}
+                                  chunk_size=5),
+         "gated": m.GatedConfig(9, d_model=8, n_heads=2, n_layers=1, dv=4, d_ff=16,
+                                chunk_size=5)}
 
 
 @pytest.mark.parametrize("kind", sorted(SMALL))
