@@ -5,22 +5,22 @@ token and head. This one change gives the core of fla's "simple GLA", YOCO's gat
 mLSTM of xLSTM and Mamba-2's state-space duality (SSD). Equations are numbered as on
 ``derivations/gated-retention.md``::
 
-    b_n = g_0 + g_1 + ... + g_n            (inclusive cumulative sum, every g_t <= 0)   (G.1)
+    b_n = g_0 + g_1 + ... + g_n            (inclusive cumulative sum, every g_t <= 0)   (GR.1)
     D^g[n, m] = exp(b_n - b_m) if n >= m else 0       (segment decay; built as
-                exp(min(b_n - b_m, 0)) under the causal mask, never exp(b_n) exp(-b_m))  (G.1)
+                exp(min(b_n - b_m, 0)) under the causal mask, never exp(b_n) exp(-b_m))  (GR.1)
     recurrent:  S_n = alpha_n S_{n-1} + k_n^T v_n,  z_n = alpha_n z_{n-1} + k_n,
                 s_n = alpha_n s_{n-1} + 1,  kappa_n = 1 / sqrt(s_n),
-                o_n = kappa_n q'_n S_n / c_n,  r_n = kappa_n q'_n . z_n                   (G.2)
-    parallel:   R = (Q' K^T) * D^g * kappa,  r = rowsum(R),  O = (R V) / c               (G.3)
+                o_n = kappa_n q'_n S_n / c_n,  r_n = kappa_n q'_n . z_n                   (GR.2)
+    parallel:   R = (Q' K^T) * D^g * kappa,  r = rowsum(R),  O = (R V) / c               (GR.3)
     chunk factors: Gamma = D^g inside the chunk, xi_j = e^(b_j), zeta_j = e^(b_{L-1} - b_j),
-                   s_j = xi_j s_prev + rowsum(Gamma)_j  (b local to the chunk)           (G.4)
+                   s_j = xi_j s_prev + rowsum(Gamma)_j  (b local to the chunk)           (GR.4)
     chunkwise:  O = kappa ((Q K^T * Gamma) V + xi * Q S_prev) / c,
-                S_next = e^(b_{L-1}) S_prev + (zeta * K)^T V                             (G.5)
-    backward:   (R.9)-(R.12) with gamma replaced by alpha_n                              (G.6)
+                S_next = e^(b_{L-1}) S_prev + (zeta * K)^T V                             (GR.5)
+    backward:   (R.9)-(R.12) with gamma replaced by alpha_n                              (GR.6)
     decay gradient: db_n = q_n . dq_n - k_n . dk_n + ds_n (s_n - 1) - rho_n,
-                    ds_n = -(q_n . dq_n) / (2 s_n),  dg_t = sum_{n >= t} db_n             (G.7)
+                    ds_n = -(q_n . dq_n) / (2 s_n),  dg_t = sum_{n >= t} db_n             (GR.7)
     retention's learnable decay (g_t = ln gamma for every t):
-                    d gamma = (sum_t dg_t) / gamma                                        (G.8)
+                    d gamma = (sum_t dg_t) / gamma                                        (GR.8)
 
 With ``log_decay`` constant at ``ln(gamma)`` every function equals the retention function of
 the same form (outputs and gradients).
@@ -63,7 +63,7 @@ __all__ = [
 class GatedState(NamedTuple):
     """What gated retention carries from one token (or chunk, or call) to the next."""
 
-    S: np.ndarray   # (B, h, d, dv)  gated sum of k_m^T v_m                           (G.2)
+    S: np.ndarray   # (B, h, d, dv)  gated sum of k_m^T v_m                           (GR.2)
     z: np.ndarray   # (B, h, d)      gated sum of k_m, for the score normaliser
     s: np.ndarray   # (B, h) float64 gated count s_n = sum_m D^g[n, m], for kappa_n
     position: int   # tokens seen so far
@@ -127,10 +127,10 @@ class GatedChunkwiseCache(NamedTuple):
 
 
 class GatedChunkDecays(NamedTuple):
-    """The gate factors of one chunk, eq. (G.4); see
+    """The gate factors of one chunk, eq. (GR.4); see
     [`gated_chunk_decays`][minirnn.gated.gated_chunk_decays]."""
 
-    Gamma: np.ndarray    # (B, h, L, L) segment decay inside the chunk (G.1)
+    Gamma: np.ndarray    # (B, h, L, L) segment decay inside the chunk (GR.1)
     xi: np.ndarray       # (B, h, L) e^(b_j): decay of the state before the chunk at row j
     zeta: np.ndarray     # (B, h, L) e^(b_{L-1} - b_j): decay of token j by the chunk's end
     decay_L: np.ndarray  # (B, h) e^(b_{L-1}): decay of the state across the whole chunk
@@ -143,7 +143,7 @@ class GatedChunkDecays(NamedTuple):
 def segment_decay(log_decay: np.ndarray) -> np.ndarray:
     """The segment decay ``D^g[n, m] = exp(b_n - b_m)`` for ``n >= m``, else 0.
 
-    Implements eq. (G.1) with ``b`` the inclusive cumulative sum of ``log_decay``:
+    Implements eq. (GR.1) with ``b`` the inclusive cumulative sum of ``log_decay``:
     ``D^g[n, m] = alpha_{m+1} ... alpha_n``, the product of the gates *after* token ``m`` up to
     and including token ``n`` (``D^g[n, n] = 1``). Built as ``exp(min(b_n - b_m, 0))`` under
     the causal mask: every exponent is ``<= 0``, so nothing overflows however long the sequence
@@ -159,7 +159,7 @@ def segment_decay(log_decay: np.ndarray) -> np.ndarray:
     ndarray, float64, shape (..., T, T)
     """
     g = check.segment_decay(log_decay)
-    b = np.cumsum(g, axis=-1)                                        # b_n          (G.1)
+    b = np.cumsum(g, axis=-1)                                        # b_n          (GR.1)
     diff = b[..., :, None] - b[..., None, :]                         # b_n - b_m
     return np.tril(np.exp(np.minimum(diff, 0.0)))                    # n >= m only
 
@@ -168,7 +168,7 @@ def gated_chunk_decays(log_decay: np.ndarray, s_prev: np.ndarray, normalize: boo
                        dtype=None) -> GatedChunkDecays:
     """The gate factors of one chunk of ``L`` tokens after a state with count ``s_prev``.
 
-    Implements eq. (G.4), retention's (R.4) factors with ``gamma^(j+1) -> e^(b_j)`` and
+    Implements eq. (GR.4), retention's (R.4) factors with ``gamma^(j+1) -> e^(b_j)`` and
     ``gamma^(L-1-j) -> e^(b_{L-1} - b_j)``, where ``b`` is the cumulative sum of the chunk's own
     log-gates. The row factors use the **global** count
     ``s_n = e^(b_j) s_prev + sum_{i<=j} D^g[j, i]`` of row ``n = start + j``.
@@ -191,7 +191,7 @@ def gated_chunk_decays(log_decay: np.ndarray, s_prev: np.ndarray, normalize: boo
     """
     g, s_prev, given = check.gated_chunk_decays(log_decay, s_prev, normalize)
     dtype = given if dtype is None else dtype
-    b = np.cumsum(g, axis=-1)                                        # local b_j    (G.4)
+    b = np.cumsum(g, axis=-1)                                        # local b_j    (GR.4)
     Gamma = segment_decay(g)                                         # (B, h, L, L)
     xi = np.exp(b)                                                   # e^(b_j)
     zeta = np.exp(np.minimum(b[..., -1:] - b, 0.0))                  # e^(b_{L-1} - b_j)
@@ -208,7 +208,7 @@ def gated_retention_parallel(q: np.ndarray, k: np.ndarray, v: np.ndarray, log_de
     """Gated retention in parallel form: every output at once.
 
     With ``normalize=False``: ``O = (Q K^T * D^g) V``, retention's (R.2) with the segment decay
-    (G.1) as the mask. With ``normalize=True`` (default) eq. (G.3): queries scaled by
+    (GR.1) as the mask. With ``normalize=True`` (default) eq. (GR.3): queries scaled by
     ``1/sqrt(d)``, row ``n`` of ``D^g`` divided by ``sqrt(s_n)`` with ``s_n = sum_m D^g[n, m]``,
     each output row divided by ``c_n = max(|r_n|, 1)``.
 
@@ -230,12 +230,12 @@ def gated_retention_parallel(q: np.ndarray, k: np.ndarray, v: np.ndarray, log_de
     q, k, v, g = check.gated_retention_parallel(q, k, v, log_decay, normalize)
     scale = float(1.0 / np.sqrt(q.shape[-1])) if normalize else 1.0
     q = q * scale                                                    # q' = q / sqrt(d)  (R.5)
-    Dg = segment_decay(g)                                            # (B, h, T, T)      (G.1)
+    Dg = segment_decay(g)                                            # (B, h, T, T)      (GR.1)
     s = Dg.sum(axis=-1)                                              # s_n
     if normalize:
         Dg = Dg / np.sqrt(s)[..., None]                              # kappa_n D^g[n, m]
     Dg = Dg.astype(q.dtype)
-    R = (q @ np.swapaxes(k, -1, -2)) * Dg                            # (G.3)
+    R = (q @ np.swapaxes(k, -1, -2)) * Dg                            # (GR.3)
     r = R.sum(axis=-1)
     c = np.maximum(np.abs(r), 1.0) if normalize else np.ones_like(r)
     out = (R @ v) / c[..., None]
@@ -245,8 +245,8 @@ def gated_retention_parallel(q: np.ndarray, k: np.ndarray, v: np.ndarray, log_de
 def gated_retention_parallel_backward(dout: np.ndarray, cache: GatedParallelCache):
     """Backward of [`gated_retention_parallel`][minirnn.gated.gated_retention_parallel].
 
-    Eq. (G.6): retention's parallel backward (R.10) with ``D^g`` as the mask, then the decay
-    gradient (G.7) from ``dq`` and ``dk``.
+    Eq. (GR.6): retention's parallel backward (R.10) with ``D^g`` as the mask, then the decay
+    gradient (GR.7) from ``dq`` and ``dk``.
 
     Parameters
     ----------
@@ -269,7 +269,7 @@ def gated_retention_parallel_backward(dout: np.ndarray, cache: GatedParallelCach
     dq = dA @ cache.k                                                # gradient of q' = q scale
     dk = np.swapaxes(dA, -1, -2) @ cache.q
     dlog_decay, _ = gated_decay_gradient(cache.q, dq, cache.k, dk, cache.log_decay, cache.s,
-                                         normalize=cache.normalize)  # (G.7)
+                                         normalize=cache.normalize)  # (GR.7)
     return dq * cache.scale, dk, dv, dlog_decay
 
 
@@ -279,7 +279,7 @@ def gated_retention_recurrent(q: np.ndarray, k: np.ndarray, v: np.ndarray, log_d
                               state: GatedState | None = None, normalize: bool = True):
     """Gated retention in recurrent form: one token at a time with a constant-size state.
 
-    Implements eq. (G.2): ``S_n = alpha_n S_{n-1} + k_n^T v_n`` with ``alpha_n = exp(g_n)``,
+    Implements eq. (GR.2): ``S_n = alpha_n S_{n-1} + k_n^T v_n`` with ``alpha_n = exp(g_n)``,
     and with ``normalize=True`` the carried ``z`` and ``s`` that make the normalisers those of
     the parallel form. Passing the returned state to the next call continues the sequence.
 
@@ -312,7 +312,7 @@ def gated_retention_recurrent(q: np.ndarray, k: np.ndarray, v: np.ndarray, log_d
     r = np.empty((B, h, T), dtype=q.dtype)
     Omega = np.empty((B, h, T, v.shape[-1]), dtype=q.dtype)
     # --- exercise: gated_retention_recurrent ---
-    for n in range(T):                                               # the recurrence (G.2)
+    for n in range(T):                                               # the recurrence (GR.2)
         S = decay[:, :, n, None, None] * S + k[:, :, n, :, None] * v[:, :, n, None, :]
         z = decay[:, :, n, None] * z + k[:, :, n]
         s = alpha[:, :, n] * s + 1.0
@@ -335,8 +335,8 @@ def gated_retention_recurrent_backward(dout: np.ndarray, cache: GatedRecurrentCa
     """Backpropagation through time for
     [`gated_retention_recurrent`][minirnn.gated.gated_retention_recurrent].
 
-    Eq. (G.6): retention's (R.11) walking backwards, where the gradient reaching ``S_{n-1}`` is
-    ``alpha_n`` (not ``gamma``) times what reaches ``S_n``; then the decay gradient (G.7).
+    Eq. (GR.6): retention's (R.11) walking backwards, where the gradient reaching ``S_{n-1}`` is
+    ``alpha_n`` (not ``gamma``) times what reaches ``S_n``; then the decay gradient (GR.7).
 
     Parameters
     ----------
@@ -375,7 +375,7 @@ def gated_retention_recurrent_backward(dout: np.ndarray, cache: GatedRecurrentCa
         dS = decay[:, :, n, None, None] * dS                         # on to S_{n-1}
         dz = decay[:, :, n, None] * dz
     dlog_decay, ds = gated_decay_gradient(q, dq, k, dk, cache.log_decay, cache.s, cache.final,
-                                          dstate, cache.normalize)   # (G.7)
+                                          dstate, cache.normalize)   # (GR.7)
     return dq * cache.scale, dk, dv, dlog_decay, GatedStateGrad(dS, dz, ds)
 
 
@@ -385,7 +385,7 @@ def gated_retention_final_state(k: np.ndarray, v: np.ndarray, log_decay: np.ndar
                                 state: GatedState | None = None) -> GatedState:
     """The state after a whole sequence (or chunk) in one closed-form step.
 
-    Implements the state update of eq. (G.5) with the sequence as one chunk of ``L`` tokens:
+    Implements the state update of eq. (GR.5) with the sequence as one chunk of ``L`` tokens:
     ``S = e^(b_{L-1}) S_0 + sum_m e^(b_{L-1} - b_m) k_m^T v_m``, the same for ``z`` (with
     ``k_m``) and for the count ``s`` (with 1). Equal to the final state of
     [`gated_retention_recurrent`][minirnn.gated.gated_retention_recurrent].
@@ -403,13 +403,13 @@ def gated_retention_final_state(k: np.ndarray, v: np.ndarray, log_decay: np.ndar
     GatedState
     """
     k, v, g, state = check.gated_retention_final_state(k, v, log_decay, state)
-    b = np.cumsum(g, axis=-1)                                        # (G.1)
+    b = np.cumsum(g, axis=-1)                                        # (GR.1)
     zeta = np.exp(np.minimum(b[..., -1:] - b, 0.0))                  # e^(b_{L-1} - b_m)
     decay_L = np.exp(b[..., -1])                                     # e^(b_{L-1}), (B, h)
     kz = k * zeta[..., None].astype(k.dtype)
     S = decay_L[..., None, None].astype(k.dtype) * state.S + np.swapaxes(kz, -1, -2) @ v
     z = decay_L[..., None].astype(k.dtype) * state.z + kz.sum(axis=2)
-    s = decay_L * state.s + zeta.sum(axis=-1)                        # (G.5)
+    s = decay_L * state.s + zeta.sum(axis=-1)                        # (GR.5)
     return GatedState(S, z, s, state.position + k.shape[2])
 
 
@@ -418,7 +418,7 @@ def gated_retention_chunkwise(q: np.ndarray, k: np.ndarray, v: np.ndarray, log_d
                               normalize: bool = True):
     """Gated retention in chunkwise form: parallel inside each chunk, recurrent across chunks.
 
-    Implements eq. (G.5), in SSD's four steps: (1) the quadratic form inside each chunk, (2)
+    Implements eq. (GR.5), in SSD's four steps: (1) the quadratic form inside each chunk, (2)
     each chunk's contribution to the state, (3) the scan that carries the state from chunk to
     chunk, decayed by ``e^(b_{L-1})``, (4) the state's contribution to the chunk's outputs,
     ``xi * Q S_prev``. Every row uses its global count ``s_n``, so the result equals the other
@@ -456,7 +456,7 @@ def gated_retention_chunkwise(q: np.ndarray, k: np.ndarray, v: np.ndarray, log_d
         bounds.append((start, stop))
         states.append(state)
         qc, kc, vc, gc = (x[:, :, start:stop] for x in (q, k, v, g))
-        f = gated_chunk_decays(gc, state.s, normalize, q.dtype)     # (G.4)
+        f = gated_chunk_decays(gc, state.s, normalize, q.dtype)     # (GR.4)
         inner = (qc @ np.swapaxes(kc, -1, -2)) * f.Gamma             # step 1: inside
         cross = f.xi[..., None] * (qc @ state.S)                     # step 4: from the state
         Omega[:, :, start:stop] = f.kappa[..., None] * (inner @ vc + cross)
@@ -475,9 +475,9 @@ def gated_retention_chunkwise_backward(dout: np.ndarray, cache: GatedChunkwiseCa
     """Backward of [`gated_retention_chunkwise`][minirnn.gated.gated_retention_chunkwise], chunk
     by chunk in reverse.
 
-    Eq. (G.6): retention's (R.12) with the chunk factors of (G.4); the gradients ``G`` and
+    Eq. (GR.6): retention's (R.12) with the chunk factors of (GR.4); the gradients ``G`` and
     ``g_z`` of the carried state decay by ``e^(b_{L-1})`` from chunk to chunk. Then the decay
-    gradient (G.7).
+    gradient (GR.7).
 
     Parameters
     ----------
@@ -517,7 +517,7 @@ def gated_retention_chunkwise_backward(dout: np.ndarray, cache: GatedChunkwiseCa
         G = f.decay_L[..., None, None] * G + np.swapaxes(qc, -1, -2) @ xdOmega   # on to the
         g_z = f.decay_L[..., None] * g_z + np.einsum("bhjd,bhj->bhd", qc, xdr)   # chunk before
     dlog_decay, ds = gated_decay_gradient(q, dq, k, dk, cache.log_decay, cache.s, cache.final,
-                                          dstate, cache.normalize)   # (G.7)
+                                          dstate, cache.normalize)   # (GR.7)
     return dq * cache.scale, dk, dv, dlog_decay, GatedStateGrad(G, g_z, ds)
 
 
@@ -528,7 +528,7 @@ def gated_decay_gradient(q: np.ndarray, dq: np.ndarray, k: np.ndarray, dk: np.nd
                          dfinal: GatedStateGrad | None = None, normalize: bool = True):
     """The gradient of the log-gates from the gradients of the queries and keys.
 
-    Implements eq. (G.7). Every score carries the factor ``e^(b_n - b_m)``, so moving ``b_n``
+    Implements eq. (GR.7). Every score carries the factor ``e^(b_n - b_m)``, so moving ``b_n``
     scales row ``n`` of the scores up and column ``n`` down: ``dL/db_n = q_n . dq_n -
     k_n . dk_n``. A returned state is one more row (``<dS, S> + <dz, z>`` at the last token).
     With normalisation the count ``s_n`` inside ``kappa_n`` also depends on the gates:
@@ -563,7 +563,7 @@ def gated_decay_gradient(q: np.ndarray, dq: np.ndarray, k: np.ndarray, dk: np.nd
         q, dq, k, dk, log_decay, s, final, dfinal, normalize)
     # --- exercise: gated_decay_gradient ---
     qdq = np.sum(q * dq, axis=-1, dtype=np.float64)                  # row n of dR * R
-    db = qdq - np.sum(k * dk, axis=-1, dtype=np.float64)             # minus column n  (G.7)
+    db = qdq - np.sum(k * dk, axis=-1, dtype=np.float64)             # minus column n  (GR.7)
     db[..., -1] += (np.sum(dfinal.S * final.S, axis=(-2, -1))       # the returned state:
                     + np.sum(dfinal.z * final.z, axis=-1))          # one more row
     ds = -qdq / (2.0 * s) if normalize else np.zeros_like(s)         # kappa_n = s_n^(-1/2)
@@ -584,9 +584,9 @@ def retention_decay_gradient(q: np.ndarray, dq: np.ndarray, k: np.ndarray, dk: n
                              dfinal: RetentionStateGrad | None = None, normalize: bool = True):
     """The gradient of retention's per-head decays: what makes ``gamma`` learnable.
 
-    Implements eq. (G.8). Retention is gated retention with every log-gate equal to
+    Implements eq. (GR.8). Retention is gated retention with every log-gate equal to
     ``ln(gamma)``, so ``d ln(gamma)`` is the sum over all tokens (and sequences) of the gates'
-    gradient (G.7), and ``d gamma = d ln(gamma) / gamma``. It needs only what any form's
+    gradient (GR.7), and ``d gamma = d ln(gamma) / gamma``. It needs only what any form's
     backward returns: ``dq`` and ``dk`` are the same in all three.
 
     The count ``s`` that a state carries depends on ``gamma`` too. For a sequence split over
@@ -622,13 +622,13 @@ def retention_decay_gradient(q: np.ndarray, dq: np.ndarray, k: np.ndarray, dk: n
     q, dq, k, dk, gamma, s_prev, final, dfinal = check.retention_decay_gradient(
         q, dq, k, dk, gamma, state, final, dfinal, normalize)
     B, h, T, _ = q.shape
-    g = np.broadcast_to(np.log(gamma)[None, :, None], (B, h, T))    # g_t = ln(gamma)   (G.8)
+    g = np.broadcast_to(np.log(gamma)[None, :, None], (B, h, T))    # g_t = ln(gamma)   (GR.8)
     powers = gamma[:, None] ** np.arange(T + 1)                      # gamma^0 .. gamma^T
     s = powers[:, 1:] * s_prev[:, None] + np.cumsum(powers[:, :T], axis=1)   # s_n, (h, T)
     shared = GatedStateGrad(dfinal.S, dfinal.z, np.broadcast_to(dfinal.s / B, (B, h)))
     dg, ds_prev = gated_decay_gradient(
         q, dq, k, dk, g, np.broadcast_to(s, (B, h, T)),
         GatedState(final.S, final.z, np.broadcast_to(final.s, (B, h)), final.position), shared,
-        normalize)                                                   # (G.7)
+        normalize)                                                   # (GR.7)
     dlog_gamma = dg.sum(axis=(0, 2), dtype=np.float64)               # every token's gate
     return dlog_gamma / gamma, ds_prev.sum(axis=0, dtype=np.float64)

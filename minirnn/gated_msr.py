@@ -4,12 +4,12 @@ The layer of [`minirnn.msr`][minirnn.msr] with one change: instead of a fixed de
 every token chooses how much of each head's state to keep. Equations (numbered as on
 ``derivations/gated-retention.md``)::
 
-    u = X Wa + ba                 (B, T, h): one gate pre-activation per token and head   (G.9)
-    g = log sigmoid(u) / tau      the log-gates, <= 0;  alpha = sigmoid(u)^(1/tau)        (G.9)
+    u = X Wa + ba                 (B, T, h): one gate pre-activation per token and head   (GR.9)
+    g = log sigmoid(u) / tau      the log-gates, <= 0;  alpha = sigmoid(u)^(1/tau)        (GR.9)
     Q, K, V = rot(X Wq), rot(X Wk), X Wv                                                 (M.2)
-    heads = gated retention(Q, K, V, g)                                          (G.2)-(G.5)
+    heads = gated retention(Q, K, V, g)                                          (GR.2)-(GR.5)
     out = (swish(X Wg) * GroupNorm(heads)) Wo                                     (M.3)-(M.5)
-    backward of the gate: du = dg (1 - sigmoid(u)) / tau                                 (G.10)
+    backward of the gate: du = dg (1 - sigmoid(u)) / tau                                 (GR.10)
 
 ``log sigmoid(u) = -softplus(-u)``, so this is Mamba-2's gate ``-softplus(.) * A`` with ``A``
 fixed at ``1/tau`` (fla's GLA uses ``tau = 16``). ``ba`` starts where every head's gate equals
@@ -88,7 +88,7 @@ def init_gated_msr_params(D: int, n_heads: int, dv: int, seed: int = 0, dtype=np
     seed : int, optional
     dtype : numpy dtype, optional
     tau : float, optional
-        The gate's temperature (G.9), > 0.
+        The gate's temperature (GR.9), > 0.
 
     Returns
     -------
@@ -105,7 +105,7 @@ def init_gated_msr_params(D: int, n_heads: int, dv: int, seed: int = 0, dtype=np
 
 
 def gated_msr_gates(x: np.ndarray, params: dict[str, np.ndarray], tau: float = 1.0):
-    """The log-gates of every token and head, eq. (G.9): ``g = log sigmoid(X Wa + ba) / tau``.
+    """The log-gates of every token and head, eq. (GR.9): ``g = log sigmoid(X Wa + ba) / tau``.
 
     ``log sigmoid(u)`` is computed as ``min(u, 0) - log(1 + exp(-|u|))``, finite for every
     ``u`` (the direct ``log(1 / (1 + exp(-u)))`` overflows for ``u < -710``).
@@ -125,7 +125,7 @@ def gated_msr_gates(x: np.ndarray, params: dict[str, np.ndarray], tau: float = 1
         The pre-activations, for the backward.
     """
     x, p, tau = check.gated_msr_gates(x, params, tau)
-    u = x @ p["Wa"] + p["ba"]                                        # (B, T, h)    (G.9)
+    u = x @ p["Wa"] + p["ba"]                                        # (B, T, h)    (GR.9)
     log_sigmoid = np.minimum(u, 0.0) - np.log1p(np.exp(-np.abs(u)))
     return np.swapaxes(log_sigmoid / tau, 1, 2), u
 
@@ -135,7 +135,7 @@ def gated_msr_forward(x: np.ndarray, params: dict[str, np.ndarray], n_heads: int
                       state: GatedState | None = None, eps: float = 1e-5, tau: float = 1.0):
     """Multi-scale gated retention layer in any of the three forms.
 
-    Implements eqs. (G.9), (M.2), (G.2)-(G.5) and (M.3)-(M.5): the gates from the tokens,
+    Implements eqs. (GR.9), (M.2), (GR.2)-(GR.5) and (M.3)-(M.5): the gates from the tokens,
     the rotated projections (continuing from ``state.position``), gated retention with all
     normalisations, group norm, the swish gate and the output projection. Every form gives
     the same numbers.
@@ -154,7 +154,7 @@ def gated_msr_forward(x: np.ndarray, params: dict[str, np.ndarray], n_heads: int
     eps : float, optional
         Group-norm epsilon.
     tau : float, optional
-        Gate temperature (G.9).
+        Gate temperature (GR.9).
 
     Returns
     -------
@@ -164,15 +164,15 @@ def gated_msr_forward(x: np.ndarray, params: dict[str, np.ndarray], n_heads: int
     """
     x, p = check.gated_msr_forward(x, params, n_heads, form, chunk_size, state, eps, tau)
     start = 0 if state is None else state.position
-    g, u = gated_msr_gates(x, p, tau)                                # (G.9)
+    g, u = gated_msr_gates(x, p, tau)                                # (GR.9)
     q, k, v = msr_project(x, p, n_heads, start)                      # (M.2)
     if form == "parallel":
-        o, core = gated_retention_parallel(q, k, v, g)               # (G.3)
+        o, core = gated_retention_parallel(q, k, v, g)               # (GR.3)
         new_state = gated_retention_final_state(k, v, g)
     elif form == "recurrent":
-        o, new_state, core = gated_retention_recurrent(q, k, v, g, state)              # (G.2)
+        o, new_state, core = gated_retention_recurrent(q, k, v, g, state)              # (GR.2)
     else:
-        o, new_state, core = gated_retention_chunkwise(q, k, v, g, chunk_size, state)  # (G.5)
+        o, new_state, core = gated_retention_chunkwise(q, k, v, g, chunk_size, state)  # (GR.5)
     out, output = msr_output(o, x, p, eps)                           # (M.3)-(M.5)
     return out, new_state, GatedMSRCache(x, p, n_heads, start, form, core, output, u, tau)
 
@@ -181,7 +181,7 @@ def gated_msr_backward(dy: np.ndarray, cache: GatedMSRCache):
     """Backward of [`gated_msr_forward`][minirnn.gated_msr.gated_msr_forward] for any form.
 
     In reverse order: the output part (M.3)-(M.5); the gated retention core of the form used
-    (G.6), which also returns the gates' gradient (G.7); the gate (G.10); the rotation and
+    (GR.6), which also returns the gates' gradient (GR.7); the gate (GR.10); the rotation and
     projections (M.2).
 
     Parameters
@@ -205,7 +205,7 @@ def gated_msr_backward(dy: np.ndarray, cache: GatedMSRCache):
     else:
         dq, dk, dv, dg, _ = gated_retention_chunkwise_backward(do, cache.core)
     sig = 0.5 + 0.5 * np.tanh(0.5 * cache.u)                         # sigmoid(u)
-    du = np.swapaxes(dg, 1, 2) * (1.0 - sig) / cache.tau             # (G.10), (B, T, h)
+    du = np.swapaxes(dg, 1, 2) * (1.0 - sig) / cache.tau             # (GR.10), (B, T, h)
     grads["Wa"] = np.einsum("btd,bth->dh", cache.x, du, optimize=True)
     grads["ba"] = du.sum(axis=(0, 1))
     dx = dx + du @ p["Wa"].T
@@ -218,8 +218,8 @@ def gated_msr_step(x: np.ndarray, params: dict[str, np.ndarray], n_heads: int,
                    state: GatedState | None = None, eps: float = 1e-5, tau: float = 1.0):
     """Decode one token with the recurrent state: O(1) time and memory per token.
 
-    The new token's gate (G.9) and projections at position ``n = state.position`` (M.2), one
-    step of the recurrence (G.2) for every head, then the output part (M.3)-(M.5). Equal to
+    The new token's gate (GR.9) and projections at position ``n = state.position`` (M.2), one
+    step of the recurrence (GR.2) for every head, then the output part (M.3)-(M.5). Equal to
     the matching row of [`gated_msr_forward`][minirnn.gated_msr.gated_msr_forward].
 
     Parameters
@@ -238,8 +238,8 @@ def gated_msr_step(x: np.ndarray, params: dict[str, np.ndarray], n_heads: int,
     """
     x, p, state = check.gated_msr_step(x, params, n_heads, state, eps, tau)
     xt = x[:, None]                                                  # a sequence of one token
-    g, _ = gated_msr_gates(xt, p, tau)                               # (G.9)
+    g, _ = gated_msr_gates(xt, p, tau)                               # (GR.9)
     q, k, v = msr_project(xt, p, n_heads, state.position)            # (M.2) at n
-    o, state, _ = gated_retention_recurrent(q, k, v, g, state)       # (G.2), one step
+    o, state, _ = gated_retention_recurrent(q, k, v, g, state)       # (GR.2), one step
     out, _ = msr_output(o, xt, p, eps)                               # (M.3)-(M.5)
     return out[:, 0], state

@@ -110,7 +110,7 @@ class RetNetConfig:
 @dataclass(frozen=True)
 class GatedConfig:
     """Size of a [`GatedLM`][minirnn.models.GatedLM]; as ``RetNetConfig`` plus the gate's
-    temperature ``tau`` (G.9)."""
+    temperature ``tau`` (GR.9)."""
 
     vocab_size: int
     d_model: int = 32

@@ -233,11 +233,44 @@ def multiscale_retention() -> list[tuple[str, str]]:
     ]
 
 
+def which_memory() -> list[tuple[str, str]]:
+    rng = np.random.default_rng(0)
+    d, T = 16, 40
+    k = rng.standard_normal((1, 1, T, d))
+    v = rng.standard_normal((1, 1, T, d))
+    closed = np.full((1, 1, T), -0.05)
+    closed[..., 20] = -50.0                                          # one closed gate
+    S_all = m.gated_retention_final_state(k, v, closed).S
+    S_late = m.gated_retention_final_state(k[:, :, 20:], v[:, :, 20:], closed[:, :, 20:]).S
+    flat = np.zeros((1, 1, T))
+    lin = m.gated_retention_final_state(k, v, flat).S
+    total = (k[0, 0].T @ v[0, 0])
+    gamma = 0.9
+    return [
+        ("In Part 1, which memory does the gated one become when its gate is 1 on every "
+         "token?",
+         "Linear attention: with $g_t = 0$ the segment decay is the plain causal mask. "
+         f"`gated_retention_final_state` with zero log-gates gives $\\sum_m k_m^\\top v_m$ "
+         f"(largest difference {np.abs(lin[0, 0] - total).max():.1e})."),
+        ("Close one gate (`log_decay = -50` at token 20) and compare the final state with the "
+         "state of tokens 20 onward alone.",
+         f"They agree to {np.abs(S_all - S_late).max():.1e}: the gate of token 20 multiplies "
+         "the state before token 20 writes, so a closed gate erases everything before it in "
+         "one step, the reset that a fixed decay can only approximate by waiting."),
+        ("About how many distractors does retention with gamma = 0.9 survive before a pair's "
+         "weight falls below the cross-talk of one other pair, about $1/\sqrt{d}$ for d = 16?",
+         f"$0.9^M < 1/4$ for $M > {np.log(0.25) / np.log(gamma):.1f}$: about "
+         f"{int(np.ceil(np.log(0.25) / np.log(gamma)))} tokens. In the table every pair is "
+         "followed by M distractors, so the oldest of the 8 pairs is 7(M + 1) tokens old: "
+         "already 21 at M = 2, past that point, and retention's row falls from there."),
+    ]
+
+
 SECTIONS = {
     "gradient-checking": gradient_checking, "bptt": bptt,
     "attention-kv-cache": attention_kv_cache, "retention-three-faces": retention_three_faces,
     "three-models": three_models, "step-through": step_through,
-    "multiscale-retention": multiscale_retention,
+    "multiscale-retention": multiscale_retention, "which-memory": which_memory,
 }
 
 

@@ -37,6 +37,16 @@ UNDIVIDED = ("        dOmega = dout\n"
 NORMALISER = "        dOmega, dr = score_normaliser_backward(dout, cache.out, cache.r, cache.c)"
 R_LINE = ("+ f.xi * np.einsum(\"bhjd,bhd->bhj\", qc, state.z))")
 
+GS = "S = decay[:, :, n, None, None] * S + k[:, :, n, :, None] * v[:, :, n, None, :]"
+GZ = "z = decay[:, :, n, None] * z + k[:, :, n]"
+GC = "s = alpha[:, :, n] * s + 1.0"
+DB = "db = qdq - np.sum(k * dk, axis=-1, dtype=np.float64)"
+CUM = "dlog_decay = np.cumsum(db[..., ::-1], axis=-1)[..., ::-1]"
+COUNT = "    db += ds * (s - 1.0) - rho                                       # the count's share\n"
+FINAL = ("    db[..., -1] += (np.sum(dfinal.S * final.S, axis=(-2, -1))"
+         "       # the returned state:\n"
+         "                    + np.sum(dfinal.z * final.z, axis=-1))          # one more row\n")
+
 EDITS = {
     "rnn_step_backward": [
         (("da = dh * (1.0 - cache.h ** 2)", "da = dh"),),
@@ -141,6 +151,33 @@ EDITS = {
         (("        f = chunk_decays(gamma, stop - start",
           "        qc = qc / np.sqrt(qc.shape[-1])\n"
           "        f = chunk_decays(gamma, stop - start"),),
+    ],
+    "gated_retention_recurrent": [
+        ((GS, GS.replace("decay[", "g[")), (GZ, GZ.replace("decay[", "g[")),
+         (GC, GC.replace("alpha[", "g["))),
+        ((GS, GS.replace("decay[:, :, n, None, None] * S",
+                         "(1 - decay[:, :, n, None, None]) * S")),
+         (GZ, GZ.replace("decay[:, :, n, None] * z", "(1 - decay[:, :, n, None]) * z")),
+         (GC, GC.replace("alpha[:, :, n] * s", "(1 - alpha[:, :, n]) * s"))),
+        ((GS, "S = decay[:, :, n, None, None] * (S + k[:, :, n, :, None] * v[:, :, n, None, :])"),
+         (GZ, "z = decay[:, :, n, None] * (z + k[:, :, n])")),
+        ((GS, GS.replace("decay[:, :, n,", "decay[:, :, n - 1,")),
+         (GZ, GZ.replace("decay[:, :, n,", "decay[:, :, n - 1,")),
+         (GC, GC.replace("alpha[:, :, n]", "alpha[:, :, n - 1]"))),
+        ((GZ, "z = z + k[:, :, n]"),),
+        ((GC, "s = s + 1.0"),),
+        ((GS, GS.replace("decay[:, :, n,", "decay[0, :, n,")),
+         (GZ, GZ.replace("decay[:, :, n,", "decay[0, :, n,")),
+         (GC, GC.replace("alpha[:, :, n]", "alpha[0, :, n]"))),
+    ],
+    "gated_decay_gradient": [
+        ((DB, "db = np.sum(k * dk, axis=-1, dtype=np.float64) - qdq"),),
+        ((CUM, "dlog_decay = np.cumsum(db, axis=-1)"),),
+        ((CUM, "dlog_decay = np.cumsum(db[..., ::-1], axis=-1)[..., ::-1] - db"),),
+        ((COUNT, ""),),
+        ((COUNT, "    db += ds * (s - 1.0)\n"),),
+        (("ds = -qdq / (2.0 * s)", "ds = -qdq / s"),),
+        ((FINAL, ""),),
     ],
     "group_norm_backward": [
         ((GN, "dx = dxhat / sigma"),),

@@ -1,6 +1,6 @@
 """Gated retention: the three forms agree (outputs, states and every gradient, including the
 gates'), the constant gate is retention, the decay gradient is proven three ways (the identity
-of (G.7), the mask formula and finite differences), and long sequences stay finite.
+of (GR.7), the mask formula and finite differences), and long sequences stay finite.
 Tolerances: forms agree to a relative 1e-10 in float64 (the observed gap is about 1e-15)."""
 
 import numpy as np
@@ -170,7 +170,7 @@ def test_constant_log_decay_is_retention_in_every_form(p, gammas):
 # --- the decay gradient, proven three ways ---------------------------------------------------
 
 def loss_of_mask(q, k, v, Dg, dout, normalize):
-    """The parallel form written from an explicit mask: what (G.3) computes, for the test."""
+    """The parallel form written from an explicit mask: what (GR.3) computes, for the test."""
     scale = 1 / np.sqrt(q.shape[-1]) if normalize else 1.0
     kappa = 1 / np.sqrt(Dg.sum(-1, keepdims=True)) if normalize else 1.0
     R = (q * scale) @ np.swapaxes(k, -1, -2) * Dg * kappa
@@ -263,7 +263,7 @@ class loss_with_state:
                 + np.sum(final.s * d.s))
 
 
-# --- retention's learnable decay (G.8) --------------------------------------------------------
+# --- retention's learnable decay (GR.8) --------------------------------------------------------
 
 @given(problems(max_T=10, small=True), st.lists(st.floats(0.05, 1.0), min_size=2, max_size=2),
        st.data())

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import attention as att
-from .. import msr, retention, rnn
+from .. import gated, msr, retention, rnn
 from ..gradcheck import check_gradients, rel_error
 from . import locate
 from .mistake import Mistake
@@ -25,6 +25,11 @@ from .variants_attention import (
     GROUP_NORM_MISTAKES,
     KV_MISTAKES,
     SOFTMAX_MISTAKES,
+)
+from .variants_gated import (
+    DECAY_GRADIENT_MISTAKES,
+    GATED_RECURRENT_MISTAKES,
+    decay_gradient_case,
 )
 from .variants_retention import (
     CHUNKWISE_MISTAKES,
@@ -224,6 +229,62 @@ def _chunkwise_property(mod, c):
         ", ".join(f"{errs[C]:.1e}" for C in (1, 2))
 
 
+# --- gated retention ----------------------------------------------------------------------------
+
+def _gated_sizes(c):
+    B, h, T, d = c["q"].shape
+    return {"B": B, "h": h, "T": T, "d": d, "dv": c["v"].shape[-1]}
+
+
+def _gated_recurrent_outputs(mod, c):
+    out, state, _ = mod.gated_retention_recurrent(c["q"], c["k"], c["v"], c["log_decay"])
+    return {"out": out, "state.S": state.S, "state.z": state.z, "state.s": state.s}
+
+
+def _gated_recurrent_property(mod, c):
+    """Two calls that carry the state equal one call over the whole sequence."""
+    q, k, v, g = c["q"], c["k"], c["v"], c["log_decay"]
+    whole, _, _ = mod.gated_retention_recurrent(q, k, v, g)
+    first, state, _ = mod.gated_retention_recurrent(*(x[:, :, :3] for x in (q, k, v, g)))
+    rest, _, _ = mod.gated_retention_recurrent(*(x[:, :, 3:] for x in (q, k, v, g)), state)
+    err = rel_error(np.concatenate([first, rest], axis=2), whole)
+    return err < 1e-8, f"tokens 0-2, then 3-6 from the returned state, vs one call: " \
+                       f"relative difference {err:.1e}"
+
+
+def _decay_gradient_inputs(c):
+    """q, dq, k, dk, log_decay, s, final, dfinal of the case, from the library (right)."""
+    _, final, cache = gated.gated_retention_recurrent(c["q"], c["k"], c["v"], c["log_decay"],
+                                                      c["state"])
+    dq, dk, _, _, _ = gated.gated_retention_recurrent_backward(c["dout"], cache, c["dfinal"])
+    return c["q"], dq, c["k"], dk, c["log_decay"], cache.s, final, c["dfinal"]
+
+
+def _decay_gradient_outputs(mod, c):
+    dg, ds_prev = mod.gated_decay_gradient(*_decay_gradient_inputs(c), normalize=True)
+    return {"dlog_decay": dg, "ds_prev": ds_prev}
+
+
+def _decay_gradient_fd(mod, c):
+    """The student's dlog_decay against central differences of the loss in the log-gates."""
+    from ..gradcheck import numerical_gradient
+
+    d = c["dfinal"]
+
+    def loss(g):
+        out, final, _ = gated.gated_retention_recurrent(c["q"], c["k"], c["v"], g, c["state"])
+        return np.asarray(np.sum(out * c["dout"]) + np.sum(final.S * d.S)
+                          + np.sum(final.z * d.z) + np.sum(final.s * d.s))
+
+    g = np.minimum(c["log_decay"], -1e-3)                 # central differences stay in g <= 0
+    case = {**c, "log_decay": g}
+    got = mod.gated_decay_gradient(*_decay_gradient_inputs(case), normalize=True)[0]
+    want = numerical_gradient(loss, g, np.array(1.0))
+    err = rel_error(np.asarray(got, dtype=float), want)
+    return err < 1e-6, f"dlog_decay against central differences: relative error {err:.1e} " \
+                       "(must be below 1e-06)"
+
+
 # --- group norm ---------------------------------------------------------------------------------
 
 def _group_norm_case(rng):
@@ -343,6 +404,35 @@ EXERCISES = (
         _group_norm_case, _group_norm_sizes, _group_norm_outputs,
         (GRADCHECK, _group_norm_gradcheck), locate.by_rows("example", "token", "head"),
         GROUP_NORM_MISTAKES),
+)
+
+EXERCISES += (
+    Exercise(
+        "gated_retention_recurrent", "gated retention one token at a time: a gate per token",
+        "2", "minirnn.gated", ("gated_retention_recurrent",), "(GR.2)",
+        "derivations/gated-retention.md",
+        "q is already multiplied by 1/sqrt(d). S, z, s are the incoming state (s is (B, h), "
+        "float64). alpha = exp(log_decay) is (B, h, T) in float64 and decay the same in the "
+        "dtype of S. Omega (the output before the division by c), r, kappa (the row factors), "
+        "S_all, z_all, s_all are allocated; the division of Omega by c after the loop is "
+        "written.",
+        lambda rng: {k: v for k, v in decay_gradient_case(rng).items()
+                     if k in ("q", "k", "v", "log_decay")},
+        _gated_sizes, _gated_recurrent_outputs,
+        ("two calls that carry the state equal one call", _gated_recurrent_property),
+        locate.by_time(axis=2, key="out", name="n"), GATED_RECURRENT_MISTAKES),
+    Exercise(
+        "gated_decay_gradient", "the gradient of the gates from dq and dk", "3",
+        "minirnn.gated", ("gated_decay_gradient",), "(GR.7)", "derivations/gated-retention.md",
+        "q, dq, k, dk are (B, h, T, d) (q.dq is the same with or without the 1/sqrt(d) scale); "
+        "g holds the log-gates (B, h, T) and s the count s_n of every row, both float64; "
+        "final and dfinal are the returned state and its gradient (zeros when there is none), "
+        "with fields S, z, s. Return dlog_decay (B, h, T), in the dtype of q, and ds_prev "
+        "(B, h), the gradient of the incoming count.",
+        decay_gradient_case, _gated_sizes, _decay_gradient_outputs,
+        ("dlog_decay matches finite differences in the log-gates", _decay_gradient_fd),
+        locate.by_time(axis=2, key="dlog_decay", backward=True, name="t"),
+        DECAY_GRADIENT_MISTAKES),
 )
 
 BY_NAME = {e.name: e for e in EXERCISES}
