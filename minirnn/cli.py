@@ -160,9 +160,11 @@ def build_parser() -> argparse.ArgumentParser:
                           formatter_class=Formatter, help="follow a tiny example number by number",
                           description="Run a mechanism on a tiny example and show every "
                                       "intermediate array, step by step.")
-    step.add_argument("mechanism", choices=["rnn", "attention", "retention", "msr"])
+    step.add_argument("mechanism", choices=["rnn", "attention", "retention", "msr", "gated"],
+                      help="gated: gated retention (a gate per token)")
     step.add_argument("--form", choices=["parallel", "recurrent", "chunkwise"],
-                      default="recurrent", help="retention and msr only (default recurrent)")
+                      default="recurrent",
+                      help="retention, msr and gated only (default recurrent)")
     step.add_argument("--chunk-size", type=_positive, default=2)
     step.add_argument("--T", type=_positive, default=4, help="sequence length (default 4)")
     step.add_argument("--d", type=_positive, default=2, help="width (default 2)")

@@ -29,7 +29,7 @@ from .rnn import (
     rnn_step_forward,
 )
 
-MECHANISMS = ("rnn", "attention", "retention", "msr")
+MECHANISMS = ("rnn", "attention", "retention", "msr", "gated")
 WIDTH = 78
 
 
@@ -173,10 +173,11 @@ def _attention_backward(q, k, v, out, cache):
 
 
 def _generators() -> dict[str, Callable[..., Iterator[Step]]]:
+    from .explore_gated import gated_steps
     from .explore_retention import msr_steps, retention_steps
 
     return {"rnn": rnn_steps, "attention": attention_steps, "retention": retention_steps,
-            "msr": msr_steps}
+            "msr": msr_steps, "gated": gated_steps}
 
 
 def run_explorer(mechanism: str, form: str = "recurrent", chunk_size: int = 2, T: int = 4,

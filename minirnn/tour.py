@@ -1,9 +1,10 @@
 """``python -m minirnn tour``: a guided check that every mechanism is right, and a race.
 
 (a) gradchecks every forward/backward pair on small random float64 data against finite
-differences; (b) computes retention three ways, and attention with and without a KV cache, and
-compares; (c) trains the three tiny language models on associative recall with the same budget;
-(d) asks each for an answer and times one generated token at two context lengths.
+differences; (b) computes retention and gated retention three ways, and attention with and
+without a KV cache, and compares; (c) trains the four tiny language models on associative
+recall (MQAR) with the same budget; (d) asks each for an answer and times one generated token
+at three context lengths.
 """
 
 from __future__ import annotations
@@ -24,8 +25,24 @@ from .attention import (
     softmax_forward,
 )
 from .bench import median_time
+from .gated import (
+    gated_retention_chunkwise,
+    gated_retention_chunkwise_backward,
+    gated_retention_parallel,
+    gated_retention_parallel_backward,
+    gated_retention_recurrent,
+    gated_retention_recurrent_backward,
+)
+from .gated_msr import gated_msr_backward, gated_msr_forward, init_gated_msr_params
 from .gradcheck import check_gradients, rel_error
-from .models import RetNetConfig, RNNConfig, TransformerConfig, build_model, count_parameters
+from .models import (
+    GatedConfig,
+    RetNetConfig,
+    RNNConfig,
+    TransformerConfig,
+    build_model,
+    count_parameters,
+)
 from .msr import init_msr_params, msr_backward, msr_forward
 from .retention import (
     retention_chunkwise,
@@ -99,6 +116,17 @@ def gradcheck_cases(seed: int = 0) -> Iterator[GradcheckCase]:
                             lambda x, params, form=form: msr_forward(x, params, 2, form,
                                                                      chunk_size=2)[::2],
                             msr_backward, {"x": x_msr}, msr_params)
+    gates = {**qkv, "log_decay": np.log(rng.uniform(0.3, 0.95, (B, h, T)))}
+    yield GradcheckCase("gated retention (chunkwise)",
+                        lambda q, k, v, log_decay: gated_retention_chunkwise(
+                            q, k, v, log_decay, 2)[::2],
+                        lambda d, c: gated_retention_chunkwise_backward(d, c)[:4], gates, None)
+    gated_params = init_gated_msr_params(4, 2, 3, seed=seed)
+    gated_params["Wa"] = rng.standard_normal((4, 2))                 # gates that vary
+    yield GradcheckCase("gated multi-scale retention",
+                        lambda x, params: gated_msr_forward(x, params, 2, "chunkwise",
+                                                            chunk_size=2)[::2],
+                        gated_msr_backward, {"x": x_msr}, gated_params)
     yield GradcheckCase("multi-head attention", lambda x, params: mha_forward(x, params, 2),
                         mha_backward, {"x": rng.standard_normal((B, T, 6))}, mha_params)
 
@@ -167,6 +195,33 @@ def retention_forms_table(seed: int = 0) -> tuple[str, bool]:
     return table(header, rows), all_ok
 
 
+def gated_forms_table(seed: int = 0) -> tuple[str, bool]:
+    """Part (b): gated retention's three forms, with random gates, including the gates'
+    gradient."""
+    rng = np.random.default_rng(seed + 1)
+    B, h, T, d, dv = 2, 3, 50, 8, 6
+    q, k = rng.standard_normal((2, B, h, T, d))
+    v = rng.standard_normal((B, h, T, dv))
+    g = np.log(rng.uniform(0.5, 1.0, (B, h, T)))                     # gates in (0.5, 1)
+    dout = rng.standard_normal((B, h, T, dv))
+    par, pc = gated_retention_parallel(q, k, v, g)
+    ref = (par, *gated_retention_parallel_backward(dout, pc))
+    rec, _, rc = gated_retention_recurrent(q, k, v, g)
+    forms = [("recurrent", (rec, *gated_retention_recurrent_backward(dout, rc)[:4]))]
+    for chunk in (7, 16):
+        out, _, cc = gated_retention_chunkwise(q, k, v, g, chunk)
+        forms.append((f"chunkwise, chunk {chunk}",
+                      (out, *gated_retention_chunkwise_backward(dout, cc)[:4])))
+    rows, all_ok = [], True
+    for name, got in forms:
+        errs = [rel_error(a, b) for a, b in zip(got, ref)]
+        ok = max(errs) <= AGREE_TOL
+        all_ok &= ok
+        rows.append([name] + [f"{e:.1e}" for e in errs] + ["pass" if ok else "FAIL"])
+    header = ["gated, vs parallel", "out", "dq", "dk", "dv", "dlog_decay", "result"]
+    return table(header, rows), all_ok
+
+
 def msr_forms_table(seed: int = 0) -> tuple[str, bool]:
     """Part (b): the whole multi-scale retention layer (group norm eps = 1e-5) in each form."""
     rng = np.random.default_rng(seed)
@@ -189,18 +244,20 @@ def msr_forms_table(seed: int = 0) -> tuple[str, bool]:
 
 
 def tour_models(vocab_size: int, max_len: int = 64) -> dict:
-    """The three tiny models of parts (c) and (d), of comparable size."""
+    """The four tiny models of parts (c) and (d), of comparable size."""
     return {
         "rnn": RNNConfig(vocab_size, d_model=32, hidden=64),
         "transformer": TransformerConfig(vocab_size, d_model=32, n_heads=2, n_layers=2,
                                          d_ff=64, max_len=max_len),
         "retnet": RetNetConfig(vocab_size, d_model=32, n_heads=2, n_layers=2, dv=16, d_ff=64,
                                form="chunkwise", chunk_size=16),
+        "gated": GatedConfig(vocab_size, d_model=32, n_heads=2, n_layers=2, dv=16, d_ff=64,
+                             form="chunkwise", chunk_size=16),
     }
 
 
 def training_table(steps: int = 500, seed: int = 0, progress: bool = False):
-    """Part (c): the three models trained on associative recall with the same budget."""
+    """Part (c): the four models trained on associative recall with the same budget."""
     task = RecallTask(n_pairs=4, n_queries=4, n_keys=16, n_values=16)
     config = TrainConfig(steps=steps, batch_size=32, lr=3e-3, eval_every=steps, seed=seed)
     rows, trained = [], {}
@@ -277,7 +334,7 @@ def run_tour(seed: int = 0, out: Callable[[str], None] = print, steps: int = 500
              progress: bool = False) -> bool:
     """Run every part of the tour, printing as it goes; return True when all checks pass.
 
-    ``steps`` is the training budget of part (c), the same for the three models.
+    ``steps`` is the training budget of part (c), the same for the four models.
     """
     out("minirnn tour: every mechanism, checked by the numbers\n")
     out(f"(a) Gradient checks: hand-written backward vs central differences\n"
@@ -289,21 +346,24 @@ def run_tour(seed: int = 0, out: Callable[[str], None] = print, steps: int = 500
         f"    and 16 leave a shorter last chunk; pass if <= {AGREE_TOL:g})\n")
     text, forms_ok = retention_forms_table(seed)
     out(text)
+    out("\n    Gated retention: a gate per token and head, drawn in (0.5, 1), normalised\n")
+    text, gated_ok = gated_forms_table(seed)
+    out(text)
     out("\n    The whole multi-scale retention layer (h=4, T=50, group norm eps = 1e-5)\n")
     text, msr_ok = msr_forms_table(seed)
     out(text)
     out("\n    Attention, computed two ways (float64, max relative difference)\n")
     text, cache_ok = kv_cache_table(seed)
     out(text)
-    ok = ok and forms_ok and msr_ok and cache_ok
-    out(f"\n(c) Three ways to remember, trained on associative recall\n"
+    ok = ok and forms_ok and gated_ok and msr_ok and cache_ok
+    out(f"\n(c) Four ways to remember, trained on associative recall (MQAR)\n"
         f"    ({steps} steps of 32 sequences each, the same for every model)\n")
     text, task, trained = training_table(steps, seed, progress)
     out(text)
     out("\n(d) Decoding: a greedy answer from each model, and the time per generated token\n"
         "    (ms/token) after a context of 64, 4096 and 65536 tokens. The transformer\n"
-        "    attends over a KV cache that grows; RNN and RetNet carry a state of fixed\n"
-        "    size. At D = 32 a step is mostly Python and NumPy call overhead, and\n"
+        "    attends over a KV cache that grows; RNN, RetNet and gated carry a state of\n"
+        "    fixed size. At D = 32 a step is mostly Python and NumPy call overhead, and\n"
         "    RetNet's rotation, group norm and gate make more calls than a short cache\n"
         "    scan: the cache wins at short context, the fixed state once it is long.\n")
     out(decoding_table(task, trained, seed=seed))

@@ -143,6 +143,19 @@ def build(name, draw) -> Call:
             o=normal(draw, B, h, T, dv), x=normal(draw, B, T, d * h),
             params=only(m.init_msr_params(d * h, h, dv), ("Wg", "Wo", "gn_w", "gn_b"))),
             {"eps": BAD_EPS}, free_dict=True),
+        "gated_msr_gates": lambda: Call(m.gated_msr_gates, dict(
+            x=normal(draw, B, T, d * h),
+            params=only(m.init_gated_msr_params(d * h, h, dv), ("Wa", "ba"))),
+            {"tau": [0.0, -1.0, float("nan"), "1"]}, free_dict=True),
+        "gated_msr_forward": lambda: Call(m.gated_msr_forward, dict(
+            x=normal(draw, B, T, d * h), params=m.init_gated_msr_params(d * h, h, dv),
+            n_heads=h, form=draw(st.sampled_from(["parallel", "recurrent", "chunkwise"])),
+            chunk_size=2), {"n_heads": [*BAD_COUNT, 5], "form": ["fast", 1], "eps": BAD_EPS,
+                            "tau": [0.0, float("inf")]}),
+        "gated_msr_step": lambda: Call(m.gated_msr_step, dict(
+            x=normal(draw, B, d * h), params=m.init_gated_msr_params(d * h, h, dv), n_heads=h),
+            {"n_heads": [*BAD_COUNT, 5], "state": ["state", m.RetentionState(0, 0, 0, 0)],
+             "eps": BAD_EPS, "tau": [0.0]}),
         "msr_forward": lambda: Call(m.msr_forward, dict(
             x=normal(draw, B, T, d * h), params=m.init_msr_params(d * h, h, dv), n_heads=h,
             form=draw(st.sampled_from(["parallel", "recurrent", "chunkwise"])), chunk_size=2),
@@ -230,6 +243,7 @@ BACKWARD = {
     "retention_chunkwise_backward": ("retention_chunkwise", "dout", 2),
     "msr_backward": ("msr_forward", "dy", 2),
     "msr_output_backward": ("msr_output", "dout", 1),
+    "gated_msr_backward": ("gated_msr_forward", "dy", 2),
     "gated_retention_parallel_backward": ("gated_retention_parallel", "dout", 1),
     "gated_retention_recurrent_backward": ("gated_retention_recurrent", "dout", 2),
     "gated_retention_chunkwise_backward": ("gated_retention_chunkwise", "dout", 2),
@@ -253,7 +267,7 @@ def backward_call(name, draw) -> Call:
 
 
 MODELS = {"RNNLM": (m.RNNLM, m.RNNConfig), "TransformerLM": (m.TransformerLM, m.TransformerConfig),
-          "RetNetLM": (m.RetNetLM, m.RetNetConfig)}
+          "RetNetLM": (m.RetNetLM, m.RetNetConfig), "GatedLM": (m.GatedLM, m.GatedConfig)}
 SMALL = dict(d_model=4, n_heads=2, n_layers=1, d_ff=8, dv=2, chunk_size=2, hidden=4)
 
 
@@ -285,11 +299,12 @@ FUNCTIONS = [*[n for n in m.__all__ if n in {
     "gated_chunk_decays", "gated_retention_parallel", "gated_retention_recurrent",
     "gated_retention_chunkwise", "gated_retention_final_state", "gated_decay_gradient",
     "retention_decay_gradient", "msr_decays", "msr_project", "msr_project_backward",
-    "msr_output"}], *BACKWARD,
+    "msr_output", "gated_msr_gates", "gated_msr_forward", "gated_msr_step"}], *BACKWARD,
     *[f"{c}.{meth}" for c in MODELS for meth in ("loss_and_grads", "forward", "generate")]]
 
 # public functions that take no arrays (sizes, names, paths, configs): covered elsewhere
 NO_ARRAYS = {"build_model", "causal_mask", "init_kv_cache", "init_mha_params", "init_msr_params",
+             "init_gated_msr_params",
              "init_rnn_params", "make_task", "msr_gammas", "rotation_angles", "warmup_cosine",
              "load_checkpoint", "save_checkpoint", "train", "evaluate"}
 

@@ -16,7 +16,8 @@ def test_tour_passes_and_prints_every_part(capsys):
     for mechanism in ("rnn sequence (BPTT)", "softmax", "attention (causal)",
                       "multi-head attention", "retention (chunkwise)", "KV cache"):
         assert mechanism in out
-    assert "(c) Three ways" in out and "recall acc" in out and "ms at 4096" in out
+    assert "(c) Four ways" in out and "recall acc" in out and "ms at 4096" in out
+    assert "gated, vs parallel" in out and "\ngated " in out
     assert "FAIL" not in out and "All checks passed." in out
     assert max(len(line) for line in out.splitlines()) <= 80     # fits a terminal
 

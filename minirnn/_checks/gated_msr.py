@@ -62,7 +62,7 @@ def _state(func, x, params, n_heads, state, eps, tau):
 
 def gated_msr_forward(x, params, n_heads, form, chunk_size, state, eps, tau):
     if not active():
-        return x, params
+        return _common(x, params)           # the gates are float64: promote by the params
     func = "gated_msr_forward"
     x, params = _layer(func, x, params, n_heads, "B T D", GATED_PARAMS, ())
     if form not in FORMS:
@@ -75,7 +75,13 @@ def gated_msr_forward(x, params, n_heads, form, chunk_size, state, eps, tau):
         raise ValueError(f"{func}: the parallel form starts a new sequence; continue one "
                          "with form='recurrent' or 'chunkwise'")
     _state(func, x, params, n_heads, state, eps, tau)
-    return x, params
+    return _common(x, params)
+
+
+def _common(x, params):
+    """x and every parameter in their common dtype (one float64 array promotes the layer)."""
+    x, *arrays = same_dtype(x, *params.values())
+    return x, dict(zip(params, arrays))
 
 
 def gated_msr_backward(dy, cache):
@@ -96,6 +102,7 @@ def gated_msr_step(x, params, n_heads, state, eps, tau):
         func = "gated_msr_step"
         x, params = _layer(func, x, params, n_heads, "B D", GATED_PARAMS, ())
         _state(func, x, params, n_heads, state, eps, tau)
+    x, params = _common(x, params)
     if state is None:
         B, D = x.shape
         h, dv = params["gn_w"].shape
