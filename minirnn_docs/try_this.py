@@ -258,7 +258,7 @@ def which_memory() -> list[tuple[str, str]]:
          "the state before token 20 writes, so a closed gate erases everything before it in "
          "one step, the reset that a fixed decay can only approximate by waiting."),
         ("About how many distractors does retention with gamma = 0.9 survive before a pair's "
-         "weight falls below the cross-talk of one other pair, about $1/\sqrt{d}$ for d = 16?",
+         "weight falls below the cross-talk of one other pair, about $1/\\sqrt{d}$ for d = 16?",
          f"$0.9^M < 1/4$ for $M > {np.log(0.25) / np.log(gamma):.1f}$: about "
          f"{int(np.ceil(np.log(0.25) / np.log(gamma)))} tokens. In the table every pair is "
          "followed by M distractors, so the oldest of the 8 pairs is 7(M + 1) tokens old: "
