@@ -288,6 +288,12 @@ class _BlockStack(LanguageModel):
         """Logits for every position, shape (B, T, V), and the cache for ``backward``."""
         tokens = check.model_tokens(self, "forward", tokens, params)
         x, embed_cache = self._embed(params, tokens)
+        x, blocks, ln_f = self._blocks_forward(params, x)
+        logits, head = self._head(params, x)
+        return logits, _StackCache(embed_cache, blocks, ln_f, head)
+
+    def _blocks_forward(self, params, x):
+        """Every block, then the final layer norm: (x, block caches, ln_f cache)."""
         blocks = []
         for layer in range(self.config.n_layers):
             pre = f"blocks.{layer}"
@@ -299,18 +305,23 @@ class _BlockStack(LanguageModel):
             x = x + y
             blocks.append(_BlockCache(ln1, mix, ln2, ffn))
         x, ln_f = layer_norm_forward(x, _sub(params, "ln_f"))
-        logits, head = self._head(params, x)
-        return logits, _StackCache(embed_cache, blocks, ln_f, head)
+        return x, blocks, ln_f
 
     def backward(self, dlogits: np.ndarray, cache: _StackCache) -> dict:
         """Gradients of every parameter from the gradient of the logits (B, T, V)."""
         dlogits = check.model_backward(self, dlogits, cache, _logits_shape(cache.head))
         grads: dict = {}
         dx = self._head_backward(dlogits, cache.head, grads)
-        dx, g = layer_norm_backward(dx, cache.ln_f)
+        dx = self._blocks_backward(dx, cache.blocks, cache.ln_f, grads)
+        self._embed_backward(dx, cache.embed, grads)
+        return grads
+
+    def _blocks_backward(self, dx, blocks, ln_f, grads):
+        """Backward of ``_blocks_forward``: fills ``grads``, returns the gradient of its input."""
+        dx, g = layer_norm_backward(dx, ln_f)
         _put(grads, "ln_f", g)
         for layer in reversed(range(self.config.n_layers)):
-            pre, c = f"blocks.{layer}", cache.blocks[layer]
+            pre, c = f"blocks.{layer}", blocks[layer]
             da, g = ffn_backward(dx, c.ffn)                       # residual: dx flows on too
             _put(grads, f"{pre}.ffn", g)
             da, g = layer_norm_backward(da, c.ln2)
@@ -321,10 +332,9 @@ class _BlockStack(LanguageModel):
             da, g = layer_norm_backward(da, c.ln1)
             _put(grads, f"{pre}.ln1", g)
             dx = dx + da
-        self._embed_backward(dx, cache.embed, grads)
-        return grads
+        return dx
 
-    def _init_blocks(self, rng, params, mix_params, dtype):
+    def _init_blocks(self, rng, params, mix_params, dtype, head_out=None):
         c = self.config
         for layer in range(c.n_layers):
             pre = f"blocks.{layer}"
@@ -333,9 +343,9 @@ class _BlockStack(LanguageModel):
             _put(params, f"{pre}.ln2", _ln_params(c.d_model, dtype))
             _put(params, f"{pre}.ffn", _ffn_params(rng, c.d_model, c.d_ff, dtype))
         _put(params, "ln_f", _ln_params(c.d_model, dtype))
-        _put(params, "head", {"W": _normal(rng, (c.d_model, c.vocab_size),
-                                           1 / np.sqrt(c.d_model), dtype),
-                              "b": np.zeros(c.vocab_size, dtype=dtype)})
+        out = head_out or c.vocab_size
+        _put(params, "head", {"W": _normal(rng, (c.d_model, out), 1 / np.sqrt(c.d_model), dtype),
+                              "b": np.zeros(out, dtype=dtype)})
         return params
 
     def _decode_blocks(self, params, x, states, step_mix):
@@ -552,10 +562,11 @@ MODELS = {"rnn": RNNLM, "transformer": TransformerLM, "retnet": RetNetLM, "gated
 def build_model(config) -> LanguageModel:
     """The model object for a config (``RNNConfig`` -> [`RNNLM`][minirnn.models.RNNLM], ...)."""
     for model in MODELS.values():
-        if isinstance(config, model.config_class):
+        if type(config) is model.config_class:
             return model(config)
-    raise TypeError(f"build_model: expected RNNConfig, TransformerConfig, RetNetConfig or "
-                    f"GatedConfig, got {type(config).__name__}")
+    raise TypeError(f"build_model: expected the config of one of "
+                    f"{sorted(m.config_class.__name__ for m in MODELS.values())}, "
+                    f"got {type(config).__name__}")
 
 
 def init(config, seed: int = 0, dtype=np.float32) -> dict:
@@ -573,3 +584,4 @@ def init(config, seed: int = 0, dtype=np.float32) -> dict:
     dict of str to ndarray
     """
     return build_model(config).init(seed, dtype)
+

@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from ._checks import check_int
+from .images import RelationTask, ShapesTask
 from .layers import IGNORE_INDEX
 
 __all__ = ["CopyTask", "GrammarTask", "RecallTask", "SelectiveCopyTask", "make_task",
@@ -292,12 +293,13 @@ class GrammarTask:
         return np.array([ALPHABET.index(c) for c in text])
 
 
-TASKS = {t.name: t for t in (CopyTask, RecallTask, SelectiveCopyTask, GrammarTask)}
+TASKS = {t.name: t for t in (CopyTask, RecallTask, SelectiveCopyTask, GrammarTask, ShapesTask,
+                              RelationTask)}
 
 
 def make_task(name: str, **options):
-    """The task called ``name`` (``"copy"``, ``"recall"``, ``"selective"`` or ``"grammar"``)
-    with ``options``."""
+    """The task called ``name`` (``"copy"``, ``"recall"``, ``"selective"``, ``"grammar"``, or
+    the image tasks ``"shapes"`` and ``"relation"``) with ``options``."""
     if name not in TASKS:
         raise ValueError(f"unknown task {name!r}; expected one of {sorted(TASKS)}")
     for key, value in options.items():

@@ -74,13 +74,16 @@ def random_dstate(p, rng):
 
 
 def assert_close_all(got, ref, what):
-    """Every pair within FORMS_TOL (see ``forms_error``). The gates' gradient (entry 3) is a
-    reverse cumulative sum of T terms q.dq - k.dk of the size of the other gradients, which
-    cancel where the gates are closed (dlog_decay ~ 1e-12 at g = -30); its rounding is absolute,
-    about T 1e-16 times that size, so it is floored at 1e-3 of it rather than 1e-5."""
+    """Every pair within FORMS_TOL (see ``forms_error``), arrays far below the largest gradient
+    ``scale`` of the problem compared in absolute terms. dq, dk, dv are floored at 1e-4 of
+    ``scale`` (1e-14 scale absolute: with T = 1 and the clamp active dq is zero in exact
+    arithmetic and each form returns its own 1e-15 of rounding). The gates' gradient (entry 3)
+    is a reverse cumulative sum of T terms q.dq - k.dk of the size of the other gradients,
+    which cancel where the gates are closed (dlog_decay ~ 1e-12 at g = -30); its rounding is
+    about T 1e-16 times that size, so it is floored at 1e-3."""
     scale = biggest(*ref)
     for i, (a, b) in enumerate(zip(got, ref)):
-        err = forms_error(a, b, scale, floor=1e-3 if i == 3 else 1e-5)
+        err = forms_error(a, b, scale, floor=1e-3 if i == 3 else 1e-4)
         assert err <= FORMS_TOL, (what, i, err)
 
 

@@ -25,7 +25,7 @@ for a block (the decode benchmark checks once, then times many steps).
 
 import inspect
 
-from . import attention, gated, gated_msr, layers, models, msr, retention, rnn
+from . import attention, gated, gated_msr, layers, models, msr, retention, rnn, vision
 from .core import (  # noqa: F401
     FLOAT_DTYPES,
     INSIDE,
@@ -44,7 +44,7 @@ from .core import (  # noqa: F401
 
 # check.<name> for every public validator of the submodules (each is named after the public
 # function it checks, so the lists are not written twice)
-for _module in (attention, gated, gated_msr, layers, models, msr, retention, rnn):
+for _module in (attention, gated, gated_msr, layers, models, msr, retention, rnn, vision):
     globals().update({name: f for name, f in vars(_module).items()
                       if inspect.isfunction(f) and f.__module__ == _module.__name__
                       and not name.startswith("_")})

@@ -17,7 +17,8 @@ _TRUSTED: ContextVar[bool] = ContextVar("minirnn_checks_trusted", default=False)
 # Modules whose functions call other public functions with inputs they have already checked:
 # a call that comes from one of them is trusted, a call from anywhere else is checked.
 INSIDE = frozenset({"minirnn.rnn", "minirnn.attention", "minirnn.retention", "minirnn.msr",
-                    "minirnn.gated", "minirnn.gated_msr", "minirnn.layers", "minirnn.models"})
+                    "minirnn.gated", "minirnn.gated_msr", "minirnn.layers", "minirnn.models",
+                    "minirnn.vision", "minirnn.classifiers"})
 
 
 # --- checked once per call -----------------------------------------------------------------------

@@ -1,0 +1,245 @@
+"""Checks for [`minirnn.vision`][minirnn.vision]: one function per public function, same name."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .core import Shapes, active, check_int, gradient, lead, same_dtype
+from .retention import gamma_per_head
+
+VARIANTS = ("code", "paper")
+MIXERS = ("attention", "masa", "masa_decomposed", "retention")
+
+
+def _patch(s: Shapes, P, H, W):
+    P = check_int(s.func, "patch_size", P, 1)
+    if H % P or W % P:
+        s.fail(f"patch_size = {P} must divide the image height and width, got H = {H}, "
+               f"W = {W}")
+    return P
+
+
+def patchify(images, patch_size):
+    if not active():
+        return images, patch_size
+    s = Shapes("patchify")
+    x = s.array("images", images, "B H W C")
+    return x, _patch(s, patch_size, x.shape[1], x.shape[2])
+
+
+def unpatchify(patches, image_shape, patch_size):
+    s = Shapes("unpatchify")
+    if active():
+        patches = s.array("patches", patches, "B N F")
+        if not (isinstance(image_shape, (tuple, list)) and len(image_shape) == 3):
+            s.fail(f"image_shape must be (H, W, C), got {image_shape!r}", TypeError)
+        H, W, C = (check_int(s.func, "image_shape", n, 1) for n in image_shape)
+        P = _patch(s, patch_size, H, W)
+        want = ((H // P) * (W // P), P * P * C)
+        if patches.shape[1:] != want:
+            s.fail(f"patches of shape {patches.shape} do not make images of shape "
+                   f"{(H, W, C)} with patch_size {P}: expected (B, {want[0]}, {want[1]})")
+        return patches, (H, W, C), P
+    return patches, tuple(image_shape), patch_size
+
+
+def vision_embed_forward(images, params, patch_size, cls_position):
+    if not active():
+        return images, params, patch_size
+    s = Shapes("vision_embed_forward")
+    x = s.array("images", images, "B H W C")
+    P = _patch(s, patch_size, x.shape[1], x.shape[2])
+    if cls_position not in ("first", "last", None):
+        s.fail(f"cls_position must be 'first', 'last' or None, got {cls_position!r}")
+    s.bind("F", P * P * x.shape[3], f"patch_size {P} and C = {x.shape[3]} channels")
+    s.bind("T", (x.shape[1] // P) * (x.shape[2] // P) + (cls_position is not None),
+           "the number of patches (plus the class token)")
+    axes = {"E": "F D", "b": "D", "cls": "D", "pos": "T D"}
+    optional = {"pos"} | ({"cls"} if cls_position is None else set())
+    if cls_position is None and isinstance(params, dict) and "cls" in params:
+        s.fail("params has a class token 'cls' but cls_position is None")
+    p = s.params(params, "params", axes if cls_position is not None else
+                 {k: v for k, v in axes.items() if k != "cls"}, optional)
+    x, *arrays = same_dtype(x, *p.values())
+    return x, dict(zip(p, arrays)), P
+
+
+def vision_embed_backward(dz, cache):
+    if not active():
+        return dz
+    from ..vision import EmbedCache
+
+    H, W, _ = cache.image_shape
+    P = cache.patch_size
+    T = (H // P) * (W // P) + (cache.cls_position is not None)
+    s = Shapes("vision_embed_backward")
+    if not isinstance(cache, EmbedCache):
+        s.fail(f"cache must be the EmbedCache of vision_embed_forward, got "
+               f"{type(cache).__name__}", TypeError)
+    s.bind_all("B T D", (cache.patches.shape[0], T, cache.E.shape[1]), "the forward's output")
+    return s.array("dz", dz, "B T D")
+
+
+def manhattan_decay_mask(grid_h, grid_w, gamma):
+    H = check_int("manhattan_decay_mask", "grid_h", grid_h, 1)
+    W = check_int("manhattan_decay_mask", "grid_w", grid_w, 1)
+    if not active():
+        return np.atleast_1d(np.asarray(gamma, dtype=np.float64)), H, W
+    return gamma_per_head("manhattan_decay_mask", gamma, None), H, W
+
+
+def decayed_attention_forward(q, k, v, decay, variant):
+    if variant not in VARIANTS:
+        raise ValueError(f"decayed_attention_forward: variant must be one of {VARIANTS}, "
+                         f"got {variant!r}")
+    if not active():
+        return q, k, v, decay, variant
+    s = Shapes("decayed_attention_forward")
+    q = s.array("q", q, lead(np.ndim(q), "N d"))
+    k = s.array("k", k, lead(np.ndim(k), "N d"))
+    v = s.array("v", v, lead(np.ndim(v), "N dv"))
+    decay = s.array("decay", decay, " ".join([f"m{i}" for i in range(np.ndim(decay) - 2)]
+                                             + ["Nq", "Nk"]))    # broadcast, not bound
+    if decay.shape[-2:] != (q.shape[-2], k.shape[-2]) or np.any((decay < 0) | (decay > 1)):
+        s.fail(f"decay must be (..., N, N) = (..., {q.shape[-2]}, {k.shape[-2]}) with every "
+               f"entry in [0, 1], got shape {decay.shape}")
+    try:
+        np.broadcast_shapes(decay.shape, (*q.shape[:-1], k.shape[-2]))
+    except ValueError:
+        s.fail(f"decay of shape {decay.shape} does not broadcast to the scores "
+               f"{(*q.shape[:-1], k.shape[-2])}")
+    return (*same_dtype(q, k, v), decay, variant)
+
+
+def decayed_attention_backward(dout, cache):
+    if not active():
+        return dout
+    from ..vision import DecayedAttentionCache
+
+    return gradient("decayed_attention_backward", "dout", dout, cache, DecayedAttentionCache,
+                    "decayed_attention_forward", "v", lead(cache.v.ndim, ""))
+
+
+def _grid_qkv(func, q, k, v, grid, gamma, checking):
+    if not checking:
+        return (q, k, v, np.broadcast_to(np.asarray(gamma, dtype=np.float64),
+                                         (q.shape[1],)).copy(), tuple(grid))
+    s = Shapes(func)
+    q = s.array("q", q, "B h N d")
+    k = s.array("k", k, "B h N d")
+    v = s.array("v", v, "B h N dv")
+    if not (isinstance(grid, (tuple, list)) and len(grid) == 2):
+        s.fail(f"grid must be (H, W), got {grid!r}", TypeError)
+    H, W = (check_int(func, "grid", n, 1) for n in grid)
+    if H * W != q.shape[2]:
+        s.fail(f"grid (H, W) = ({H}, {W}) has {H * W} tokens, but q has N = {q.shape[2]}")
+    return (*same_dtype(q, k, v), gamma_per_head(func, gamma, q.shape[1]), (H, W))
+
+
+def _variant(func, variant):
+    if variant not in VARIANTS:
+        raise ValueError(f"{func}: variant must be one of {VARIANTS}, got {variant!r}")
+
+
+def masa_forward(q, k, v, grid, gamma, variant):
+    _variant("masa_forward", variant)
+    return _grid_qkv("masa_forward", q, k, v, grid, gamma, active())
+
+
+def masa_decomposed_forward(q, k, v, grid, gamma, variant):
+    _variant("masa_decomposed_forward", variant)
+    return _grid_qkv("masa_decomposed_forward", q, k, v, grid, gamma, active())
+
+
+def retention_2d_parallel(q, k, v, grid, gamma):
+    return _grid_qkv("retention_2d_parallel", q, k, v, grid, gamma, active())
+
+
+def retention_2d_scan(q, k, v, grid, gamma):
+    return _grid_qkv("retention_2d_scan", q, k, v, grid, gamma, active())
+
+
+def _backward(func, forward, dout, cache, cls_name, field, axes):
+    from .. import vision
+
+    return gradient(func, "dout", dout, cache, getattr(vision, cls_name), forward, field, axes)
+
+
+def masa_backward(dout, cache):
+    if not active():
+        return dout
+    return _backward("masa_backward", "masa_forward", dout, cache, "DecayedAttentionCache",
+                     "v", "B h N dv")
+
+
+def masa_decomposed_backward(dout, cache):
+    if not active():
+        return dout
+    from ..vision import Masa2Cache
+
+    s = Shapes("masa_decomposed_backward")
+    if not isinstance(cache, Masa2Cache):
+        s.fail(f"cache must be the Masa2Cache of masa_decomposed_forward, got "
+               f"{type(cache).__name__}", TypeError)
+    B, h, H, W, dv = cache.rows.v.shape
+    s.bind_all("B h N dv", (B, h, H * W, dv), "the forward's output")
+    return s.array("dout", dout, "B h N dv")
+
+
+def retention_2d_parallel_backward(dout, cache):
+    if not active():
+        return dout
+    return _backward("retention_2d_parallel_backward", "retention_2d_parallel", dout, cache,
+                     "Retention2dCache", "v", "B h N dv")
+
+
+def retention_2d_scan_backward(dout, cache):
+    if not active():
+        return dout
+    return _backward("retention_2d_scan_backward", "retention_2d_scan", dout, cache,
+                     "Retention2dCache", "v", "B h N dv")
+
+
+def bidirectional_scan(u, gamma, axis):
+    if not active():
+        return u, np.broadcast_to(np.asarray(gamma, dtype=np.float64), (u.shape[1],)), axis
+    s = Shapes("bidirectional_scan")
+    if np.ndim(u) < 3:
+        s.fail(f"u must have at least 3 dimensions (B, h, ...), got shape {np.shape(u)}")
+    u = s.array("u", u, " ".join(["B", "h"] + [f"n{i}" for i in range(np.ndim(u) - 2)]))
+    axis = check_int("bidirectional_scan", "axis", axis, 2)
+    if axis >= u.ndim:
+        s.fail(f"axis must be one of u's axes after (B, h), got {axis} for shape {u.shape}")
+    return u, gamma_per_head("bidirectional_scan", gamma, u.shape[1]), axis
+
+
+def vision_mix_forward(x, params, n_heads, mixer, grid, gamma):
+    func = "vision_mix_forward"
+    if mixer not in MIXERS:
+        raise ValueError(f"{func}: mixer must be one of {MIXERS}, got {mixer!r}")
+    if not active():
+        return x, params
+    s = Shapes(func)
+    x = s.array("x", x, "B N D")
+    n_heads = check_int(func, "n_heads", n_heads, 1)
+    if x.shape[2] % n_heads:
+        s.fail(f"n_heads = {n_heads} must divide the width D = {x.shape[2]}")
+    p = s.params(params, "params", {"Wq": "D D", "Wk": "D D", "Wv": "D D", "Wo": "D D"})
+    if mixer != "attention":
+        gamma_per_head(func, gamma, n_heads)
+    if mixer.startswith("masa"):
+        if not (isinstance(grid, (tuple, list)) and len(grid) == 2
+                and grid[0] * grid[1] == x.shape[1]):
+            s.fail(f"the MaSA mixers need grid = (H, W) with H W = N = {x.shape[1]}, "
+                   f"got {grid!r}")
+    x, *arrays = same_dtype(x, *p.values())
+    return x, dict(zip(p, arrays))
+
+
+def vision_mix_backward(dy, cache):
+    if not active():
+        return dy
+    from ..vision import MixCache
+
+    return gradient("vision_mix_backward", "dy", dy, cache, MixCache, "vision_mix_forward", "x",
+                    "B N D")

@@ -1,0 +1,119 @@
+"""Tiny image tasks drawn by the library from a seed (nothing is downloaded).
+
+- ``shapes``: a horizontal bar, a vertical bar, a diagonal, an anti-diagonal or a box outline,
+  at a random place and size, in noise. Five classes.
+- ``relation``: two bright pixels in the same row, in the same column, or neither. Three
+  classes. It separates inductive biases: a decay along the raster order (ViR) sees rows as
+  near and columns as far, the Manhattan decay (RMT) treats both alike.
+
+Every task gives ``(images, labels)`` batches: images (B, S, S, 1) float32 with values around
+0 and 1 plus Gaussian noise of standard deviation 0.3, labels (B, 1) integers, so the training
+loop of the language models trains the classifiers unchanged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["RelationTask", "ShapesTask"]
+
+NOISE = 0.3
+
+
+def _noisy(rng, clean: np.ndarray) -> np.ndarray:
+    return (clean + NOISE * rng.standard_normal(clean.shape)).astype(np.float32)[..., None]
+
+
+@dataclass(frozen=True)
+class ShapesTask:
+    """Five shapes at random places and sizes in ``size x size`` noisy grey images."""
+
+    size: int = 16
+
+    name = "shapes"
+    classes = ("horizontal bar", "vertical bar", "diagonal", "anti-diagonal", "box")
+
+    def __post_init__(self):
+        if self.size < 4:
+            raise ValueError(f"shapes task: size must be at least 4, got {self.size}")
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def image_shape(self) -> tuple:
+        return (self.size, self.size, 1)
+
+    def draw(self, rng: np.random.Generator, label: int) -> np.ndarray:
+        """One clean image (size, size) of class ``label``."""
+        S = self.size
+        img = np.zeros((S, S))
+        L = int(rng.integers(max(3, S // 3), S + 1))                 # length of the shape
+        y0, x0 = (int(v) for v in rng.integers(0, S - L + 1, 2))
+        t = np.arange(L)
+        if label == 0:
+            img[rng.integers(S), x0 + t] = 1.0
+        elif label == 1:
+            img[y0 + t, rng.integers(S)] = 1.0
+        elif label == 2:
+            img[y0 + t, x0 + t] = 1.0
+        elif label == 3:
+            img[y0 + t, x0 + L - 1 - t] = 1.0
+        else:
+            img[[y0, y0 + L - 1], x0:x0 + L] = 1.0
+            img[y0:y0 + L, [x0, x0 + L - 1]] = 1.0
+        return img
+
+    def batch(self, rng: np.random.Generator, batch_size: int):
+        """``(images, labels)``: (batch_size, S, S, 1) float32 and (batch_size, 1) int."""
+        labels = rng.integers(0, self.n_classes, batch_size)
+        clean = np.stack([self.draw(rng, int(c)) for c in labels])
+        return _noisy(rng, clean), labels[:, None]
+
+
+@dataclass(frozen=True)
+class RelationTask:
+    """Two bright pixels: in the same row, in the same column, or neither."""
+
+    size: int = 16
+
+    name = "relation"
+    classes = ("same row", "same column", "neither")
+
+    def __post_init__(self):
+        if self.size < 3:
+            raise ValueError(f"relation task: size must be at least 3, got {self.size}")
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def image_shape(self) -> tuple:
+        return (self.size, self.size, 1)
+
+    def draw(self, rng: np.random.Generator, label: int) -> np.ndarray:
+        """One clean image (size, size) of class ``label``."""
+        S = self.size
+        a, b = rng.choice(S, 2, replace=False)                       # two different values
+        y, x = (int(v) for v in rng.integers(0, S, 2))
+        if label == 0:
+            pixels = [(y, a), (y, b)]
+        elif label == 1:
+            pixels = [(a, x), (b, x)]
+        else:
+            c, e = rng.choice(S, 2, replace=False)
+            pixels = [(a, c), (b, e)]
+        img = np.zeros((S, S))
+        for py, px in pixels:
+            img[py, px] = 1.0
+        return img
+
+    def batch(self, rng: np.random.Generator, batch_size: int):
+        """``(images, labels)``: (batch_size, S, S, 1) float32 and (batch_size, 1) int."""
+        labels = rng.integers(0, self.n_classes, batch_size)
+        clean = np.stack([self.draw(rng, int(c)) for c in labels])
+        return _noisy(rng, clean), labels[:, None]
