@@ -53,10 +53,12 @@ class Formatter(argparse.ArgumentDefaultsHelpFormatter):
 # checkpoint is an error, --steps sets the new total. So they have no argparse default: the
 # defaults of a new run are in DEFAULTS.
 TRAIN_OPTIONS = {
-    "--model": dict(choices=["rnn", "transformer", "retnet", "gated"],
-                    help="gated: RetNet with gated retention (default: retnet)"),
-    "--task": dict(choices=["copy", "recall", "selective", "grammar"],
-                   help="recall is multi-query associative recall (MQAR) (default: recall)"),
+    "--model": dict(choices=["rnn", "transformer", "retnet", "gated", "vit", "rmt", "vir"],
+                    help="gated: RetNet with gated retention; vit, rmt, vir: image classifiers "
+                         "for the image tasks (default: retnet, vit for an image task)"),
+    "--task": dict(choices=["copy", "recall", "selective", "grammar", "shapes", "relation"],
+                   help="recall is multi-query associative recall (MQAR); shapes and relation "
+                        "are image tasks (default: recall)"),
     "--steps": dict(type=_positive, help="total training steps (default: 500; with --resume "
                                          "a new total, longer or shorter)"),
     "--batch-size": dict(type=_positive, help="sequences per step (default: 32)"),
@@ -134,6 +136,18 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--top-k", type=_positive, default=None,
                      help="sample only among the k most likely tokens (default: all)")
     gen.add_argument("--seed", type=int, default=0, help="seed of the question and sampling")
+
+    pred = sub.add_parser("predict", help="classify a drawn image with a trained classifier",
+                          formatter_class=Formatter,
+                          description="Draw an image of the checkpoint's task (shapes or "
+                                      "relation), print the class probabilities beside the "
+                                      "true class, and optionally save the image with its "
+                                      "saliency map (the gradient of the predicted class's "
+                                      "score with respect to every pixel).")
+    pred.add_argument("--checkpoint", type=Path, required=True)
+    pred.add_argument("--seed", type=int, default=0, help="seed of the drawn image")
+    pred.add_argument("--save", type=Path, default=None,
+                      help="write the image and its saliency map side by side to this PNG")
 
     plot = sub.add_parser("plot", help="draw learning curves from training metrics logs",
                           formatter_class=Formatter,
@@ -274,10 +288,26 @@ def _bench(args) -> int:
     return 0
 
 
-def _model_config(args, vocab_size):
+IMAGE_MODELS, IMAGE_TASKS = ("vit", "rmt", "vir"), ("shapes", "relation")
+
+
+def _model_config(args, task):
+    from .classifiers import RMTConfig, ViRConfig, ViTConfig
     from .models import GatedConfig, RetNetConfig, RNNConfig, TransformerConfig
 
+    image_task, image_model = args.task in IMAGE_TASKS, args.model in IMAGE_MODELS
+    if image_task != image_model:
+        raise ValueError(f"--model {args.model} does not fit --task {args.task}: the image "
+                         f"tasks {IMAGE_TASKS} need an image model {IMAGE_MODELS}, and the "
+                         f"sequence tasks a language model")
     D = args.d_model
+    if image_model:
+        if D % args.heads:
+            raise ValueError(f"--heads {args.heads} must divide --d-model {D}")
+        config = {"vit": ViTConfig, "rmt": RMTConfig, "vir": ViRConfig}[args.model]
+        return config(task.n_classes, image_size=task.size, channels=1, patch_size=4,
+                      d_model=D, n_heads=args.heads, n_layers=args.layers, d_ff=2 * D)
+    vocab_size = task.vocab_size
     if args.model == "rnn":
         return RNNConfig(vocab_size, d_model=D, hidden=2 * D)
     if D % args.heads:
@@ -317,9 +347,11 @@ def _train(args) -> int:
         if args.checkpoint.exists():
             raise ValueError(f"{args.checkpoint} exists; pass --resume to continue it or "
                              f"choose another --checkpoint")
+        if given.get("task") in IMAGE_TASKS and "model" not in given:
+            given["model"] = "vit"                       # an image task needs an image model
         args = argparse.Namespace(**{**vars(args), **DEFAULTS, **given})
         task = make_task(args.task)
-        model = build_model(_model_config(args, task.vocab_size))
+        model = build_model(_model_config(args, task))
         params = model.init(args.seed)
         config = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr,
                              eval_every=args.eval_every, patience=args.patience, seed=args.seed)
@@ -334,7 +366,8 @@ def _train(args) -> int:
         print(f"{stop}; continue with: python -m minirnn train --resume --checkpoint "
               f"{args.checkpoint}", flush=True)
         return stop.exit_code
-    print(f"done: {result.step} steps, {result.tokens_per_second:,.0f} tokens/s"
+    unit = "pixels" if model.config.kind in IMAGE_MODELS else "tokens"
+    print(f"done: {result.step} steps, {result.tokens_per_second:,.0f} {unit}/s"
           + (" (stopped early)" if result.stopped_early else "")
           + f"; checkpoint saved to {args.checkpoint}; metrics in {metrics}")
     return 0
@@ -366,6 +399,9 @@ def _generate(args) -> int:
 
     ckpt = load_checkpoint(args.checkpoint)
     model, task = build_model(ckpt.model_config), ckpt.task
+    if ckpt.model_config.kind in IMAGE_MODELS:
+        raise ValueError(f"{args.checkpoint} holds an image classifier: use python -m minirnn "
+                         f"predict --checkpoint {args.checkpoint}")
     if args.prompt is None:
         prompt, expected = task.question(np.random.default_rng(args.seed))
     else:
@@ -382,6 +418,32 @@ def _generate(args) -> int:
         right = len(answer) >= len(expected) and np.array_equal(answer[:len(expected)],
                                                                  expected)
         print(f"expected:  {task.decode(expected)}   ({'right' if right else 'wrong'})")
+    return 0
+
+
+def _predict(args) -> int:
+    import numpy as np
+
+    from .images import save_png
+    from .models import build_model
+    from .train import load_checkpoint
+
+    ckpt = load_checkpoint(args.checkpoint)
+    if ckpt.model_config.kind not in IMAGE_MODELS:
+        raise ValueError(f"{args.checkpoint} holds a language model: use python -m minirnn "
+                         f"generate --checkpoint {args.checkpoint}")
+    model, task = build_model(ckpt.model_config), ckpt.task
+    images, labels = task.batch(np.random.default_rng(args.seed), 1)
+    probs = model.predict(ckpt.params, images)[0]
+    print(f"a {task.name} image (seed {args.seed}); true class: {task.classes[labels[0, 0]]}")
+    for name, p in sorted(zip(task.classes, probs), key=lambda item: -item[1]):
+        print(f"  {p:6.1%}  {name}")
+    best = int(np.argmax(probs))
+    print(f"predicted: {task.classes[best]} ({'right' if best == labels[0, 0] else 'wrong'})")
+    if args.save is not None:
+        saliency = np.abs(model.saliency(ckpt.params, images, best))[0, :, :, 0]
+        save_png(args.save, images[0, :, :, 0], saliency)
+        print(f"image and saliency map saved to {args.save}")
     return 0
 
 
@@ -421,8 +483,9 @@ def main(argv: list[str] | None = None) -> int:
         from .tour import run_tour
 
         return 0 if run_tour(seed=args.seed, steps=args.steps) else 1
-    commands = {"train": _train, "generate": _generate, "exercise": _exercise, "grade": _grade,
-                "step": _step, "bench": _bench, "plot": _plot}
+    commands = {"train": _train, "generate": _generate, "predict": _predict,
+                "exercise": _exercise, "grade": _grade, "step": _step, "bench": _bench,
+                "plot": _plot}
     try:
         return commands[args.command](args)
     except (ValueError, TypeError, OSError, FloatingPointError) as err:

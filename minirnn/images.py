@@ -13,11 +13,13 @@ loop of the language models trains the classifiers unchanged.
 
 from __future__ import annotations
 
+import struct
+import zlib
 from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["RelationTask", "ShapesTask"]
+__all__ = ["RelationTask", "ShapesTask", "save_png"]
 
 NOISE = 0.3
 
@@ -117,3 +119,34 @@ class RelationTask:
         labels = rng.integers(0, self.n_classes, batch_size)
         clean = np.stack([self.draw(rng, int(c)) for c in labels])
         return _noisy(rng, clean), labels[:, None]
+
+
+def save_png(path, *panels: np.ndarray, scale: int = 8) -> None:
+    """Write grey images side by side to a PNG file (NumPy and the standard library only).
+
+    Each panel (H, W) is stretched to 0..255 on its own range and enlarged ``scale`` times so
+    that a 16 x 16 image is visible; a white column separates the panels.
+
+    Parameters
+    ----------
+    path : str or path
+    *panels : ndarray, shape (H, W)
+    scale : int, optional
+    """
+    columns = []
+    for panel in panels:
+        p = np.asarray(panel, dtype=np.float64)
+        span = p.max() - p.min()
+        p = (p - p.min()) / (span if span > 0 else 1.0)
+        columns += [np.kron(p, np.ones((scale, scale))), np.ones((p.shape[0] * scale, scale))]
+    pixels = (255 * np.concatenate(columns[:-1], axis=1)).astype(np.uint8)
+    raw = b"".join(b"\x00" + row.tobytes() for row in pixels)            # filter 0 per row
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + \
+            struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    header = struct.pack(">IIBBBBB", pixels.shape[1], pixels.shape[0], 8, 0, 0, 0, 0)
+    with open(path, "wb") as f:
+        f.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
+                + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))

@@ -84,6 +84,7 @@ def build(name, draw) -> Call:
     tokens = np.random.default_rng(T).integers(0, V, (B, T))
     g = -np.abs(normal(draw, B, h, T))                     # log-gates <= 0
     nh = 2 if D % 2 == 0 else 1
+    P, C = draw(st.integers(1, 3)), draw(st.integers(1, 2))         # patch size, channels
     calls = {
         "rnn_step_forward": lambda: Call(m.rnn_step_forward, dict(
             x=normal(draw, B, D), h_prev=normal(draw, B, H), params=m.init_rnn_params(D, H)),
@@ -143,6 +144,37 @@ def build(name, draw) -> Call:
             o=normal(draw, B, h, T, dv), x=normal(draw, B, T, d * h),
             params=only(m.init_msr_params(d * h, h, dv), ("Wg", "Wo", "gn_w", "gn_b"))),
             {"eps": BAD_EPS}, free_dict=True),
+        "patchify": lambda: Call(m.patchify, dict(images=normal(draw, B, 2 * P, 4 * P, C),
+                                                  patch_size=P),
+                                 {"patch_size": [*BAD_COUNT, 2 * P + 1]}),
+        "unpatchify": lambda: Call(m.unpatchify, dict(
+            patches=normal(draw, B, 8, P * P * C), image_shape=(2 * P, 4 * P, C),
+            patch_size=P), {"patch_size": [*BAD_COUNT, 2 * P + 1],
+                            "image_shape": [(1, 2), None]}),
+        "vision_embed_forward": lambda: Call(m.vision_embed_forward, dict(
+            images=normal(draw, B, 2 * P, 2 * P, C),
+            params={"E": normal(draw, P * P * C, D), "b": normal(draw, D),
+                    "cls": normal(draw, D), "pos": normal(draw, 5, D)}, patch_size=P),
+            {"patch_size": [*BAD_COUNT, 2 * P + 1], "cls_position": ["middle", 0]},
+            optional={"pos"}),
+        "manhattan_decay_mask": lambda: Call(m.manhattan_decay_mask, dict(
+            grid_h=2, grid_w=T, gamma=gamma), {"gamma": BAD_GAMMA[:-1], "grid_h": BAD_COUNT,
+                                               "grid_w": BAD_COUNT}),
+        "decayed_attention_forward": lambda: Call(m.decayed_attention_forward, dict(
+            qkv, decay=m.manhattan_decay_mask(1, T, 0.7)), {"variant": ["exact", None]}),
+        "masa_forward": lambda: Call(m.masa_forward, dict(qkv, grid=(1, T), gamma=gamma),
+                                     {"gamma": BAD_GAMMA, "grid": [(2, T), None, (T,)],
+                                      "variant": ["exact"]}),
+        "masa_decomposed_forward": lambda: Call(m.masa_decomposed_forward, dict(
+            qkv, grid=(T, 1), gamma=gamma), {"gamma": BAD_GAMMA, "grid": [(2, T), None]}),
+        "retention_2d_parallel": lambda: Call(m.retention_2d_parallel, dict(
+            qkv, grid=(1, T), gamma=gamma), {"gamma": BAD_GAMMA, "grid": [(T, 2), 3]}),
+        "retention_2d_scan": lambda: Call(m.retention_2d_scan, dict(
+            qkv, grid=(T, 1), gamma=gamma), {"gamma": BAD_GAMMA, "grid": [(T, 2), 3]}),
+        "bidirectional_scan": lambda: Call(m.bidirectional_scan, dict(
+            u=normal(draw, B, h, T, 2), gamma=gamma, axis=2),
+            {"gamma": BAD_GAMMA, "axis": [0, 1, 4, 1.5, None]}),
+        "vision_mix_forward": lambda: mix_call(draw, B, T, D, nh),
         "gated_msr_gates": lambda: Call(m.gated_msr_gates, dict(
             x=normal(draw, B, T, d * h),
             params=only(m.init_gated_msr_params(d * h, h, dv), ("Wa", "ba"))),
@@ -228,6 +260,16 @@ def build(name, draw) -> Call:
     return call
 
 
+def mix_call(draw, B, T, D, nh) -> Call:
+    """vision_mix_forward: the decays are an argument of every mixer but attention."""
+    mixer = draw(st.sampled_from(["attention", "masa", "masa_decomposed", "retention"]))
+    gamma = None if mixer == "attention" else np.full(nh, 0.8)
+    return Call(m.vision_mix_forward, dict(
+        x=normal(draw, B, T, D), params={k: normal(draw, D, D) for k in (*PROJ, "Wo")},
+        n_heads=nh, mixer=mixer, grid=(1, T), gamma=gamma),
+        {"n_heads": [*BAD_COUNT, 3 * D + 1], "mixer": ["lstm", None]})
+
+
 # functions whose errors may come from the public function they delegate to
 ALIASES: dict = {}
 
@@ -244,6 +286,13 @@ BACKWARD = {
     "msr_backward": ("msr_forward", "dy", 2),
     "msr_output_backward": ("msr_output", "dout", 1),
     "gated_msr_backward": ("gated_msr_forward", "dy", 2),
+    "vision_embed_backward": ("vision_embed_forward", "dz", 1),
+    "decayed_attention_backward": ("decayed_attention_forward", "dout", 1),
+    "masa_backward": ("masa_forward", "dout", 1),
+    "masa_decomposed_backward": ("masa_decomposed_forward", "dout", 1),
+    "retention_2d_parallel_backward": ("retention_2d_parallel", "dout", 1),
+    "retention_2d_scan_backward": ("retention_2d_scan", "dout", 1),
+    "vision_mix_backward": ("vision_mix_forward", "dy", 1),
     "gated_retention_parallel_backward": ("gated_retention_parallel", "dout", 1),
     "gated_retention_recurrent_backward": ("gated_retention_recurrent", "dout", 2),
     "gated_retention_chunkwise_backward": ("gated_retention_chunkwise", "dout", 2),
@@ -299,7 +348,10 @@ FUNCTIONS = [*[n for n in m.__all__ if n in {
     "gated_chunk_decays", "gated_retention_parallel", "gated_retention_recurrent",
     "gated_retention_chunkwise", "gated_retention_final_state", "gated_decay_gradient",
     "retention_decay_gradient", "msr_decays", "msr_project", "msr_project_backward",
-    "msr_output", "gated_msr_gates", "gated_msr_forward", "gated_msr_step"}], *BACKWARD,
+    "msr_output", "gated_msr_gates", "gated_msr_forward", "gated_msr_step", "patchify",
+    "unpatchify", "vision_embed_forward", "manhattan_decay_mask", "decayed_attention_forward",
+    "masa_forward", "masa_decomposed_forward", "retention_2d_parallel", "retention_2d_scan",
+    "bidirectional_scan", "vision_mix_forward"}], *BACKWARD,
     *[f"{c}.{meth}" for c in MODELS for meth in ("loss_and_grads", "forward", "generate")]]
 
 # public functions that take no arrays (sizes, names, paths, configs): covered elsewhere
@@ -446,7 +498,8 @@ def test_every_wrong_argument(name, data, bad_input_cases):
 
 FLOAT64_BY_DESIGN = {"decay_mask", "rel_error", "numerical_gradient", "count_parameters",
                      "check_gradients", "segment_decay", "retention_decay_gradient",
-                     "msr_decays"}   # documented to compute in (or return) float64
+                     "msr_decays", "manhattan_decay_mask"}
+# (documented to compute in, or return, float64)
 
 
 def to_float32(value):

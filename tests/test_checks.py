@@ -20,7 +20,7 @@ import minirnn as m
 from minirnn import _checks
 from minirnn._checks import core
 
-MATH_MODULES = ("rnn", "attention", "retention", "msr", "layers")
+MATH_MODULES = ("rnn", "attention", "retention", "msr", "layers", "gated", "gated_msr", "vision")
 ROOT = Path(m.__file__).parent
 
 

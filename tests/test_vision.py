@@ -344,7 +344,7 @@ def test_the_image_tasks_are_drawn_from_a_seed_and_balanced():
 
 def test_bad_inputs_are_named():
     x = np.zeros((1, 6, 6, 1))
-    with pytest.raises(ValueError, match="patch_size = 4 must divide"):
+    with pytest.raises(ValueError, match="patch_size = 4 must divide the height and width"):
         patchify(x, 4)
     with pytest.raises(ValueError, match="gamma"):
         manhattan_decay_mask(2, 2, 1.5)

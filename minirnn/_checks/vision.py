@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .core import Shapes, active, check_int, gradient, lead, same_dtype
+from .core import Shapes, active, check_cache, check_int, gradient, lead, same_dtype
 from .retention import gamma_per_head
 
 VARIANTS = ("code", "paper")
@@ -14,7 +14,7 @@ MIXERS = ("attention", "masa", "masa_decomposed", "retention")
 def _patch(s: Shapes, P, H, W):
     P = check_int(s.func, "patch_size", P, 1)
     if H % P or W % P:
-        s.fail(f"patch_size = {P} must divide the image height and width, got H = {H}, "
+        s.fail(f"patch_size = {P} must divide the height and width of the images, got H = {H}, "
                f"W = {W}")
     return P
 
@@ -51,9 +51,10 @@ def vision_embed_forward(images, params, patch_size, cls_position):
     P = _patch(s, patch_size, x.shape[1], x.shape[2])
     if cls_position not in ("first", "last", None):
         s.fail(f"cls_position must be 'first', 'last' or None, got {cls_position!r}")
-    s.bind("F", P * P * x.shape[3], f"patch_size {P} and C = {x.shape[3]} channels")
+    s.bind("F", P * P * x.shape[3], f"patch_size {P} and the C = {x.shape[3]} channels of "
+                                    f"images")
     s.bind("T", (x.shape[1] // P) * (x.shape[2] // P) + (cls_position is not None),
-           "the number of patches (plus the class token)")
+           f"images of shape {x.shape} cut into patches of {P} (plus the class token)")
     axes = {"E": "F D", "b": "D", "cls": "D", "pos": "T D"}
     optional = {"pos"} | ({"cls"} if cls_position is None else set())
     if cls_position is None and isinstance(params, dict) and "cls" in params:
@@ -69,13 +70,11 @@ def vision_embed_backward(dz, cache):
         return dz
     from ..vision import EmbedCache
 
+    check_cache("vision_embed_backward", cache, EmbedCache, "vision_embed_forward")
     H, W, _ = cache.image_shape
     P = cache.patch_size
     T = (H // P) * (W // P) + (cache.cls_position is not None)
     s = Shapes("vision_embed_backward")
-    if not isinstance(cache, EmbedCache):
-        s.fail(f"cache must be the EmbedCache of vision_embed_forward, got "
-               f"{type(cache).__name__}", TypeError)
     s.bind_all("B T D", (cache.patches.shape[0], T, cache.E.shape[1]), "the forward's output")
     return s.array("dz", dz, "B T D")
 
@@ -95,14 +94,17 @@ def decayed_attention_forward(q, k, v, decay, variant):
     if not active():
         return q, k, v, decay, variant
     s = Shapes("decayed_attention_forward")
+    if not np.ndim(q) == np.ndim(k) == np.ndim(v):
+        s.fail(f"q, k and v must have the same leading axes (..., N, d), got q of shape "
+               f"{np.shape(q)}, k {np.shape(k)}, v {np.shape(v)}")
     q = s.array("q", q, lead(np.ndim(q), "N d"))
-    k = s.array("k", k, lead(np.ndim(k), "N d"))
-    v = s.array("v", v, lead(np.ndim(v), "N dv"))
+    k = s.array("k", k, lead(q.ndim, "Nk d"))            # the same leading axes as q
+    v = s.array("v", v, lead(q.ndim, "Nk dv"))
     decay = s.array("decay", decay, " ".join([f"m{i}" for i in range(np.ndim(decay) - 2)]
                                              + ["Nq", "Nk"]))    # broadcast, not bound
     if decay.shape[-2:] != (q.shape[-2], k.shape[-2]) or np.any((decay < 0) | (decay > 1)):
-        s.fail(f"decay must be (..., N, N) = (..., {q.shape[-2]}, {k.shape[-2]}) with every "
-               f"entry in [0, 1], got shape {decay.shape}")
+        s.fail(f"decay must be (..., N, N) = (..., {q.shape[-2]}, {k.shape[-2]}) (the tokens "
+               f"of q and of k) with every entry in [0, 1], got shape {decay.shape}")
     try:
         np.broadcast_shapes(decay.shape, (*q.shape[:-1], k.shape[-2]))
     except ValueError:
@@ -116,6 +118,8 @@ def decayed_attention_backward(dout, cache):
         return dout
     from ..vision import DecayedAttentionCache
 
+    check_cache("decayed_attention_backward", cache, DecayedAttentionCache,
+                "decayed_attention_forward")
     return gradient("decayed_attention_backward", "dout", dout, cache, DecayedAttentionCache,
                     "decayed_attention_forward", "v", lead(cache.v.ndim, ""))
 
@@ -177,10 +181,8 @@ def masa_decomposed_backward(dout, cache):
         return dout
     from ..vision import Masa2Cache
 
+    check_cache("masa_decomposed_backward", cache, Masa2Cache, "masa_decomposed_forward")
     s = Shapes("masa_decomposed_backward")
-    if not isinstance(cache, Masa2Cache):
-        s.fail(f"cache must be the Masa2Cache of masa_decomposed_forward, got "
-               f"{type(cache).__name__}", TypeError)
     B, h, H, W, dv = cache.rows.v.shape
     s.bind_all("B h N dv", (B, h, H * W, dv), "the forward's output")
     return s.array("dout", dout, "B h N dv")
@@ -225,7 +227,7 @@ def vision_mix_forward(x, params, n_heads, mixer, grid, gamma):
     if x.shape[2] % n_heads:
         s.fail(f"n_heads = {n_heads} must divide the width D = {x.shape[2]}")
     p = s.params(params, "params", {"Wq": "D D", "Wk": "D D", "Wv": "D D", "Wo": "D D"})
-    if mixer != "attention":
+    if mixer != "attention" or gamma is not None:    # attention ignores it, but not a bad one
         gamma_per_head(func, gamma, n_heads)
     if mixer.startswith("masa"):
         if not (isinstance(grid, (tuple, list)) and len(grid) == 2
