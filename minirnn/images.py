@@ -2,7 +2,7 @@
 
 - ``shapes``: a horizontal bar, a vertical bar, a diagonal, an anti-diagonal or a box outline,
   at a random place and size, in noise. Five classes.
-- ``relation``: two bright pixels in the same row, in the same column, or neither. Three
+- ``relation``: two bright squares in the same row, in the same column, or neither. Three
   classes. It separates inductive biases: a decay along the raster order (ViR) sees rows as
   near and columns as far, the Manhattan decay (RMT) treats both alike.
 
@@ -78,16 +78,25 @@ class ShapesTask:
 
 @dataclass(frozen=True)
 class RelationTask:
-    """Two bright pixels: in the same row, in the same column, or neither."""
+    """Two bright squares: in the same row, in the same column, or neither.
 
-    size: int = 16
+    The image is a grid of ``cell x cell`` squares (``cell`` divides ``size``); two different
+    squares light up. With ``cell`` equal to a model's patch size every square is one patch
+    token, so the task asks how two tokens of the grid relate: a decay along the raster order
+    (ViR) makes neighbours in a row close and neighbours in a column ``size / cell`` tokens
+    apart, the Manhattan decay (RMT) treats both alike.
+    """
+
+    size: int = 12
+    cell: int = 4
 
     name = "relation"
     classes = ("same row", "same column", "neither")
 
     def __post_init__(self):
-        if self.size < 3:
-            raise ValueError(f"relation task: size must be at least 3, got {self.size}")
+        if self.size % self.cell or self.size // self.cell < 2:
+            raise ValueError(f"relation task: cell = {self.cell} must divide size = {self.size} "
+                             f"at least twice")
 
     @property
     def n_classes(self) -> int:
@@ -99,19 +108,19 @@ class RelationTask:
 
     def draw(self, rng: np.random.Generator, label: int) -> np.ndarray:
         """One clean image (size, size) of class ``label``."""
-        S = self.size
-        a, b = rng.choice(S, 2, replace=False)                       # two different values
-        y, x = (int(v) for v in rng.integers(0, S, 2))
+        G = self.size // self.cell                                   # squares per side
+        a, b = rng.choice(G, 2, replace=False)                       # two different values
+        y, x = (int(v) for v in rng.integers(0, G, 2))
         if label == 0:
-            pixels = [(y, a), (y, b)]
+            squares = [(y, a), (y, b)]
         elif label == 1:
-            pixels = [(a, x), (b, x)]
+            squares = [(a, x), (b, x)]
         else:
-            c, e = rng.choice(S, 2, replace=False)
-            pixels = [(a, c), (b, e)]
-        img = np.zeros((S, S))
-        for py, px in pixels:
-            img[py, px] = 1.0
+            c, e = rng.choice(G, 2, replace=False)
+            squares = [(a, c), (b, e)]
+        img = np.zeros((self.size, self.size))
+        for gy, gx in squares:
+            img[gy * self.cell:(gy + 1) * self.cell, gx * self.cell:(gx + 1) * self.cell] = 1.0
         return img
 
     def batch(self, rng: np.random.Generator, batch_size: int):

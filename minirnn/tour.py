@@ -4,7 +4,7 @@
 differences; (b) computes retention and gated retention three ways, and attention with and
 without a KV cache, and compares; (c) trains the four tiny language models on associative
 recall (MQAR) with the same budget; (d) asks each for an answer and times one generated token
-at three context lengths.
+at three context lengths; (e) checks the vision pieces and trains the three image classifiers.
 """
 
 from __future__ import annotations
@@ -59,8 +59,20 @@ from .rnn import (
     rnn_step_backward,
     rnn_step_forward,
 )
-from .tasks import RecallTask
+from .tasks import RecallTask, ShapesTask
 from .train import TrainConfig, evaluate, generate, train
+from .vision import (
+    manhattan_decay_mask,
+    masa_backward,
+    masa_forward,
+    patchify,
+    retention_2d_parallel,
+    retention_2d_scan,
+    retention_2d_scan_backward,
+    unpatchify,
+    vision_embed_backward,
+    vision_embed_forward,
+)
 
 # float64 central differences with eps = 1e-6 agree with a correct backward to about 1e-9;
 # a wrong backward gives errors of order 1e-2 or more. 1e-7 separates the two with room to spare.
@@ -127,6 +139,20 @@ def gradcheck_cases(seed: int = 0) -> Iterator[GradcheckCase]:
                         lambda x, params: gated_msr_forward(x, params, 2, "chunkwise",
                                                             chunk_size=2)[::2],
                         gated_msr_backward, {"x": x_msr}, gated_params)
+    image = rng.standard_normal((B, 4, 4, 1))
+    embed = {"E": rng.standard_normal((4, 3)), "b": rng.standard_normal(3),
+             "cls": rng.standard_normal(3), "pos": rng.standard_normal((5, 3))}
+    yield GradcheckCase("patch embedding, to the pixels",
+                        lambda images, params: vision_embed_forward(images, params, 2),
+                        vision_embed_backward, {"images": image}, embed)
+    grid_qkv = {"q": rng.standard_normal((B, h, 6, d)), "k": rng.standard_normal((B, h, 6, d)),
+                "v": rng.standard_normal((B, h, 6, d))}
+    yield GradcheckCase("MaSA (Manhattan decay)",
+                        lambda q, k, v: masa_forward(q, k, v, (2, 3), gamma),
+                        masa_backward, grid_qkv, None)
+    yield GradcheckCase("2-D retention (four scans)",
+                        lambda q, k, v: retention_2d_scan(q, k, v, (2, 3), gamma),
+                        retention_2d_scan_backward, grid_qkv, None)
     yield GradcheckCase("multi-head attention", lambda x, params: mha_forward(x, params, 2),
                         mha_backward, {"x": rng.standard_normal((B, T, 6))}, mha_params)
 
@@ -330,6 +356,47 @@ def decoding_table(task, trained, contexts=(64, 4096, 65536), seed: int = 0) -> 
     return "\n".join(lines) + "\n\n" + table(header, rows)
 
 
+def vision_table(seed: int = 0, steps: int = 200) -> tuple[str, bool]:
+    """Part (e): the exact facts of the vision page, then ViT, RMT and ViR trained on drawn
+    shapes with the same budget."""
+    from .classifiers import RMTConfig, ViRConfig, ViTConfig
+
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((2, 8, 12, 3))
+    q, k = rng.standard_normal((2, 2, 2, 12, 4))
+    v = rng.standard_normal((2, 2, 12, 3))
+    D = manhattan_decay_mask(3, 4, 0.7)
+    vir = build_model(ViRConfig(3, image_size=8, patch_size=4, d_model=8, n_heads=2,
+                                n_layers=2, d_ff=16))
+    params = vir.init(seed, dtype=np.float64)
+    vir.cls_position = "first"
+    first = float(np.abs(vir.saliency(params, x[:, :, :8, :1])).max())
+    facts = [("unpatchify(patchify(x)) == x",
+              float(np.abs(unpatchify(patchify(x, 4), (8, 12, 3), 4) - x).max())),
+             ("Manhattan decay == kron(D^H, D^W)",
+              rel_error(D, np.kron(manhattan_decay_mask(1, 3, 0.7),
+                                   manhattan_decay_mask(1, 4, 0.7)))),
+             ("2-D retention: four scans == parallel",
+              rel_error(retention_2d_scan(q, k, v, (3, 4), [0.6, 0.9])[0],
+                        retention_2d_parallel(q, k, v, (3, 4), [0.6, 0.9])[0])),
+             ("ViR, class token first: |saliency|", first)]
+    rows, ok = [], True
+    for name, err in facts:
+        ok &= err <= AGREE_TOL
+        rows.append([name, f"{err:.1e}", "pass" if err <= AGREE_TOL else "FAIL"])
+    text = table(["exact fact", "difference", "result"], rows)
+    task = ShapesTask(size=16)
+    config = TrainConfig(steps=steps, batch_size=32, lr=3e-3, eval_every=steps, seed=seed)
+    rows = []
+    for config_class in (ViTConfig, RMTConfig, ViRConfig):
+        model = build_model(config_class(task.n_classes, image_size=16, patch_size=4))
+        result = train(model, model.init(seed), task, config, progress=False)
+        metrics = evaluate(model, result.params, task, n_batches=8, batch_size=64)
+        rows.append([model.config.kind, f"{count_parameters(result.params):,}",
+                     f"{metrics['accuracy']:.1%}"])
+    return text + "\n\n" + table(["model", "params", "shapes accuracy"], rows), ok
+
+
 def run_tour(seed: int = 0, out: Callable[[str], None] = print, steps: int = 500,
              progress: bool = False) -> bool:
     """Run every part of the tour, printing as it goes; return True when all checks pass.
@@ -367,5 +434,10 @@ def run_tour(seed: int = 0, out: Callable[[str], None] = print, steps: int = 500
         "    RetNet's rotation, group norm and gate make more calls than a short cache\n"
         "    scan: the cache wins at short context, the fixed state once it is long.\n")
     out(decoding_table(task, trained, seed=seed))
+    out(f"\n(e) Vision: patches, the Manhattan decay and 2-D retention, checked; then ViT,\n"
+        f"    RMT and ViR trained on drawn shapes ({max(steps // 2, 1)} steps of 32 images)\n")
+    text, vision_ok = vision_table(seed, max(steps // 2, 1))
+    out(text)
+    ok = ok and vision_ok
     out("\nAll checks passed." if ok else "\nSOME CHECKS FAILED.")
     return ok

@@ -266,11 +266,41 @@ def which_memory() -> list[tuple[str, str]]:
     ]
 
 
+def vision() -> list[tuple[str, str]]:
+    rng = np.random.default_rng(0)
+    model = m.ViR(m.ViRConfig(n_classes=3, image_size=8, patch_size=4, d_model=8, n_heads=2,
+                              n_layers=2, d_ff=16))
+    params = model.init(0, dtype=np.float64)
+    x = rng.standard_normal((1, 8, 8, 1))
+    last = np.abs(model.saliency(params, x, label=0)).max()
+    model.cls_position = "first"
+    first = np.abs(model.saliency(params, x, label=0)).max()
+    q, k = rng.standard_normal((2, 1, 2, 16, 4))
+    v = rng.standard_normal((1, 2, 16, 3))
+    par, _ = m.retention_2d_parallel(q, k, v, (4, 4), [0.5, 0.9])
+    scan, _ = m.retention_2d_scan(q, k, v, (4, 4), [0.5, 0.9])
+    D = m.manhattan_decay_mask(4, 4, 0.5)
+    return [
+        ("Put ViR's class token first (`model.cls_position = \"first\"`) and compute its "
+         "saliency map. What do you get, and why?",
+         f"Exactly zero everywhere (largest entry {first:g}; with the token last it is "
+         f"{last:.2e}): causal retention gives the first token only itself to read, in every "
+         "layer."),
+        ("Compute softmax-free 2-D retention on a 4 x 4 grid both ways. How far apart are they?",
+         f"Relative difference {m.rel_error(scan, par):.1e}: the four scans compute the same "
+         "function without the 16 x 16 scores."),
+        ("What is the Manhattan decay between the two opposite corners of a 4 x 4 grid, with "
+         "gamma = 0.5?",
+         f"$0.5^6 = {D[0, 15]:g}$: three rows and three columns apart."),
+    ]
+
+
 SECTIONS = {
     "gradient-checking": gradient_checking, "bptt": bptt,
     "attention-kv-cache": attention_kv_cache, "retention-three-faces": retention_three_faces,
     "three-models": three_models, "step-through": step_through,
     "multiscale-retention": multiscale_retention, "which-memory": which_memory,
+    "vision": vision,
 }
 
 

@@ -37,6 +37,9 @@ UNDIVIDED = ("        dOmega = dout\n"
 NORMALISER = "        dOmega, dr = score_normaliser_backward(dout, cache.out, cache.r, cache.c)"
 R_LINE = ("+ f.xi * np.einsum(\"bhjd,bhd->bhj\", qc, state.z))")
 
+DIST = "distance = np.abs(y[:, None] - y[None, :]) + np.abs(x[:, None] - x[None, :])"
+POW = "D = powers[:, distance]"
+DY, DX = "np.abs(y[:, None] - y[None, :])", "np.abs(x[:, None] - x[None, :])"
 GS = "S = decay[:, :, n, None, None] * S + k[:, :, n, :, None] * v[:, :, n, None, :]"
 GZ = "z = decay[:, :, n, None] * z + k[:, :, n]"
 GC = "s = alpha[:, :, n] * s + 1.0"
@@ -151,6 +154,17 @@ EDITS = {
         (("        f = chunk_decays(gamma, stop - start",
           "        qc = qc / np.sqrt(qc.shape[-1])\n"
           "        f = chunk_decays(gamma, stop - start"),),
+    ],
+    "manhattan_decay_mask": [
+        ((DIST, f"distance = np.sqrt({DY} ** 2 + {DX} ** 2)"),
+         (POW, "D = gammas[:, None, None] ** distance")),
+        ((DIST, f"distance = np.maximum({DY}, {DX})"),),
+        ((DIST, "n = np.arange(H * W)\n    distance = np.abs(n[:, None] - n[None, :])"),
+         (POW, "D = gammas[:, None, None] ** distance")),
+        ((DIST, f"distance = {DY} ** 2 + {DX} ** 2"),
+         (POW, "D = gammas[:, None, None] ** distance")),
+        ((POW, "D = gammas[:, None, None] ** (distance + 1)"),),
+        ((POW, "D = np.tril(powers[:, distance])"),),
     ],
     "gated_retention_recurrent": [
         ((GS, GS.replace("decay[", "g[")), (GZ, GZ.replace("decay[", "g[")),

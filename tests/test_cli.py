@@ -18,6 +18,7 @@ def test_tour_passes_and_prints_every_part(capsys):
         assert mechanism in out
     assert "(c) Four ways" in out and "recall acc" in out and "ms at 4096" in out
     assert "gated, vs parallel" in out and "\ngated " in out
+    assert "(e) Vision" in out and "shapes accuracy" in out
     assert "FAIL" not in out and "All checks passed." in out
     assert max(len(line) for line in out.splitlines()) <= 80     # fits a terminal
 

@@ -335,11 +335,14 @@ def test_the_image_tasks_are_drawn_from_a_seed_and_balanced():
         a, la = task.batch(np.random.default_rng(0), 300)
         b, _ = task.batch(np.random.default_rng(0), 300)
         np.testing.assert_array_equal(a, b)
-        assert a.shape == (300, 16, 16, 1) and la.shape == (300, 1) and a.dtype == np.float32
+        assert a.shape == (300, task.size, task.size, 1) and la.shape == (300, 1)
+        assert a.dtype == np.float32
         assert set(np.unique(la)) == set(range(task.n_classes))
-    clean = RelationTask(size=6).draw(np.random.default_rng(1), 0)
-    ys, xs = np.nonzero(clean)
-    assert len(ys) == 2 and ys[0] == ys[1] and xs[0] != xs[1]        # same row
+    task = RelationTask(size=12, cell=4)
+    for label, same in ((0, (True, False)), (1, (False, True)), (2, (False, False))):
+        ys, xs = np.nonzero(task.draw(np.random.default_rng(label), label))
+        rows, cols = set(ys // 4), set(xs // 4)                      # the squares' grid cells
+        assert len(ys) == 2 * 16 and ((len(rows) == 1), (len(cols) == 1)) == same
 
 
 def test_bad_inputs_are_named():

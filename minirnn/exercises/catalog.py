@@ -37,6 +37,7 @@ from .variants_retention import (
     RECURRENT_MISTAKES,
 )
 from .variants_rnn import BPTT_MISTAKES, STEP_MISTAKES
+from .variants_vision import MANHATTAN_MISTAKES
 
 PROPERTY_EXERCISE = "write_a_property"
 
@@ -285,6 +286,29 @@ def _decay_gradient_fd(mod, c):
                        "(must be below 1e-06)"
 
 
+# --- the Manhattan decay -----------------------------------------------------------------------
+
+def _manhattan_case(rng):
+    return {"grid_h": 3, "grid_w": 4, "gamma": np.round(rng.uniform(0.3, 0.95, 2), 2)}
+
+
+def _manhattan_outputs(mod, c):
+    return {"D": mod.manhattan_decay_mask(c["grid_h"], c["grid_w"], c["gamma"])}
+
+
+def _manhattan_property(mod, c):
+    """The mask equals the Kronecker product of the two 1-D masks, and is symmetric."""
+    H, W, g = c["grid_h"], c["grid_w"], c["gamma"]
+    D = np.asarray(mod.manhattan_decay_mask(H, W, g))
+    DH, DW = (np.asarray(mod.manhattan_decay_mask(1, n, g)) for n in (H, W))
+    kron = np.stack([np.kron(a, b) for a, b in zip(DH, DW)])
+    err = rel_error(D, kron) if D.shape == kron.shape else np.inf
+    sym = rel_error(D, np.swapaxes(D, -1, -2))
+    ok = err < 1e-12 and sym < 1e-12
+    return ok, f"against the Kronecker product of its 1 x {H} and 1 x {W} masks: relative " \
+               f"difference {err:.1e}; against its transpose: {sym:.1e}"
+
+
 # --- group norm ---------------------------------------------------------------------------------
 
 def _group_norm_case(rng):
@@ -421,6 +445,17 @@ EXERCISES += (
         _gated_sizes, _gated_recurrent_outputs,
         ("two calls that carry the state equal one call", _gated_recurrent_property),
         locate.by_time(axis=2, key="out", name="n"), GATED_RECURRENT_MISTAKES),
+    Exercise(
+        "manhattan_decay_mask", "RMT's 2-D decay over the patch grid", "1 (warm-up)",
+        "minirnn.vision", ("manhattan_decay_mask",), "(V.4)", "derivations/vision.md",
+        "H and W are the grid's rows and columns, gammas the decays as a float64 array (h,). "
+        "Set D, shape (h, H*W, H*W), with D[i, n, m] = gammas[i] ** (distance of patches n "
+        "and m on the grid); patches are in raster order (n = row * W + column).",
+        _manhattan_case, lambda c: {"H": c["grid_h"], "W": c["grid_w"], "h": 2},
+        _manhattan_outputs,
+        ("equals the Kronecker product of the 1-D masks, and is symmetric",
+         _manhattan_property),
+        locate.by_rows("head", "token n"), MANHATTAN_MISTAKES),
     Exercise(
         "gated_decay_gradient", "the gradient of the gates from dq and dk", "3",
         "minirnn.gated", ("gated_decay_gradient",), "(GR.7)", "derivations/gated-retention.md",
