@@ -52,11 +52,11 @@ def gated_steps(T, d, seed, backward, form="recurrent", chunk_size=2, **_) -> It
                 fmt("alpha", alpha[0, 0]), fmt("g = log alpha", g[0, 0])])
     out, cache = _run(form, q, k, v, g, chunk_size)
     if form == "parallel":
-        yield Step("The segment decay D^g[n, m] = exp(b_n - b_m) for m <= n, b = cumsum(g): "
+        yield Step("The segment decay Gamma^g[n, m] = exp(b_n - b_m) for m <= n, b = cumsum(g): "
                    "the product of the gates after m up to n   (GR.1)",
-                   [fmt("b", np.cumsum(g[0, 0])), fmt("D^g", segment_decay(g[0, 0]))])
-        yield Step("Scores R = (Q' K^T) * D^g / sqrt(s_n), s_n = sum_m D^g[n, m]; O = (R V) / c"
-                   "   (GR.3)", [fmt("s", cache.s[0, 0]), fmt("R", cache.R[0, 0]),
+                   [fmt("b", np.cumsum(g[0, 0])), fmt("Gamma^g", segment_decay(g[0, 0]))])
+        yield Step("Scores R = (Q' K^T) * Gamma^g / sqrt(s_n), s_n = sum_m Gamma^g[n, m]; "
+                   "O = (R V) / c   (GR.3)", [fmt("s", cache.s[0, 0]), fmt("R", cache.R[0, 0]),
                                  fmt("O", out[0, 0])])
     elif form == "recurrent":
         for n in range(T):

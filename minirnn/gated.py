@@ -6,13 +6,13 @@ mLSTM of xLSTM and Mamba-2's state-space duality (SSD). Equations are numbered a
 ``derivations/gated-retention.md``::
 
     b_n = g_0 + g_1 + ... + g_n            (inclusive cumulative sum, every g_t <= 0)   (GR.1)
-    D^g[n, m] = exp(b_n - b_m) if n >= m else 0       (segment decay; built as
+    Gamma^g[n, m] = exp(b_n - b_m) if n >= m else 0       (segment decay; built as
                 exp(min(b_n - b_m, 0)) under the causal mask, never exp(b_n) exp(-b_m))  (GR.1)
     recurrent:  S_n = alpha_n S_{n-1} + k_n^T v_n,  z_n = alpha_n z_{n-1} + k_n,
                 s_n = alpha_n s_{n-1} + 1,  kappa_n = 1 / sqrt(s_n),
                 o_n = kappa_n q'_n S_n / c_n,  r_n = kappa_n q'_n . z_n                   (GR.2)
-    parallel:   R = (Q' K^T) * D^g * kappa,  r = rowsum(R),  O = (R V) / c               (GR.3)
-    chunk factors: Gamma = D^g inside the chunk, xi_j = e^(b_j), zeta_j = e^(b_{L-1} - b_j),
+    parallel:   R = (Q' K^T) * Gamma^g * kappa,  r = rowsum(R),  O = (R V) / c           (GR.3)
+    chunk factors: Gamma = Gamma^g inside the chunk, xi_j = e^(b_j), zeta_j = e^(b_{L-1} - b_j),
                    s_j = xi_j s_prev + rowsum(Gamma)_j  (b local to the chunk)           (GR.4)
     chunkwise:  O = kappa ((Q K^T * Gamma) V + xi * Q S_prev) / c,
                 S_next = e^(b_{L-1}) S_prev + (zeta * K)^T V                             (GR.5)
@@ -65,7 +65,7 @@ class GatedState(NamedTuple):
 
     S: np.ndarray   # (B, h, d, dv)  gated sum of k_m^T v_m                           (GR.2)
     z: np.ndarray   # (B, h, d)      gated sum of k_m, for the score normaliser
-    s: np.ndarray   # (B, h) float64 gated count s_n = sum_m D^g[n, m], for kappa_n
+    s: np.ndarray   # (B, h) float64 gated count s_n = sum_m Gamma^g[n, m], for kappa_n
     position: int   # tokens seen so far
 
 
@@ -83,7 +83,7 @@ class GatedParallelCache(NamedTuple):
     k: np.ndarray          # (B, h, T, d)
     v: np.ndarray          # (B, h, T, dv)
     log_decay: np.ndarray  # (B, h, T) float64
-    decay: np.ndarray      # (B, h, T, T) D^g * kappa
+    decay: np.ndarray      # (B, h, T, T) Gamma^g * kappa
     R: np.ndarray          # (B, h, T, T) scores
     r: np.ndarray          # (B, h, T)
     c: np.ndarray          # (B, h, T)
@@ -141,11 +141,11 @@ class GatedChunkDecays(NamedTuple):
 # --- the segment decay and the chunk factors (float64, rounded once) ----------------------------
 
 def segment_decay(log_decay: np.ndarray) -> np.ndarray:
-    """The segment decay ``D^g[n, m] = exp(b_n - b_m)`` for ``n >= m``, else 0.
+    """The segment decay ``Gamma^g[n, m] = exp(b_n - b_m)`` for ``n >= m``, else 0.
 
     Implements eq. (GR.1) with ``b`` the inclusive cumulative sum of ``log_decay``:
-    ``D^g[n, m] = alpha_{m+1} ... alpha_n``, the product of the gates *after* token ``m`` up to
-    and including token ``n`` (``D^g[n, n] = 1``). Built as ``exp(min(b_n - b_m, 0))`` under
+    ``Gamma^g[n, m] = alpha_{m+1} ... alpha_n``, the product of the gates *after* token ``m`` up to
+    and including token ``n`` (``Gamma^g[n, n] = 1``). Built as ``exp(min(b_n - b_m, 0))`` under
     the causal mask: every exponent is ``<= 0``, so nothing overflows however long the sequence
     or closed the gates. Writing it as ``exp(b_n) * exp(-b_m)`` would overflow to ``inf * 0``.
 
@@ -171,7 +171,7 @@ def gated_chunk_decays(log_decay: np.ndarray, s_prev: np.ndarray, normalize: boo
     Implements eq. (GR.4), retention's (R.4) factors with ``gamma^(j+1) -> e^(b_j)`` and
     ``gamma^(L-1-j) -> e^(b_{L-1} - b_j)``, where ``b`` is the cumulative sum of the chunk's own
     log-gates. The row factors use the **global** count
-    ``s_n = e^(b_j) s_prev + sum_{i<=j} D^g[j, i]`` of row ``n = start + j``.
+    ``s_n = e^(b_j) s_prev + sum_{i<=j} Gamma^g[j, i]`` of row ``n = start + j``.
 
     Parameters
     ----------
@@ -207,10 +207,10 @@ def gated_retention_parallel(q: np.ndarray, k: np.ndarray, v: np.ndarray, log_de
                              normalize: bool = True):
     """Gated retention in parallel form: every output at once.
 
-    With ``normalize=False``: ``O = (Q K^T * D^g) V``, retention's (R.2) with the segment decay
+    With ``normalize=False``: ``O = (Q K^T * Gamma^g) V``, retention's (R.2) with the segment decay
     (GR.1) as the mask. With ``normalize=True`` (default) eq. (GR.3): queries scaled by
-    ``1/sqrt(d)``, row ``n`` of ``D^g`` divided by ``sqrt(s_n)`` with ``s_n = sum_m D^g[n, m]``,
-    each output row divided by ``c_n = max(|r_n|, 1)``.
+    ``1/sqrt(d)``, row ``n`` of ``Gamma^g`` divided by ``sqrt(s_n)`` with
+    ``s_n = sum_m Gamma^g[n, m]``, each output row divided by ``c_n = max(|r_n|, 1)``.
 
     Cost: O(T^2 (d + dv)) time and O(T^2) memory per head.
 
@@ -233,7 +233,7 @@ def gated_retention_parallel(q: np.ndarray, k: np.ndarray, v: np.ndarray, log_de
     Dg = segment_decay(g)                                            # (B, h, T, T)      (GR.1)
     s = Dg.sum(axis=-1)                                              # s_n
     if normalize:
-        Dg = Dg / np.sqrt(s)[..., None]                              # kappa_n D^g[n, m]
+        Dg = Dg / np.sqrt(s)[..., None]                              # kappa_n Gamma^g[n, m]
     Dg = Dg.astype(q.dtype)
     R = (q @ np.swapaxes(k, -1, -2)) * Dg                            # (GR.3)
     r = R.sum(axis=-1)
@@ -245,7 +245,7 @@ def gated_retention_parallel(q: np.ndarray, k: np.ndarray, v: np.ndarray, log_de
 def gated_retention_parallel_backward(dout: np.ndarray, cache: GatedParallelCache):
     """Backward of [`gated_retention_parallel`][minirnn.gated.gated_retention_parallel].
 
-    Eq. (GR.6): retention's parallel backward (R.10) with ``D^g`` as the mask, then the decay
+    Eq. (GR.6): retention's parallel backward (R.10) with ``Gamma^g`` as the mask, then the decay
     gradient (GR.7) from ``dq`` and ``dk``.
 
     Parameters
@@ -568,7 +568,7 @@ def gated_decay_gradient(q: np.ndarray, dq: np.ndarray, k: np.ndarray, dk: np.nd
                     + np.sum(dfinal.z * final.z, axis=-1))          # one more row
     ds = -qdq / (2.0 * s) if normalize else np.zeros_like(s)         # kappa_n = s_n^(-1/2)
     ds[..., -1] += dfinal.s
-    rho = np.zeros_like(s)                                           # sum_{j>n} ds_j D^g[j, n]
+    rho = np.zeros_like(s)                                           # sum_{j>n} ds_j Gamma^g[j, n]
     for n in reversed(range(s.shape[-1] - 1)):
         rho[..., n] = np.exp(g[..., n + 1]) * (ds[..., n + 1] + rho[..., n + 1])
     db += ds * (s - 1.0) - rho                                       # the count's share

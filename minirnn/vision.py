@@ -6,11 +6,12 @@ equations are numbered as on ``derivations/vision.md``::
     patch n = g_y (W/P) + g_x holds x[g_y P + p_y, g_x P + p_x, c] at (p_y P + p_x) C + c   (V.1)
     patch embedding Z = X_p E + b, a stride-P, P x P convolution                          (V.2)
     front end z_0 = [x_cls; Z] + E_pos (the class token first, last, or none)             (V.3)
-    Manhattan decay D[n, m] = gamma^(|y_n - y_m| + |x_n - x_m|) = (D^H kron D^W)[n, m]     (V.4)
-    decayed attention, paper: O = (softmax(Q K^T / sqrt d) * D) V                         (V.5)
-    decayed attention, code:  O = softmax(Q K^T / sqrt d + ln D) V  = (V.5) renormalised  (V.6)
-    decomposed MaSA: a row pass with D^W, then a column pass with D^H                     (V.7)
-    softmax-free 2-D retention O = (Q K^T * D) V                                           (V.8)
+    Manhattan decay Gamma[n, m] = gamma^(|y_n - y_m| + |x_n - x_m|)
+                            = (Gamma^H kron Gamma^W)[n, m]                           (V.4)
+    decayed attention, paper: O = (softmax(Q K^T / sqrt d) * Gamma) V                         (V.5)
+    decayed attention, code:  O = softmax(Q K^T / sqrt d + ln Gamma) V  = (V.5) renormalised  (V.6)
+    decomposed MaSA: a row pass with Gamma^W, then a column pass with Gamma^H         (V.7)
+    softmax-free 2-D retention O = (Q K^T * Gamma) V                                       (V.8)
     its recurrent dual: U_n = k_n^T v_n, S = F_H F_W U, o_n = q_n S_n, where
     F sums gamma^|i - j| u_j with two 1-D scans: forward + backward - u                   (V.9)
 
@@ -179,12 +180,13 @@ def vision_embed_backward(dz: np.ndarray, cache: EmbedCache):
 # --- the Manhattan decay -------------------------------------------------------------------------
 
 def manhattan_decay_mask(grid_h: int, grid_w: int, gamma) -> np.ndarray:
-    """The 2-D decay ``D[n, m] = gamma^(|y_n - y_m| + |x_n - x_m|)`` of RMT, eq. (V.4).
+    """The 2-D decay ``Gamma[n, m] = gamma^(|y_n - y_m| + |x_n - x_m|)`` of RMT, eq. (V.4).
 
     Token ``n`` sits at row ``y_n = n // W`` and column ``x_n = n % W`` of the grid. Only the
     powers ``gamma^0 .. gamma^(H + W - 2)`` are computed (never a negative one) and every entry
-    is looked up by its distance. ``D`` equals the Kronecker product ``D^H kron D^W`` of the
-    two 1-D masks ``gamma^|i - j|`` (a grid of one row gives ``D^W``).
+    is looked up by its distance. ``Gamma`` equals the Kronecker product
+    ``Gamma^H kron Gamma^W`` of the two 1-D masks ``gamma^|i - j|`` (a grid of one row gives
+    ``Gamma^W``).
 
     Parameters
     ----------
@@ -202,9 +204,9 @@ def manhattan_decay_mask(grid_h: int, grid_w: int, gamma) -> np.ndarray:
     y, x = np.divmod(np.arange(H * W), W)                            # raster order
     distance = np.abs(y[:, None] - y[None, :]) + np.abs(x[:, None] - x[None, :])
     powers = gammas[:, None] ** np.arange(H + W - 1)                 # gamma^0 .. gamma^(H+W-2)
-    D = powers[:, distance]                                          # (h, N, N)       (V.4)
+    Gamma = powers[:, distance]                                      # (h, N, N)       (V.4)
     # --- end ---
-    return D[0] if np.ndim(gamma) == 0 else D
+    return Gamma[0] if np.ndim(gamma) == 0 else Gamma
 
 
 # --- attention with a decay (RMT's MaSA) ---------------------------------------------------------
@@ -224,9 +226,9 @@ def decayed_attention_forward(q: np.ndarray, k: np.ndarray, v: np.ndarray, decay
                               variant: str = "code"):
     """Softmax attention over the last token axis with a decay, in either of RMT's two forms.
 
-    ``variant="paper"`` implements eq. (V.5), ``A = softmax(Q K^T / sqrt(d)) * D``, as the RMT
+    ``variant="paper"`` implements eq. (V.5), ``A = softmax(Q K^T / sqrt(d)) * Gamma``, as the RMT
     paper prints it (rows of ``A`` sum to less than 1). ``variant="code"`` implements eq.
-    (V.6), ``A = softmax(Q K^T / sqrt(d) + ln D)``, as RMT's released code computes it: the
+    (V.6), ``A = softmax(Q K^T / sqrt(d) + ln Gamma)``, as RMT's released code computes it: the
     paper's weights renormalised per row. Then ``O = A V``.
 
     Parameters
@@ -256,8 +258,8 @@ def decayed_attention_forward(q: np.ndarray, k: np.ndarray, v: np.ndarray, decay
 
 def decayed_attention_backward(dout: np.ndarray, cache: DecayedAttentionCache):
     """Backward of [`decayed_attention_forward`][minirnn.vision.decayed_attention_forward]:
-    ``dV = A^T dO``, ``dA = dO V^T``; the paper's form multiplies by ``D`` on the way to the
-    softmax (the code form's ``ln D`` is a constant added to the scores); then the softmax
+    ``dV = A^T dO``, ``dA = dO V^T``; the paper's form multiplies by ``Gamma`` on the way to the
+    softmax (the code form's ``ln Gamma`` is a constant added to the scores); then the softmax
     backward (A.2) and ``dQ = dE K / sqrt(d)``, ``dK = dE^T Q / sqrt(d)``.
 
     Parameters
@@ -301,8 +303,8 @@ def masa_forward(q: np.ndarray, k: np.ndarray, v: np.ndarray, grid, gamma,
     cache : DecayedAttentionCache
     """
     q, k, v, gammas, (H, W) = check.masa_forward(q, k, v, grid, gamma, variant)
-    D = manhattan_decay_mask(H, W, gammas).astype(q.dtype)           # (h, N, N)    (V.4)
-    return decayed_attention_forward(q, k, v, D, variant)            # (V.5) / (V.6)
+    Gamma = manhattan_decay_mask(H, W, gammas).astype(q.dtype)       # (h, N, N)    (V.4)
+    return decayed_attention_forward(q, k, v, Gamma, variant)            # (V.5) / (V.6)
 
 
 def masa_backward(dout: np.ndarray, cache: DecayedAttentionCache):
@@ -325,7 +327,7 @@ class Masa2Cache(NamedTuple):
 def masa_decomposed_forward(q: np.ndarray, k: np.ndarray, v: np.ndarray, grid, gamma,
                             variant: str = "code"):
     """RMT's decomposed MaSA, eq. (V.7): attention within every row with the 1-D decay
-    ``D^W``, then attention within every column with ``D^H`` on the row pass's output (with
+    ``Gamma^W``, then attention within every column with ``Gamma^H`` on the row pass's output (with
     the same queries and keys).
 
     Output ``(y, x)`` gets pixel ``(y', x')`` through the one intermediate pixel ``(y', x)``
@@ -388,7 +390,7 @@ class Retention2dCache(NamedTuple):
 
 
 def retention_2d_parallel(q: np.ndarray, k: np.ndarray, v: np.ndarray, grid, gamma):
-    """Softmax-free 2-D retention in parallel form, eq. (V.8): ``O = (Q K^T * D) V`` with the
+    """Softmax-free 2-D retention in parallel form, eq. (V.8): ``O = (Q K^T * Gamma) V`` with the
     Manhattan decay. Cost: O((HW)^2 (d + dv)) per head.
 
     Parameters
@@ -404,14 +406,14 @@ def retention_2d_parallel(q: np.ndarray, k: np.ndarray, v: np.ndarray, grid, gam
     cache : Retention2dCache
     """
     q, k, v, gammas, (H, W) = check.retention_2d_parallel(q, k, v, grid, gamma)
-    D = manhattan_decay_mask(H, W, gammas).astype(q.dtype)           # (V.4)
-    R = (q @ np.swapaxes(k, -1, -2)) * D                             # (V.8)
+    Gamma = manhattan_decay_mask(H, W, gammas).astype(q.dtype)       # (V.4)
+    R = (q @ np.swapaxes(k, -1, -2)) * Gamma                             # (V.8)
     return R @ v, Retention2dCache(q, k, v, gammas, (H, W), R, None)
 
 
 def retention_2d_parallel_backward(dout: np.ndarray, cache: Retention2dCache):
     """Backward of [`retention_2d_parallel`][minirnn.vision.retention_2d_parallel]:
-    ``dV = R^T dO``, ``dA = (dO V^T) * D``, ``dQ = dA K``, ``dK = dA^T Q``.
+    ``dV = R^T dO``, ``dA = (dO V^T) * Gamma``, ``dQ = dA K``, ``dK = dA^T Q``.
 
     Returns
     -------
@@ -419,9 +421,9 @@ def retention_2d_parallel_backward(dout: np.ndarray, cache: Retention2dCache):
     """
     dout = check.retention_2d_parallel_backward(dout, cache)
     H, W = cache.grid
-    D = manhattan_decay_mask(H, W, cache.gamma).astype(dout.dtype)
+    Gamma = manhattan_decay_mask(H, W, cache.gamma).astype(dout.dtype)
     dv = np.swapaxes(cache.R, -1, -2) @ dout
-    dA = (dout @ np.swapaxes(cache.v, -1, -2)) * D
+    dA = (dout @ np.swapaxes(cache.v, -1, -2)) * Gamma
     return dA @ cache.k, np.swapaxes(dA, -1, -2) @ cache.q, dv
 
 
@@ -460,7 +462,7 @@ def retention_2d_scan(q: np.ndarray, k: np.ndarray, v: np.ndarray, grid, gamma):
     [`retention_2d_parallel`][minirnn.vision.retention_2d_parallel] without ever forming the
     ``N x N`` scores.
 
-    The state field ``S_n = sum_m D[n, m] k_m^T v_m`` is a separable filter of
+    The state field ``S_n = sum_m Gamma[n, m] k_m^T v_m`` is a separable filter of
     ``U_m = k_m^T v_m``: scan along the rows, then along the columns (four 1-D scans in all),
     then ``o_n = q_n S_n``. Cost: O(HW d dv) per head. The dual form survives in 2-D exactly
     because the softmax is gone (with a softmax the weights do not factorise).

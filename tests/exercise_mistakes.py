@@ -38,7 +38,7 @@ NORMALISER = "        dOmega, dr = score_normaliser_backward(dout, cache.out, ca
 R_LINE = ("+ f.xi * np.einsum(\"bhjd,bhd->bhj\", qc, state.z))")
 
 DIST = "distance = np.abs(y[:, None] - y[None, :]) + np.abs(x[:, None] - x[None, :])"
-POW = "D = powers[:, distance]"
+POW = "Gamma = powers[:, distance]"
 DY, DX = "np.abs(y[:, None] - y[None, :])", "np.abs(x[:, None] - x[None, :])"
 GS = "S = decay[:, :, n, None, None] * S + k[:, :, n, :, None] * v[:, :, n, None, :]"
 GZ = "z = decay[:, :, n, None] * z + k[:, :, n]"
@@ -157,14 +157,14 @@ EDITS = {
     ],
     "manhattan_decay_mask": [
         ((DIST, f"distance = np.sqrt({DY} ** 2 + {DX} ** 2)"),
-         (POW, "D = gammas[:, None, None] ** distance")),
+         (POW, "Gamma = gammas[:, None, None] ** distance")),
         ((DIST, f"distance = np.maximum({DY}, {DX})"),),
         ((DIST, "n = np.arange(H * W)\n    distance = np.abs(n[:, None] - n[None, :])"),
-         (POW, "D = gammas[:, None, None] ** distance")),
+         (POW, "Gamma = gammas[:, None, None] ** distance")),
         ((DIST, f"distance = {DY} ** 2 + {DX} ** 2"),
-         (POW, "D = gammas[:, None, None] ** distance")),
-        ((POW, "D = gammas[:, None, None] ** (distance + 1)"),),
-        ((POW, "D = np.tril(powers[:, distance])"),),
+         (POW, "Gamma = gammas[:, None, None] ** distance")),
+        ((POW, "Gamma = gammas[:, None, None] ** (distance + 1)"),),
+        ((POW, "Gamma = np.tril(powers[:, distance])"),),
     ],
     "gated_retention_recurrent": [
         ((GS, GS.replace("decay[", "g[")), (GZ, GZ.replace("decay[", "g[")),

@@ -184,7 +184,7 @@ def loss_of_mask(q, k, v, Dg, dout, normalize):
 
 @given(problems(max_T=7, small=True))
 def test_decay_gradient_equals_the_mask_formula_and_finite_differences(p):
-    """(D.1): dg_t = sum over n >= t > m of D^g[n, m] dD^g[n, m], with dD^g from finite
+    """(D.1): dg_t = sum over n >= t > m of Gamma^g[n, m] dGamma^g[n, m], with dGamma^g from finite
     differences of the loss in each mask entry, an independent route to the same number."""
     q, k, v, g, dout = arrays(p)
     g = np.maximum(g, -3.0)                      # keep every mask entry visible to the FD

@@ -293,7 +293,7 @@ def _manhattan_case(rng):
 
 
 def _manhattan_outputs(mod, c):
-    return {"D": mod.manhattan_decay_mask(c["grid_h"], c["grid_w"], c["gamma"])}
+    return {"Gamma": mod.manhattan_decay_mask(c["grid_h"], c["grid_w"], c["gamma"])}
 
 
 def _manhattan_property(mod, c):
@@ -449,8 +449,8 @@ EXERCISES += (
         "manhattan_decay_mask", "RMT's 2-D decay over the patch grid", "1 (warm-up)",
         "minirnn.vision", ("manhattan_decay_mask",), "(V.4)", "derivations/vision.md",
         "H and W are the grid's rows and columns, gammas the decays as a float64 array (h,). "
-        "Set D, shape (h, H*W, H*W), with D[i, n, m] = gammas[i] ** (distance of patches n "
-        "and m on the grid); patches are in raster order (n = row * W + column).",
+        "Set Gamma, shape (h, H*W, H*W), with Gamma[i, n, m] = gammas[i] ** (distance of "
+        "patches n and m on the grid); patches are in raster order (n = row * W + column).",
         _manhattan_case, lambda c: {"H": c["grid_h"], "W": c["grid_w"], "h": 2},
         _manhattan_outputs,
         ("equals the Kronecker product of the 1-D masks, and is symmetric",

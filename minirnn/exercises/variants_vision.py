@@ -21,7 +21,7 @@ def decay_mask(c, distance="manhattan", offset=0, causal=False):
             "chebyshev": np.maximum(dy, dx), "raster": np.abs(n[:, None] - n[None, :]),
             "squared": dy ** 2 + dx ** 2}[distance]
     D = gamma[:, None, None] ** (dist + offset)
-    return {"D": np.tril(D) if causal else D}
+    return {"Gamma": np.tril(D) if causal else D}
 
 
 MANHATTAN_MISTAKES = (
