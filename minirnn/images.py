@@ -28,8 +28,32 @@ def _noisy(rng, clean: np.ndarray) -> np.ndarray:
     return (clean + NOISE * rng.standard_normal(clean.shape)).astype(np.float32)[..., None]
 
 
+class _ImageTask:
+    """What the two image tasks share: sizes, and batches drawn image by image."""
+
+    classes: tuple = ()
+    size: int
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def image_shape(self) -> tuple:
+        return (self.size, self.size, 1)
+
+    def draw(self, rng: np.random.Generator, label: int) -> np.ndarray:  # pragma: no cover
+        raise NotImplementedError
+
+    def batch(self, rng: np.random.Generator, batch_size: int):
+        """``(images, labels)``: (batch_size, S, S, 1) float32 and (batch_size, 1) int."""
+        labels = rng.integers(0, self.n_classes, batch_size)
+        clean = np.stack([self.draw(rng, int(c)) for c in labels])
+        return _noisy(rng, clean), labels[:, None]
+
+
 @dataclass(frozen=True)
-class ShapesTask:
+class ShapesTask(_ImageTask):
     """Five shapes at random places and sizes in ``size x size`` noisy grey images."""
 
     size: int = 16
@@ -40,14 +64,6 @@ class ShapesTask:
     def __post_init__(self):
         if self.size < 4:
             raise ValueError(f"shapes task: size must be at least 4, got {self.size}")
-
-    @property
-    def n_classes(self) -> int:
-        return len(self.classes)
-
-    @property
-    def image_shape(self) -> tuple:
-        return (self.size, self.size, 1)
 
     def draw(self, rng: np.random.Generator, label: int) -> np.ndarray:
         """One clean image (size, size) of class ``label``."""
@@ -69,15 +85,8 @@ class ShapesTask:
             img[y0:y0 + L, [x0, x0 + L - 1]] = 1.0
         return img
 
-    def batch(self, rng: np.random.Generator, batch_size: int):
-        """``(images, labels)``: (batch_size, S, S, 1) float32 and (batch_size, 1) int."""
-        labels = rng.integers(0, self.n_classes, batch_size)
-        clean = np.stack([self.draw(rng, int(c)) for c in labels])
-        return _noisy(rng, clean), labels[:, None]
-
-
 @dataclass(frozen=True)
-class RelationTask:
+class RelationTask(_ImageTask):
     """Two bright squares: in the same row, in the same column, or neither.
 
     The image is a grid of ``cell x cell`` squares (``cell`` divides ``size``); two different
@@ -98,14 +107,6 @@ class RelationTask:
             raise ValueError(f"relation task: cell = {self.cell} must divide size = {self.size} "
                              f"at least twice")
 
-    @property
-    def n_classes(self) -> int:
-        return len(self.classes)
-
-    @property
-    def image_shape(self) -> tuple:
-        return (self.size, self.size, 1)
-
     def draw(self, rng: np.random.Generator, label: int) -> np.ndarray:
         """One clean image (size, size) of class ``label``."""
         G = self.size // self.cell                                   # squares per side
@@ -122,12 +123,6 @@ class RelationTask:
         for gy, gx in squares:
             img[gy * self.cell:(gy + 1) * self.cell, gx * self.cell:(gx + 1) * self.cell] = 1.0
         return img
-
-    def batch(self, rng: np.random.Generator, batch_size: int):
-        """``(images, labels)``: (batch_size, S, S, 1) float32 and (batch_size, 1) int."""
-        labels = rng.integers(0, self.n_classes, batch_size)
-        clean = np.stack([self.draw(rng, int(c)) for c in labels])
-        return _noisy(rng, clean), labels[:, None]
 
 
 def save_png(path, *panels: np.ndarray, scale: int = 8) -> None:
