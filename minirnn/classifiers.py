@@ -187,7 +187,7 @@ class _Classifier(_BlockStack):
         dlogits[np.arange(logits.shape[0]), 0, label] = 1.0
         return self.backward(dlogits, cache, pixels=True)[1]
 
-    def start(self, params, prompt):            # pragma: no cover - not a language model
+    def start(self, params, prompt):            # not a language model
         raise TypeError(f"{type(self).__name__} classifies images; use predict, not generate")
 
     step = start

@@ -163,3 +163,25 @@ def test_checkpoints_that_do_not_fit_are_one_line_errors(tmp_path, capsys):
             err = capsys.readouterr().err
             assert err.count("\n") == 1 and message in err, err
     assert path.read_bytes() == good
+
+
+def test_image_classifier_train_predict_and_the_mismatches(tmp_path, capsys):
+    ckpt = tmp_path / "shapes.npz"
+    assert main(["train", "--task", "shapes", "--steps", "3", "--eval-every", "3",
+                 "--checkpoint", str(ckpt)]) == 0                   # vit by default
+    assert "training vit" in capsys.readouterr().out
+    png = tmp_path / "drawn.png"
+    assert main(["predict", "--checkpoint", str(ckpt), "--seed", "1", "--save", str(png)]) == 0
+    out = capsys.readouterr().out
+    assert "true class:" in out and "predicted:" in out and out.count("%") == 5
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert main(["generate", "--checkpoint", str(ckpt)]) == 1
+    assert "use python -m minirnn predict" in capsys.readouterr().err
+    assert main(["train", "--task", "shapes", "--model", "retnet", "--steps", "1",
+                 "--checkpoint", str(tmp_path / "x.npz")]) == 1
+    assert "does not fit --task shapes" in capsys.readouterr().err
+    lm = tmp_path / "lm.npz"
+    assert main(["train", "--task", "copy", "--model", "rnn", "--steps", "1", "--eval-every",
+                 "1", "--checkpoint", str(lm)]) == 0
+    assert main(["predict", "--checkpoint", str(lm)]) == 1
+    assert "use python -m minirnn generate" in capsys.readouterr().err

@@ -8,7 +8,7 @@ from minirnn.cli import main
 from minirnn.explore import fmt, run_explorer, tiny
 
 CASES = [("rnn", "recurrent"), ("attention", "recurrent")] + \
-    [(m, f) for m in ("retention", "msr") for f in ("parallel", "recurrent", "chunkwise")]
+    [(m, f) for m in ("retention", "msr", "gated") for f in ("parallel", "recurrent", "chunkwise")]
 
 
 @pytest.mark.parametrize(("mechanism", "form"), CASES)

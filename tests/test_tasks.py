@@ -42,3 +42,25 @@ def test_tasks_are_deterministic_by_seed_and_grammar_is_readable():
         make_task("sorting")
     with pytest.raises(ValueError, match="length must be >= 1"):
         make_task("copy", length=0)
+
+
+def test_selective_copying_scatters_the_symbols_and_asks_for_them_in_order():
+    task = make_task("selective", length=12, n_memorize=3, n_symbols=5)
+    tokens, targets = task.batch(np.random.default_rng(2), 6)
+    assert tokens.shape == targets.shape == (6, 15)
+    for row, tgt in zip(tokens, targets):
+        region = row[:12]
+        symbols = region[region < 5]
+        assert len(symbols) == 3 and row[12] == 6                   # then the separator
+        np.testing.assert_array_equal(tgt[12:], symbols)           # scored: the copy
+        assert np.all(tgt[:12] == IGNORE_INDEX)
+    prompt, answer = task.question(np.random.default_rng(4))
+    np.testing.assert_array_equal(task.answer(prompt), answer)
+    assert task.answer(prompt[:-1]) is None                         # no separator: no question
+    text = task.decode(prompt)
+    assert text.endswith("|") and "." in text
+    np.testing.assert_array_equal(task.encode(text), prompt)
+    with pytest.raises(ValueError, match="not tokens"):
+        task.encode("1 2 x |")
+    with pytest.raises(ValueError, match="do not fit"):
+        make_task("selective", length=2, n_memorize=3)

@@ -345,6 +345,13 @@ def test_the_image_tasks_are_drawn_from_a_seed_and_balanced():
         assert len(ys) == 2 * 16 and ((len(rows) == 1), (len(cols) == 1)) == same
 
 
+def test_image_tasks_refuse_impossible_sizes():
+    with pytest.raises(ValueError, match="size must be at least 4"):
+        ShapesTask(size=3)
+    with pytest.raises(ValueError, match="cell = 5 must divide"):
+        RelationTask(size=12, cell=5)
+
+
 def test_bad_inputs_are_named():
     x = np.zeros((1, 6, 6, 1))
     with pytest.raises(ValueError, match="patch_size = 4 must divide the height and width"):
@@ -358,3 +365,22 @@ def test_bad_inputs_are_named():
     with pytest.raises(ValueError, match="grid"):
         masa_forward(np.zeros((1, 1, 6, 2)), np.zeros((1, 1, 6, 2)), np.zeros((1, 1, 6, 2)),
                      (2, 2), 0.5)
+
+
+def test_classifier_inputs_are_checked():
+    model = ViR(ViRConfig(n_classes=3, image_size=8, patch_size=4))
+    params = model.init(0)
+    x = np.zeros((2, 8, 8, 1), dtype=np.float32)
+    with pytest.raises(ValueError, match="labels"):
+        model.loss_and_grads(params, x, np.array([[0], [3]]))          # class 3 of 3
+    with pytest.raises(ValueError, match="labels"):
+        model.loss_and_grads(params, x, np.array([[0, 1], [1, 2]]))    # not (B, 1)
+    with pytest.raises(TypeError, match="labels"):
+        model.loss_and_grads(params, x, np.array([[0.5], [1.0]]))
+    _, cache = model.forward(params, x)
+    with pytest.raises(ValueError, match="dlogits"):
+        model.backward(np.zeros((2, 1, 4)), cache)
+    with pytest.raises(ValueError, match="params"):
+        model.forward({k: v for k, v in params.items() if k != "head.W"}, x)
+    with pytest.raises(TypeError, match="predict"):
+        model.start(params, np.zeros((1, 2), dtype=int))
