@@ -32,7 +32,7 @@ def test_tour_reports_a_wrong_backward(monkeypatch, capsys):
     monkeypatch.setattr(tour, "gradcheck_cases", broken_cases)
     monkeypatch.setattr(tour, "decoding_table", lambda *args, **kw: "(decoding skipped)")
     lines = []
-    assert run_tour(out=lines.append) is False
+    assert run_tour(out=lines.append, steps=5) is False
     assert any("FAIL" in line for line in lines) and "SOME CHECKS FAILED." in lines[-1]
     assert main(["tour", "--steps", "5"]) == 1
 

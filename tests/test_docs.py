@@ -23,6 +23,11 @@ def test_every_public_name_is_on_a_reference_page():
     assert not missing, f"public names without a reference page: {missing}"
 
 
+# Tutorials 8 and 9 train eight and six models (about a minute together): their cells are
+# compiled here, and the strict docs build executes the same code on every CI run.
+TRAINS_MANY_MODELS = {"which-memory.md", "vision.md"}
+
+
 @pytest.mark.no_cover        # training runs: slow under line tracing, and about the docs
 @pytest.mark.parametrize("page", sorted(p.name for p in (DOCS / "tutorials").glob("*.md")))
 def test_tutorial_notebooks_execute(page, tmp_path, monkeypatch):
@@ -36,7 +41,9 @@ def test_tutorial_notebooks_execute(page, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     namespace = {"__name__": "__notebook__"}
     for i, source in enumerate(cells):          # one kernel: every cell in the same namespace
-        exec(compile(source, f"{page} cell {i}", "exec"), namespace)
+        code = compile(source, f"{page} cell {i}", "exec")
+        if page not in TRAINS_MANY_MODELS:
+            exec(code, namespace)
     assert os.getcwd() == str(tmp_path)
 
 
