@@ -1,331 +1,74 @@
 """minirnn: RNNs, softmax attention and retention, forward and backward, by hand in NumPy.
 
-Everything public is re-exported here; see the docs site for the derivations.
+Every public name of the library is re-exported here (``from minirnn import retention_parallel``);
+each lives in the module of its derivation page. **Start here:**
+
+==============================  ==========================  =================================
+docs page                       file                        tests
+==============================  ==========================  =================================
+derivations/gradcheck.md        ``minirnn/gradcheck.py``    ``tests/test_gradcheck.py``
+derivations/rnn.md              ``minirnn/rnn.py``          ``tests/test_rnn.py``
+derivations/attention.md        ``minirnn/attention.py``    ``tests/test_attention.py``
+derivations/retention.md        ``minirnn/retention.py``    ``tests/test_retention.py``
+derivations/multiscale-         ``minirnn/msr.py``          ``tests/test_msr.py``
+retention.md
+derivations/gated-retention.md  ``minirnn/gated.py``,       ``tests/test_gated.py``,
+                                ``minirnn/gated_msr.py``    ``tests/test_gated_layer.py``
+derivations/vision.md           ``minirnn/vision.py``       ``tests/test_vision.py``
+derivations/language-models.md  ``minirnn/layers.py``,      ``tests/test_layers.py``,
+                                ``minirnn/blocks.py``,      ``tests/test_models.py``
+                                ``minirnn/models.py``,
+                                ``minirnn/classifiers.py``
+==============================  ==========================  =================================
+
+What each model carries from one token to the next (the KV cache, retention's fixed-size
+states) is in ``minirnn/states.py``; the input checks are in ``minirnn/_checks/`` (a debugger
+can skip them); the plan of the package, floor by floor, is ``minirnn/_floors.py``. What you
+run rather than step into: ``python -m minirnn`` (``tour``, ``step``, ``exercise``, ``grade``,
+``train``, ``bench``, ...).
 """
 
-from .attention import (
-    AttentionCache,
-    KVCache,
-    MHACache,
-    SoftmaxCache,
-    attention_backward,
-    attention_forward,
-    causal_mask,
-    init_kv_cache,
-    init_mha_params,
-    mha_backward,
-    mha_forward,
-    mha_step,
-    softmax_backward,
-    softmax_forward,
-)
-from .classifiers import (
-    RMT,
-    RMTConfig,
-    ViR,
-    ViRConfig,
-    ViT,
-    ViTConfig,
-)
-from .gated import (
-    GatedChunkDecays,
-    GatedChunkwiseCache,
-    GatedParallelCache,
-    GatedRecurrentCache,
-    GatedState,
-    GatedStateGrad,
-    gated_chunk_decays,
-    gated_decay_gradient,
-    gated_retention_chunkwise,
-    gated_retention_chunkwise_backward,
-    gated_retention_final_state,
-    gated_retention_parallel,
-    gated_retention_parallel_backward,
-    gated_retention_recurrent,
-    gated_retention_recurrent_backward,
-    retention_decay_gradient,
-    segment_decay,
-)
-from .gated_msr import (
-    GatedMSRCache,
-    gated_msr_backward,
-    gated_msr_forward,
-    gated_msr_gates,
-    gated_msr_step,
-    init_gated_msr_params,
-)
-from .gradcheck import check_gradients, numerical_gradient, rel_error
-from .images import RelationTask, ShapesTask
-from .layers import (
-    IGNORE_INDEX,
-    cross_entropy,
-    embedding_backward,
-    embedding_forward,
-    ffn_backward,
-    ffn_forward,
-    gelu_backward,
-    gelu_forward,
-    layer_norm_backward,
-    layer_norm_forward,
-    linear_backward,
-    linear_forward,
-    merge_heads,
-    split_heads,
-    standardize,
-    standardize_backward,
-)
-from .models import (
-    RNNLM,
-    GatedConfig,
-    GatedLM,
-    RetNetConfig,
-    RetNetLM,
-    RNNConfig,
-    TransformerConfig,
-    TransformerLM,
-    build_model,
-    count_parameters,
-)
-from .msr import (
-    GroupNormCache,
-    MSRCache,
-    MSROutputCache,
-    group_norm_backward,
-    group_norm_forward,
-    init_msr_params,
-    msr_backward,
-    msr_decays,
-    msr_forward,
-    msr_gammas,
-    msr_output,
-    msr_output_backward,
-    msr_project,
-    msr_project_backward,
-    msr_step,
-    rotate,
-    rotation_angles,
-)
-from .optim import SGD, Adam, AdamW, clip_grad_norm, warmup_cosine
-from .retention import (
-    ChunkDecays,
-    ChunkwiseCache,
-    ParallelCache,
-    RecurrentCache,
-    RetentionState,
-    RetentionStateGrad,
-    chunk_decays,
-    decay_mask,
-    retention_chunkwise,
-    retention_chunkwise_backward,
-    retention_final_state,
-    retention_parallel,
-    retention_parallel_backward,
-    retention_recurrent,
-    retention_recurrent_backward,
-    score_normaliser_backward,
-)
-from .rnn import (
-    RNNCache,
-    RNNStepCache,
-    init_rnn_params,
-    rnn_backward,
-    rnn_forward,
-    rnn_step_backward,
-    rnn_step_forward,
-)
-from .tasks import CopyTask, GrammarTask, RecallTask, SelectiveCopyTask, make_task
-from .train import (
-    Checkpoint,
-    TrainConfig,
-    TrainingInterrupted,
-    TrainResult,
-    evaluate,
-    generate,
-    load_checkpoint,
-    save_checkpoint,
-    train,
-)
-from .vision import (
-    DecayedAttentionCache,
-    EmbedCache,
-    MixCache,
-    Retention2dCache,
-    bidirectional_scan,
-    decayed_attention_backward,
-    decayed_attention_forward,
-    manhattan_decay_mask,
-    masa_backward,
-    masa_decomposed_backward,
-    masa_decomposed_forward,
-    masa_forward,
-    patchify,
-    retention_2d_parallel,
-    retention_2d_parallel_backward,
-    retention_2d_scan,
-    retention_2d_scan_backward,
-    unpatchify,
-    vision_embed_backward,
-    vision_embed_forward,
-    vision_mix_backward,
-    vision_mix_forward,
-)
+from . import attention as _attention
+from . import blocks as _blocks
+from . import classifiers as _classifiers
+from . import gated as _gated
+from . import gated_msr as _gated_msr
+from . import gradcheck as _gradcheck
+from . import images as _images
+from . import layers as _layers
+from . import models as _models
+from . import msr as _msr
+from . import optim as _optim
+from . import registry as _registry
+from . import retention as _retention
+from . import rnn as _rnn
+from . import states as _states
+from . import tasks as _tasks
+from . import train as _train
+from . import vision as _vision
+from .attention import *  # noqa: F403
+from .blocks import *  # noqa: F403
+from .classifiers import *  # noqa: F403
+from .gated import *  # noqa: F403
+from .gated_msr import *  # noqa: F403
+from .gradcheck import *  # noqa: F403
+from .images import *  # noqa: F403
+from .layers import *  # noqa: F403
+from .models import *  # noqa: F403
+from .msr import *  # noqa: F403
+from .optim import *  # noqa: F403
+from .registry import *  # noqa: F403
+from .retention import *  # noqa: F403
+from .rnn import *  # noqa: F403
+from .states import *  # noqa: F403
+from .tasks import *  # noqa: F403
+from .train import *  # noqa: F403
+from .vision import *  # noqa: F403
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "IGNORE_INDEX",
-    "RMT",
-    "RNNLM",
-    "SGD",
-    "Adam",
-    "AdamW",
-    "AttentionCache",
-    "Checkpoint",
-    "ChunkDecays",
-    "ChunkwiseCache",
-    "CopyTask",
-    "DecayedAttentionCache",
-    "EmbedCache",
-    "GatedChunkDecays",
-    "GatedChunkwiseCache",
-    "GatedConfig",
-    "GatedLM",
-    "GatedMSRCache",
-    "GatedParallelCache",
-    "GatedRecurrentCache",
-    "GatedState",
-    "GatedStateGrad",
-    "GrammarTask",
-    "GroupNormCache",
-    "KVCache",
-    "MHACache",
-    "MSRCache",
-    "MSROutputCache",
-    "MixCache",
-    "ParallelCache",
-    "RMTConfig",
-    "RNNCache",
-    "RNNConfig",
-    "RNNStepCache",
-    "RecallTask",
-    "RecurrentCache",
-    "RelationTask",
-    "RetNetConfig",
-    "RetNetLM",
-    "Retention2dCache",
-    "RetentionState",
-    "RetentionStateGrad",
-    "SelectiveCopyTask",
-    "ShapesTask",
-    "SoftmaxCache",
-    "TrainConfig",
-    "TrainResult",
-    "TrainingInterrupted",
-    "TransformerConfig",
-    "TransformerLM",
-    "ViR",
-    "ViRConfig",
-    "ViT",
-    "ViTConfig",
-    "attention_backward",
-    "attention_forward",
-    "bidirectional_scan",
-    "build_model",
-    "causal_mask",
-    "check_gradients",
-    "chunk_decays",
-    "clip_grad_norm",
-    "count_parameters",
-    "cross_entropy",
-    "decay_mask",
-    "decayed_attention_backward",
-    "decayed_attention_forward",
-    "embedding_backward",
-    "embedding_forward",
-    "evaluate",
-    "ffn_backward",
-    "ffn_forward",
-    "gated_chunk_decays",
-    "gated_decay_gradient",
-    "gated_msr_backward",
-    "gated_msr_forward",
-    "gated_msr_gates",
-    "gated_msr_step",
-    "gated_retention_chunkwise",
-    "gated_retention_chunkwise_backward",
-    "gated_retention_final_state",
-    "gated_retention_parallel",
-    "gated_retention_parallel_backward",
-    "gated_retention_recurrent",
-    "gated_retention_recurrent_backward",
-    "gelu_backward",
-    "gelu_forward",
-    "generate",
-    "group_norm_backward",
-    "group_norm_forward",
-    "init_gated_msr_params",
-    "init_kv_cache",
-    "init_mha_params",
-    "init_msr_params",
-    "init_rnn_params",
-    "layer_norm_backward",
-    "layer_norm_forward",
-    "linear_backward",
-    "linear_forward",
-    "load_checkpoint",
-    "make_task",
-    "manhattan_decay_mask",
-    "masa_backward",
-    "masa_decomposed_backward",
-    "masa_decomposed_forward",
-    "masa_forward",
-    "merge_heads",
-    "mha_backward",
-    "mha_forward",
-    "mha_step",
-    "msr_backward",
-    "msr_decays",
-    "msr_forward",
-    "msr_gammas",
-    "msr_output",
-    "msr_output_backward",
-    "msr_project",
-    "msr_project_backward",
-    "msr_step",
-    "numerical_gradient",
-    "patchify",
-    "rel_error",
-    "retention_2d_parallel",
-    "retention_2d_parallel_backward",
-    "retention_2d_scan",
-    "retention_2d_scan_backward",
-    "retention_chunkwise",
-    "retention_chunkwise_backward",
-    "retention_decay_gradient",
-    "retention_final_state",
-    "retention_parallel",
-    "retention_parallel_backward",
-    "retention_recurrent",
-    "retention_recurrent_backward",
-    "rnn_backward",
-    "rnn_forward",
-    "rnn_step_backward",
-    "rnn_step_forward",
-    "rotate",
-    "rotation_angles",
-    "save_checkpoint",
-    "score_normaliser_backward",
-    "segment_decay",
-    "softmax_backward",
-    "softmax_forward",
-    "split_heads",
-    "standardize",
-    "standardize_backward",
-    "train",
-    "unpatchify",
-    "vision_embed_backward",
-    "vision_embed_forward",
-    "vision_mix_backward",
-    "vision_mix_forward",
-    "warmup_cosine",
-]
+# the public names of every module, each written once (in its module's __all__)
+__all__ = sorted({name for module in (
+    _attention, _blocks, _classifiers, _gated, _gated_msr, _gradcheck, _images, _layers, _models,
+    _msr, _optim, _registry, _retention, _rnn, _states, _tasks, _train, _vision)
+    for name in module.__all__})

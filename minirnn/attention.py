@@ -21,17 +21,16 @@ Shapes: ``q`` (B, h, Tq, d), ``k`` (B, h, Tk, d), ``v`` (B, h, Tk, dv); layer in
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
 
-from . import _checks as check
+from ._checks import attention as check
 from .layers import merge_heads, split_heads
+from .states import KVCache
 
 __all__ = [
     "AttentionCache",
-    "KVCache",
     "MHACache",
     "SoftmaxCache",
     "attention_backward",
@@ -84,7 +83,7 @@ def softmax_forward(x: np.ndarray, axis: int = -1) -> tuple[np.ndarray, SoftmaxC
     shifted = x - np.max(x, axis=axis, keepdims=True)    # largest logit becomes 0: no overflow
     e = np.exp(shifted)
     y = e / np.sum(e, axis=axis, keepdims=True)          # (A.1)
-    return y, SoftmaxCache(y, axis)
+    return y, SoftmaxCache(y=y, axis=axis)
 
 
 def softmax_backward(dy: np.ndarray, cache: SoftmaxCache) -> np.ndarray:
@@ -119,7 +118,7 @@ class AttentionCache(NamedTuple):
     q: np.ndarray       # (B, h, Tq, d)
     k: np.ndarray       # (B, h, Tk, d)
     v: np.ndarray       # (B, h, Tk, dv)
-    probs: np.ndarray   # (B, h, Tq, Tk) attention weights P
+    P: np.ndarray       # (B, h, Tq, Tk) attention weights
     scale: float        # 1 / sqrt(d)
 
 
@@ -176,7 +175,7 @@ def attention_forward(q: np.ndarray, k: np.ndarray, v: np.ndarray,
         E = np.where(causal_mask(q.shape[-2], k.shape[-2]), E, -np.inf)   # (A.4)
     P, _ = softmax_forward(E, axis=-1)                             # (A.5)
     out = P @ v                                                    # (A.5)
-    return out, AttentionCache(q, k, v, P, scale)
+    return out, AttentionCache(q=q, k=k, v=v, P=P, scale=scale)
 
 
 def attention_backward(dout: np.ndarray, cache: AttentionCache):
@@ -200,7 +199,7 @@ def attention_backward(dout: np.ndarray, cache: AttentionCache):
     """
     dout = check.attention_backward(dout, cache)
     # --- exercise: attention_backward ---
-    P = cache.probs
+    P = cache.P
     dv = np.swapaxes(P, -1, -2) @ dout                             # (A.6)
     dP = dout @ np.swapaxes(cache.v, -1, -2)                       # (A.6)
     dE = P * (dP - np.sum(dP * P, axis=-1, keepdims=True))         # (A.7); masked: P = 0
@@ -291,7 +290,7 @@ def mha_forward(x: np.ndarray, params: dict[str, np.ndarray], n_heads: int,
     out, attn = attention_forward(q, k, v, causal)                 # (A.3)-(A.5), every head
     merged = merge_heads(out)                                      # (B, T, D)
     y = merged @ p["Wo"] + b["bo"]                                 # (A.9)
-    return y, MHACache(x, attn, merged, params, n_heads)
+    return y, MHACache(x=x, attn=attn, merged=merged, params=params, n_heads=n_heads)
 
 
 def mha_backward(dy: np.ndarray, cache: MHACache):
@@ -336,46 +335,9 @@ def _biases(params: dict) -> dict:
 
 # --- incremental decoding with a KV cache ----------------------------------------------------
 
-@dataclass
-class KVCache:
-    """Keys and values of every token decoded so far, for [`mha_step`][minirnn.attention.mha_step].
-
-    The buffers are preallocated with room for ``capacity`` tokens and doubled when full, so
-    appending a token costs O(1) amortised. Only the first ``length`` positions are valid.
-    [`mha_step`][minirnn.attention.mha_step] updates the cache **in place** (and also returns it).
-
-    Memory: ``2 * B * T * D`` numbers after ``T`` tokens; it grows with the context.
-    """
-
-    k: np.ndarray   # (B, h, capacity, d)
-    v: np.ndarray   # (B, h, capacity, d)
-    length: int = 0
-
-    @property
-    def keys(self) -> np.ndarray:
-        """Valid keys, shape (B, h, length, d) (a view, not a copy)."""
-        return self.k[:, :, :self.length]
-
-    @property
-    def values(self) -> np.ndarray:
-        """Valid values, shape (B, h, length, d) (a view, not a copy)."""
-        return self.v[:, :, :self.length]
-
-    def append(self, k_new: np.ndarray, v_new: np.ndarray) -> None:
-        """Store ``T_new`` more keys and values, each (B, h, T_new, d), growing if needed."""
-        end = self.length + k_new.shape[2]
-        if end > self.k.shape[2]:
-            capacity = max(end, 2 * self.k.shape[2])
-            grow = [(0, 0), (0, 0), (0, capacity - self.k.shape[2]), (0, 0)]
-            self.k, self.v = np.pad(self.k, grow), np.pad(self.v, grow)
-        self.k[:, :, self.length:end] = k_new
-        self.v[:, :, self.length:end] = v_new
-        self.length = end
-
-
 def init_kv_cache(B: int, D: int, n_heads: int, capacity: int = 64,
                   dtype=np.float64) -> KVCache:
-    """An empty [`KVCache`][minirnn.attention.KVCache] for a batch of ``B`` sequences.
+    """An empty [`KVCache`][minirnn.states.KVCache] for a batch of ``B`` sequences.
 
     Parameters
     ----------
@@ -392,17 +354,16 @@ def init_kv_cache(B: int, D: int, n_heads: int, capacity: int = 64,
     KVCache
     """
     B, D, capacity = check.init_kv_cache(B, D, n_heads, capacity)
-    shape = (B, n_heads, capacity, D // n_heads)
-    return KVCache(np.zeros(shape, dtype=dtype), np.zeros(shape, dtype=dtype), 0)
+    return KVCache.empty(B, n_heads, D // n_heads, capacity, dtype)
 
 
 def mha_step(x: np.ndarray, params: dict[str, np.ndarray], n_heads: int,
-             cache: KVCache | None = None) -> tuple[np.ndarray, KVCache]:
+             state: KVCache | None = None) -> tuple[np.ndarray, KVCache]:
     """Causal multi-head attention for new tokens only, reusing cached keys and values.
 
-    The new tokens' keys and values are appended to ``cache``; their queries attend to every
-    cached token and to themselves with the end-aligned causal mask of eq. (A.4). The result
-    equals the corresponding rows of ``mha_forward(all_tokens, causal=True)``.
+    The new tokens' keys and values are appended to the KV cache ``state``; their queries
+    attend to every cached token and to themselves with the end-aligned causal mask of eq.
+    (A.4). The result equals the corresponding rows of ``mha_forward(all_tokens, causal=True)``.
 
     Cost at position ``t``: O(t * D) time (one query against ``t`` keys per head) and a cache
     of ``2 * t * D`` numbers per sequence, both growing with the context.
@@ -415,19 +376,19 @@ def mha_step(x: np.ndarray, params: dict[str, np.ndarray], n_heads: int,
         As for [`mha_forward`][minirnn.attention.mha_forward].
     n_heads : int
         Number of heads; must divide ``D``.
-    cache : KVCache, optional
+    state : KVCache, optional
         Keys and values of the earlier tokens; ``None`` starts a new sequence.
 
     Returns
     -------
     y : ndarray, shape of ``x``
         Layer output for the new tokens.
-    cache : KVCache
+    state : KVCache
         The same cache object, now holding the new tokens too.
     """
-    x, params = check.mha_step(x, params, n_heads, cache)
-    if cache is None:
-        cache = init_kv_cache(x.shape[0], x.shape[-1], n_heads,
+    x, params, state = check.mha_step(x, params, n_heads, state)
+    if state is None:                                              # a new sequence
+        state = KVCache.empty(x.shape[0], n_heads, x.shape[-1] // n_heads,
                               dtype=np.result_type(x, *params.values()))
     p, b = params, _biases(params)
     xs = x[:, None] if x.ndim == 2 else x                          # (B, T_new, D)
@@ -435,8 +396,8 @@ def mha_step(x: np.ndarray, params: dict[str, np.ndarray], n_heads: int,
     q = split_heads(xs @ p["Wq"] + b["bq"], n_heads)               # (A.9), new tokens only
     k = split_heads(xs @ p["Wk"], n_heads)
     v = split_heads(xs @ p["Wv"] + b["bv"], n_heads)
-    cache.append(k, v)                                             # keep them for later tokens
-    out, _ = attention_forward(q, cache.keys, cache.values, causal=True)   # (A.4): end-aligned
+    state.append(k, v)                                             # keep them for later tokens
+    out, _ = attention_forward(q, state.keys, state.values, causal=True)   # (A.4): end-aligned
     y = merge_heads(out) @ p["Wo"] + b["bo"]
     # --- end ---
-    return (y[:, 0] if x.ndim == 2 else y), cache
+    return (y[:, 0] if x.ndim == 2 else y), state

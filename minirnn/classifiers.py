@@ -12,13 +12,16 @@ vector:
   Manhattan self-attention (MaSA) on the patch grid, whose 2-D decay carries the positions; the
   mean of the patch outputs.
 - [`ViR`][minirnn.classifiers.ViR] (Hatamizadeh et al. 2023): learned positions, causal
-  retention over the patches in raster order, the class token **last** (the only position that
-  sees every patch); the class token's output.
+  retention over the patches in raster order, the class token **last** (so that its causal
+  view takes in every patch; the last patch token sees every patch too); the class token's
+  output.
 
-They share the language models' interface: ``init``, ``forward(params, images)`` returning
-logits (B, 1, K), ``backward``, ``loss_and_grads(params, images, labels)``; so
+They are built like the language models (a [`Model`][minirnn.blocks.Model] on the block stack of
+[`minirnn.blocks`][minirnn.blocks]) and train the same way: ``init``, ``forward(params, images)``
+returning scores (B, 1, K), ``backward``, ``loss_and_grads(params, images, labels)``; so
 [`train`][minirnn.train.train], checkpoints and resuming work unchanged. ``predict`` gives class
-probabilities and ``saliency`` the gradient of a class score with respect to every pixel.
+probabilities and ``saliency`` the gradient of a class score with respect to every pixel. A
+classifier does not generate text: it has no ``start`` or ``step``.
 """
 
 from __future__ import annotations
@@ -28,10 +31,18 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import _checks as check
-from . import models
+from ._checks import classifiers as check
+from .blocks import (
+    Mixer,
+    Model,
+    blocks_backward,
+    blocks_forward,
+    init_blocks,
+    normal,
+    put_params,
+    sub_params,
+)
 from .layers import cross_entropy
-from .models import _BlockStack, _normal, _put, _sub
 from .vision import (
     vision_embed_backward,
     vision_embed_forward,
@@ -39,11 +50,12 @@ from .vision import (
     vision_mix_forward,
 )
 
-__all__ = ["RMT", "RMTConfig", "ViR", "ViRConfig", "ViT", "ViTConfig"]
+__all__ = ["CLASSIFIERS", "RMT", "Classifier", "RMTConfig", "ViR", "ViRConfig", "ViT",
+           "ViTConfig"]
 
 
 @dataclass(frozen=True)
-class _ImageModelSize:
+class ImageModelSize:
     """The sizes the three classifiers share."""
 
     n_classes: int
@@ -57,14 +69,14 @@ class _ImageModelSize:
 
 
 @dataclass(frozen=True)
-class ViTConfig(_ImageModelSize):
+class ViTConfig(ImageModelSize):
     """Size of a [`ViT`][minirnn.classifiers.ViT]."""
 
     kind = "vit"
 
 
 @dataclass(frozen=True)
-class RMTConfig(_ImageModelSize):
+class RMTConfig(ImageModelSize):
     """Size of an [`RMT`][minirnn.classifiers.RMT]; ``form`` is MaSA's full or decomposed form."""
 
     form: str = "full"
@@ -73,35 +85,85 @@ class RMTConfig(_ImageModelSize):
 
 
 @dataclass(frozen=True)
-class ViRConfig(_ImageModelSize):
+class ViRConfig(ImageModelSize):
     """Size of a [`ViR`][minirnn.classifiers.ViR]."""
 
     kind = "vir"
 
 
+# --- reading one vector from the tokens ----------------------------------------------------------
+
+def _pool(x: np.ndarray, cls_position: str | None) -> np.ndarray:
+    """The vector the head reads: the class token's output (``"first"`` or ``"last"``), or the
+    mean of every token (``None``).
+
+    Parameters
+    ----------
+    x : ndarray, shape (B, N, D)
+    cls_position : {"first", "last", None}
+
+    Returns
+    -------
+    ndarray, shape (B, D)
+    """
+    if cls_position is None:
+        return x.mean(axis=1)
+    return x[:, 0 if cls_position == "first" else -1]
+
+
+def _pool_backward(dpooled: np.ndarray, n_tokens: int, cls_position: str | None) -> np.ndarray:
+    """Backward of ``_pool``: the class token's row gets the whole
+    gradient, or every token an equal share of it.
+
+    Returns
+    -------
+    ndarray, shape (B, N, D)
+    """
+    if cls_position is None:
+        return np.repeat(dpooled[:, None] / n_tokens, n_tokens, axis=1)
+    dx = np.zeros((dpooled.shape[0], n_tokens, dpooled.shape[1]), dtype=dpooled.dtype)
+    dx[:, 0 if cls_position == "first" else -1] = dpooled
+    return dx
+
+
+# --- the classifiers -----------------------------------------------------------------------------
+
 class _ClassifierCache(NamedTuple):
     embed: tuple
-    blocks: list
-    ln_f: tuple
+    stack: tuple           # the StackCache of the blocks
     pooled: np.ndarray     # (B, D) the vector the head reads
     head_W: np.ndarray
     tokens: int            # how many tokens the blocks ran on
 
 
-class _Classifier(_BlockStack):
+class Classifier(Model):
     """Patches -> blocks -> one vector -> class scores."""
 
     cls_position: str | None = "first"     # where the class token goes (None: mean pooling)
-    mixer = "attention"
+    core = "attention"                     # the mixer's core (minirnn.vision.vision_cores)
 
     @property
     def grid(self) -> tuple:
         c = self.config
         return (c.image_size // c.patch_size, c.image_size // c.patch_size)
 
-    def decays(self) -> np.ndarray | None:
+    def gammas(self) -> np.ndarray | None:
         """The per-head decays of the mixer (None for attention)."""
         return None
+
+    def mixer(self) -> Mixer:
+        c = self.config
+
+        def init(seed, layer, dtype):
+            rng = np.random.default_rng(seed + 10 + layer)
+            return {k: normal(rng, (c.d_model, c.d_model), 1 / np.sqrt(c.d_model), dtype)
+                    for k in ("Wq", "Wk", "Wv", "Wo")}
+
+        def forward(x, p, state):
+            y, cache = vision_mix_forward(x, p, c.n_heads, self.core, self.grid, self.gammas())
+            return y, None, cache
+
+        return Mixer(init=init, forward=forward, backward=vision_mix_backward)
 
     def init(self, seed: int = 0, dtype=np.float32) -> dict:
         """Parameters: ``embed.*`` (patch embedding ``E``, ``b``; ``cls`` and ``pos`` where the
@@ -109,41 +171,27 @@ class _Classifier(_BlockStack):
         c = self.config
         rng = np.random.default_rng(seed)
         F, N = c.patch_size ** 2 * c.channels, self.grid[0] * self.grid[1]
-        params = {"embed.E": _normal(rng, (F, c.d_model), 1 / np.sqrt(F), dtype),
+        params = {"embed.E": normal(rng, (F, c.d_model), 1 / np.sqrt(F), dtype),
                   "embed.b": np.zeros(c.d_model, dtype=dtype)}
         if self.cls_position is not None:
-            params["embed.cls"] = _normal(rng, (c.d_model,), 0.1, dtype)
-            params["embed.pos"] = _normal(rng, (N + 1, c.d_model), 0.1, dtype)
-
-        def mix(layer):
-            r = np.random.default_rng(seed + 10 + layer)
-            return {k: _normal(r, (c.d_model, c.d_model), 1 / np.sqrt(c.d_model), dtype)
-                    for k in ("Wq", "Wk", "Wv", "Wo")}
-
-        return self._init_blocks(rng, params, mix, dtype, head_out=c.n_classes)
-
-    def _mix_forward(self, params, x, prefix):
-        return vision_mix_forward(x, _sub(params, prefix), self.config.n_heads, self.mixer,
-                                  self.grid, self.decays())
-
-    def _mix_backward(self, dy, cache):
-        return vision_mix_backward(dy, cache)
+            params["embed.cls"] = normal(rng, (c.d_model,), 0.1, dtype)
+            params["embed.pos"] = normal(rng, (N + 1, c.d_model), 0.1, dtype)
+        params.update(init_blocks(rng, c.n_layers, c.d_model, c.d_ff, self.mixer(), seed, dtype))
+        put_params(params, "head", {
+            "W": normal(rng, (c.d_model, c.n_classes), 1 / np.sqrt(c.d_model), dtype),
+            "b": np.zeros(c.n_classes, dtype=dtype)})
+        return params
 
     def forward(self, params: dict, images: np.ndarray):
         """Class scores (B, 1, K) for images (B, S, S, C), and the cache for ``backward``."""
-        images = check.classifier_images(self, "forward", images, params)
-        z, embed = vision_embed_forward(images, _sub(params, "embed"), self.config.patch_size,
-                                        self.cls_position)             # (V.2), (V.3)
-        x, blocks, ln_f = self._blocks_forward(params, z)
-        if self.cls_position == "first":
-            pooled = x[:, 0]
-        elif self.cls_position == "last":
-            pooled = x[:, -1]
-        else:
-            pooled = x.mean(axis=1)
+        images, params = check.classifier_images(self, "forward", images, params)
+        z, embed = vision_embed_forward(images, sub_params(params, "embed"),
+                                        self.config.patch_size, self.cls_position)  # (V.2), (V.3)
+        x, _, stack = blocks_forward(params, z, self.config.n_layers, self.mixer())
+        pooled = _pool(x, self.cls_position)
         logits = pooled @ params["head.W"] + params["head.b"]
-        return logits[:, None], _ClassifierCache(embed, blocks, ln_f, pooled, params["head.W"],
-                                                 x.shape[1])
+        return logits[:, None], _ClassifierCache(embed=embed, stack=stack, pooled=pooled,
+                                                 head_W=params["head.W"], tokens=x.shape[1])
 
     def backward(self, dlogits: np.ndarray, cache: _ClassifierCache, pixels: bool = False):
         """Gradients of every parameter from the gradient of the scores (B, 1, K); with
@@ -151,22 +199,15 @@ class _Classifier(_BlockStack):
         dlogits = check.classifier_backward(self, dlogits, cache)
         d = dlogits[:, 0]
         grads = {"head.W": cache.pooled.T @ d, "head.b": d.sum(axis=0)}
-        dpooled = d @ cache.head_W.T
-        dx = np.zeros((d.shape[0], cache.tokens, dpooled.shape[1]), dtype=dpooled.dtype)
-        if self.cls_position == "first":
-            dx[:, 0] = dpooled
-        elif self.cls_position == "last":
-            dx[:, -1] = dpooled
-        else:
-            dx[:] = dpooled[:, None] / cache.tokens
-        dz = self._blocks_backward(dx, cache.blocks, cache.ln_f, grads)
+        dx = _pool_backward(d @ cache.head_W.T, cache.tokens, self.cls_position)
+        dz = blocks_backward(dx, cache.stack, self.mixer(), grads)
         dimages, g = vision_embed_backward(dz, cache.embed)
-        _put(grads, "embed", g)
+        put_params(grads, "embed", g)
         return (grads, dimages) if pixels else grads
 
     def loss_and_grads(self, params: dict, images: np.ndarray, labels: np.ndarray):
         """Mean cross-entropy of the labels (B, 1) and its gradient for every parameter."""
-        images, labels = check.classifier_loss(self, params, images, labels)
+        images, labels, params = check.classifier_loss(self, params, images, labels)
         logits, cache = self.forward(params, images)
         loss, dlogits = cross_entropy(logits, labels)
         return loss, self.backward(dlogits, cache)
@@ -187,49 +228,40 @@ class _Classifier(_BlockStack):
         dlogits[np.arange(logits.shape[0]), 0, label] = 1.0
         return self.backward(dlogits, cache, pixels=True)[1]
 
-    def start(self, params, prompt):            # not a language model
-        raise TypeError(f"{type(self).__name__} classifies images; use predict, not generate")
 
-    step = start
-
-
-class ViT(_Classifier):
+class ViT(Classifier):
     """Vision transformer: class token first, learned positions, softmax attention (A.5)."""
 
     config_class = ViTConfig
 
 
-class RMT(_Classifier):
+class RMT(Classifier):
     """RMT-style: Manhattan self-attention (V.6) on the patch grid, no class token and no
     position embedding (the 2-D decay carries position), mean pooling. Decays per head
-    ``1 - 2^(-2 - 4 i / h)`` (RMT's first stage: 0.75, 0.875, ...)."""
+    ``1 - 2^(-2 - 4 i / h)`` (RMT's first stage; for the default 2 heads: 0.75 and 0.9375)."""
 
     config_class = RMTConfig
     cls_position = None
 
     @property
-    def mixer(self):
+    def core(self):
         return "masa" if self.config.form == "full" else "masa_decomposed"
 
-    def decays(self):
+    def gammas(self):
         h = self.config.n_heads
         return 1.0 - 2.0 ** (-2.0 - 4.0 * np.arange(h) / h)
 
 
-class ViR(_Classifier):
+class ViR(Classifier):
     """ViR-style: learned positions, causal retention (R.6) over the patches in raster order,
     the class token last. Decays per head ``1 - exp(linspace(ln 1/32, ln 1/512, h))``."""
 
     config_class = ViRConfig
     cls_position = "last"
-    mixer = "retention"
+    core = "retention"
 
-    def decays(self):
+    def gammas(self):
         return 1.0 - np.exp(np.linspace(np.log(1 / 32), np.log(1 / 512), self.config.n_heads))
 
 
-CLASSIFIERS = (ViT, RMT, ViR)
-
-# Join the language models' registries, so that build_model and checkpoints know the classifiers.
-models.CONFIGS.update({model.config_class.kind: model.config_class for model in CLASSIFIERS})
-models.MODELS.update({model.config_class.kind: model for model in CLASSIFIERS})
+CLASSIFIERS = {model.config_class.kind: model for model in (ViT, RMT, ViR)}

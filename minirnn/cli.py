@@ -170,17 +170,22 @@ def build_parser() -> argparse.ArgumentParser:
     start.add_argument("--dir", type=Path, default=Path("."),
                        help="folder, created if missing (default: here)")
 
+    from .explore import FORMS, MECHANISMS  # found in the package minirnn/explore
+
     step = sub.add_parser("step",
                           formatter_class=Formatter, help="follow a tiny example number by number",
                           description="Run a mechanism on a tiny example and show every "
                                       "intermediate array, step by step.")
-    step.add_argument("mechanism", choices=["rnn", "attention", "retention", "msr", "gated"],
-                      help="gated: gated retention (a gate per token)")
-    step.add_argument("--form", choices=["parallel", "recurrent", "chunkwise"],
-                      default="recurrent",
-                      help="retention, msr and gated only (default recurrent)")
+    step.add_argument("mechanism", choices=MECHANISMS,
+                      help="what to walk: one module of minirnn/explore each (gated: gated "
+                           "retention; msr: the RetNet layer; vision: patches on a grid)")
+    step.add_argument("--form", choices=list(dict.fromkeys(f for fs in FORMS.values()
+                                                           for f in fs)), default=None,
+                      help="the form to show (default: the mechanism's first); "
+                           + "; ".join(f"{m}: {', '.join(fs)}" for m, fs in FORMS.items()))
     step.add_argument("--chunk-size", type=_positive, default=2)
-    step.add_argument("--T", type=_positive, default=4, help="sequence length (default 4)")
+    step.add_argument("--T", type=_positive, default=4,
+                      help="sequence length; vision: patch tokens (default 4)")
     step.add_argument("--d", type=_positive, default=2, help="width (default 2)")
     step.add_argument("--seed", type=int, default=0)
     step.add_argument("--backward", action="store_true", help="step through the backward too")
@@ -273,7 +278,7 @@ def _bench(args) -> int:
         cols = ["T", "method", "seconds", "peak_bytes"]
     else:
         try:
-            from .bench_torch import torch_benchmark
+            from .bench.versus_torch import torch_benchmark
         except ImportError:
             print("torch is not installed: python -m pip install -e '.[bench]' for the "
                   "comparison with PyTorch")
@@ -325,7 +330,8 @@ def _model_config(args, task):
 def _train(args) -> int:
     from dataclasses import replace
 
-    from .models import build_model, count_parameters
+    from .blocks import count_parameters
+    from .registry import build_model
     from .tasks import make_task
     from .train import TrainConfig, TrainingInterrupted, load_checkpoint, train
 
@@ -394,7 +400,7 @@ def _check_resume(args, ckpt, given) -> None:
 def _generate(args) -> int:
     import numpy as np
 
-    from .models import build_model
+    from .registry import build_model
     from .train import generate, load_checkpoint
 
     ckpt = load_checkpoint(args.checkpoint)
@@ -425,7 +431,7 @@ def _predict(args) -> int:
     import numpy as np
 
     from .images import save_png
-    from .models import build_model
+    from .registry import build_model
     from .train import load_checkpoint
 
     ckpt = load_checkpoint(args.checkpoint)

@@ -15,7 +15,7 @@ mLSTM of xLSTM and Mamba-2's state-space duality (SSD). Equations are numbered a
     chunk factors: Gamma = Gamma^g inside the chunk, xi_j = e^(b_j), zeta_j = e^(b_{L-1} - b_j),
                    s_j = xi_j s_prev + rowsum(Gamma)_j  (b local to the chunk)           (GR.4)
     chunkwise:  O = kappa ((Q K^T * Gamma) V + xi * Q S_prev) / c,
-                S_next = e^(b_{L-1}) S_prev + (zeta * K)^T V                             (GR.5)
+                S_next = xi_{L-1} S_prev + (zeta * K)^T V                                (GR.5)
     backward:   (R.9)-(R.12) with gamma replaced by alpha_n                              (GR.6)
     decay gradient: db_n = q_n . dq_n - k_n . dk_n + ds_n (s_n - 1) - rho_n,
                     ds_n = -(q_n . dq_n) / (2 s_n),  dg_t = sum_{n >= t} db_n             (GR.7)
@@ -23,34 +23,37 @@ mLSTM of xLSTM and Mamba-2's state-space duality (SSD). Equations are numbered a
                     d gamma = (sum_t dg_t) / gamma                                        (GR.8)
 
 With ``log_decay`` constant at ``ln(gamma)`` every function equals the retention function of
-the same form (outputs and gradients).
+the same form (outputs and gradients). As in ``minirnn.retention``, every form takes and returns
+the state, the parallel form continuing a state is one chunk, and the chunkwise form calls it
+chunk after chunk; every backward returns ``(dq, dk, dv, dlog_decay, dstate_prev)``.
 
 Shapes: ``q``, ``k`` (B, h, T, d); ``v`` (B, h, T, dv); ``log_decay`` (B, h, T), every entry
-``<= 0``. The carried state holds ``S`` (B, h, d, dv), ``z`` (B, h, d), the count ``s`` (B, h)
-and the position.
+``<= 0``. The carried state ([`GatedState`][minirnn.states.GatedState]) holds ``S``
+(B, h, d, dv), ``z`` (B, h, d), the count ``s`` (B, h) and the position.
 """
 
 from __future__ import annotations
 
+from functools import partial
 from typing import NamedTuple
 
 import numpy as np
 
-from . import _checks as check
-from .retention import RetentionState, RetentionStateGrad, score_normaliser_backward
+from ._checks import gated as check
+from .retention import score_normaliser_backward
+from .states import GatedState, GatedStateGrad, RetentionState, RetentionStateGrad
 
 __all__ = [
     "GatedChunkDecays",
     "GatedChunkwiseCache",
     "GatedParallelCache",
     "GatedRecurrentCache",
-    "GatedState",
-    "GatedStateGrad",
     "gated_chunk_decays",
     "gated_decay_gradient",
     "gated_retention_chunkwise",
     "gated_retention_chunkwise_backward",
     "gated_retention_final_state",
+    "gated_retention_forms",
     "gated_retention_parallel",
     "gated_retention_parallel_backward",
     "gated_retention_recurrent",
@@ -60,70 +63,55 @@ __all__ = [
 ]
 
 
-class GatedState(NamedTuple):
-    """What gated retention carries from one token (or chunk, or call) to the next."""
-
-    S: np.ndarray   # (B, h, d, dv)  gated sum of k_m^T v_m                           (GR.2)
-    z: np.ndarray   # (B, h, d)      gated sum of k_m, for the score normaliser
-    s: np.ndarray   # (B, h) float64 gated count s_n = sum_m Gamma^g[n, m], for kappa_n
-    position: int   # tokens seen so far
-
-
-class GatedStateGrad(NamedTuple):
-    """Gradient of the loss with respect to a [`GatedState`][minirnn.gated.GatedState]. The
-    count ``s`` has one too: it depends on the gates, so a gradient flows through it."""
-
-    S: np.ndarray   # (B, h, d, dv)
-    z: np.ndarray   # (B, h, d)
-    s: np.ndarray   # (B, h)
-
-
 class GatedParallelCache(NamedTuple):
-    q: np.ndarray          # (B, h, T, d) queries times scale
+    """What [`gated_retention_parallel_backward`][minirnn.gated.gated_retention_parallel_backward]
+    needs."""
+
+    q: np.ndarray          # (B, h, T, d) queries times scale: q'
     k: np.ndarray          # (B, h, T, d)
     v: np.ndarray          # (B, h, T, dv)
-    log_decay: np.ndarray  # (B, h, T) float64
-    decay: np.ndarray      # (B, h, T, T) Gamma^g * kappa
+    log_decay: np.ndarray  # (B, h, T) the log-gates g_t
+    Gamma: np.ndarray      # (B, h, T, T) the segment decay Gamma^g (GR.1)
+    kappa: np.ndarray      # (B, h, T) row factors 1 / sqrt(s_n)
+    xi: np.ndarray         # (B, h, T) e^(b_n): the carried state's decay at row n
+    zeta: np.ndarray       # (B, h, T) e^(b_{T-1} - b_m): token m's decay by the returned state
+    s: np.ndarray          # (B, h, T) float64 global count s_n of every row
+    state: GatedState      # the incoming state
     R: np.ndarray          # (B, h, T, T) scores
     r: np.ndarray          # (B, h, T)
     c: np.ndarray          # (B, h, T)
-    s: np.ndarray          # (B, h, T) float64 count of every row
     out: np.ndarray        # (B, h, T, dv)
+    final: GatedState      # the returned state
     scale: float
     normalize: bool
 
 
 class GatedRecurrentCache(NamedTuple):
-    q: np.ndarray          # (B, h, T, d) queries times scale
-    k: np.ndarray
-    v: np.ndarray
-    log_decay: np.ndarray  # (B, h, T) float64
+    """What [`gated_retention_recurrent_backward`][minirnn.gated.gated_retention_recurrent_backward]
+    needs."""
+
+    q: np.ndarray          # (B, h, T, d) queries times scale: q'
+    k: np.ndarray          # (B, h, T, d)
+    v: np.ndarray          # (B, h, T, dv)
+    log_decay: np.ndarray  # (B, h, T)
     S: np.ndarray          # (B, h, T, d, dv) state after every token
     z: np.ndarray          # (B, h, T, d)
     s: np.ndarray          # (B, h, T) float64
     kappa: np.ndarray      # (B, h, T)
-    r: np.ndarray
-    c: np.ndarray
-    out: np.ndarray
+    r: np.ndarray          # (B, h, T)
+    c: np.ndarray          # (B, h, T)
+    out: np.ndarray        # (B, h, T, dv)
+    final: GatedState      # the returned state
     scale: float
     normalize: bool
-    final: GatedState      # the returned state
 
 
 class GatedChunkwiseCache(NamedTuple):
-    q: np.ndarray          # (B, h, T, d) queries times scale
-    k: np.ndarray
-    v: np.ndarray
-    log_decay: np.ndarray  # (B, h, T) float64
+    """What [`gated_retention_chunkwise_backward`][minirnn.gated.gated_retention_chunkwise_backward]
+    needs: the parallel form's cache of every chunk."""
+
     bounds: list           # [(start, stop), ...] of every chunk
-    states: list           # the GatedState before each chunk
-    s: np.ndarray          # (B, h, T) float64
-    r: np.ndarray
-    c: np.ndarray
-    out: np.ndarray
-    scale: float
-    normalize: bool
-    final: GatedState
+    chunks: list           # the GatedParallelCache of every chunk
 
 
 class GatedChunkDecays(NamedTuple):
@@ -131,9 +119,9 @@ class GatedChunkDecays(NamedTuple):
     [`gated_chunk_decays`][minirnn.gated.gated_chunk_decays]."""
 
     Gamma: np.ndarray    # (B, h, L, L) segment decay inside the chunk (GR.1)
-    xi: np.ndarray       # (B, h, L) e^(b_j): decay of the state before the chunk at row j
+    xi: np.ndarray       # (B, h, L) e^(b_j): decay of the carried state at row j
+                         #           (xi[..., -1] = e^(b_{L-1}): across the whole chunk)
     zeta: np.ndarray     # (B, h, L) e^(b_{L-1} - b_j): decay of token j by the chunk's end
-    decay_L: np.ndarray  # (B, h) e^(b_{L-1}): decay of the state across the whole chunk
     kappa: np.ndarray    # (B, h, L) row factors 1 / sqrt(s_n) (ones without normalisation)
     s: np.ndarray        # (B, h, L) float64 global count s_n of each row
 
@@ -158,8 +146,8 @@ def segment_decay(log_decay: np.ndarray) -> np.ndarray:
     -------
     ndarray, float64, shape (..., T, T)
     """
-    g = check.segment_decay(log_decay)
-    b = np.cumsum(g, axis=-1)                                        # b_n          (GR.1)
+    log_decay = check.segment_decay(log_decay)
+    b = np.cumsum(log_decay, axis=-1, dtype=np.float64)              # b_n          (GR.1)
     diff = b[..., :, None] - b[..., None, :]                         # b_n - b_m
     return np.tril(np.exp(np.minimum(diff, 0.0)))                    # n >= m only
 
@@ -168,7 +156,7 @@ def gated_chunk_decays(log_decay: np.ndarray, s_prev: np.ndarray, normalize: boo
                        dtype=None) -> GatedChunkDecays:
     """The gate factors of one chunk of ``L`` tokens after a state with count ``s_prev``.
 
-    Implements eq. (GR.4), retention's (R.4) factors with ``gamma^(j+1) -> e^(b_j)`` and
+    Implements eq. (GR.4), retention's (R.8) factors with ``gamma^(j+1) -> e^(b_j)`` and
     ``gamma^(L-1-j) -> e^(b_{L-1} - b_j)``, where ``b`` is the cumulative sum of the chunk's own
     log-gates. The row factors use the **global** count
     ``s_n = e^(b_j) s_prev + sum_{i<=j} Gamma^g[j, i]`` of row ``n = start + j``.
@@ -182,35 +170,37 @@ def gated_chunk_decays(log_decay: np.ndarray, s_prev: np.ndarray, normalize: boo
     normalize : bool, optional
         Without normalisation ``kappa`` is all ones.
     dtype : numpy dtype, optional
-        Dtype of ``Gamma``, ``xi``, ``zeta``, ``decay_L`` and ``kappa`` (default: that of
-        ``log_decay``); they are computed in float64 and rounded once. ``s`` stays float64.
+        Dtype of ``Gamma``, ``xi``, ``zeta`` and ``kappa`` (default: that of ``log_decay``);
+        they are computed in float64 and rounded once. ``s`` stays float64.
 
     Returns
     -------
     GatedChunkDecays
     """
-    g, s_prev, given = check.gated_chunk_decays(log_decay, s_prev, normalize)
-    dtype = given if dtype is None else dtype
-    b = np.cumsum(g, axis=-1)                                        # local b_j    (GR.4)
-    Gamma = segment_decay(g)                                         # (B, h, L, L)
+    log_decay, s_prev = check.gated_chunk_decays(log_decay, s_prev, normalize)
+    dtype = log_decay.dtype if dtype is None else dtype
+    b = np.cumsum(log_decay, axis=-1, dtype=np.float64)             # local b_j    (GR.4)
+    Gamma = segment_decay(log_decay)                                 # (B, h, L, L)
     xi = np.exp(b)                                                   # e^(b_j)
     zeta = np.exp(np.minimum(b[..., -1:] - b, 0.0))                  # e^(b_{L-1} - b_j)
     s = xi * s_prev[..., None] + Gamma.sum(axis=-1)                  # global s_n
     kappa = 1.0 / np.sqrt(s) if normalize else np.ones_like(s)
-    return GatedChunkDecays(*(f.astype(dtype) for f in (Gamma, xi, zeta, xi[..., -1], kappa)),
-                            s)
+    return GatedChunkDecays(Gamma=Gamma.astype(dtype), xi=xi.astype(dtype),
+                            zeta=zeta.astype(dtype), kappa=kappa.astype(dtype), s=s)
 
 
 # --- parallel form -------------------------------------------------------------------------------
 
 def gated_retention_parallel(q: np.ndarray, k: np.ndarray, v: np.ndarray, log_decay: np.ndarray,
-                             normalize: bool = True):
+                             state: GatedState | None = None, normalize: bool = True):
     """Gated retention in parallel form: every output at once.
 
     With ``normalize=False``: ``O = (Q K^T * Gamma^g) V``, retention's (R.2) with the segment decay
     (GR.1) as the mask. With ``normalize=True`` (default) eq. (GR.3): queries scaled by
     ``1/sqrt(d)``, row ``n`` of ``Gamma^g`` divided by ``sqrt(s_n)`` with
     ``s_n = sum_m Gamma^g[n, m]``, each output row divided by ``c_n = max(|r_n|, 1)``.
+    Continuing from a ``state`` adds its share ``xi_n kappa_n q'_n S_prev`` (GR.5): the call is
+    then one chunk of the chunkwise form.
 
     Cost: O(T^2 (d + dv)) time and O(T^2) memory per head.
 
@@ -220,57 +210,87 @@ def gated_retention_parallel(q: np.ndarray, k: np.ndarray, v: np.ndarray, log_de
     v : ndarray, shape (B, h, T, dv)
     log_decay : ndarray, shape (B, h, T)
         Log-gates ``g_t <= 0`` (``alpha_t = exp(g_t)``).
+    state : GatedState, optional
+        State after earlier tokens; ``None`` starts a new sequence.
     normalize : bool, optional
 
     Returns
     -------
     out : ndarray, shape (B, h, T, dv)
+    state : GatedState
+        State after the last token.
     cache : GatedParallelCache
     """
-    q, k, v, g = check.gated_retention_parallel(q, k, v, log_decay, normalize)
-    scale = float(1.0 / np.sqrt(q.shape[-1])) if normalize else 1.0
+    q, k, v, log_decay, state = check.gated_retention_parallel(q, k, v, log_decay, state,
+                                                               normalize)
+    B, h, _, d = q.shape
+    if state is None:
+        state = GatedState.zeros(B, h, d, v.shape[-1], q.dtype)      # a new sequence
+    scale = float(1.0 / np.sqrt(d)) if normalize else 1.0
     q = q * scale                                                    # q' = q / sqrt(d)  (R.5)
-    Dg = segment_decay(g)                                            # (B, h, T, T)      (GR.1)
-    s = Dg.sum(axis=-1)                                              # s_n
-    if normalize:
-        Dg = Dg / np.sqrt(s)[..., None]                              # kappa_n Gamma^g[n, m]
-    Dg = Dg.astype(q.dtype)
-    R = (q @ np.swapaxes(k, -1, -2)) * Dg                            # (GR.3)
+    f = gated_chunk_decays(log_decay, state.s, normalize, q.dtype)   # Gamma^g, kappa    (GR.4)
+    R = (q @ np.swapaxes(k, -1, -2)) * (f.Gamma * f.kappa[..., None])    # (GR.3)
+    Omega = R @ v
     r = R.sum(axis=-1)
+    carried = (f.kappa * f.xi)[..., None]                            # kappa_n e^(b_n)   (GR.5)
+    Omega = Omega + carried * (q @ state.S)                          # the carried state's share
+    r = r + carried[..., 0] * np.einsum("bhnd,bhd->bhn", q, state.z)
     c = np.maximum(np.abs(r), 1.0) if normalize else np.ones_like(r)
-    out = (R @ v) / c[..., None]
-    return out, GatedParallelCache(q, k, v, g, Dg, R, r, c, s, out, scale, bool(normalize))
+    out = Omega / c[..., None]
+    final = gated_retention_final_state(k, v, log_decay, state)
+    return out, final, GatedParallelCache(
+        q=q, k=k, v=v, log_decay=log_decay, Gamma=f.Gamma, kappa=f.kappa, xi=f.xi, zeta=f.zeta,
+        s=f.s, state=state, R=R, r=r, c=c, out=out, final=final, scale=scale,
+        normalize=bool(normalize))
 
 
-def gated_retention_parallel_backward(dout: np.ndarray, cache: GatedParallelCache):
+def gated_retention_parallel_backward(dout: np.ndarray, cache: GatedParallelCache,
+                                      dstate: GatedStateGrad | None = None):
     """Backward of [`gated_retention_parallel`][minirnn.gated.gated_retention_parallel].
 
-    Eq. (GR.6): retention's parallel backward (R.10) with ``Gamma^g`` as the mask, then the decay
-    gradient (GR.7) from ``dq`` and ``dk``.
+    Eq. (GR.6): retention's parallel backward (R.10) with ``Gamma^g`` as the mask and the
+    carried state's share as in (R.12), then the decay gradient (GR.7) from ``dq`` and ``dk``.
 
     Parameters
     ----------
     dout : ndarray, shape (B, h, T, dv)
     cache : GatedParallelCache
+    dstate : GatedStateGrad, optional
+        Gradient with respect to the returned state (when a later call used it).
 
     Returns
     -------
     dq, dk : ndarray, shape (B, h, T, d)
     dv : ndarray, shape (B, h, T, dv)
     dlog_decay : ndarray, shape (B, h, T)
+    dstate_prev : GatedStateGrad
+        Gradient with respect to the incoming state.
     """
-    dout = check.gated_retention_parallel_backward(dout, cache)
-    if cache.normalize:
-        dOmega, dr = score_normaliser_backward(dout, cache.out, cache.r, cache.c)   # (R.9)
+    dout, dstate = check.gated_retention_parallel_backward(dout, cache, dstate)
+    c = cache
+    if c.normalize:
+        dOmega, dr = score_normaliser_backward(dout, c.out, c.r, c.c)    # (R.9)
     else:
-        dOmega, dr = dout, np.zeros_like(cache.r)
-    dv = np.swapaxes(cache.R, -1, -2) @ dOmega
-    dA = (dOmega @ np.swapaxes(cache.v, -1, -2) + dr[..., None]) * cache.decay   # of Q' K^T
-    dq = dA @ cache.k                                                # gradient of q' = q scale
-    dk = np.swapaxes(dA, -1, -2) @ cache.q
-    dlog_decay, _ = gated_decay_gradient(cache.q, dq, cache.k, dk, cache.log_decay, cache.s,
-                                         normalize=cache.normalize)  # (GR.7)
-    return dq * cache.scale, dk, dv, dlog_decay
+        dOmega, dr = dout, np.zeros_like(c.r)
+    dv = np.swapaxes(c.R, -1, -2) @ dOmega
+    dA = (dOmega @ np.swapaxes(c.v, -1, -2) + dr[..., None]) * (c.Gamma * c.kappa[..., None])
+    dq = dA @ c.k                                                    # gradient of q'
+    dk = np.swapaxes(dA, -1, -2) @ c.q
+    dOmega_x = (c.kappa * c.xi)[..., None] * dOmega                  # the carried state's share
+    dr_x = c.kappa * c.xi * dr
+    dq = dq + dOmega_x @ np.swapaxes(c.state.S, -1, -2) + dr_x[..., None] * c.state.z[:, :, None]
+    dS_prev = np.swapaxes(c.q, -1, -2) @ dOmega_x
+    dz_prev = np.einsum("bhnd,bhn->bhd", c.q, dr_x)
+    if dstate is not None:                                           # the returned state
+        dk = dk + c.zeta[..., None] * (c.v @ np.swapaxes(dstate.S, -1, -2)
+                                       + dstate.z[:, :, None])
+        dv = dv + c.zeta[..., None] * (c.k @ dstate.S)
+        xi_L = c.xi[..., -1]                                         # e^(b_{T-1})
+        dS_prev = dS_prev + xi_L[..., None, None] * dstate.S
+        dz_prev = dz_prev + xi_L[..., None] * dstate.z
+    dlog_decay, ds_prev = gated_decay_gradient(c.q, dq, c.k, dk, c.log_decay, c.s, c.final,
+                                               dstate, c.normalize)   # (GR.7)
+    return dq * c.scale, dk, dv, dlog_decay, GatedStateGrad(S=dS_prev, z=dz_prev, s=ds_prev)
 
 
 # --- recurrent form ------------------------------------------------------------------------------
@@ -289,7 +309,7 @@ def gated_retention_recurrent(q: np.ndarray, k: np.ndarray, v: np.ndarray, log_d
     v : ndarray, shape (B, h, T, dv)
     log_decay : ndarray, shape (B, h, T)
     state : GatedState, optional
-        State after earlier tokens; zeros when omitted.
+        State after earlier tokens; ``None`` starts a new sequence.
     normalize : bool, optional
 
     Returns
@@ -298,13 +318,16 @@ def gated_retention_recurrent(q: np.ndarray, k: np.ndarray, v: np.ndarray, log_d
     state : GatedState
     cache : GatedRecurrentCache
     """
-    q, k, v, g, state = check.gated_retention_recurrent(q, k, v, log_decay, state, normalize)
-    scale = float(1.0 / np.sqrt(q.shape[-1])) if normalize else 1.0
-    q = q * scale                                                    # q' = q / sqrt(d)  (R.5)
+    q, k, v, log_decay, state = check.gated_retention_recurrent(q, k, v, log_decay, state,
+                                                                normalize)
     B, h, T, d = q.shape
+    if state is None:
+        state = GatedState.zeros(B, h, d, v.shape[-1], q.dtype)      # a new sequence
+    scale = float(1.0 / np.sqrt(d)) if normalize else 1.0
+    q = q * scale                                                    # q' = q / sqrt(d)  (R.5)
     S, z, s = state.S, state.z, state.s
-    alpha = np.exp(g)                                                # (B, h, T) float64
-    decay = alpha.astype(q.dtype)                                    # alpha in the dtype of S
+    alpha = np.exp(log_decay.astype(np.float64))                     # (B, h, T) float64
+    alpha_S = alpha.astype(q.dtype)                                  # alpha in the dtype of S
     S_all = np.empty((B, h, T, d, v.shape[-1]), dtype=q.dtype)
     z_all = np.empty((B, h, T, d), dtype=q.dtype)
     s_all = np.empty((B, h, T))
@@ -313,8 +336,8 @@ def gated_retention_recurrent(q: np.ndarray, k: np.ndarray, v: np.ndarray, log_d
     Omega = np.empty((B, h, T, v.shape[-1]), dtype=q.dtype)
     # --- exercise: gated_retention_recurrent ---
     for n in range(T):                                               # the recurrence (GR.2)
-        S = decay[:, :, n, None, None] * S + k[:, :, n, :, None] * v[:, :, n, None, :]
-        z = decay[:, :, n, None] * z + k[:, :, n]
+        S = alpha_S[:, :, n, None, None] * S + k[:, :, n, :, None] * v[:, :, n, None, :]
+        z = alpha_S[:, :, n, None] * z + k[:, :, n]
         s = alpha[:, :, n] * s + 1.0
         if normalize:
             kappa[:, :, n] = 1.0 / np.sqrt(s)
@@ -325,9 +348,10 @@ def gated_retention_recurrent(q: np.ndarray, k: np.ndarray, v: np.ndarray, log_d
     # --- end ---
     c = np.maximum(np.abs(r), 1.0) if normalize else np.ones_like(r)
     out = Omega / c[..., None]
-    final = GatedState(S, z, s, state.position + T)
-    return out, final, GatedRecurrentCache(q, k, v, g, S_all, z_all, s_all, kappa, r, c, out,
-                                           scale, bool(normalize), final)
+    final = GatedState(S=S, z=z, s=s, position=state.position + T)
+    return out, final, GatedRecurrentCache(
+        q=q, k=k, v=v, log_decay=log_decay, S=S_all, z=z_all, s=s_all, kappa=kappa, r=r, c=c,
+        out=out, final=final, scale=scale, normalize=bool(normalize))
 
 
 def gated_retention_recurrent_backward(dout: np.ndarray, cache: GatedRecurrentCache,
@@ -343,14 +367,14 @@ def gated_retention_recurrent_backward(dout: np.ndarray, cache: GatedRecurrentCa
     dout : ndarray, shape (B, h, T, dv)
     cache : GatedRecurrentCache
     dstate : GatedStateGrad, optional
-        Gradient with respect to the returned state.
+        Gradient with respect to the returned state (when a later call used it).
 
     Returns
     -------
     dq, dk : ndarray, shape (B, h, T, d)
     dv : ndarray, shape (B, h, T, dv)
     dlog_decay : ndarray, shape (B, h, T)
-    dstate_in : GatedStateGrad
+    dstate_prev : GatedStateGrad
         Gradient with respect to the incoming state.
     """
     dout, dstate = check.gated_retention_recurrent_backward(dout, cache, dstate)
@@ -359,8 +383,9 @@ def gated_retention_recurrent_backward(dout: np.ndarray, cache: GatedRecurrentCa
     else:
         dOmega, dr = dout, np.zeros_like(cache.r)
     q, k, v, kappa = cache.q, cache.k, cache.v, cache.kappa
-    decay = np.exp(cache.log_decay).astype(q.dtype)                  # alpha_n
-    dS, dz = dstate.S, dstate.z                                      # reaching S_T and z_T
+    alpha_S = np.exp(cache.log_decay.astype(np.float64)).astype(q.dtype)   # alpha_n
+    dS, dz = (dstate.S, dstate.z) if dstate is not None else \
+        (np.zeros_like(cache.final.S), np.zeros_like(cache.final.z))     # reaching S_T, z_T
     dq, dk, dv = np.empty_like(q), np.empty_like(k), np.empty_like(v)
     for n in reversed(range(q.shape[2])):
         dOmega_n = kappa[:, :, n, None] * dOmega[:, :, n]            # (B, h, dv)
@@ -372,11 +397,11 @@ def gated_retention_recurrent_backward(dout: np.ndarray, cache: GatedRecurrentCa
             + dr_n[..., None] * cache.z[:, :, n]
         dk[:, :, n] = np.einsum("bhde,bhe->bhd", dS, v[:, :, n]) + dz
         dv[:, :, n] = np.einsum("bhd,bhde->bhe", k[:, :, n], dS)
-        dS = decay[:, :, n, None, None] * dS                         # on to S_{n-1}
-        dz = decay[:, :, n, None] * dz
-    dlog_decay, ds = gated_decay_gradient(q, dq, k, dk, cache.log_decay, cache.s, cache.final,
-                                          dstate, cache.normalize)   # (GR.7)
-    return dq * cache.scale, dk, dv, dlog_decay, GatedStateGrad(dS, dz, ds)
+        dS = alpha_S[:, :, n, None, None] * dS                       # on to S_{n-1}
+        dz = alpha_S[:, :, n, None] * dz
+    dlog_decay, ds_prev = gated_decay_gradient(q, dq, k, dk, cache.log_decay, cache.s,
+                                               cache.final, dstate, cache.normalize)   # (GR.7)
+    return dq * cache.scale, dk, dv, dlog_decay, GatedStateGrad(S=dS, z=dz, s=ds_prev)
 
 
 # --- chunkwise form ------------------------------------------------------------------------------
@@ -396,21 +421,24 @@ def gated_retention_final_state(k: np.ndarray, v: np.ndarray, log_decay: np.ndar
     v : ndarray, shape (B, h, L, dv)
     log_decay : ndarray, shape (B, h, L)
     state : GatedState, optional
-        State before the sequence (zeros when omitted).
+        State before the sequence; ``None`` starts a new one.
 
     Returns
     -------
     GatedState
     """
-    k, v, g, state = check.gated_retention_final_state(k, v, log_decay, state)
-    b = np.cumsum(g, axis=-1)                                        # (GR.1)
+    k, v, log_decay, state = check.gated_retention_final_state(k, v, log_decay, state)
+    B, h, L, d = k.shape
+    if state is None:
+        state = GatedState.zeros(B, h, d, v.shape[-1], k.dtype)      # a new sequence
+    b = np.cumsum(log_decay, axis=-1, dtype=np.float64)              # (GR.1)
     zeta = np.exp(np.minimum(b[..., -1:] - b, 0.0))                  # e^(b_{L-1} - b_m)
-    decay_L = np.exp(b[..., -1])                                     # e^(b_{L-1}), (B, h)
+    xi_L = np.exp(b[..., -1])                                        # e^(b_{L-1}), (B, h)
     kz = k * zeta[..., None].astype(k.dtype)
-    S = decay_L[..., None, None].astype(k.dtype) * state.S + np.swapaxes(kz, -1, -2) @ v
-    z = decay_L[..., None].astype(k.dtype) * state.z + kz.sum(axis=2)
-    s = decay_L * state.s + zeta.sum(axis=-1)                        # (GR.5)
-    return GatedState(S, z, s, state.position + k.shape[2])
+    S = xi_L[..., None, None].astype(k.dtype) * state.S + np.swapaxes(kz, -1, -2) @ v
+    z = xi_L[..., None].astype(k.dtype) * state.z + kz.sum(axis=2)
+    s = xi_L * state.s + zeta.sum(axis=-1)                           # (GR.5)
+    return GatedState(S=S, z=z, s=s, position=state.position + L)
 
 
 def gated_retention_chunkwise(q: np.ndarray, k: np.ndarray, v: np.ndarray, log_decay: np.ndarray,
@@ -418,11 +446,12 @@ def gated_retention_chunkwise(q: np.ndarray, k: np.ndarray, v: np.ndarray, log_d
                               normalize: bool = True):
     """Gated retention in chunkwise form: parallel inside each chunk, recurrent across chunks.
 
-    Implements eq. (GR.5), in SSD's four steps: (1) the quadratic form inside each chunk, (2)
-    each chunk's contribution to the state, (3) the scan that carries the state from chunk to
-    chunk, decayed by ``e^(b_{L-1})``, (4) the state's contribution to the chunk's outputs,
-    ``xi * Q S_prev``. Every row uses its global count ``s_n``, so the result equals the other
-    forms exactly. Any ``chunk_size``: the last chunk is simply shorter.
+    Implements eq. (GR.5), in SSD's four steps: each chunk is the parallel form (GR.3)
+    continuing the carried state, which computes (1) the quadratic form inside the chunk, (4)
+    the state's contribution to the chunk's outputs, ``xi * Q S_prev``, and (2) the chunk's
+    contribution to the state; (3) the loop below carries the state from chunk to chunk,
+    decayed by ``e^(b_{L-1})``. Every row uses its global count ``s_n``, so the result equals
+    the other forms exactly. Any ``chunk_size``: the last chunk is simply shorter.
 
     Cost: O(T C (d + dv) + T d dv) time for chunk size C.
 
@@ -434,6 +463,7 @@ def gated_retention_chunkwise(q: np.ndarray, k: np.ndarray, v: np.ndarray, log_d
     chunk_size : int
         Tokens per chunk, at least 1.
     state : GatedState, optional
+        State after earlier tokens; ``None`` starts a new sequence.
     normalize : bool, optional
 
     Returns
@@ -442,32 +472,18 @@ def gated_retention_chunkwise(q: np.ndarray, k: np.ndarray, v: np.ndarray, log_d
     state : GatedState
     cache : GatedChunkwiseCache
     """
-    q, k, v, g, state = check.gated_retention_chunkwise(q, k, v, log_decay, chunk_size, state,
-                                                        normalize)
-    scale = float(1.0 / np.sqrt(q.shape[-1])) if normalize else 1.0
-    q = q * scale                                                    # q' = q / sqrt(d)  (R.5)
-    T = q.shape[2]
-    Omega = np.empty(q.shape[:3] + v.shape[-1:], dtype=q.dtype)      # (B, h, T, dv)
-    r = np.empty(q.shape[:3], dtype=q.dtype)
-    s_all = np.empty(q.shape[:3])
-    bounds, states = [], []
-    for start in range(0, T, chunk_size):                            # step 3: the scan
-        stop = min(start + chunk_size, T)
+    q, k, v, log_decay, state = check.gated_retention_chunkwise(q, k, v, log_decay, chunk_size,
+                                                                state, normalize)
+    outs, bounds, chunks = [], [], []
+    for start in range(0, q.shape[2], chunk_size):                   # step 3: the scan
+        stop = min(start + chunk_size, q.shape[2])
+        out, state, chunk = gated_retention_parallel(
+            q[:, :, start:stop], k[:, :, start:stop], v[:, :, start:stop],
+            log_decay[:, :, start:stop], state, normalize)            # steps 1, 2 and 4
+        outs.append(out)
         bounds.append((start, stop))
-        states.append(state)
-        qc, kc, vc, gc = (x[:, :, start:stop] for x in (q, k, v, g))
-        f = gated_chunk_decays(gc, state.s, normalize, q.dtype)     # (GR.4)
-        inner = (qc @ np.swapaxes(kc, -1, -2)) * f.Gamma             # step 1: inside
-        cross = f.xi[..., None] * (qc @ state.S)                     # step 4: from the state
-        Omega[:, :, start:stop] = f.kappa[..., None] * (inner @ vc + cross)
-        r[:, :, start:stop] = f.kappa * (inner.sum(axis=-1)
-                                         + f.xi * np.einsum("bhjd,bhd->bhj", qc, state.z))
-        s_all[:, :, start:stop] = f.s
-        state = gated_retention_final_state(kc, vc, gc, state)       # step 2, carried on
-    c = np.maximum(np.abs(r), 1.0) if normalize else np.ones_like(r)
-    out = Omega / c[..., None]
-    return out, state, GatedChunkwiseCache(q, k, v, g, bounds, states, s_all, r, c, out, scale,
-                                           bool(normalize), state)
+        chunks.append(chunk)
+    return np.concatenate(outs, axis=2), state, GatedChunkwiseCache(bounds=bounds, chunks=chunks)
 
 
 def gated_retention_chunkwise_backward(dout: np.ndarray, cache: GatedChunkwiseCache,
@@ -475,50 +491,41 @@ def gated_retention_chunkwise_backward(dout: np.ndarray, cache: GatedChunkwiseCa
     """Backward of [`gated_retention_chunkwise`][minirnn.gated.gated_retention_chunkwise], chunk
     by chunk in reverse.
 
-    Eq. (GR.6): retention's (R.12) with the chunk factors of (GR.4); the gradients ``G`` and
-    ``g_z`` of the carried state decay by ``e^(b_{L-1})`` from chunk to chunk. Then the decay
-    gradient (GR.7).
+    Eq. (GR.6): the parallel backward of each chunk, last chunk first, each handing the gradient
+    of the state it received (including its count) to the chunk before.
 
     Parameters
     ----------
     dout : ndarray, shape (B, h, T, dv)
     cache : GatedChunkwiseCache
     dstate : GatedStateGrad, optional
+        Gradient with respect to the returned state.
 
     Returns
     -------
     dq, dk : ndarray, shape (B, h, T, d)
     dv : ndarray, shape (B, h, T, dv)
     dlog_decay : ndarray, shape (B, h, T)
-    dstate_in : GatedStateGrad
+    dstate_prev : GatedStateGrad
     """
     dout, dstate = check.gated_retention_chunkwise_backward(dout, cache, dstate)
-    if cache.normalize:
-        dOmega, dr = score_normaliser_backward(dout, cache.out, cache.r, cache.c)   # (R.9)
-    else:
-        dOmega, dr = dout, np.zeros_like(cache.r)
-    q, k, v = cache.q, cache.k, cache.v
-    dq, dk, dv = np.empty_like(q), np.empty_like(k), np.empty_like(v)
-    G, g_z = dstate.S, dstate.z                          # gradient reaching the carried state
-    for (start, stop), state in reversed(list(zip(cache.bounds, cache.states))):
-        qc, kc, vc = q[:, :, start:stop], k[:, :, start:stop], v[:, :, start:stop]
-        f = gated_chunk_decays(cache.log_decay[:, :, start:stop], state.s, cache.normalize,
-                               q.dtype)
-        inner = (qc @ np.swapaxes(kc, -1, -2)) * f.Gamma
-        dOmega_k = f.kappa[..., None] * dOmega[:, :, start:stop]     # through the row factors
-        dr_k = f.kappa * dr[:, :, start:stop]
-        dA = (dOmega_k @ np.swapaxes(vc, -1, -2) + dr_k[..., None]) * f.Gamma   # of Q' K^T
-        xdOmega, xdr = f.xi[..., None] * dOmega_k, f.xi * dr_k       # the cross term's share
-        dq[:, :, start:stop] = dA @ kc + xdOmega @ np.swapaxes(state.S, -1, -2) \
-            + xdr[..., None] * state.z[:, :, None, :]
-        dk[:, :, start:stop] = np.swapaxes(dA, -1, -2) @ qc \
-            + f.zeta[..., None] * (vc @ np.swapaxes(G, -1, -2) + g_z[:, :, None, :])
-        dv[:, :, start:stop] = np.swapaxes(inner, -1, -2) @ dOmega_k + f.zeta[..., None] * (kc @ G)
-        G = f.decay_L[..., None, None] * G + np.swapaxes(qc, -1, -2) @ xdOmega   # on to the
-        g_z = f.decay_L[..., None] * g_z + np.einsum("bhjd,bhj->bhd", qc, xdr)   # chunk before
-    dlog_decay, ds = gated_decay_gradient(q, dq, k, dk, cache.log_decay, cache.s, cache.final,
-                                          dstate, cache.normalize)   # (GR.7)
-    return dq * cache.scale, dk, dv, dlog_decay, GatedStateGrad(G, g_z, ds)
+    parts = []
+    for (start, stop), chunk in reversed(list(zip(cache.bounds, cache.chunks))):
+        *grads, dstate = gated_retention_parallel_backward(dout[:, :, start:stop], chunk, dstate)
+        parts.append(grads)
+    dq, dk, dv, dlog_decay = (np.concatenate(g[::-1], axis=2) for g in zip(*parts))
+    return dq, dk, dv, dlog_decay, dstate
+
+
+def gated_retention_forms(chunk_size: int | None = None) -> dict:
+    """The three forms as a table ``{name: (forward, backward)}``, as
+    [`retention_forms`][minirnn.retention.retention_forms]: every
+    ``forward(q, k, v, log_decay, state=...)`` returns ``(out, state, cache)``, every
+    ``backward(dout, cache, dstate)`` returns ``(dq, dk, dv, dlog_decay, dstate_prev)``."""
+    return {"parallel": (gated_retention_parallel, gated_retention_parallel_backward),
+            "recurrent": (gated_retention_recurrent, gated_retention_recurrent_backward),
+            "chunkwise": (partial(gated_retention_chunkwise, chunk_size=chunk_size),
+                          gated_retention_chunkwise_backward)}
 
 
 # --- the decay gradient, the same for every form -----------------------------------------------
@@ -547,9 +554,9 @@ def gated_decay_gradient(q: np.ndarray, dq: np.ndarray, k: np.ndarray, dk: np.nd
     s : ndarray, shape (B, h, T)
         The global count ``s_n`` of every row (including the carried count).
     final : GatedState, optional
-        The returned state, when the call returned one.
+        The returned state.
     dfinal : GatedStateGrad, optional
-        Its gradient.
+        Its gradient, when a later call used it (``None``: it adds nothing).
     normalize : bool, optional
         Whether the forward divided by ``sqrt(s_n)``.
 
@@ -559,21 +566,23 @@ def gated_decay_gradient(q: np.ndarray, dq: np.ndarray, k: np.ndarray, dk: np.nd
     ds_prev : ndarray, shape (B, h)
         Gradient with respect to the incoming count ``state.s`` (in the dtype of ``q``).
     """
-    q, dq, k, dk, g, s, final, dfinal = check.gated_decay_gradient(
+    q, dq, k, dk, log_decay, s, final, dfinal = check.gated_decay_gradient(
         q, dq, k, dk, log_decay, s, final, dfinal, normalize)
     # --- exercise: gated_decay_gradient ---
     qdq = np.sum(q * dq, axis=-1, dtype=np.float64)                  # row n of dR * R
     db = qdq - np.sum(k * dk, axis=-1, dtype=np.float64)             # minus column n  (GR.7)
-    db[..., -1] += (np.sum(dfinal.S * final.S, axis=(-2, -1))       # the returned state:
-                    + np.sum(dfinal.z * final.z, axis=-1))          # one more row
     ds = -qdq / (2.0 * s) if normalize else np.zeros_like(s)         # kappa_n = s_n^(-1/2)
-    ds[..., -1] += dfinal.s
+    if dfinal is not None:                                           # the returned state:
+        db[..., -1] += (np.sum(dfinal.S * final.S, axis=(-2, -1))   # one more row
+                        + np.sum(dfinal.z * final.z, axis=-1))
+        ds[..., -1] += dfinal.s
+    alpha = np.exp(log_decay.astype(np.float64))
     rho = np.zeros_like(s)                                           # sum_{j>n} ds_j Gamma^g[j, n]
     for n in reversed(range(s.shape[-1] - 1)):
-        rho[..., n] = np.exp(g[..., n + 1]) * (ds[..., n + 1] + rho[..., n + 1])
+        rho[..., n] = alpha[..., n + 1] * (ds[..., n + 1] + rho[..., n + 1])
     db += ds * (s - 1.0) - rho                                       # the count's share
     dlog_decay = np.cumsum(db[..., ::-1], axis=-1)[..., ::-1]        # g_t moves b_n, n >= t
-    ds_prev = np.exp(g[..., 0]) * (ds[..., 0] + rho[..., 0])
+    ds_prev = alpha[..., 0] * (ds[..., 0] + rho[..., 0])
     # --- end ---
     return dlog_decay.astype(q.dtype), ds_prev.astype(q.dtype)
 
@@ -619,16 +628,21 @@ def retention_decay_gradient(q: np.ndarray, dq: np.ndarray, k: np.ndarray, dk: n
     ds_prev : ndarray, float64, shape (h,)
         Gradient with respect to ``state.s``.
     """
-    q, dq, k, dk, gamma, s_prev, final, dfinal = check.retention_decay_gradient(
+    q, dq, k, dk, gamma, state, final, dfinal = check.retention_decay_gradient(
         q, dq, k, dk, gamma, state, final, dfinal, normalize)
     B, h, T, _ = q.shape
-    g = np.broadcast_to(np.log(gamma)[None, :, None], (B, h, T))    # g_t = ln(gamma)   (GR.8)
+    s_prev = np.zeros(h) if state is None else state.s               # the incoming count
+    log_gamma = np.broadcast_to(np.log(gamma)[None, :, None], (B, h, T))   # g_t = ln gamma (GR.8)
     powers = gamma[:, None] ** np.arange(T + 1)                      # gamma^0 .. gamma^T
     s = powers[:, 1:] * s_prev[:, None] + np.cumsum(powers[:, :T], axis=1)   # s_n, (h, T)
-    shared = GatedStateGrad(dfinal.S, dfinal.z, np.broadcast_to(dfinal.s / B, (B, h)))
-    dg, ds_prev = gated_decay_gradient(
-        q, dq, k, dk, g, np.broadcast_to(s, (B, h, T)),
-        GatedState(final.S, final.z, np.broadcast_to(final.s, (B, h)), final.position), shared,
-        normalize)                                                   # (GR.7)
+    gated_final = gated_dfinal = None
+    if dfinal is not None:                                           # the count is shared by
+        ds_final = np.zeros(h) if dfinal.s is None else dfinal.s     # the B sequences
+        gated_final = GatedState(S=final.S, z=final.z, s=np.broadcast_to(final.s, (B, h)),
+                                 position=final.position)
+        gated_dfinal = GatedStateGrad(S=dfinal.S, z=dfinal.z,
+                                      s=np.broadcast_to(ds_final / B, (B, h)))
+    dg, ds_prev = gated_decay_gradient(q, dq, k, dk, log_gamma, np.broadcast_to(s, (B, h, T)),
+                                       gated_final, gated_dfinal, normalize)    # (GR.7)
     dlog_gamma = dg.sum(axis=(0, 2), dtype=np.float64)               # every token's gate
     return dlog_gamma / gamma, ds_prev.sum(axis=0, dtype=np.float64)

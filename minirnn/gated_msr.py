@@ -11,9 +11,12 @@ every token chooses how much of each head's state to keep. Equations (numbered a
     out = (swish(X Wg) * GroupNorm(heads)) Wo                                     (M.3)-(M.5)
     backward of the gate: du = dg (1 - sigmoid(u)) / tau                                 (GR.10)
 
-``log sigmoid(u) = -softplus(-u)``, so this is Mamba-2's gate ``-softplus(.) * A`` with ``A``
-fixed at ``1/tau`` (fla's GLA uses ``tau = 16``). ``ba`` starts where every head's gate equals
-the paper's fixed decay (M.1), so an untrained layer behaves like RetNet's MSR.
+``log sigmoid(u) = -softplus(-u)``, so the gate has the shape of Mamba-2's log-gate
+``Delta A = -softplus(.) |A|`` with ``A = -1/tau`` fixed (Mamba-2 learns ``A`` per head and also
+scales what is written by ``Delta``; fla's GLA uses ``tau = 16`` with a gate per key channel).
+``Wa`` starts at zero and ``ba`` where every head's gate equals the paper's fixed decay (M.1),
+so an untrained layer *is* RetNet's MSR (same outputs); ``Wa`` still learns, since its gradient
+``X^T dU`` is not zero.
 
 Shapes: ``x`` (B, T, D); per head key width ``d = D / h`` (even) and value width ``dv``.
 Parameters: those of MSR (``Wq``, ``Wk``, ``Wv``, ``Wg``, ``Wo``, ``gn_w``, ``gn_b``) and the gate
@@ -26,17 +29,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import _checks as check
-from .gated import (
-    GatedState,
-    gated_retention_chunkwise,
-    gated_retention_chunkwise_backward,
-    gated_retention_final_state,
-    gated_retention_parallel,
-    gated_retention_parallel_backward,
-    gated_retention_recurrent,
-    gated_retention_recurrent_backward,
-)
+from ._checks import gated_msr as check
+from .gated import gated_retention_forms, gated_retention_recurrent
 from .msr import (
     MSROutputCache,
     init_msr_params,
@@ -46,6 +40,7 @@ from .msr import (
     msr_project,
     msr_project_backward,
 )
+from .states import GatedState, GatedStateGrad
 
 __all__ = [
     "GatedMSRCache",
@@ -68,7 +63,9 @@ class GatedMSRCache(NamedTuple):
     core: tuple            # cache of the gated retention core of that form
     output: MSROutputCache
     u: np.ndarray          # (B, T, h) gate pre-activations
+    log_decay: np.ndarray  # (B, h, T) the log-gates (GR.9)
     tau: float
+    final: GatedState      # the returned state
 
 
 def init_gated_msr_params(D: int, n_heads: int, dv: int, seed: int = 0, dtype=np.float64,
@@ -76,9 +73,10 @@ def init_gated_msr_params(D: int, n_heads: int, dv: int, seed: int = 0, dtype=np
     """Initial parameters of a multi-scale gated retention layer.
 
     Those of [`init_msr_params`][minirnn.msr.init_msr_params], plus the gate: ``Wa`` (D, h)
-    normal with standard deviation ``0.1 / sqrt(D)`` (small, so the gates start close to
-    their biases) and ``ba`` (h,) chosen so that ``sigmoid(ba)^(1/tau) = 1 - 2^(-5-i)``, the
-    paper's decay of head ``i`` (M.1).
+    zero, so that every gate starts at its bias, and ``ba`` (h,) chosen so that
+    ``sigmoid(ba)^(1/tau) = 1 - 2^(-5-i)``, the paper's decay of head ``i`` (M.1): the untrained
+    layer equals [`msr_forward`][minirnn.msr.msr_forward] with the same parameters. ``Wa``
+    learns all the same (its gradient ``X^T dU`` is not zero).
 
     Parameters
     ----------
@@ -97,9 +95,8 @@ def init_gated_msr_params(D: int, n_heads: int, dv: int, seed: int = 0, dtype=np
     """
     D, dv, tau = check.init_gated_msr_params(D, n_heads, dv, tau)
     params = init_msr_params(D, n_heads, dv, seed=seed, dtype=dtype)
-    rng = np.random.default_rng(seed + 7919)
     target = msr_gammas(n_heads) ** tau                              # sigmoid(ba) = gamma^tau
-    params["Wa"] = (0.1 / np.sqrt(D) * rng.standard_normal((D, n_heads))).astype(dtype)
+    params["Wa"] = np.zeros((D, n_heads), dtype=dtype)               # every gate at its bias
     params["ba"] = np.log(target / (1.0 - target)).astype(dtype)     # logit
     return params
 
@@ -124,8 +121,8 @@ def gated_msr_gates(x: np.ndarray, params: dict[str, np.ndarray], tau: float = 1
     u : ndarray, shape (B, T, h)
         The pre-activations, for the backward.
     """
-    x, p, tau = check.gated_msr_gates(x, params, tau)
-    u = x @ p["Wa"] + p["ba"]                                        # (B, T, h)    (GR.9)
+    x, params, tau = check.gated_msr_gates(x, params, tau)
+    u = x @ params["Wa"] + params["ba"]                              # (B, T, h)    (GR.9)
     log_sigmoid = np.minimum(u, 0.0) - np.log1p(np.exp(-np.abs(u)))
     return np.swapaxes(log_sigmoid / tau, 1, 2), u
 
@@ -150,7 +147,7 @@ def gated_msr_forward(x: np.ndarray, params: dict[str, np.ndarray], n_heads: int
     chunk_size : int, optional
         Required for the chunkwise form.
     state : GatedState, optional
-        Continue a sequence (recurrent and chunkwise forms).
+        Continue a sequence (any form); ``None`` starts a new one.
     eps : float, optional
         Group-norm epsilon.
     tau : float, optional
@@ -162,22 +159,24 @@ def gated_msr_forward(x: np.ndarray, params: dict[str, np.ndarray], n_heads: int
     state : GatedState
     cache : GatedMSRCache
     """
-    x, p = check.gated_msr_forward(x, params, n_heads, form, chunk_size, state, eps, tau)
-    start = 0 if state is None else state.position
-    g, u = gated_msr_gates(x, p, tau)                                # (GR.9)
-    q, k, v = msr_project(x, p, n_heads, start)                      # (M.2)
-    if form == "parallel":
-        o, core = gated_retention_parallel(q, k, v, g)               # (GR.3)
-        new_state = gated_retention_final_state(k, v, g)
-    elif form == "recurrent":
-        o, new_state, core = gated_retention_recurrent(q, k, v, g, state)              # (GR.2)
-    else:
-        o, new_state, core = gated_retention_chunkwise(q, k, v, g, chunk_size, state)  # (GR.5)
-    out, output = msr_output(o, x, p, eps)                           # (M.3)-(M.5)
-    return out, new_state, GatedMSRCache(x, p, n_heads, start, form, core, output, u, tau)
+    x, params, state = check.gated_msr_forward(x, params, n_heads, form, chunk_size, state,
+                                               eps, tau)
+    B, _, D = x.shape
+    if state is None:
+        state = GatedState.zeros(B, n_heads, D // n_heads, params["gn_w"].shape[1],
+                                 x.dtype)                           # a new sequence
+    log_decay, u = gated_msr_gates(x, params, tau)                   # (GR.9)
+    q, k, v = msr_project(x, params, n_heads, state.position)       # (M.2)
+    retention, _ = gated_retention_forms(chunk_size)[form]
+    o, final, core = retention(q, k, v, log_decay, state=state)      # (GR.2)-(GR.5)
+    out, output = msr_output(o, x, params, eps)                      # (M.3)-(M.5)
+    return out, final, GatedMSRCache(x=x, params=params, n_heads=n_heads, start=state.position,
+                                     form=form, core=core, output=output, u=u,
+                                     log_decay=log_decay, tau=tau, final=final)
 
 
-def gated_msr_backward(dy: np.ndarray, cache: GatedMSRCache):
+def gated_msr_backward(dy: np.ndarray, cache: GatedMSRCache,
+                       dstate: GatedStateGrad | None = None):
     """Backward of [`gated_msr_forward`][minirnn.gated_msr.gated_msr_forward] for any form.
 
     In reverse order: the output part (M.3)-(M.5); the gated retention core of the form used
@@ -188,30 +187,30 @@ def gated_msr_backward(dy: np.ndarray, cache: GatedMSRCache):
     ----------
     dy : ndarray, shape (B, T, D)
     cache : GatedMSRCache
+    dstate : GatedStateGrad, optional
+        Gradient with respect to the returned state (when a later call used it).
 
     Returns
     -------
     dx : ndarray, shape (B, T, D)
     grads : dict
         Same keys as ``params``.
+    dstate_prev : GatedStateGrad
+        Gradient with respect to the incoming state.
     """
-    dy = check.gated_msr_backward(dy, cache)
-    p = cache.params
-    do, dx, grads = msr_output_backward(dy, cache.output)            # (M.3)-(M.5)
-    if cache.form == "parallel":
-        dq, dk, dv, dg = gated_retention_parallel_backward(do, cache.core)
-    elif cache.form == "recurrent":
-        dq, dk, dv, dg, _ = gated_retention_recurrent_backward(do, cache.core)
-    else:
-        dq, dk, dv, dg, _ = gated_retention_chunkwise_backward(do, cache.core)
-    sig = 0.5 + 0.5 * np.tanh(0.5 * cache.u)                         # sigmoid(u)
-    du = np.swapaxes(dg, 1, 2) * (1.0 - sig) / cache.tau             # (GR.10), (B, T, h)
-    grads["Wa"] = np.einsum("btd,bth->dh", cache.x, du, optimize=True)
+    dy, dstate = check.gated_msr_backward(dy, cache, dstate)
+    c, p = cache, cache.params
+    do, dx, grads = msr_output_backward(dy, c.output)                # (M.3)-(M.5)
+    _, retention_backward = gated_retention_forms()[c.form]
+    dq, dk, dv, dlog_decay, dstate_prev = retention_backward(do, c.core, dstate)   # (GR.6)
+    sig = 0.5 + 0.5 * np.tanh(0.5 * c.u)                             # sigmoid(u)
+    du = np.swapaxes(dlog_decay, 1, 2) * (1.0 - sig) / c.tau         # (GR.10), (B, T, h)
+    grads["Wa"] = np.einsum("btd,bth->dh", c.x, du, optimize=True)
     grads["ba"] = du.sum(axis=(0, 1))
     dx = dx + du @ p["Wa"].T
-    dx_in, g = msr_project_backward(dq, dk, dv, cache.x, p, cache.start)   # (M.2)
+    dx_in, g = msr_project_backward(dq, dk, dv, c.x, p, c.start)     # (M.2)
     grads.update(g)
-    return dx + dx_in, {key: grads[key] for key in p}
+    return dx + dx_in, {key: grads[key] for key in p}, dstate_prev
 
 
 def gated_msr_step(x: np.ndarray, params: dict[str, np.ndarray], n_heads: int,
@@ -228,6 +227,7 @@ def gated_msr_step(x: np.ndarray, params: dict[str, np.ndarray], n_heads: int,
     params : dict
     n_heads : int
     state : GatedState, optional
+        State after the earlier tokens; ``None`` starts a new sequence.
     eps : float, optional
     tau : float, optional
 
@@ -236,10 +236,13 @@ def gated_msr_step(x: np.ndarray, params: dict[str, np.ndarray], n_heads: int,
     y : ndarray, shape (B, D)
     state : GatedState
     """
-    x, p, state = check.gated_msr_step(x, params, n_heads, state, eps, tau)
+    x, params, state = check.gated_msr_step(x, params, n_heads, state, eps, tau)
+    B, D = x.shape
+    if state is None:
+        state = GatedState.zeros(B, n_heads, D // n_heads, params["gn_w"].shape[1], x.dtype)
     xt = x[:, None]                                                  # a sequence of one token
-    g, _ = gated_msr_gates(xt, p, tau)                               # (GR.9)
-    q, k, v = msr_project(xt, p, n_heads, state.position)            # (M.2) at n
-    o, state, _ = gated_retention_recurrent(q, k, v, g, state)       # (GR.2), one step
-    out, _ = msr_output(o, xt, p, eps)                               # (M.3)-(M.5)
+    log_decay, _ = gated_msr_gates(xt, params, tau)                  # (GR.9)
+    q, k, v = msr_project(xt, params, n_heads, state.position)      # (M.2) at n
+    o, state, _ = gated_retention_recurrent(q, k, v, log_decay, state)   # (GR.2), one step
+    out, _ = msr_output(o, xt, params, eps)                          # (M.3)-(M.5)
     return out[:, 0], state

@@ -150,12 +150,13 @@ def check_gradients(forward: Callable, backward: Callable, inputs: Mapping[str, 
     The pair must follow the minirnn convention:
 
     - ``forward(**inputs)`` (or ``forward(**inputs, params=params)`` when ``params`` is given)
-      returns ``(out, cache)``;
+      returns ``(out, cache)``, or ``(out, state, cache)`` for a mechanism with a state;
     - ``backward(dout, cache)`` returns the input gradients in the order of ``inputs``, followed
-      by a dict of parameter gradients when ``params`` is given.
+      by a dict of parameter gradients when ``params`` is given, followed (for a mechanism with a
+      state) by the gradient of the incoming state, which is not checked here: only ``out``
+      is differentiated, the returned state gets no gradient.
 
-    Functions of another shape (for example retention's ``(out, state, cache)``) are wrapped in a
-    small lambda first.
+    Functions of another shape are wrapped in a small lambda first.
 
     Parameters
     ----------
@@ -210,13 +211,16 @@ def check_gradients(forward: Callable, backward: Callable, inputs: Mapping[str, 
         return forward(**ins) if ps is None else forward(**ins, params=ps)
 
     try:
-        out, cache = run(inputs, params)
+        returned = run(inputs, params)
     except (TypeError, ValueError) as err:   # say which call failed, keep the reason
         with_params = "" if params is None else ", params=params"
         raise type(err)(f"{func}: forward(**inputs{with_params}) failed: {err}") from err
+    out, cache = returned[0], returned[-1]
     dout = np.random.default_rng(seed).standard_normal(np.shape(out))
     result = backward(dout, cache)
     result = result if isinstance(result, tuple) else (result,)
+    if len(returned) == 3:                  # (out, state, cache): drop d(incoming state)
+        result = result[:-1]
     expected = len(inputs) + (params is not None)
     if len(result) != expected:
         then = ", then the grads dict" if params is not None else ""

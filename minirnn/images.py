@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["RelationTask", "ShapesTask", "save_png"]
+__all__ = ["RelationTask", "ShapesTask"]
 
 NOISE = 0.3
 

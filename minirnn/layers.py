@@ -21,7 +21,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import _checks as check
+from ._checks import layers as check
 
 __all__ = [
     "IGNORE_INDEX",

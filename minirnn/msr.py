@@ -24,19 +24,11 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import _checks as check
+from ._checks import msr as check
 from .gated import retention_decay_gradient
 from .layers import merge_heads, split_heads, standardize, standardize_backward
-from .retention import (
-    RetentionState,
-    retention_chunkwise,
-    retention_chunkwise_backward,
-    retention_final_state,
-    retention_parallel,
-    retention_parallel_backward,
-    retention_recurrent,
-    retention_recurrent_backward,
-)
+from .retention import retention_forms
+from .states import RetentionState, RetentionStateGrad
 
 __all__ = [
     "GroupNormCache",
@@ -46,7 +38,6 @@ __all__ = [
     "group_norm_forward",
     "init_msr_params",
     "msr_backward",
-    "msr_decays",
     "msr_forward",
     "msr_gammas",
     "msr_output",
@@ -58,21 +49,29 @@ __all__ = [
     "rotation_angles",
 ]
 
-def msr_gammas(n_heads: int) -> np.ndarray:
-    """The paper's per-head decays ``gamma_i = 1 - 2^(-5-i)``, eq. (M.1), in float64.
+def msr_gammas(n_heads: int, params: dict[str, np.ndarray] | None = None) -> np.ndarray:
+    """The per-head decays of a multi-scale retention layer, in float64.
 
-    Head ``i`` remembers roughly ``1 / (1 - gamma_i) = 32 * 2^i`` tokens: 32, 64, 128, ...
+    RetNet's fixed choice ``gamma_i = 1 - 2^(-5-i)``, eq. (M.1): head ``i`` remembers roughly
+    ``1 / (1 - gamma_i) = 32 * 2^i`` tokens (32, 64, 128, ...). When ``params`` holds
+    ``decay_logit`` (a layer that learns its decays), ``gamma = sigmoid(decay_logit)`` instead,
+    which stays in (0, 1) whatever the optimiser does, eq. (M.6).
 
     Parameters
     ----------
     n_heads : int
+    params : dict, optional
+        The layer's parameters (only ``decay_logit`` is read).
 
     Returns
     -------
     ndarray, shape (h,)
     """
-    n_heads = check.msr_gammas(n_heads)
-    return 1.0 - 2.0 ** (-5.0 - np.arange(n_heads))
+    n_heads, params = check.msr_gammas(n_heads, params)
+    if params is None or "decay_logit" not in params:
+        return 1.0 - 2.0 ** (-5.0 - np.arange(n_heads))              # (M.1)
+    theta = params["decay_logit"].astype(np.float64)
+    return 0.5 + 0.5 * np.tanh(0.5 * theta)                          # sigmoid(theta) (M.6)
 
 
 # --- rotation ---------------------------------------------------------------------------------
@@ -332,28 +331,10 @@ class MSRCache(NamedTuple):
     core: tuple            # cache of the retention core of that form
     output: MSROutputCache
     gamma: np.ndarray      # (h,) the decays used
-    state: RetentionState | None   # the incoming state
-
-
-def msr_decays(params: dict[str, np.ndarray], n_heads: int) -> np.ndarray:
-    """The per-head decays of the layer: the paper's fixed ``1 - 2^(-5-i)`` (M.1), or, when
-    ``params`` holds ``decay_logit`` (learned decays), ``gamma = sigmoid(decay_logit)``, which
-    stays in (0, 1) whatever the optimiser does (eq. (M.6)).
-
-    Parameters
-    ----------
-    params : dict
-    n_heads : int
-
-    Returns
-    -------
-    ndarray, float64, shape (h,)
-    """
-    p, n_heads = check.msr_decays(params, n_heads)
-    if "decay_logit" not in p:
-        return msr_gammas(n_heads)                                   # (M.1)
-    theta = p["decay_logit"].astype(np.float64)
-    return 0.5 + 0.5 * np.tanh(0.5 * theta)                          # sigmoid(theta) (M.6)
+    q: np.ndarray          # (B, h, T, d) rotated queries, as given to the core
+    k: np.ndarray          # (B, h, T, d) rotated keys
+    state: RetentionState  # the incoming state
+    final: RetentionState  # the returned state
 
 
 def init_msr_params(D: int, n_heads: int, dv: int, seed: int = 0, dtype=np.float64,
@@ -423,8 +404,7 @@ def msr_forward(x: np.ndarray, params: dict[str, np.ndarray], n_heads: int,
     chunk_size : int, optional
         Required for the chunkwise form.
     state : RetentionState, optional
-        Continue a sequence (recurrent and chunkwise forms; the parallel form always starts
-        one).
+        Continue a sequence (any form); ``None`` starts a new one.
     eps : float, optional
         Group-norm epsilon.
 
@@ -436,56 +416,58 @@ def msr_forward(x: np.ndarray, params: dict[str, np.ndarray], n_heads: int,
         call.
     cache : MSRCache
     """
-    x, p = check.msr_forward(x, params, n_heads, form, chunk_size, state, eps)
-    start = 0 if state is None else state.position                  # absolute position of x_0
-    gamma = msr_decays(p, n_heads)                                   # (M.1) or (M.6)
-    q, k, v = msr_project(x, p, n_heads, start)                      # (M.2)
-    if form == "parallel":
-        o, core = retention_parallel(q, k, v, gamma)                 # (R.6)
-        new_state = retention_final_state(k, v, gamma)
-    elif form == "recurrent":
-        o, new_state, core = retention_recurrent(q, k, v, gamma, state)                # (R.7)
-    else:
-        o, new_state, core = retention_chunkwise(q, k, v, gamma, chunk_size, state)    # (R.8)
-    out, output = msr_output(o, x, p, eps)                           # (M.3)-(M.5)
-    return out, new_state, MSRCache(x, p, n_heads, start, form, core, output, gamma, state)
+    x, params, state = check.msr_forward(x, params, n_heads, form, chunk_size, state, eps)
+    B, _, D = x.shape
+    if state is None:
+        state = RetentionState.zeros(B, n_heads, D // n_heads, params["gn_w"].shape[1],
+                                     x.dtype)                       # a new sequence
+    gamma = msr_gammas(n_heads, params)                              # (M.1) or (M.6)
+    q, k, v = msr_project(x, params, n_heads, state.position)       # (M.2)
+    retention, _ = retention_forms(chunk_size)[form]
+    o, final, core = retention(q, k, v, gamma, state=state)          # (R.6), (R.7) or (R.8)
+    out, output = msr_output(o, x, params, eps)                      # (M.3)-(M.5)
+    return out, final, MSRCache(x=x, params=params, n_heads=n_heads, start=state.position,
+                                form=form, core=core, output=output, gamma=gamma, q=q, k=k,
+                                state=state, final=final)
 
 
-def msr_backward(dy: np.ndarray, cache: MSRCache):
+def msr_backward(dy: np.ndarray, cache: MSRCache, dstate: RetentionStateGrad | None = None):
     """Backward of [`msr_forward`][minirnn.msr.msr_forward] for any form.
 
     In reverse order: the output part ([`msr_output_backward`][minirnn.msr.msr_output_backward]:
     ``Wo``, gate, group norm (M.4)); the retention core of the form used, (R.10), (R.11) or
-    (R.12); with learned decays the gradient of ``decay_logit`` (M.6); the rotation and the
-    projections ([`msr_project_backward`][minirnn.msr.msr_project_backward]).
+    (R.12); with learned decays the gradient of ``decay_logit`` (M.6) through (GR.8); the
+    rotation and the projections ([`msr_project_backward`][minirnn.msr.msr_project_backward]).
 
     Parameters
     ----------
     dy : ndarray, shape (B, T, D)
     cache : MSRCache
+    dstate : RetentionStateGrad, optional
+        Gradient with respect to the returned state (when a later call used it); its ``s``, the
+        count's gradient, matters only for learned decays.
 
     Returns
     -------
     dx : ndarray, shape (B, T, D)
     grads : dict
         Same keys as ``params``.
+    dstate_prev : RetentionStateGrad
+        Gradient with respect to the incoming state (with ``s`` when the decays are learned).
     """
-    dy = check.msr_backward(dy, cache)
-    p = cache.params
-    do, dx, grads = msr_output_backward(dy, cache.output)            # (M.3)-(M.5)
-    if cache.form == "parallel":
-        dq, dk, dv = retention_parallel_backward(do, cache.core)    # (R.10)
-    elif cache.form == "recurrent":
-        dq, dk, dv, _ = retention_recurrent_backward(do, cache.core)    # (R.11)
-    else:
-        dq, dk, dv, _ = retention_chunkwise_backward(do, cache.core)    # (R.12)
-    if "decay_logit" in p:                                           # learned decays (M.6)
-        q = cache.core.q / cache.core.scale                          # as rotated, unscaled
-        dgamma, _ = retention_decay_gradient(q, dq, cache.core.k, dk, cache.gamma, cache.state)
-        grads["decay_logit"] = (dgamma * cache.gamma * (1.0 - cache.gamma)).astype(dy.dtype)
-    dx_in, g = msr_project_backward(dq, dk, dv, cache.x, p, cache.start)   # (M.2)
+    dy, dstate = check.msr_backward(dy, cache, dstate)
+    c = cache
+    do, dx, grads = msr_output_backward(dy, c.output)                # (M.3)-(M.5)
+    _, retention_backward = retention_forms()[c.form]
+    dq, dk, dv, dstate_prev = retention_backward(do, c.core, dstate)   # (R.10)-(R.12)
+    if "decay_logit" in c.params:                                    # learned decays (M.6)
+        dgamma, ds_prev = retention_decay_gradient(
+            c.q, dq, c.k, dk, c.gamma, c.state, None if dstate is None else c.final, dstate)
+        grads["decay_logit"] = (dgamma * c.gamma * (1.0 - c.gamma)).astype(dy.dtype)
+        dstate_prev = dstate_prev._replace(s=ds_prev)
+    dx_in, g = msr_project_backward(dq, dk, dv, c.x, c.params, c.start)   # (M.2)
     grads.update(g)
-    return dx + dx_in, {key: grads[key] for key in p}
+    return dx + dx_in, {key: grads[key] for key in c.params}, dstate_prev
 
 
 def msr_step(x: np.ndarray, params: dict[str, np.ndarray], n_heads: int,
@@ -513,18 +495,22 @@ def msr_step(x: np.ndarray, params: dict[str, np.ndarray], n_heads: int,
     y : ndarray, shape (B, D)
     state : RetentionState
     """
-    x, p, state, eps = check.msr_step(x, params, n_heads, state, eps)
-    n, d = state.position, x.shape[-1] // n_heads
-    gamma = msr_decays(p, n_heads)                                   # (M.1) or (M.6)
-    q, k, v = (a[:, :, 0] for a in msr_project(x[:, None], p, n_heads, n))   # (M.2) at n
+    x, params, state, eps = check.msr_step(x, params, n_heads, state, eps)
+    B, D = x.shape
+    d = D // n_heads
+    if state is None:
+        state = RetentionState.zeros(B, n_heads, d, params["gn_w"].shape[1], x.dtype)
+    n = state.position
+    gamma = msr_gammas(n_heads, params)                              # (M.1) or (M.6)
+    q, k, v = (a[:, :, 0] for a in msr_project(x[:, None], params, n_heads, n))   # (M.2) at n
     q = q / np.sqrt(d).astype(q.dtype)                               # q' = q / sqrt(d)  (R.5)
-    decay = gamma.astype(state.S.dtype)                              # gamma in the dtype of S
-    S = decay[:, None, None] * state.S + k[..., :, None] * v[..., None, :]   # (R.7), one step
-    z = decay[:, None] * state.z + k
+    gamma_S = gamma.astype(state.S.dtype)                            # gamma in the dtype of S
+    S = gamma_S[:, None, None] * state.S + k[..., :, None] * v[..., None, :]   # (R.7), one step
+    z = gamma_S[:, None] * state.z + k
     s = gamma * state.s + 1.0
     kappa = (1.0 / np.sqrt(s)).astype(q.dtype)                       # (h,)
     Omega = kappa[:, None] * (q[..., None, :] @ S)[..., 0, :]        # q'_n S_n, (B, h, dv)
     r = kappa * (q * z).sum(axis=-1)                                 # q'_n . z_n
     o = Omega / np.maximum(np.abs(r), 1.0)[..., None]                # c_n (R.5)
-    out, _ = msr_output(o[:, :, None], x[:, None], p, eps)           # (M.3)-(M.5)
-    return out[:, 0], RetentionState(S, z, s, n + 1)
+    out, _ = msr_output(o[:, :, None], x[:, None], params, eps)      # (M.3)-(M.5)
+    return out[:, 0], RetentionState(S=S, z=z, s=s, position=n + 1)

@@ -13,34 +13,43 @@ normalisations switched on. Equations are numbered as on ``derivations/retention
     parallel:   R = (Q' K^T) * Gamma * kappa,  r = rowsum(R),  O = (R V) / c  (R.6)
     recurrent:  S_n, z_n = gamma z_{n-1} + k_n, s_n = gamma s_{n-1} + 1,
                 o_n = kappa_n q'_n S_n / c_n,  r_n = kappa_n q'_n . z_n        (R.7)
-    chunkwise:  (R.4) for S, z and s, with the global s_n of every row         (R.8)
+    chunkwise:  (R.6) on each chunk, plus the carried state's share
+                xi * kappa * Q' S_prev, with the global s_n of every row       (R.8)
     backward:   score normaliser (R.9), parallel (R.10), recurrent (R.11),
                 chunkwise (R.12)
 
+Every form takes the state of earlier tokens (``None``: a new sequence) and returns
+``(out, state, cache)``; every backward takes the gradient of the returned state (``None``: no
+later call used it) and returns ``(dq, dk, dv, dstate_prev)``. The parallel form continuing a
+state *is* one chunk of the chunkwise form, which is why the chunkwise form is a loop that calls
+it, chunk after chunk, handing the state on.
+
 Shapes: ``q``, ``k`` (B, h, T, d); ``v`` (B, h, T, dv); ``gamma`` (h,), one decay per head.
-The carried state holds ``S`` (B, h, d, dv), ``z`` (B, h, d), ``s`` (h,) and the position.
+The carried state ([`RetentionState`][minirnn.states.RetentionState]) holds ``S`` (B, h, d, dv),
+``z`` (B, h, d), ``s`` (h,) and the position.
 """
 
 from __future__ import annotations
 
+from functools import partial
 from typing import NamedTuple
 
 import numpy as np
 
-from . import _checks as check
+from ._checks import retention as check
+from .states import RetentionState, RetentionStateGrad
 
 __all__ = [
-    "ChunkDecays",
-    "ChunkwiseCache",
-    "ParallelCache",
-    "RecurrentCache",
-    "RetentionState",
-    "RetentionStateGrad",
+    "RetentionChunkDecays",
+    "RetentionChunkwiseCache",
+    "RetentionParallelCache",
+    "RetentionRecurrentCache",
     "chunk_decays",
     "decay_mask",
     "retention_chunkwise",
     "retention_chunkwise_backward",
     "retention_final_state",
+    "retention_forms",
     "retention_parallel",
     "retention_parallel_backward",
     "retention_recurrent",
@@ -49,78 +58,62 @@ __all__ = [
 ]
 
 
-class RetentionState(NamedTuple):
-    """What retention carries from one token (or chunk, or call) to the next."""
+class RetentionParallelCache(NamedTuple):
+    """What [`retention_parallel_backward`][minirnn.retention.retention_parallel_backward] needs."""
 
-    S: np.ndarray   # (B, h, d, dv)  decayed sum of k_m^T v_m                     (R.3)
-    z: np.ndarray   # (B, h, d)      decayed sum of k_m, for the score normaliser  (R.7)
-    s: np.ndarray   # (h,) float64   decayed count s_n = sum_m gamma^(n-m), for kappa_n
-    position: int   # tokens seen so far (the absolute position of the next token)
-
-
-class RetentionStateGrad(NamedTuple):
-    """Gradient of the loss with respect to a [`RetentionState`][minirnn.retention.RetentionState].
-
-    The count ``s`` depends only on the decays, so its gradient matters only when they are
-    learned ([`retention_decay_gradient`][minirnn.gated.retention_decay_gradient]); the
-    backward passes leave it ``None``."""
-
-    S: np.ndarray   # (B, h, d, dv)
-    z: np.ndarray   # (B, h, d)
-    s: np.ndarray | None = None   # (h,)
-
-
-class ParallelCache(NamedTuple):
-    q: np.ndarray        # (B, h, T, d) queries, already multiplied by scale
+    q: np.ndarray        # (B, h, T, d) queries, already multiplied by scale: q'
     k: np.ndarray        # (B, h, T, d)
     v: np.ndarray        # (B, h, T, dv)
-    decay: np.ndarray    # (h, T, T) Gamma * kappa: the decay mask times the row factors
+    Gamma: np.ndarray    # (h, T, T) the decay mask (R.1)
+    kappa: np.ndarray    # (h, T) row factors 1 / sqrt(s_n) (ones without normalisation)
+    xi: np.ndarray       # (h, T) gamma^(n+1): the carried state's decay at row n
+    zeta: np.ndarray     # (h, T) gamma^(T-1-m): token m's decay by the returned state
+    state: RetentionState    # the incoming state
     R: np.ndarray        # (B, h, T, T) retention scores
-    r: np.ndarray        # (B, h, T) row sums of R
+    r: np.ndarray        # (B, h, T) row sums of the scores (the carried state's share included)
     c: np.ndarray        # (B, h, T) score normaliser max(|r|, 1) (ones when not normalising)
     out: np.ndarray      # (B, h, T, dv)
     scale: float
     normalize: bool
 
 
-class RecurrentCache(NamedTuple):
-    q: np.ndarray        # (B, h, T, d) scaled queries
+class RetentionRecurrentCache(NamedTuple):
+    """What [`retention_recurrent_backward`][minirnn.retention.retention_recurrent_backward]
+    needs."""
+
+    q: np.ndarray        # (B, h, T, d) scaled queries q'
     k: np.ndarray        # (B, h, T, d)
     v: np.ndarray        # (B, h, T, dv)
     gamma: np.ndarray    # (h,) float64
     S: np.ndarray        # (B, h, T, d, dv) state after every token
     z: np.ndarray        # (B, h, T, d)
-    kappa: np.ndarray        # (h, T) row factors 1 / sqrt(s_n)
+    kappa: np.ndarray    # (h, T) row factors 1 / sqrt(s_n)
     r: np.ndarray        # (B, h, T)
     c: np.ndarray        # (B, h, T)
     out: np.ndarray      # (B, h, T, dv)
+    final: RetentionState    # the returned state
     scale: float
     normalize: bool
 
 
-class ChunkwiseCache(NamedTuple):
-    q: np.ndarray        # (B, h, T, d) scaled queries
-    k: np.ndarray        # (B, h, T, d)
-    v: np.ndarray        # (B, h, T, dv)
-    gamma: np.ndarray    # (h,)
+class RetentionChunkwiseCache(NamedTuple):
+    """What [`retention_chunkwise_backward`][minirnn.retention.retention_chunkwise_backward]
+    needs: the parallel form's cache of every chunk."""
+
     bounds: list         # [(start, stop), ...] of every chunk
-    states: list         # the RetentionState before each chunk
-    r: np.ndarray        # (B, h, T)
-    c: np.ndarray        # (B, h, T)
-    out: np.ndarray      # (B, h, T, dv)
-    scale: float
-    normalize: bool
+    chunks: list         # the RetentionParallelCache of every chunk
 
 
-class ChunkDecays(NamedTuple):
-    """The decay factors of one chunk of ``L`` tokens, eq. (R.8); see
+class RetentionChunkDecays(NamedTuple):
+    """The decay factors of a chunk of ``L`` tokens after a carried state, eq. (R.8); see
     [`chunk_decays`][minirnn.retention.chunk_decays]."""
 
     Gamma: np.ndarray    # (h, L, L) decay mask inside the chunk (R.1)
-    xi: np.ndarray       # (h, L) gamma^(j+1): decay of the state before the chunk at row j
+    xi: np.ndarray       # (h, L) gamma^(j+1): decay of the carried state at row j
+                         #        (xi[:, -1] = gamma^L: its decay across the whole chunk)
     zeta: np.ndarray     # (h, L) gamma^(L-1-j): decay of token j by the end of the chunk
-    gamma_L: np.ndarray  # (h,) gamma^L: decay of the state across the whole chunk
-    kappa: np.ndarray        # (h, L) row factors 1 / sqrt(s_n) with the global count s_n
+    kappa: np.ndarray    # (h, L) row factors 1 / sqrt(s_n) with the global count s_n
+    s: np.ndarray        # (h, L) float64 global count s_n of every row
 
 
 # --- decay factors (built in float64 and rounded once to the dtype of the computation) ---------
@@ -155,17 +148,17 @@ def decay_mask(gamma, T: int) -> np.ndarray:
     return Gamma[0] if np.ndim(gamma) == 0 else Gamma
 
 
-def chunk_decays(gamma, L: int, s_prev, normalize: bool = True, dtype=None) -> ChunkDecays:
+def chunk_decays(gamma, L: int, s_prev, normalize: bool = True,
+                 dtype=None) -> RetentionChunkDecays:
     """The decay factors of a chunk of ``L`` tokens after a state with count ``s_prev``.
 
     Implements the factors of eqs. (R.4) and (R.8): the chunk's own decay mask ``Gamma``,
     ``xi_j = gamma^(j+1)`` (how much the state carried into the chunk has decayed when row
-    ``j`` reads it), ``zeta_j = gamma^(L-1-j)`` (how much token ``j`` has decayed when the
-    chunk hands its state on), ``gamma^L``, and the row factors ``kappa_j = 1 / sqrt(s_n)``
-    with
-    the **global** count of row ``n = start + j``,
-    ``s_n = gamma^(j+1) s_prev + sum_{i<=j} gamma^i`` (not a count local to the chunk).
-    The forward and the backward of the chunkwise form both use it.
+    ``j`` reads it; ``xi_(L-1) = gamma^L`` is its decay across the whole chunk),
+    ``zeta_j = gamma^(L-1-j)`` (how much token ``j`` has decayed when the chunk hands its state
+    on), and the row factors ``kappa_j = 1 / sqrt(s_n)`` with the **global** count of row
+    ``n = start + j``, ``s_n = gamma^(j+1) s_prev + sum_{i<=j} gamma^i`` (not a count local
+    to the chunk). The parallel form, which is one chunk, uses them forward and backward.
 
     Parameters
     ----------
@@ -177,13 +170,13 @@ def chunk_decays(gamma, L: int, s_prev, normalize: bool = True, dtype=None) -> C
     normalize : bool, optional
         Without normalisation ``kappa`` is all ones.
     dtype : numpy dtype, optional
-        Dtype of the returned factors (default: that of ``s_prev``); they are computed in
-        float64 and rounded once.
+        Dtype of ``Gamma``, ``xi``, ``zeta`` and ``kappa`` (default: that of ``s_prev``); they
+        are computed in float64 and rounded once. ``s`` stays float64.
 
     Returns
     -------
-    ChunkDecays
-        ``Gamma`` (h, L, L), ``xi``, ``zeta``, ``kappa`` (h, L), ``gamma_L`` (h,).
+    RetentionChunkDecays
+        ``Gamma`` (h, L, L); ``xi``, ``zeta``, ``kappa``, ``s`` (h, L).
     """
     gamma, L, s_prev = check.chunk_decays(gamma, L, s_prev, normalize)
     dtype = s_prev.dtype if dtype is None else dtype
@@ -195,7 +188,8 @@ def chunk_decays(gamma, L: int, s_prev, normalize: bool = True, dtype=None) -> C
     kappa = 1.0 / np.sqrt(s) if normalize else np.ones_like(s)
     # --- end ---
     Gamma = decay_mask(gamma, L)
-    return ChunkDecays(*(f.astype(dtype) for f in (Gamma, xi, zeta, p[:, L], kappa)))
+    return RetentionChunkDecays(Gamma=Gamma.astype(dtype), xi=xi.astype(dtype),
+                                zeta=zeta.astype(dtype), kappa=kappa.astype(dtype), s=s)
 
 
 # --- the score normaliser, shared by the three backward passes --------------------------------
@@ -233,13 +227,15 @@ def score_normaliser_backward(dout: np.ndarray, out: np.ndarray, r: np.ndarray,
 # --- parallel form ----------------------------------------------------------------------------
 
 def retention_parallel(q: np.ndarray, k: np.ndarray, v: np.ndarray, gamma,
-                       normalize: bool = True) -> tuple[np.ndarray, ParallelCache]:
+                       state: RetentionState | None = None, normalize: bool = True):
     """Retention in parallel form: every output at once, like masked attention.
 
     With ``normalize=False`` implements eq. (R.2), ``O = (Q K^T * Gamma) V``. With
     ``normalize=True`` (default) implements eq. (R.6): queries scaled by ``1/sqrt(d)``, row
-    ``n`` of the decay mask divided by ``sqrt(s_n)``, and each output row divided by
-    ``c_n = max(|r_n|, 1)`` where ``r_n`` is the row sum of the scores.
+    ``n`` of the decay mask multiplied by ``kappa_n = 1/sqrt(s_n)``, and each output row divided
+    by ``c_n = max(|r_n|, 1)`` where ``r_n`` is the row sum of the scores. Continuing from a
+    ``state`` adds its share ``xi_n kappa_n q'_n S_prev`` to every row (eq. (R.8): the sequence
+    is then one chunk of the chunkwise form).
 
     Cost: O(T^2 (d + dv)) time and O(T^2) memory per head.
 
@@ -249,57 +245,87 @@ def retention_parallel(q: np.ndarray, k: np.ndarray, v: np.ndarray, gamma,
     v : ndarray, shape (B, h, T, dv)
     gamma : float or ndarray of shape (h,)
         Decay per head, in ``[0, 1]``.
+    state : RetentionState, optional
+        State after earlier tokens; ``None`` starts a new sequence.
     normalize : bool, optional
 
     Returns
     -------
     out : ndarray, shape (B, h, T, dv)
-    cache : ParallelCache
+    state : RetentionState
+        State after the last token.
+    cache : RetentionParallelCache
     """
-    q, k, v, gamma = check.retention_parallel(q, k, v, gamma, normalize)
-    scale = float(1.0 / np.sqrt(q.shape[-1])) if normalize else 1.0
+    q, k, v, gamma, state = check.retention_parallel(q, k, v, gamma, state, normalize)
+    B, h, T, d = q.shape
+    if state is None:
+        state = RetentionState.zeros(B, h, d, v.shape[-1], q.dtype)  # a new sequence
+    scale = float(1.0 / np.sqrt(d)) if normalize else 1.0
     q = q * scale                                                    # q' = q / sqrt(d)  (R.5)
-    Gamma = decay_mask(gamma, q.shape[2])                            # (h, T, T)         (R.1)
-    if normalize:
-        s = Gamma.sum(axis=-1, keepdims=True)                        # s_n               (R.5)
-        Gamma = Gamma / np.sqrt(s)                                   # a_n Gamma[n, m]
-    Gamma = Gamma.astype(q.dtype)
-    R = (q @ np.swapaxes(k, -1, -2)) * Gamma                         # (R.6)
+    f = chunk_decays(gamma, T, state.s, normalize, q.dtype)          # Gamma (R.1), kappa (R.5)
+    R = (q @ np.swapaxes(k, -1, -2)) * (f.Gamma * f.kappa[..., None])    # (R.6)
+    Omega = R @ v
     r = R.sum(axis=-1)
+    # --- exercise: retention_chunkwise ---
+    carried = (f.kappa * f.xi)[..., None]                            # kappa_n gamma^(n+1) (R.8)
+    Omega = Omega + carried * (q @ state.S)                          # the carried state's share
+    r = r + carried[..., 0] * np.einsum("bhnd,bhd->bhn", q, state.z)
+    # --- end ---
     c = np.maximum(np.abs(r), 1.0) if normalize else np.ones_like(r)   # c_n (R.5)
-    out = (R @ v) / c[..., None]                                     # (R.6)
-    return out, ParallelCache(q, k, v, Gamma, R, r, c, out, scale, bool(normalize))
+    out = Omega / c[..., None]                                       # (R.6)
+    final = retention_final_state(k, v, gamma, state)
+    return out, final, RetentionParallelCache(
+        q=q, k=k, v=v, Gamma=f.Gamma, kappa=f.kappa, xi=f.xi, zeta=f.zeta, state=state, R=R,
+        r=r, c=c, out=out, scale=scale, normalize=bool(normalize))
 
 
-def retention_parallel_backward(dout: np.ndarray, cache: ParallelCache):
+def retention_parallel_backward(dout: np.ndarray, cache: RetentionParallelCache,
+                                dstate: RetentionStateGrad | None = None):
     """Backward of [`retention_parallel`][minirnn.retention.retention_parallel].
 
     Implements eq. (R.10): through the score normaliser (R.9), then ``Omega = R V`` and
-    ``R = (Q' K^T) * Gamma kappa`` like attention without the softmax.
+    ``R = (Q' K^T) * Gamma kappa`` like attention without the softmax; then, as in (R.12), the
+    carried state's share and the returned state.
 
     Parameters
     ----------
     dout : ndarray, shape (B, h, T, dv)
-    cache : ParallelCache
+    cache : RetentionParallelCache
+    dstate : RetentionStateGrad, optional
+        Gradient with respect to the returned state (when a later call used it).
 
     Returns
     -------
     dq, dk : ndarray, shape (B, h, T, d)
     dv : ndarray, shape (B, h, T, dv)
+    dstate_prev : RetentionStateGrad
+        Gradient with respect to the incoming ``state``.
     """
-    dout = check.retention_parallel_backward(dout, cache)
+    dout, dstate = check.retention_parallel_backward(dout, cache, dstate)
+    c = cache
+    if dstate is None:
+        dstate = RetentionStateGrad.zeros_like(c.state)             # no later call used it
     # --- exercise: retention_parallel_backward ---
-    if cache.normalize:
-        dOmega, dr = score_normaliser_backward(dout, cache.out, cache.r, cache.c)   # (R.9)
+    if c.normalize:
+        dOmega, dr = score_normaliser_backward(dout, c.out, c.r, c.c)   # (R.9)
     else:
-        dOmega, dr = dout, np.zeros_like(cache.r)
-    dv = np.swapaxes(cache.R, -1, -2) @ dOmega
-    dR = dOmega @ np.swapaxes(cache.v, -1, -2) + dr[..., None]
-    dA = dR * cache.decay                                            # gradient of Q' K^T
-    dq = (dA @ cache.k) * cache.scale
-    dk = np.swapaxes(dA, -1, -2) @ cache.q
-    return dq, dk, dv
+        dOmega, dr = dout, np.zeros_like(c.r)
+    dv = np.swapaxes(c.R, -1, -2) @ dOmega                           # (R.10)
+    dR = dOmega @ np.swapaxes(c.v, -1, -2) + dr[..., None]
+    dA = dR * (c.Gamma * c.kappa[..., None])                         # gradient of Q' K^T
+    dq = dA @ c.k                                                    # gradient of q'
+    dk = np.swapaxes(dA, -1, -2) @ c.q
     # --- end ---
+    # the carried state's share of the outputs, and the returned state (R.12)
+    dOmega_x = (c.kappa * c.xi)[..., None] * dOmega                  # reaching q'_n S_prev
+    dr_x = c.kappa * c.xi * dr                                       # reaching q'_n . z_prev
+    dq = dq + dOmega_x @ np.swapaxes(c.state.S, -1, -2) + dr_x[..., None] * c.state.z[:, :, None]
+    dk = dk + c.zeta[..., None] * (c.v @ np.swapaxes(dstate.S, -1, -2) + dstate.z[:, :, None])
+    dv = dv + c.zeta[..., None] * (c.k @ dstate.S)
+    xi_L = c.xi[:, -1]                                               # gamma^T
+    dS_prev = xi_L[:, None, None] * dstate.S + np.swapaxes(c.q, -1, -2) @ dOmega_x
+    dz_prev = xi_L[:, None] * dstate.z + np.einsum("bhnd,bhn->bhd", c.q, dr_x)
+    return dq * c.scale, dk, dv, RetentionStateGrad(S=dS_prev, z=dz_prev)
 
 
 # --- recurrent form ---------------------------------------------------------------------------
@@ -321,7 +347,7 @@ def retention_recurrent(q: np.ndarray, k: np.ndarray, v: np.ndarray, gamma,
     v : ndarray, shape (B, h, T, dv)
     gamma : float or ndarray of shape (h,)
     state : RetentionState, optional
-        State after earlier tokens; zeros (a fresh sequence) when omitted.
+        State after earlier tokens; ``None`` starts a new sequence.
     normalize : bool, optional
 
     Returns
@@ -329,14 +355,16 @@ def retention_recurrent(q: np.ndarray, k: np.ndarray, v: np.ndarray, gamma,
     out : ndarray, shape (B, h, T, dv)
     state : RetentionState
         State after the last token.
-    cache : RecurrentCache
+    cache : RetentionRecurrentCache
     """
     q, k, v, gamma, state = check.retention_recurrent(q, k, v, gamma, state, normalize)
-    scale = float(1.0 / np.sqrt(q.shape[-1])) if normalize else 1.0
-    q = q * scale                                                    # q' = q / sqrt(d)  (R.5)
     B, h, T, d = q.shape
+    if state is None:
+        state = RetentionState.zeros(B, h, d, v.shape[-1], q.dtype)  # a new sequence
+    scale = float(1.0 / np.sqrt(d)) if normalize else 1.0
+    q = q * scale                                                    # q' = q / sqrt(d)  (R.5)
     S, z, s = state.S, state.z, state.s                              # (B,h,d,dv), (B,h,d), (h,)
-    decay = gamma.astype(q.dtype)                                    # gamma in the dtype of S
+    gamma_S = gamma.astype(q.dtype)                                  # gamma in the dtype of S
     S_all = np.empty((B, h, T, d, v.shape[-1]), dtype=q.dtype)
     z_all = np.empty((B, h, T, d), dtype=q.dtype)
     kappa = np.ones((h, T), dtype=q.dtype)
@@ -344,8 +372,8 @@ def retention_recurrent(q: np.ndarray, k: np.ndarray, v: np.ndarray, gamma,
     Omega = np.empty((B, h, T, v.shape[-1]), dtype=q.dtype)
     # --- exercise: retention_recurrent ---
     for n in range(T):                                               # the recurrence (R.7)
-        S = decay[:, None, None] * S + k[:, :, n, :, None] * v[:, :, n, None, :]
-        z = decay[:, None] * z + k[:, :, n]
+        S = gamma_S[:, None, None] * S + k[:, :, n, :, None] * v[:, :, n, None, :]
+        z = gamma_S[:, None] * z + k[:, :, n]
         s = gamma * s + 1.0
         if normalize:
             kappa[:, n] = 1.0 / np.sqrt(s)
@@ -356,12 +384,13 @@ def retention_recurrent(q: np.ndarray, k: np.ndarray, v: np.ndarray, gamma,
     # --- end ---
     c = np.maximum(np.abs(r), 1.0) if normalize else np.ones_like(r)   # c_n (R.5)
     out = Omega / c[..., None]
-    final = RetentionState(S, z, s, state.position + T)
-    return out, final, RecurrentCache(q, k, v, gamma, S_all, z_all, kappa, r, c, out, scale,
-                                      bool(normalize))
+    final = RetentionState(S=S, z=z, s=s, position=state.position + T)
+    return out, final, RetentionRecurrentCache(
+        q=q, k=k, v=v, gamma=gamma, S=S_all, z=z_all, kappa=kappa, r=r, c=c, out=out,
+        final=final, scale=scale, normalize=bool(normalize))
 
 
-def retention_recurrent_backward(dout: np.ndarray, cache: RecurrentCache,
+def retention_recurrent_backward(dout: np.ndarray, cache: RetentionRecurrentCache,
                                  dstate: RetentionStateGrad | None = None):
     """Backpropagation through time for
     [`retention_recurrent`][minirnn.retention.retention_recurrent].
@@ -372,39 +401,41 @@ def retention_recurrent_backward(dout: np.ndarray, cache: RecurrentCache,
     Parameters
     ----------
     dout : ndarray, shape (B, h, T, dv)
-    cache : RecurrentCache
+    cache : RetentionRecurrentCache
     dstate : RetentionStateGrad, optional
-        Gradient with respect to the returned final state (when a later call used it).
+        Gradient with respect to the returned state (when a later call used it).
 
     Returns
     -------
     dq, dk : ndarray, shape (B, h, T, d)
     dv : ndarray, shape (B, h, T, dv)
-    dstate_in : RetentionStateGrad
+    dstate_prev : RetentionStateGrad
         Gradient with respect to the incoming ``state``.
     """
     dout, dstate = check.retention_recurrent_backward(dout, cache, dstate)
+    if dstate is None:
+        dstate = RetentionStateGrad.zeros_like(cache.final)         # no later call used it
     if cache.normalize:
         dOmega, dr = score_normaliser_backward(dout, cache.out, cache.r, cache.c)   # (R.9)
     else:
         dOmega, dr = dout, np.zeros_like(cache.r)
     q, k, v, kappa = cache.q, cache.k, cache.v, cache.kappa
-    decay = cache.gamma.astype(q.dtype)                              # gamma in the dtype of S
+    gamma_S = cache.gamma.astype(q.dtype)                            # gamma in the dtype of S
     dS, dz = dstate.S, dstate.z                                      # reaching S_T and z_T
     dq, dk, dv = np.empty_like(q), np.empty_like(k), np.empty_like(v)
     for n in reversed(range(q.shape[2])):
-        dOmega_n = kappa[:, n, None] * dOmega[:, :, n]                            # (B, h, dv)
-        dr_n = kappa[:, n] * dr[:, :, n]                                  # (B, h)
+        dOmega_n = kappa[:, n, None] * dOmega[:, :, n]                   # (B, h, dv)
+        dr_n = kappa[:, n] * dr[:, :, n]                                 # (B, h)
         qn = q[:, :, n]
-        dS = dS + qn[..., :, None] * dOmega_n[..., None, :]               # total gradient on S_n
-        dz = dz + dr_n[..., None] * qn                                # total gradient on z_n
+        dS = dS + qn[..., :, None] * dOmega_n[..., None, :]              # total gradient on S_n
+        dz = dz + dr_n[..., None] * qn                                   # total gradient on z_n
         dq[:, :, n] = np.einsum("bhe,bhde->bhd", dOmega_n, cache.S[:, :, n]) \
             + dr_n[..., None] * cache.z[:, :, n]
         dk[:, :, n] = np.einsum("bhde,bhe->bhd", dS, v[:, :, n]) + dz
         dv[:, :, n] = np.einsum("bhd,bhde->bhe", k[:, :, n], dS)
-        dS = decay[:, None, None] * dS                               # on to S_{n-1}
-        dz = decay[:, None] * dz
-    return dq * cache.scale, dk, dv, RetentionStateGrad(dS, dz)
+        dS = gamma_S[:, None, None] * dS                                 # on to S_{n-1}
+        dz = gamma_S[:, None] * dz
+    return dq * cache.scale, dk, dv, RetentionStateGrad(S=dS, z=dz)
 
 
 # --- chunkwise form ---------------------------------------------------------------------------
@@ -415,9 +446,8 @@ def retention_final_state(k: np.ndarray, v: np.ndarray, gamma,
 
     Implements the state update of eq. (R.4) with the sequence as one chunk of ``L`` tokens:
     ``S = gamma^L S_0 + sum_m gamma^(L-1-m) k_m^T v_m``, the same for ``z`` (with ``k_m``
-    alone) and ``s = gamma^L s_0 + sum_m gamma^m``. The chunkwise form carries its state from
-    chunk to chunk with it; after a whole sequence it is what the parallel form hands to a
-    recurrent continuation, and it equals the final state of
+    alone) and ``s = gamma^L s_0 + sum_m gamma^m``. The parallel form hands it on, so the
+    chunkwise form carries its state from chunk to chunk with it; it equals the final state of
     [`retention_recurrent`][minirnn.retention.retention_recurrent].
 
     Parameters
@@ -426,32 +456,36 @@ def retention_final_state(k: np.ndarray, v: np.ndarray, gamma,
     v : ndarray, shape (B, h, L, dv)
     gamma : float or ndarray of shape (h,)
     state : RetentionState, optional
-        State before the sequence (zeros when omitted).
+        State before the sequence; ``None`` starts a new one.
 
     Returns
     -------
     RetentionState
     """
     k, v, gamma, state = check.retention_final_state(k, v, gamma, state)
-    L = k.shape[2]
+    B, h, L, d = k.shape
+    if state is None:
+        state = RetentionState.zeros(B, h, d, v.shape[-1], k.dtype)  # a new sequence
     f = chunk_decays(gamma, L, state.s, dtype=k.dtype)
     # --- exercise: retention_chunkwise ---
     kz = k * f.zeta[..., None]                                       # gamma^(L-1-m) k_m
-    S = f.gamma_L[:, None, None] * state.S + np.swapaxes(kz, -1, -2) @ v    # (R.4)
-    z = f.gamma_L[:, None] * state.z + kz.sum(axis=2)
+    gamma_L = (gamma ** L).astype(k.dtype)                           # the old state's decay
+    S = gamma_L[:, None, None] * state.S + np.swapaxes(kz, -1, -2) @ v   # (R.4)
+    z = gamma_L[:, None] * state.z + kz.sum(axis=2)
     s = gamma ** L * state.s + np.sum(gamma[:, None] ** np.arange(L), axis=1)
     # --- end ---
-    return RetentionState(S, z, s, state.position + L)
+    return RetentionState(S=S, z=z, s=s, position=state.position + L)
 
 
 def retention_chunkwise(q: np.ndarray, k: np.ndarray, v: np.ndarray, gamma, chunk_size: int,
                         state: RetentionState | None = None, normalize: bool = True):
     """Retention in chunkwise form: parallel inside each chunk, recurrent across chunks.
 
-    With ``normalize=False`` implements eq. (R.4); with ``normalize=True`` eq. (R.8), where
-    every row uses its *global* count ``s_n`` (not one local to the chunk), so the result
-    equals the parallel and recurrent forms exactly. ``chunk_size`` need not divide ``T``: the
-    last chunk is simply shorter (no padding, which would wrongly decay the state).
+    With ``normalize=False`` implements eq. (R.4); with ``normalize=True`` eq. (R.8). Each chunk
+    is the parallel form continuing the state the chunk before handed on; every row uses its
+    *global* count ``s_n`` (not one local to the chunk), so the result equals the parallel and
+    recurrent forms exactly. ``chunk_size`` need not divide ``T``: the last chunk is simply
+    shorter (no padding, which would wrongly decay the state).
 
     Cost: O(T C (d + dv) + T d dv) time for chunk size C, O(C^2) memory per head for scores.
 
@@ -464,84 +498,78 @@ def retention_chunkwise(q: np.ndarray, k: np.ndarray, v: np.ndarray, gamma, chun
         Tokens per chunk, at least 1 (1 behaves like the recurrent form, >= T like the
         parallel form).
     state : RetentionState, optional
+        State after earlier tokens; ``None`` starts a new sequence.
     normalize : bool, optional
 
     Returns
     -------
     out : ndarray, shape (B, h, T, dv)
     state : RetentionState
-    cache : ChunkwiseCache
+    cache : RetentionChunkwiseCache
     """
     q, k, v, gamma, state = check.retention_chunkwise(q, k, v, gamma, chunk_size, state, normalize)
-    scale = float(1.0 / np.sqrt(q.shape[-1])) if normalize else 1.0
-    q = q * scale                                                    # q' = q / sqrt(d)  (R.5)
-    T = q.shape[2]
-    Omega = np.empty(q.shape[:3] + v.shape[-1:], dtype=q.dtype)          # (B, h, T, dv)
-    r = np.empty(q.shape[:3], dtype=q.dtype)                         # (B, h, T)
-    bounds, states = [], []
-    for start in range(0, T, chunk_size):                            # recurrence over chunks
-        stop = min(start + chunk_size, T)
+    outs, bounds, chunks = [], [], []
+    # --- exercise: retention_chunkwise ---
+    for start in range(0, q.shape[2], chunk_size):                   # recurrent across chunks
+        stop = min(start + chunk_size, q.shape[2])
+        out, state, chunk = retention_parallel(q[:, :, start:stop], k[:, :, start:stop],
+                                               v[:, :, start:stop], gamma, state, normalize)
+        outs.append(out)                                             # parallel inside  (R.8)
         bounds.append((start, stop))
-        states.append(state)
-        qc, kc, vc = q[:, :, start:stop], k[:, :, start:stop], v[:, :, start:stop]
-        # --- exercise: retention_chunkwise ---
-        f = chunk_decays(gamma, stop - start, state.s, normalize, q.dtype)        # (R.8)
-        inner = (qc @ np.swapaxes(kc, -1, -2)) * f.Gamma             # inside the chunk
-        cross = f.xi[..., None] * (qc @ state.S)                     # from the state before it
-        Omega[:, :, start:stop] = f.kappa[..., None] * (inner @ vc + cross)
-        r[:, :, start:stop] = f.kappa * (inner.sum(axis=-1)
-                                     + f.xi * np.einsum("bhjd,bhd->bhj", qc, state.z))
-        state = retention_final_state(kc, vc, gamma, state)          # carried on (R.4)
-        # --- end ---
-    c = np.maximum(np.abs(r), 1.0) if normalize else np.ones_like(r)   # c_n (R.5)
-    out = Omega / c[..., None]
-    return out, state, ChunkwiseCache(q, k, v, gamma, bounds, states, r, c, out, scale,
-                                      bool(normalize))
+        chunks.append(chunk)
+    # --- end ---
+    return np.concatenate(outs, axis=2), state, RetentionChunkwiseCache(bounds=bounds,
+                                                                        chunks=chunks)
 
 
-def retention_chunkwise_backward(dout: np.ndarray, cache: ChunkwiseCache,
+def retention_chunkwise_backward(dout: np.ndarray, cache: RetentionChunkwiseCache,
                                  dstate: RetentionStateGrad | None = None):
     """Backward of [`retention_chunkwise`][minirnn.retention.retention_chunkwise], chunk by chunk in
     reverse.
 
-    Implements eq. (R.12): inside a chunk, the parallel backward (R.10) for the inner part and
-    the cross term; across chunks, the gradients ``G`` and ``g_z`` of the carried state are
-    decayed by ``gamma^L`` and collect each chunk's contribution.
+    Implements eq. (R.12): the parallel backward (R.10) of each chunk, last chunk first; the
+    gradient of the state a chunk received is the gradient of the state the chunk before it
+    returned.
 
     Parameters
     ----------
     dout : ndarray, shape (B, h, T, dv)
-    cache : ChunkwiseCache
+    cache : RetentionChunkwiseCache
     dstate : RetentionStateGrad, optional
-        Gradient with respect to the returned final state.
+        Gradient with respect to the returned state.
 
     Returns
     -------
     dq, dk : ndarray, shape (B, h, T, d)
     dv : ndarray, shape (B, h, T, dv)
-    dstate_in : RetentionStateGrad
+    dstate_prev : RetentionStateGrad
     """
     dout, dstate = check.retention_chunkwise_backward(dout, cache, dstate)
-    if cache.normalize:
-        dOmega, dr = score_normaliser_backward(dout, cache.out, cache.r, cache.c)   # (R.9)
-    else:
-        dOmega, dr = dout, np.zeros_like(cache.r)
-    q, k, v = cache.q, cache.k, cache.v
-    dq, dk, dv = np.empty_like(q), np.empty_like(k), np.empty_like(v)
-    G, g_z = dstate.S, dstate.z                          # gradient reaching the carried state
-    for (start, stop), state in reversed(list(zip(cache.bounds, cache.states))):
-        qc, kc, vc = q[:, :, start:stop], k[:, :, start:stop], v[:, :, start:stop]
-        f = chunk_decays(cache.gamma, stop - start, state.s, cache.normalize, q.dtype)
-        inner = (qc @ np.swapaxes(kc, -1, -2)) * f.Gamma
-        dOmega_k = f.kappa[..., None] * dOmega[:, :, start:stop]     # through the row factors
-        dr_k = f.kappa * dr[:, :, start:stop]
-        dA = (dOmega_k @ np.swapaxes(vc, -1, -2) + dr_k[..., None]) * f.Gamma  # of Q' K^T
-        xdOmega, xdr = f.xi[..., None] * dOmega_k, f.xi * dr_k       # the cross term's share
-        dq[:, :, start:stop] = dA @ kc + xdOmega @ np.swapaxes(state.S, -1, -2) \
-            + xdr[..., None] * state.z[:, :, None, :]
-        dk[:, :, start:stop] = np.swapaxes(dA, -1, -2) @ qc \
-            + f.zeta[..., None] * (vc @ np.swapaxes(G, -1, -2) + g_z[:, :, None, :])
-        dv[:, :, start:stop] = np.swapaxes(inner, -1, -2) @ dOmega_k + f.zeta[..., None] * (kc @ G)
-        G = f.gamma_L[:, None, None] * G + np.swapaxes(qc, -1, -2) @ xdOmega   # on to the chunk
-        g_z = f.gamma_L[:, None] * g_z + np.einsum("bhjd,bhj->bhd", qc, xdr)   # before
-    return dq * cache.scale, dk, dv, RetentionStateGrad(G, g_z)
+    dqs, dks, dvs = [], [], []
+    for (start, stop), chunk in reversed(list(zip(cache.bounds, cache.chunks))):
+        dq, dk, dv, dstate = retention_parallel_backward(dout[:, :, start:stop], chunk, dstate)
+        dqs.append(dq)
+        dks.append(dk)
+        dvs.append(dv)
+    return (np.concatenate(dqs[::-1], axis=2), np.concatenate(dks[::-1], axis=2),
+            np.concatenate(dvs[::-1], axis=2), dstate)
+
+
+def retention_forms(chunk_size: int | None = None) -> dict:
+    """The three forms as a table ``{name: (forward, backward)}``, for layers that let the caller
+    choose one. Every ``forward(q, k, v, gamma, state=...)`` returns ``(out, state, cache)``;
+    every ``backward(dout, cache, dstate)`` returns ``(dq, dk, dv, dstate_prev)``.
+
+    Parameters
+    ----------
+    chunk_size : int, optional
+        Tokens per chunk of the chunkwise form.
+
+    Returns
+    -------
+    dict
+    """
+    return {"parallel": (retention_parallel, retention_parallel_backward),
+            "recurrent": (retention_recurrent, retention_recurrent_backward),
+            "chunkwise": (partial(retention_chunkwise, chunk_size=chunk_size),
+                          retention_chunkwise_backward)}

@@ -19,7 +19,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import _checks as check
+from ._checks import rnn as check
 
 __all__ = [
     "RNNCache",

@@ -22,12 +22,11 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from ._checks import check_int
+from ._checks.core import check_int
 from .images import RelationTask, ShapesTask
 from .layers import IGNORE_INDEX
 
-__all__ = ["CopyTask", "GrammarTask", "RecallTask", "SelectiveCopyTask", "make_task",
-           "task_from_dict"]
+__all__ = ["CopyTask", "GrammarTask", "RecallTask", "SelectiveCopyTask", "make_task"]
 
 
 def _shift(seq: np.ndarray, scored: np.ndarray):

@@ -25,33 +25,19 @@ from .attention import (
     softmax_forward,
 )
 from .bench import median_time
+from .blocks import count_parameters
+from .classifiers import RMTConfig, ViRConfig, ViTConfig
 from .gated import (
     gated_retention_chunkwise,
     gated_retention_chunkwise_backward,
-    gated_retention_parallel,
-    gated_retention_parallel_backward,
-    gated_retention_recurrent,
-    gated_retention_recurrent_backward,
+    gated_retention_forms,
 )
 from .gated_msr import gated_msr_backward, gated_msr_forward, init_gated_msr_params
 from .gradcheck import check_gradients, rel_error
-from .models import (
-    GatedConfig,
-    RetNetConfig,
-    RNNConfig,
-    TransformerConfig,
-    build_model,
-    count_parameters,
-)
+from .models import GatedConfig, RetNetConfig, RNNConfig, TransformerConfig
 from .msr import init_msr_params, msr_backward, msr_forward
-from .retention import (
-    retention_chunkwise,
-    retention_chunkwise_backward,
-    retention_parallel,
-    retention_parallel_backward,
-    retention_recurrent,
-    retention_recurrent_backward,
-)
+from .registry import build_model
+from .retention import retention_forms
 from .rnn import (
     init_rnn_params,
     rnn_backward,
@@ -112,32 +98,27 @@ def gradcheck_cases(seed: int = 0) -> Iterator[GradcheckCase]:
     mha_params = init_mha_params(6, 2, seed=seed)
     mha_params.update({k: 0.1 * rng.standard_normal(6) for k in ("bq", "bv", "bo")})
     gamma = np.array([0.9, 0.5])
-    yield GradcheckCase("retention (parallel)",
-                        lambda q, k, v: retention_parallel(q, k, v, gamma),
-                        retention_parallel_backward, qkv, None)
-    yield GradcheckCase("retention (recurrent)",
-                        lambda q, k, v: retention_recurrent(q, k, v, gamma)[::2],
-                        lambda d, c: retention_recurrent_backward(d, c)[:3], qkv, None)
-    yield GradcheckCase("retention (chunkwise)",
-                        lambda q, k, v: retention_chunkwise(q, k, v, gamma, 2)[::2],
-                        lambda d, c: retention_chunkwise_backward(d, c)[:3], qkv, None)
+    for form, (forward, backward) in retention_forms(chunk_size=2).items():
+        yield GradcheckCase(f"retention ({form})",
+                            lambda q, k, v, forward=forward: forward(q, k, v, gamma),
+                            backward, qkv, None)
     msr_params = init_msr_params(4, 2, 3, seed=seed)
     x_msr = rng.standard_normal((B, T, 4))
     for form in ("parallel", "recurrent", "chunkwise"):
         yield GradcheckCase(f"multi-scale retention ({form})",
                             lambda x, params, form=form: msr_forward(x, params, 2, form,
-                                                                     chunk_size=2)[::2],
+                                                                     chunk_size=2),
                             msr_backward, {"x": x_msr}, msr_params)
     gates = {**qkv, "log_decay": np.log(rng.uniform(0.3, 0.95, (B, h, T)))}
     yield GradcheckCase("gated retention (chunkwise)",
                         lambda q, k, v, log_decay: gated_retention_chunkwise(
-                            q, k, v, log_decay, 2)[::2],
-                        lambda d, c: gated_retention_chunkwise_backward(d, c)[:4], gates, None)
+                            q, k, v, log_decay, 2),
+                        gated_retention_chunkwise_backward, gates, None)
     gated_params = init_gated_msr_params(4, 2, 3, seed=seed)
     gated_params["Wa"] = rng.standard_normal((4, 2))                 # gates that vary
     yield GradcheckCase("gated multi-scale retention",
                         lambda x, params: gated_msr_forward(x, params, 2, "chunkwise",
-                                                            chunk_size=2)[::2],
+                                                            chunk_size=2),
                         gated_msr_backward, {"x": x_msr}, gated_params)
     image = rng.standard_normal((B, 4, 4, 1))
     embed = {"E": rng.standard_normal((4, 3)), "b": rng.standard_normal(3),
@@ -203,20 +184,22 @@ def retention_forms_table(seed: int = 0) -> tuple[str, bool]:
     dout = rng.standard_normal((B, h, T, dv))
     rows, all_ok = [], True
     for normalize in (False, True):
-        par, pc = retention_parallel(q, k, v, gamma, normalize)
-        ref = (par, *retention_parallel_backward(dout, pc))
-        rec, _, rc = retention_recurrent(q, k, v, gamma, normalize=normalize)
-        forms = [("recurrent", (rec, *retention_recurrent_backward(dout, rc)[:3]))]
-        for chunk in (1, 7, 16, 64):
-            out, _, cc = retention_chunkwise(q, k, v, gamma, chunk, normalize=normalize)
-            forms.append((f"chunkwise, chunk {chunk}",
-                          (out, *retention_chunkwise_backward(dout, cc)[:3])))
-        for name, got in forms:
-            errs = [rel_error(a, b) for a, b in zip(got, ref)]
-            ok = max(errs) <= AGREE_TOL
-            all_ok &= ok
-            rows.append([name, "on" if normalize else "off"] + [f"{e:.1e}" for e in errs]
-                        + ["pass" if ok else "FAIL"])
+        ref = None
+        for chunk in (None, 1, 7, 16, 64):
+            for form, (forward, backward) in retention_forms(chunk).items():
+                if (chunk is None) == (form == "chunkwise"):
+                    continue                       # parallel and recurrent once, then chunks
+                out, _, cache = forward(q, k, v, gamma, normalize=normalize)
+                got = (out, *backward(dout, cache)[:3])
+                if ref is None:
+                    ref = got                      # the parallel form, computed first
+                    continue
+                errs = [rel_error(a, b) for a, b in zip(got, ref, strict=True)]
+                ok = max(errs) <= AGREE_TOL
+                all_ok &= ok
+                rows.append([form + (f", chunk {chunk}" if chunk else ""),
+                             "on" if normalize else "off"] + [f"{e:.1e}" for e in errs]
+                            + ["pass" if ok else "FAIL"])
     header = ["form vs parallel", "normalize", "out", "dq", "dk", "dv", "result"]
     return table(header, rows), all_ok
 
@@ -230,20 +213,21 @@ def gated_forms_table(seed: int = 0) -> tuple[str, bool]:
     v = rng.standard_normal((B, h, T, dv))
     g = np.log(rng.uniform(0.5, 1.0, (B, h, T)))                     # gates in (0.5, 1)
     dout = rng.standard_normal((B, h, T, dv))
-    par, pc = gated_retention_parallel(q, k, v, g)
-    ref = (par, *gated_retention_parallel_backward(dout, pc))
-    rec, _, rc = gated_retention_recurrent(q, k, v, g)
-    forms = [("recurrent", (rec, *gated_retention_recurrent_backward(dout, rc)[:4]))]
-    for chunk in (7, 16):
-        out, _, cc = gated_retention_chunkwise(q, k, v, g, chunk)
-        forms.append((f"chunkwise, chunk {chunk}",
-                      (out, *gated_retention_chunkwise_backward(dout, cc)[:4])))
-    rows, all_ok = [], True
-    for name, got in forms:
-        errs = [rel_error(a, b) for a, b in zip(got, ref)]
-        ok = max(errs) <= AGREE_TOL
-        all_ok &= ok
-        rows.append([name] + [f"{e:.1e}" for e in errs] + ["pass" if ok else "FAIL"])
+    rows, all_ok, ref = [], True, None
+    for chunk in (None, 7, 16):
+        for form, (forward, backward) in gated_retention_forms(chunk).items():
+            if (chunk is None) == (form == "chunkwise"):
+                continue
+            out, _, cache = forward(q, k, v, g)
+            got = (out, *backward(dout, cache)[:4])
+            if ref is None:
+                ref = got                              # the parallel form, computed first
+                continue
+            errs = [rel_error(a, b) for a, b in zip(got, ref, strict=True)]
+            ok = max(errs) <= AGREE_TOL
+            all_ok &= ok
+            rows.append([form + (f", chunk {chunk}" if chunk else "")]
+                        + [f"{e:.1e}" for e in errs] + ["pass" if ok else "FAIL"])
     header = ["gated, vs parallel", "out", "dq", "dk", "dv", "dlog_decay", "result"]
     return table(header, rows), all_ok
 
@@ -255,11 +239,11 @@ def msr_forms_table(seed: int = 0) -> tuple[str, bool]:
     x = rng.standard_normal((2, 50, 16))
     dy = rng.standard_normal(x.shape)
     y_ref, _, cache = msr_forward(x, params, 4)
-    dx_ref, g_ref = msr_backward(dy, cache)
+    dx_ref, g_ref, _ = msr_backward(dy, cache)
     rows, all_ok = [], True
     for form, chunk in (("recurrent", None), ("chunkwise", 7), ("chunkwise", 16)):
         y, _, cache = msr_forward(x, params, 4, form, chunk_size=chunk)
-        dx, grads = msr_backward(dy, cache)
+        dx, grads, _ = msr_backward(dy, cache)
         errs = [rel_error(y, y_ref), rel_error(dx, dx_ref),
                 max(rel_error(grads[key], g_ref[key]) for key in params)]
         ok = max(errs) <= AGREE_TOL
@@ -359,8 +343,6 @@ def decoding_table(task, trained, contexts=(64, 4096, 65536), seed: int = 0) -> 
 def vision_table(seed: int = 0, steps: int = 200) -> tuple[str, bool]:
     """Part (e): the exact facts of the vision page, then ViT, RMT and ViR trained on drawn
     shapes with the same budget."""
-    from .classifiers import RMTConfig, ViRConfig, ViTConfig
-
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((2, 8, 12, 3))
     q, k = rng.standard_normal((2, 2, 2, 12, 4))

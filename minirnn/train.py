@@ -22,11 +22,11 @@ from pathlib import Path
 
 import numpy as np
 
-from . import _checks as check
-from ._checks import NonFiniteError, Shapes, check_int
+from ._checks.core import NonFiniteError, Shapes, check_int
+from ._checks.layers import tokens as check_tokens
 from .layers import IGNORE_INDEX, cross_entropy
-from .models import build_model, config_from_dict, config_to_dict
 from .optim import AdamW, clip_grad_norm, warmup_cosine
+from .registry import build_model, config_from_dict, config_to_dict
 from .tasks import task_from_dict, task_to_dict
 
 __all__ = ["Checkpoint", "TrainConfig", "TrainResult", "TrainingInterrupted", "evaluate",
@@ -365,7 +365,7 @@ def generate(model, params: dict, prompt, n_tokens: int, temperature: float = 1.
         raise ValueError(f"generate: temperature must be a number >= 0, got {temperature!r}")
     single = np.ndim(prompt) == 1
     axes = "T" if single else "B T"
-    prompt = check.tokens(Shapes("generate"), "prompt", prompt, model.config.vocab_size, axes)
+    prompt = check_tokens(Shapes("generate"), "prompt", prompt, model.config.vocab_size, axes)
     tokens = prompt[None] if single else prompt
     rng = np.random.default_rng(seed)
     logits, state = model.start(params, tokens)

@@ -25,7 +25,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import _checks as check
+from ._checks import vision as check
 from .attention import attention_backward, attention_forward, softmax_backward, softmax_forward
 from .layers import merge_heads, split_heads
 from .retention import retention_parallel, retention_parallel_backward
@@ -49,6 +49,7 @@ __all__ = [
     "retention_2d_scan",
     "retention_2d_scan_backward",
     "unpatchify",
+    "vision_cores",
     "vision_embed_backward",
     "vision_embed_forward",
     "vision_mix_backward",
@@ -503,26 +504,58 @@ def retention_2d_scan_backward(dout: np.ndarray, cache: Retention2dCache):
 # --- one mixing layer for the three classifiers --------------------------------------------------
 
 class MixCache(NamedTuple):
-    x: np.ndarray
+    """What [`vision_mix_backward`][minirnn.vision.vision_mix_backward] needs."""
+
+    x: np.ndarray          # (B, N, D)
     params: dict
     n_heads: int
     mixer: str
-    core: tuple
+    grid: tuple | None
+    gamma: np.ndarray | None
+    core: tuple            # the cache of the core
     merged: np.ndarray     # (B, N, D) the heads merged, input of Wo
+
+
+def vision_cores(grid=None, gamma=None) -> dict:
+    """The four token-mixing cores as a table ``{name: (forward, backward)}``, every
+    ``forward(q, k, v) -> (o, cache)`` and every ``backward(do, cache) -> (dq, dk, dv)``:
+
+    - ``"attention"`` (ViT): softmax attention, every token sees every token (A.5);
+    - ``"masa"`` (RMT): Manhattan-decay attention on the ``grid`` (V.6);
+    - ``"masa_decomposed"`` (RMT's cheaper form): (V.7);
+    - ``"retention"`` (ViR): causal retention in raster order with retention's normalisations
+      (R.6), from [`minirnn.retention`][minirnn.retention], each image a new sequence.
+
+    Parameters
+    ----------
+    grid : tuple of int, optional
+        ``(H, W)``, for the MaSA cores.
+    gamma : ndarray of shape (h,), optional
+        Decays, for every core but attention.
+
+    Returns
+    -------
+    dict
+    """
+    def retention(q, k, v):
+        o, _, cache = retention_parallel(q, k, v, gamma)
+        return o, cache
+
+    return {"attention": (lambda q, k, v: attention_forward(q, k, v, causal=False),
+                          attention_backward),
+            "masa": (lambda q, k, v: masa_forward(q, k, v, grid, gamma), masa_backward),
+            "masa_decomposed": (lambda q, k, v: masa_decomposed_forward(q, k, v, grid, gamma),
+                                masa_decomposed_backward),
+            "retention": (retention, lambda do, cache: retention_parallel_backward(do, cache)[:3])}
 
 
 def vision_mix_forward(x: np.ndarray, params: dict[str, np.ndarray], n_heads: int, mixer: str,
                        grid=None, gamma=None):
     """The token-mixing layer of the three classifiers: project, mix, project back.
 
-    ``Q = X Wq``, ``K = X Wk``, ``V = X Wv`` split into heads, one of four cores, then the heads
-    merged and multiplied by ``Wo``:
-
-    - ``"attention"`` (ViT): softmax attention, every token sees every token (A.5);
-    - ``"masa"`` (RMT): Manhattan-decay attention on the grid (V.6);
-    - ``"masa_decomposed"`` (RMT's cheaper form): (V.7);
-    - ``"retention"`` (ViR): causal retention in raster order with retention's normalisations
-      (R.6), from [`minirnn.retention`][minirnn.retention].
+    ``Q = X Wq``, ``K = X Wk``, ``V = X Wv`` split into heads, one of the four cores of
+    [`vision_cores`][minirnn.vision.vision_cores], then the heads merged and multiplied by
+    ``Wo``.
 
     Parameters
     ----------
@@ -541,18 +574,13 @@ def vision_mix_forward(x: np.ndarray, params: dict[str, np.ndarray], n_heads: in
     y : ndarray, shape (B, N, D)
     cache : MixCache
     """
-    x, p = check.vision_mix_forward(x, params, n_heads, mixer, grid, gamma)
-    q, k, v = (split_heads(x @ p[name], n_heads) for name in ("Wq", "Wk", "Wv"))
-    if mixer == "attention":
-        o, core = attention_forward(q, k, v, causal=False)           # (A.3)-(A.5)
-    elif mixer == "masa":
-        o, core = masa_forward(q, k, v, grid, gamma)                 # (V.6)
-    elif mixer == "masa_decomposed":
-        o, core = masa_decomposed_forward(q, k, v, grid, gamma)      # (V.7)
-    else:
-        o, core = retention_parallel(q, k, v, gamma)                 # (R.6), causal
+    x, params, gamma = check.vision_mix_forward(x, params, n_heads, mixer, grid, gamma)
+    q, k, v = (split_heads(x @ params[name], n_heads) for name in ("Wq", "Wk", "Wv"))
+    core_forward, _ = vision_cores(grid, gamma)[mixer]
+    o, core = core_forward(q, k, v)
     merged = merge_heads(o)
-    return merged @ p["Wo"], MixCache(x, p, n_heads, mixer, core, merged)
+    return merged @ params["Wo"], MixCache(x=x, params=params, n_heads=n_heads, mixer=mixer,
+                                           grid=grid, gamma=gamma, core=core, merged=merged)
 
 
 def vision_mix_backward(dy: np.ndarray, cache: MixCache):
@@ -568,11 +596,9 @@ def vision_mix_backward(dy: np.ndarray, cache: MixCache):
     c, p = cache, cache.params
     grads = {"Wo": np.einsum("bne,bnd->ed", c.merged, dy, optimize=True)}
     do = split_heads(dy @ p["Wo"].T, c.n_heads)
-    backward = {"attention": attention_backward, "masa": masa_backward,
-                "masa_decomposed": masa_decomposed_backward,
-                "retention": retention_parallel_backward}[c.mixer]
+    _, core_backward = vision_cores(c.grid, c.gamma)[c.mixer]
     dx = np.zeros_like(c.x)
-    for name, dhead in zip(("Wq", "Wk", "Wv"), backward(do, c.core)):
+    for name, dhead in zip(("Wq", "Wk", "Wv"), core_backward(do, c.core)):
         dproj = merge_heads(dhead)
         grads[name] = np.einsum("bnd,bne->de", c.x, dproj, optimize=True)
         dx = dx + dproj @ p[name].T

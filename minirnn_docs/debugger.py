@@ -51,8 +51,8 @@ def line_of(module: str, text: str) -> int:
 # What each breakpoint line holds (so the page can say it, and a refactor that moves the line
 # still finds it).
 RNN_LINE = "da_next_WhT = da[:, t] @ cache.Wh.T"
-CHUNK_LINE = "state = retention_final_state(kc, vc, gamma, state)"
-GRAD_LINE = "G = f.gamma_L[:, None, None] * G"
+CHUNK_LINE = "Omega = Omega + carried * (q @ state.S)"
+GRAD_LINE = "dS_prev = xi_L[:, None, None] * dstate.S + np.swapaxes(c.q, -1, -2) @ dOmega_x"
 
 
 def sessions() -> dict[str, list[str]]:
@@ -75,18 +75,17 @@ def sessions() -> dict[str, list[str]]:
         "chunkwise": [
             "b minirnn.retention.retention_chunkwise",
             f"b minirnn/retention.py:{chunk}",
-            "c", "c",                            # its check line, then the end of chunk 0
-            "p start, stop", "p f.Gamma[0]", "p inner[0, 0]", "p cross[0, 0]",
-            "display state.S[0, 0].tolist()",    # watch the carried state change
-            "n",
-            "c", "p start, stop", "p cross[0, 0]", "n",
+            "c", "c",                            # its check line, then chunk 0's carried share
+            "p state.position", "p f.Gamma[0]", "p R[0, 0]", "p state.S[0, 0]",
+            "c", "p state.position", "p state.S[0, 0]",    # chunk 1 gets chunk 0's state
+            "p Omega[0, 0]", "n", "p Omega[0, 0]",   # its own part, then with the carried share
             "disable 1 2", "c",
         ],
         "backward": [
             f"b minirnn/retention.py:{grad}",
-            "c", "p start, stop", "p G[0, 0]",   # nothing reaches the state after the end
-            "n", "p G[0, 0]",                    # this chunk's share
-            "c", "p start, stop", "n", "p G[0, 0]",   # decayed by gamma^L, plus chunk 0's
+            "c", "p dstate.S[0, 0]",             # the last chunk: nothing reaches its state
+            "n", "p dS_prev[0, 0]",              # what reaches the state it received
+            "c", "p dstate.S[0, 0]", "n", "p dS_prev[0, 0]",   # chunk 0: handed back, decayed
             "disable 1", "c",
         ],
     }

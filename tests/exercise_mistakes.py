@@ -11,16 +11,16 @@ from __future__ import annotations
 
 import ast
 
-CUSTOM_ATTENTION = '''cache.append(k, v)
-    Tq, Tk = q.shape[2], cache.keys.shape[2]
-    scores = (q @ np.swapaxes(cache.keys, -1, -2)){scale}
+CUSTOM_ATTENTION = '''state.append(k, v)
+    Tq, Tk = q.shape[2], state.keys.shape[2]
+    scores = (q @ np.swapaxes(state.keys, -1, -2)){scale}
     allowed = np.arange(Tk)[None, :] {mask}
     scores = np.where(allowed, scores, -np.inf)
     w = np.exp(scores - scores.max(axis=-1, keepdims=True))
-    out = (w / w.sum(axis=-1, keepdims=True)) @ cache.values
+    out = (w / w.sum(axis=-1, keepdims=True)) @ state.values
     _unused = attention_forward'''
-ATTENTION_LINE = "cache.append(k, v)                                             # keep them " \
-    "for later tokens\n    out, _ = attention_forward(q, cache.keys, cache.values, causal=True)"
+ATTENTION_LINE = "state.append(k, v)                                             # keep them " \
+    "for later tokens\n    out, _ = attention_forward(q, state.keys, state.values, causal=True)"
 
 
 def attention_edit(mask="<= np.arange(Tk - Tq, Tk)[:, None]", scale=" / np.sqrt(q.shape[-1])"):
@@ -29,26 +29,25 @@ def attention_edit(mask="<= np.arange(Tk - Tq, Tk)[:, None]", scale=" / np.sqrt(
 
 GN = ("dx = (dxhat - dxhat.mean(axis=-1, keepdims=True)\n"
       "          - xhat * (dxhat * xhat).mean(axis=-1, keepdims=True)) / sigma")
-UNMASKED = ("        dOmega = dout / cache.c[..., None]\n"
-            "        dr = -np.sum(dout * cache.out, axis=-1) / cache.c * np.sign(cache.r)")
+UNMASKED = ("        dOmega = dout / c.c[..., None]\n"
+            "        dr = -np.sum(dout * c.out, axis=-1) / c.c * np.sign(c.r)")
 UNDIVIDED = ("        dOmega = dout\n"
-             "        dr = np.where(np.abs(cache.r) > 1.0, -np.sum(dout * cache.out, axis=-1)"
-             " / cache.c * np.sign(cache.r), 0.0)")
-NORMALISER = "        dOmega, dr = score_normaliser_backward(dout, cache.out, cache.r, cache.c)"
-R_LINE = ("+ f.xi * np.einsum(\"bhjd,bhd->bhj\", qc, state.z))")
+             "        dr = np.where(np.abs(c.r) > 1.0, -np.sum(dout * c.out, axis=-1)"
+             " / c.c * np.sign(c.r), 0.0)")
+NORMALISER = "        dOmega, dr = score_normaliser_backward(dout, c.out, c.r, c.c)"
+R_LINE = 'r = r + carried[..., 0] * np.einsum("bhnd,bhd->bhn", q, state.z)'
 
 DIST = "distance = np.abs(y[:, None] - y[None, :]) + np.abs(x[:, None] - x[None, :])"
 POW = "Gamma = powers[:, distance]"
 DY, DX = "np.abs(y[:, None] - y[None, :])", "np.abs(x[:, None] - x[None, :])"
-GS = "S = decay[:, :, n, None, None] * S + k[:, :, n, :, None] * v[:, :, n, None, :]"
-GZ = "z = decay[:, :, n, None] * z + k[:, :, n]"
+GS = "S = alpha_S[:, :, n, None, None] * S + k[:, :, n, :, None] * v[:, :, n, None, :]"
+GZ = "z = alpha_S[:, :, n, None] * z + k[:, :, n]"
 GC = "s = alpha[:, :, n] * s + 1.0"
 DB = "db = qdq - np.sum(k * dk, axis=-1, dtype=np.float64)"
 CUM = "dlog_decay = np.cumsum(db[..., ::-1], axis=-1)[..., ::-1]"
 COUNT = "    db += ds * (s - 1.0) - rho                                       # the count's share\n"
-FINAL = ("    db[..., -1] += (np.sum(dfinal.S * final.S, axis=(-2, -1))"
-         "       # the returned state:\n"
-         "                    + np.sum(dfinal.z * final.z, axis=-1))          # one more row\n")
+FINAL = ("        db[..., -1] += (np.sum(dfinal.S * final.S, axis=(-2, -1))   # one more row\n"
+         "                        + np.sum(dfinal.z * final.z, axis=-1))\n")
 
 EDITS = {
     "rnn_step_backward": [
@@ -106,24 +105,24 @@ EDITS = {
           "dE = P * (dP - np.sum(dP * P, axis=-2, keepdims=True))"),),
     ],
     "kv_cache_step": [
-        (("cache.append(k, v)", "pass"),
-         ("attention_forward(q, cache.keys, cache.values, causal=True)",
+        (("state.append(k, v)", "pass"),
+         ("attention_forward(q, state.keys, state.values, causal=True)",
           "attention_forward(q, k, v, causal=True)")),
         attention_edit(mask="<= np.arange(Tq)[:, None]"),
         attention_edit(mask="< np.arange(Tk - Tq, Tk)[:, None]"),
-        (("cache.append(k, v)", "cache.append(k, v)\n    cache.append(k, v)"),),
+        (("state.append(k, v)", "state.append(k, v)\n    state.append(k, v)"),),
         (('y = merge_heads(out) @ p["Wo"] + b["bo"]', "y = merge_heads(out)"),),
         attention_edit(scale=""),
         (('v = split_heads(xs @ p["Wv"] + b["bv"], n_heads)',
           'v = split_heads(xs @ p["Wv"], n_heads)'),),
     ],
     "retention_recurrent": [
-        (("S = decay[:, None, None] * S + k[:, :, n, :, None] * v[:, :, n, None, :]",
-          "S = decay[:, None, None] * (S + k[:, :, n, :, None] * v[:, :, n, None, :])"),
-         ("z = decay[:, None] * z + k[:, :, n]", "z = decay[:, None] * (z + k[:, :, n])")),
-        (("S = decay[:, None, None] * S + k", "S = S + k"),
-         ("z = decay[:, None] * z + k", "z = z + k")),
-        (("z = decay[:, None] * z + k[:, :, n]", "z = z + k[:, :, n]"),),
+        (("S = gamma_S[:, None, None] * S + k[:, :, n, :, None] * v[:, :, n, None, :]",
+          "S = gamma_S[:, None, None] * (S + k[:, :, n, :, None] * v[:, :, n, None, :])"),
+         ("z = gamma_S[:, None] * z + k[:, :, n]", "z = gamma_S[:, None] * (z + k[:, :, n])")),
+        (("S = gamma_S[:, None, None] * S + k", "S = S + k"),
+         ("z = gamma_S[:, None] * z + k", "z = z + k")),
+        (("z = gamma_S[:, None] * z + k[:, :, n]", "z = z + k[:, :, n]"),),
         (("kappa[:, n] = 1.0 / np.sqrt(s)", "kappa[:, n] = 1.0"),),
         (("s = gamma * s + 1.0", "s = s + 1.0"),),
         (("r[:, :, n] = kappa[:, n] * np.sum(qn * z, axis=-1)",
@@ -131,29 +130,26 @@ EDITS = {
         (("qn = q[:, :, n]", "qn = q[:, :, n] / np.sqrt(q.shape[-1])"),),
     ],
     "retention_parallel_backward": [
-        (("dR = dOmega @ np.swapaxes(cache.v, -1, -2) + dr[..., None]",
-          "dR = dOmega @ np.swapaxes(cache.v, -1, -2)"),),
+        (("dR = dOmega @ np.swapaxes(c.v, -1, -2) + dr[..., None]",
+          "dR = dOmega @ np.swapaxes(c.v, -1, -2)"),),
         (("+ dr[..., None]", "- dr[..., None]"),),
         ((NORMALISER, UNMASKED),),
         ((NORMALISER, UNDIVIDED),),
-        (("dq = (dA @ cache.k) * cache.scale", "dq = dA @ cache.k"),),
-        (("dk = np.swapaxes(dA, -1, -2) @ cache.q",
-          "dk = (np.swapaxes(dA, -1, -2) @ cache.q) * cache.scale"),),
-        (("dA = dR * cache.decay", "dA = dR"),),
+        (("dk = np.swapaxes(dA, -1, -2) @ c.q",
+          "dk = (np.swapaxes(dA, -1, -2) @ c.q) * c.scale"),),
+        (("dA = dR * (c.Gamma * c.kappa[..., None])", "dA = dR"),),
     ],
     "retention_chunkwise": [
         (("xi = p[:, 1:]", "xi = p[:, :L]"),),
-        (("cross = f.xi[..., None] * (qc @ state.S)", "cross = qc @ state.S"),
-         (R_LINE, '+ np.einsum("bhjd,bhd->bhj", qc, state.z))')),
-        (("(inner @ vc + cross)", "(inner @ vc)"), (R_LINE, "+ 0.0)")),
-        (("S = f.gamma_L[:, None, None] * state.S +", "S = state.S +"),
-         ("z = f.gamma_L[:, None] * state.z +", "z = state.z +")),
+        (("carried = (f.kappa * f.xi)[..., None]", "carried = f.kappa[..., None]"),),
+        (("Omega = Omega + carried * (q @ state.S)", "Omega = Omega"), (R_LINE, "r = r")),
+        (("S = gamma_L[:, None, None] * state.S +", "S = state.S +"),
+         ("z = gamma_L[:, None] * state.z +", "z = state.z +")),
         (("zeta = p[:, L - 1::-1]", "zeta = p[:, L:0:-1]"),),
         (("s = xi * s_prev[:, None] + np.cumsum(p[:, :L], axis=1)",
           "s = np.cumsum(p[:, :L], axis=1)"),),
-        (("        f = chunk_decays(gamma, stop - start",
-          "        qc = qc / np.sqrt(qc.shape[-1])\n"
-          "        f = chunk_decays(gamma, stop - start"),),
+        (("retention_parallel(q[:, :, start:stop],",
+          "retention_parallel(q[:, :, start:stop] / np.sqrt(q.shape[-1]),"),),
     ],
     "manhattan_decay_mask": [
         ((DIST, f"distance = np.sqrt({DY} ** 2 + {DX} ** 2)"),
@@ -167,21 +163,21 @@ EDITS = {
         ((POW, "Gamma = np.tril(powers[:, distance])"),),
     ],
     "gated_retention_recurrent": [
-        ((GS, GS.replace("decay[", "g[")), (GZ, GZ.replace("decay[", "g[")),
-         (GC, GC.replace("alpha[", "g["))),
-        ((GS, GS.replace("decay[:, :, n, None, None] * S",
-                         "(1 - decay[:, :, n, None, None]) * S")),
-         (GZ, GZ.replace("decay[:, :, n, None] * z", "(1 - decay[:, :, n, None]) * z")),
+        ((GS, GS.replace("alpha_S[", "log_decay[")), (GZ, GZ.replace("alpha_S[", "log_decay[")),
+         (GC, GC.replace("alpha[", "log_decay["))),
+        ((GS, GS.replace("alpha_S[:, :, n, None, None] * S",
+                         "(1 - alpha_S[:, :, n, None, None]) * S")),
+         (GZ, GZ.replace("alpha_S[:, :, n, None] * z", "(1 - alpha_S[:, :, n, None]) * z")),
          (GC, GC.replace("alpha[:, :, n] * s", "(1 - alpha[:, :, n]) * s"))),
-        ((GS, "S = decay[:, :, n, None, None] * (S + k[:, :, n, :, None] * v[:, :, n, None, :])"),
-         (GZ, "z = decay[:, :, n, None] * (z + k[:, :, n])")),
-        ((GS, GS.replace("decay[:, :, n,", "decay[:, :, n - 1,")),
-         (GZ, GZ.replace("decay[:, :, n,", "decay[:, :, n - 1,")),
+        ((GS, "S = alpha_S[:, :, n, None, None] * (S + k[:, :, n, :, None] * v[:, :, n, None, :])"),
+         (GZ, "z = alpha_S[:, :, n, None] * (z + k[:, :, n])")),
+        ((GS, GS.replace("alpha_S[:, :, n,", "alpha_S[:, :, n - 1,")),
+         (GZ, GZ.replace("alpha_S[:, :, n,", "alpha_S[:, :, n - 1,")),
          (GC, GC.replace("alpha[:, :, n]", "alpha[:, :, n - 1]"))),
         ((GZ, "z = z + k[:, :, n]"),),
         ((GC, "s = s + 1.0"),),
-        ((GS, GS.replace("decay[:, :, n,", "decay[0, :, n,")),
-         (GZ, GZ.replace("decay[:, :, n,", "decay[0, :, n,")),
+        ((GS, GS.replace("alpha_S[:, :, n,", "alpha_S[0, :, n,")),
+         (GZ, GZ.replace("alpha_S[:, :, n,", "alpha_S[0, :, n,")),
          (GC, GC.replace("alpha[:, :, n]", "alpha[0, :, n]"))),
     ],
     "gated_decay_gradient": [

@@ -135,9 +135,9 @@ def test_non_causal_is_permutation_invariant_in_keys(n, random):
 def test_attention_rows_are_convex_combinations(n):
     q, k, v = qkv(**n)
     _, cache = attention_forward(q, k, v, causal=n["causal"])
-    np.testing.assert_allclose(cache.probs.sum(-1), 1.0, rtol=1e-12)
+    np.testing.assert_allclose(cache.P.sum(-1), 1.0, rtol=1e-12)
     if n["causal"]:
-        assert np.all(cache.probs[..., ~causal_mask(n["Tq"], n["Tk"])] == 0.0)
+        assert np.all(cache.P[..., ~causal_mask(n["Tq"], n["Tk"])] == 0.0)
 
 
 @given(attention_sizes(), st.sampled_from([1e2, 1e4]))
@@ -244,9 +244,9 @@ def test_bad_inputs():
         mha_forward(x, params, 2.0)
     with pytest.raises(ValueError, match=r"missing key\(s\) \['Wo'\]"):
         mha_forward(x, {k: v for k, v in params.items() if k != "Wo"}, 2)
-    with pytest.raises(ValueError, match=r"cache holds keys .* does not fit"):
+    with pytest.raises(ValueError, match=r"state holds keys .* does not fit"):
         mha_step(x[:, 0], params, 2, init_kv_cache(3, 6, 2))
-    with pytest.raises(TypeError, match="cache must be a KVCache"):
+    with pytest.raises(TypeError, match="state must be a KVCache"):
         mha_step(x[:, 0], params, 2, {"k": 1})
     with pytest.raises(ValueError, match="-inf everywhere"):
         softmax_forward(np.array([[0.0, 1.0], [-np.inf, -np.inf]]))

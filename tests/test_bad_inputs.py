@@ -111,7 +111,7 @@ BACKWARDS = {
     "attention_backward": (m.attention_backward, "attention_forward", lambda out: out[1]),
     "mha_backward": (m.mha_backward, "mha_forward", lambda out: out[1]),
     "retention_parallel_backward": (m.retention_parallel_backward, "retention_parallel",
-                                    lambda out: out[1]),
+                                    lambda out: out[2]),
     "retention_recurrent_backward": (m.retention_recurrent_backward, "retention_recurrent",
                                      lambda out: out[2]),
     "retention_chunkwise_backward": (m.retention_chunkwise_backward, "retention_chunkwise",

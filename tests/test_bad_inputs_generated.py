@@ -99,7 +99,7 @@ def build(name, draw) -> Call:
             {"n_heads": [*BAD_COUNT, 3 * D + 1]}, optional=MHA_BIASES),
         "mha_step": lambda: Call(m.mha_step, dict(
             x=normal(draw, B, D), params=m.init_mha_params(D, nh), n_heads=nh),
-            {"n_heads": [*BAD_COUNT, 3 * D + 1], "cache": ["cache", m.init_kv_cache(B + 1, D, nh)]},
+            {"n_heads": [*BAD_COUNT, 3 * D + 1], "state": ["state", m.init_kv_cache(B + 1, D, nh)]},
             optional=MHA_BIASES),
         "retention_parallel": lambda: Call(m.retention_parallel, dict(qkv, gamma=gamma),
                                            {"gamma": BAD_GAMMA}),
@@ -128,8 +128,8 @@ def build(name, draw) -> Call:
         "retention_decay_gradient": lambda: Call(m.retention_decay_gradient, dict(
             q=qkv["q"], dq=normal(draw, B, h, T, d), k=qkv["k"], dk=normal(draw, B, h, T, d),
             gamma=np.linspace(0.5, 1.0, h)), {"gamma": [*BAD_GAMMA, 0.0], "state": ["state"]}),
-        "msr_decays": lambda: Call(m.msr_decays, dict(
-            params=m.init_msr_params(d * h, h, dv, learn_decay=True), n_heads=h),
+        "msr_gammas": lambda: Call(m.msr_gammas, dict(
+            n_heads=h, params=m.init_msr_params(d * h, h, dv, learn_decay=True)),
             {"n_heads": BAD_COUNT}, free_dict=True),
         "msr_project": lambda: Call(m.msr_project, dict(
             x=normal(draw, B, T, d * h), params=only(m.init_msr_params(d * h, h, dv), PROJ),
@@ -280,7 +280,7 @@ BACKWARD = {
     "softmax_backward": ("softmax_forward", "dy", 1),
     "attention_backward": ("attention_forward", "dout", 1),
     "mha_backward": ("mha_forward", "dy", 1),
-    "retention_parallel_backward": ("retention_parallel", "dout", 1),
+    "retention_parallel_backward": ("retention_parallel", "dout", 2),
     "retention_recurrent_backward": ("retention_recurrent", "dout", 2),
     "retention_chunkwise_backward": ("retention_chunkwise", "dout", 2),
     "msr_backward": ("msr_forward", "dy", 2),
@@ -293,7 +293,7 @@ BACKWARD = {
     "retention_2d_parallel_backward": ("retention_2d_parallel", "dout", 1),
     "retention_2d_scan_backward": ("retention_2d_scan", "dout", 1),
     "vision_mix_backward": ("vision_mix_forward", "dy", 1),
-    "gated_retention_parallel_backward": ("gated_retention_parallel", "dout", 1),
+    "gated_retention_parallel_backward": ("gated_retention_parallel", "dout", 2),
     "gated_retention_recurrent_backward": ("gated_retention_recurrent", "dout", 2),
     "gated_retention_chunkwise_backward": ("gated_retention_chunkwise", "dout", 2),
     "group_norm_backward": ("group_norm_forward", "dy", 1),
@@ -347,7 +347,7 @@ FUNCTIONS = [*[n for n in m.__all__ if n in {
     "standardize", "standardize_backward", "split_heads", "merge_heads", "segment_decay",
     "gated_chunk_decays", "gated_retention_parallel", "gated_retention_recurrent",
     "gated_retention_chunkwise", "gated_retention_final_state", "gated_decay_gradient",
-    "retention_decay_gradient", "msr_decays", "msr_project", "msr_project_backward",
+    "retention_decay_gradient", "msr_gammas", "msr_project", "msr_project_backward",
     "msr_output", "gated_msr_gates", "gated_msr_forward", "gated_msr_step", "patchify",
     "unpatchify", "vision_embed_forward", "manhattan_decay_mask", "decayed_attention_forward",
     "masa_forward", "masa_decomposed_forward", "retention_2d_parallel", "retention_2d_scan",
@@ -357,7 +357,9 @@ FUNCTIONS = [*[n for n in m.__all__ if n in {
 # public functions that take no arrays (sizes, names, paths, configs): covered elsewhere
 NO_ARRAYS = {"build_model", "causal_mask", "init_kv_cache", "init_mha_params", "init_msr_params",
              "init_gated_msr_params",
-             "init_rnn_params", "make_task", "msr_gammas", "rotation_angles", "warmup_cosine",
+             "init_rnn_params", "make_task", "rotation_angles", "warmup_cosine",
+             "retention_forms", "gated_retention_forms", "vision_cores", "config_to_dict",
+             "config_from_dict",
              "load_checkpoint", "save_checkpoint", "train", "evaluate"}
 
 
@@ -498,7 +500,7 @@ def test_every_wrong_argument(name, data, bad_input_cases):
 
 FLOAT64_BY_DESIGN = {"decay_mask", "rel_error", "numerical_gradient", "count_parameters",
                      "check_gradients", "segment_decay", "retention_decay_gradient",
-                     "msr_decays", "manhattan_decay_mask"}
+                     "msr_gammas", "manhattan_decay_mask"}
 # (documented to compute in, or return, float64)
 
 

@@ -17,10 +17,10 @@ import numpy as np
 import pytest
 
 import minirnn as m
-from minirnn import _checks
 from minirnn._checks import core
+from minirnn._floors import FLOORS
 
-MATH_MODULES = ("rnn", "attention", "retention", "msr", "layers", "gated", "gated_msr", "vision")
+MATH_MODULES = next(modules for name, _, modules in FLOORS if name == "math")
 ROOT = Path(m.__file__).parent
 
 
@@ -111,18 +111,33 @@ def test_decoding_steps_do_not_recheck_layers(monkeypatch):
 def test_a_direct_call_after_a_model_call_is_checked_again():
     model = m.RNNLM(m.RNNConfig(vocab_size=5, d_model=4, hidden=4))
     model.forward(model.init(0), np.array([[1, 2]]))
-    assert _checks.active()
     with pytest.raises(ValueError, match="rnn_step_forward: x contains 1 non-finite"):
         m.rnn_step_forward(np.array([[np.nan, 0.0]]), np.zeros((1, 3)), m.init_rnn_params(2, 3))
 
 
-def test_checks_switch_back_on_after_an_error_inside():
+def test_trusted_switches_the_checks_off_for_a_block_and_back_on_after_an_error():
+    bad = np.array([[np.nan, 0.0]]), np.zeros((1, 3)), m.init_rnn_params(2, 3)
     with pytest.raises(ValueError):
         m.mha_forward(np.zeros((1, 2, 4)), m.init_mha_params(4, 2), n_heads=3)
-    assert _checks.active()
-    with _checks.trusted():
-        assert not _checks.active()
-    assert _checks.active()
+    with core.trusted():
+        h, _ = m.rnn_step_forward(*bad)                # not checked: the NaN goes through
+        assert np.isnan(h).any()
+    with pytest.raises(ValueError, match="non-finite"):
+        m.rnn_step_forward(*bad)                         # checked again after the block
+    with pytest.raises(RuntimeError), core.trusted():
+        raise RuntimeError("an error inside the block")
+    with pytest.raises(ValueError, match="non-finite"):
+        m.rnn_step_forward(*bad)
+
+
+def test_the_trusted_files_are_the_math_block_and_model_modules():
+    """The rule is derived from the floors: every module of those floors, and nothing else
+    (not the gradient checker, which calls whatever it is given)."""
+    trusted = {Path(f).stem for f in core._TRUSTED_FILES}
+    floors = {name: set(modules) for name, _, modules in FLOORS}
+    assert trusted == floors["math"] | floors["blocks"] | floors["models"]
+    assert all(Path(f).is_file() for f in core._TRUSTED_FILES)
+    assert "gradcheck" not in trusted
 
 
 def test_calls_from_inside_the_library_are_trusted_and_from_outside_checked(monkeypatch):
@@ -167,3 +182,77 @@ def test_the_debugger_lands_on_the_first_equation():
         sys.settrace(tracer)
     lines = [line for name, line in stops if name == "rnn_step_forward"]
     assert start + first in lines, (stops, start + first)
+
+
+# --- the check line, as an editor and a debugger see it ------------------------------------------
+
+@pytest.mark.parametrize("module", MATH_MODULES)
+def test_the_check_line_resolves_statically(module):
+    """``check`` is bound by one static import of the module's twin in minirnn/_checks, and
+    every ``check.<name>`` the module calls is a function defined there: what go-to-definition
+    follows."""
+    tree = ast.parse((ROOT / f"{module}.py").read_text())
+    binds = [n for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module == "_checks"
+             and n.level == 1 and any(a.asname == "check" for a in n.names)]
+    assert len(binds) == 1, f"{module}: `from ._checks import {module} as check` expected"
+    assert [a.name for a in binds[0].names if a.asname == "check"] == [module]
+    twin = ast.parse((ROOT / "_checks" / f"{module}.py").read_text())
+    defined = {f.name for f in twin.body if isinstance(f, ast.FunctionDef)}
+    used = {n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute)
+            and isinstance(n.value, ast.Name) and n.value.id == "check"}
+    assert used and used <= defined, f"{module}: check.{sorted(used - defined)} not in its twin"
+
+
+def test_every_checks_module_has_a_twin_and_imports_only_the_ground_floor():
+    for path in (ROOT / "_checks").glob("*.py"):
+        if path.stem in ("__init__", "core"):
+            continue
+        assert (ROOT / f"{path.stem}.py").is_file(), f"_checks/{path.name} has no twin"
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.level == 2:
+                assert node.module == "states", f"_checks/{path.name} imports ..{node.module}"
+
+
+PDB_SCRIPT = """
+import numpy as np
+import minirnn
+
+rng = np.random.default_rng(0)
+q, k, v = rng.standard_normal((3, 1, 2, 5, 4))
+g = -rng.random((1, 2, 5))
+minirnn.gated_retention_parallel(q, k, v, g)
+"""
+
+
+@pytest.mark.no_cover        # a subprocess under pdb
+def test_a_bad_call_typed_at_a_pdb_prompt_inside_the_library_is_checked(tmp_path):
+    """A real pdb session (commands on stdin) stops inside minirnn/gated.py, and a bad call
+    typed there with ``p``, with ``!`` and in ``interact`` gets the message a script gets."""
+    import subprocess
+    import sys
+
+    source = inspect.getsource(m.gated.gated_retention_parallel).splitlines()
+    start = m.gated.gated_retention_parallel.__code__.co_firstlineno
+    line = start + next(i for i, text in enumerate(source) if "q = q * scale" in text)
+    script = tmp_path / "session.py"
+    script.write_text(PDB_SCRIPT)
+    bad_call = "gated_retention_parallel(q, k, v[..., :1, :], log_decay)"
+    commands = "\n".join([
+        f"break {ROOT / 'gated.py'}:{line}", "continue",
+        "p segment_decay(np.array([0.5, 1.0]))",
+        f"p {bad_call}",
+        f"!x = {bad_call}",
+        "interact", bad_call, ""]) + "\n"
+    session = subprocess.run([sys.executable, "-m", "pdb", str(script)], input=commands,
+                             capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    out = session.stdout + session.stderr
+    assert "gated.py(" in out, out                       # it stopped inside the library
+    assert out.count("segment_decay: log_decay must be <= 0") == 1, out
+    direct = subprocess.run([sys.executable, "-c", PDB_SCRIPT.replace(
+        "minirnn.gated_retention_parallel(q, k, v, g)",
+        "minirnn.gated_retention_parallel(q, k, v[..., :1, :], g)")],
+        capture_output=True, text=True, timeout=120)
+    message = direct.stderr.strip().splitlines()[-1].split(": ", 1)[1]   # past "ValueError: "
+    assert "v" in message and "T = 1" in message, message
+    assert out.count(message) == 3, out                  # p, ! and interact

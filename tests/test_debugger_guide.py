@@ -74,39 +74,45 @@ def test_rnn_session():
 def test_chunkwise_session():
     text = debugger.transcript("chunkwise")
     _, _, q, k, v = example()
-    assert [numbers(a).tolist() for a in answers(text, "p start, stop")] == [[0, 2], [2, 4]]
+    assert [numbers(a).tolist() for a in answers(text, "p state.position")] == [[0], [2]]
     qs = q[0, 0] / np.sqrt(2)
     gamma_mask = np.array([[1.0, 0.0], [0.5, 1.0]])
     np.testing.assert_allclose(numbers(answers(text, "p f.Gamma[0]")[0]), gamma_mask.ravel())
-    inner = (qs[:2] @ k[0, 0, :2].T) * gamma_mask
-    np.testing.assert_allclose(numbers(answers(text, "p inner[0, 0]")[0]), inner.ravel(),
+    kappa = 1 / np.sqrt(np.cumsum(0.5 ** np.arange(2)))          # chunk 0: s_n = 1, 1.5
+    R = (qs[:2] @ k[0, 0, :2].T) * gamma_mask * kappa[:, None]
+    np.testing.assert_allclose(numbers(answers(text, "p R[0, 0]")[0]), R.ravel(),
                                rtol=1e-6, atol=1e-8)
-    # the state after chunk 0 by the recurrence S_n = gamma S_(n-1) + k_n^T v_n
+    # the state handed to chunk 1, by the recurrence S_n = gamma S_(n-1) + k_n^T v_n
     S = np.zeros((2, 2))
     states = []
     for n in range(4):
         S = 0.5 * S + np.outer(k[0, 0, n], v[0, 0, n])
         states.append(S)
-    cross = np.array([0.5 ** (j + 1) * qs[2 + j] @ states[1] for j in range(2)])
-    crosses = answers(text, "p cross[0, 0]")
-    np.testing.assert_allclose(numbers(crosses[0]), 0.0)
-    np.testing.assert_allclose(numbers(crosses[1]), cross.ravel(), rtol=1e-6, atol=1e-8)
-    shown = [numbers(a.split("tolist():")[1].split("[old:")[0]) for a in answers(text, "n")]
-    np.testing.assert_allclose(shown[0], states[1].ravel(), rtol=1e-12)
-    np.testing.assert_allclose(shown[1], states[3].ravel(), rtol=1e-12)
+    carried = answers(text, "p state.S[0, 0]")
+    np.testing.assert_allclose(numbers(carried[0]), 0.0)           # nothing before chunk 0
+    np.testing.assert_allclose(numbers(carried[1]), states[1].ravel(), rtol=1e-6, atol=1e-8)
+    # Omega after the carried share is added: the chunk's own part plus kappa xi q' S_prev
+    s_global = 0.5 ** np.arange(1, 3) * 1.5 + np.cumsum(0.5 ** np.arange(2))   # chunk 1
+    own = ((qs[2:] @ k[0, 0, 2:].T) * gamma_mask / np.sqrt(s_global)[:, None]) @ v[0, 0, 2:]
+    cross = (0.5 ** np.arange(1, 3) / np.sqrt(s_global))[:, None] * (qs[2:] @ states[1])
+    before, after = (numbers(a) for a in answers(text, "p Omega[0, 0]"))
+    np.testing.assert_allclose(before, own.ravel(), rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(after, (own + cross).ravel(), rtol=1e-6, atol=1e-8)
 
 
 def test_backward_session():
     text = debugger.transcript("backward")
     _, _, q, k, v = example()
-    Gs = [numbers(a) for a in answers(text, "p G[0, 0]")]
-    np.testing.assert_allclose(Gs[0], 0.0)                      # nothing after the last chunk
-    # G after the last chunk = gradient reaching the state before it: run that chunk alone
+    received = [numbers(a) for a in answers(text, "p dstate.S[0, 0]")]
+    handed = [numbers(a) for a in answers(text, "p dS_prev[0, 0]")]
+    np.testing.assert_allclose(received[0], 0.0)                # nothing after the last chunk
+    # what reaches the state chunk 1 received = the gradient of a call continuing that state
     _, after0, _ = m.retention_recurrent(q[..., :2, :], k[..., :2, :], v[..., :2, :], 0.5)
     out1, _, c1 = m.retention_recurrent(q[..., 2:, :], k[..., 2:, :], v[..., 2:, :], 0.5,
                                         state=after0)
-    np.testing.assert_allclose(Gs[1], m.retention_recurrent_backward(
-        np.ones_like(out1), c1)[3].S[0, 0].ravel(), rtol=1e-6, atol=1e-8)
+    dS1 = m.retention_recurrent_backward(np.ones_like(out1), c1)[3].S[0, 0].ravel()
+    np.testing.assert_allclose(handed[0], dS1, rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(received[1], dS1, rtol=1e-6, atol=1e-8)   # handed back
     out, _, c = m.retention_recurrent(q, k, v, 0.5)
-    np.testing.assert_allclose(Gs[2], m.retention_recurrent_backward(
+    np.testing.assert_allclose(handed[1], m.retention_recurrent_backward(
         np.ones_like(out), c)[3].S[0, 0].ravel(), rtol=1e-6, atol=1e-8)

@@ -145,7 +145,8 @@ def test_stubs_hold_no_answer_and_say_what_is_given(tmp_path):
     assert "mean(dxhat" not in gn and "dxhat.mean" not in gn
     chunk = " ".join((tmp_path / "retention_chunkwise" / "retention_chunkwise.py").read_text()
                      .split())
-    assert "already multiplied by 1/sqrt(d)" in chunk and "ChunkDecays(Gamma, xi" in chunk
+    assert "RetentionChunkDecays(Gamma, xi, zeta, kappa, s)" in chunk
+    assert "calling retention_parallel chunk after chunk" in chunk
 
 
 GOOD_PROPERTY = '''

@@ -5,7 +5,7 @@ Tolerances: forms agree to a relative 1e-10 in float64 (the observed gap is abou
 
 import numpy as np
 import pytest
-from helpers import GRAD_FLOOR, assert_gradcheck, biggest, forms_error, frozen_copies
+from helpers import GRAD_FLOOR, biggest, forms_error, frozen_copies
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
@@ -13,10 +13,10 @@ from minirnn import (
     GatedState,
     GatedStateGrad,
     RetentionState,
-    check_gradients,
     gated_retention_chunkwise,
     gated_retention_chunkwise_backward,
     gated_retention_final_state,
+    gated_retention_forms,
     gated_retention_parallel,
     gated_retention_parallel_backward,
     gated_retention_recurrent,
@@ -26,8 +26,8 @@ from minirnn import (
     retention_chunkwise,
     retention_chunkwise_backward,
     retention_decay_gradient,
+    retention_forms,
     retention_parallel,
-    retention_parallel_backward,
     retention_recurrent,
     retention_recurrent_backward,
     segment_decay,
@@ -94,35 +94,31 @@ def scalar_fd(f, x):
 
 # --- the three forms agree ------------------------------------------------------------------
 
-@given(problems())
-def test_three_forms_agree_outputs_states_and_every_gradient(p):
-    q, k, v, g, dout = arrays(p)
-    norm = p["normalize"]
-    op, cp = gated_retention_parallel(q, k, v, g, norm)
-    orr, sr, cr = gated_retention_recurrent(q, k, v, g, normalize=norm)
-    oc, sc, cc = gated_retention_chunkwise(q, k, v, g, p["chunk"], normalize=norm)
-    s_closed = gated_retention_final_state(k, v, g)
-    assert rel_error(orr, op) <= FORMS_TOL and rel_error(oc, op) <= FORMS_TOL
-    for st_ in (sc, s_closed):
-        assert_close_all(st_[:3], sr[:3], "state")
-        assert st_.position == sr.position == p["T"]
-    ref = gated_retention_parallel_backward(dout, cp)
-    assert_close_all(gated_retention_recurrent_backward(dout, cr)[:4], ref, "recurrent")
-    assert_close_all(gated_retention_chunkwise_backward(dout, cc)[:4], ref, "chunkwise")
+def flat(grads):
+    """(dq, dk, dv, dlog_decay, dstate_prev) as one tuple of arrays."""
+    return (*grads[:4], *grads[4])
 
 
-@given(problems())
-def test_recurrent_and_chunkwise_agree_with_a_carried_state_and_its_gradient(p):
+@given(problems(), st.booleans())
+def test_three_forms_agree_outputs_states_and_every_gradient(p, carried):
+    """With and without a carried state and a gradient of the returned state: the same
+    outputs, returned state and every gradient (the gates' and the incoming state's)."""
     q, k, v, g, dout = arrays(p)
     rng = np.random.default_rng(p["seed"] + 1)
-    state, dstate = random_state(p, rng), random_dstate(p, rng)
-    o1, s1, c1 = gated_retention_recurrent(q, k, v, g, state, p["normalize"])
-    o2, s2, c2 = gated_retention_chunkwise(q, k, v, g, p["chunk"], state, p["normalize"])
-    assert rel_error(o1, o2) <= FORMS_TOL
-    assert_close_all(s2[:3], s1[:3], "state")
-    g1 = gated_retention_recurrent_backward(dout, c1, dstate)
-    g2 = gated_retention_chunkwise_backward(dout, c2, dstate)
-    assert_close_all(g2[:4] + tuple(g2[4]), g1[:4] + tuple(g1[4]), "gradients")
+    state, dstate = (random_state(p, rng), random_dstate(p, rng)) if carried else (None, None)
+    results = {}
+    for form, (forward, backward) in gated_retention_forms(p["chunk"]).items():
+        out, final, cache = forward(q, k, v, g, state=state, normalize=p["normalize"])
+        results[form] = (out, final, flat(backward(dout, cache, dstate)))
+    op, sp, ref = results["parallel"]
+    s_closed = gated_retention_final_state(k, v, g, state)
+    assert_close_all(s_closed[:3], sp[:3], "closed-form state")
+    for form in ("recurrent", "chunkwise"):
+        out, final, grads = results[form]
+        assert rel_error(out, op) <= FORMS_TOL, form
+        assert_close_all(final[:3], sp[:3], "state")
+        assert final.position == sp.position == p["T"] + (3 if carried else 0)
+        assert_close_all(grads, ref, form)
 
 
 @given(problems(), st.data())
@@ -130,20 +126,17 @@ def test_splitting_and_carrying_the_state_equals_one_call(p, data):
     assume(p["T"] >= 2)
     t = data.draw(st.integers(1, p["T"] - 1))
     q, k, v, g, dout = arrays(p)
-    norm, C = p["normalize"], p["chunk"]
-    whole, cache = gated_retention_parallel(q, k, v, g, norm)
-    ref = gated_retention_parallel_backward(dout, cache)
-    for run, backward in ((lambda *a: gated_retention_recurrent(*a[:5], normalize=norm),
-                           gated_retention_recurrent_backward),
-                          (lambda *a: gated_retention_chunkwise(*a[:4], C, a[4], norm),
-                           gated_retention_chunkwise_backward)):
+    norm = p["normalize"]
+    whole, _, cache = gated_retention_parallel(q, k, v, g, normalize=norm)
+    ref = gated_retention_parallel_backward(dout, cache)[:4]
+    for forward, backward in gated_retention_forms(p["chunk"]).values():
         first, second = slice(0, t), slice(t, None)
-        o1, s1, c1 = run(*(x[:, :, first] for x in (q, k, v, g)), None)
-        o2, _, c2 = run(*(x[:, :, second] for x in (q, k, v, g)), s1)
+        o1, s1, c1 = forward(*(x[:, :, first] for x in (q, k, v, g)), normalize=norm)
+        o2, _, c2 = forward(*(x[:, :, second] for x in (q, k, v, g)), state=s1, normalize=norm)
         assert rel_error(np.concatenate([o1, o2], axis=2), whole) <= FORMS_TOL
         *g2, ds = backward(dout[:, :, second], c2)
         *g1, _ = backward(dout[:, :, first], c1, ds)  # the count's gradient flows back too
-        joined = [np.concatenate([a, b], axis=2) for a, b in zip(g1, g2)]
+        joined = [np.concatenate([a, b], axis=2) for a, b in zip(g1, g2, strict=True)]
         assert_close_all(joined, ref, "split")
 
 
@@ -155,19 +148,13 @@ def test_constant_log_decay_is_retention_in_every_form(p, gammas):
     gamma = np.array(gammas[:p["h"]])
     g = np.broadcast_to(np.log(gamma)[None, :, None], (p["B"], p["h"], p["T"]))
     norm, C = p["normalize"], p["chunk"]
-    pairs = [
-        (gated_retention_parallel(q, k, v, g, norm), retention_parallel(q, k, v, gamma, norm),
-         gated_retention_parallel_backward, retention_parallel_backward),
-        (gated_retention_recurrent(q, k, v, g, normalize=norm)[::2],
-         retention_recurrent(q, k, v, gamma, normalize=norm)[::2],
-         gated_retention_recurrent_backward, retention_recurrent_backward),
-        (gated_retention_chunkwise(q, k, v, g, C, normalize=norm)[::2],
-         retention_chunkwise(q, k, v, gamma, C, normalize=norm)[::2],
-         gated_retention_chunkwise_backward, retention_chunkwise_backward),
-    ]
-    for (og, cg), (oret, cret), bg, bret in pairs:
+    gated, plain = gated_retention_forms(C), retention_forms(C)
+    for form in ("parallel", "recurrent", "chunkwise"):
+        og, _, cg = gated[form][0](q, k, v, g, normalize=norm)
+        oret, _, cret = plain[form][0](q, k, v, gamma, normalize=norm)
         assert rel_error(og, oret) <= FORMS_TOL
-        assert_close_all(bg(dout, cg)[:3], bret(dout, cret)[:3], "dq dk dv")
+        assert_close_all(gated[form][1](dout, cg)[:3], plain[form][1](dout, cret)[:3],
+                         "dq dk dv")
 
 
 # --- the decay gradient, proven three ways ---------------------------------------------------
@@ -189,7 +176,7 @@ def test_decay_gradient_equals_the_mask_formula_and_finite_differences(p):
     q, k, v, g, dout = arrays(p)
     g = np.maximum(g, -3.0)                      # keep every mask entry visible to the FD
     norm = p["normalize"]
-    _, cache = gated_retention_parallel(q, k, v, g, norm)
+    _, _, cache = gated_retention_parallel(q, k, v, g, normalize=norm)
     assume(np.all(np.abs(np.abs(cache.r) - 1.0) > 1e-3))          # away from the c kink
     dg = gated_retention_parallel_backward(dout, cache)[3]
     Dg = segment_decay(g)
@@ -201,7 +188,8 @@ def test_decay_gradient_equals_the_mask_formula_and_finite_differences(p):
     scale = max(1.0, float(np.abs(dg).max()))
     assert np.max(np.abs(dg - mask_formula)) / scale < 1e-7
     g = np.minimum(g, -1e-3)                     # central differences stay in g <= 0
-    dg = gated_retention_parallel_backward(dout, gated_retention_parallel(q, k, v, g, norm)[1])[3]
+    dg = gated_retention_parallel_backward(
+        dout, gated_retention_parallel(q, k, v, g, normalize=norm)[2])[3]
     fd = scalar_fd(lambda x: loss_of_mask(q, k, v, segment_decay(x), dout, norm), g)
     assert np.max(np.abs(dg - fd)) / scale < 1e-6
 
@@ -221,25 +209,19 @@ def test_gradcheck_every_form_with_state_in_and_out(p):
     norm, C = p["normalize"], p["chunk"]
     rng = np.random.default_rng(p["seed"] + 5)
     state, dstate = random_state(p, rng), random_dstate(p, rng)
-    _, cp = gated_retention_parallel(q, k, v, g, norm)
+    _, _, cp = gated_retention_parallel(q, k, v, g, state, norm)
     away_from_kink(cp.r)
     _, _, cr = gated_retention_recurrent(q, k, v, g, state, norm)
     away_from_kink(cr.r)
-    assert_gradcheck(check_gradients(
-        lambda q, k, v, g: gated_retention_parallel(q, k, v, g, norm),
-        gated_retention_parallel_backward, {"q": q, "k": k, "v": v, "g": g}, seed=p["seed"],
-        floor=GRAD_FLOOR))
+    for forward, backward in gated_retention_forms(C).values():
+        def run(q, k, v, g, s, forward=forward):
+            return forward(q, k, v, g, state=s, normalize=norm)
 
-    for run, backward in ((lambda *a: gated_retention_recurrent(*a, normalize=norm),
-                           gated_retention_recurrent_backward),
-                          (lambda q, k, v, g, s: gated_retention_chunkwise(q, k, v, g, C, s, norm),
-                           gated_retention_chunkwise_backward)):
         inputs = {"q": q, "k": k, "v": v, "g": g, "S": state.S, "z": state.z, "s": state.s}
         loss = loss_with_state(run, dstate, inputs)
-        grads = backward(loss.dout, loss.cache, dstate)
-        analytic = [*grads[:4], *grads[4]]
+        analytic = flat(backward(loss.dout, loss.cache, dstate))
         largest = biggest(*analytic)
-        for (name, x), a in zip(inputs.items(), analytic):
+        for (name, x), a in zip(inputs.items(), analytic, strict=True):
             num = scalar_fd(lambda y, name=name, f=loss, at=inputs: f(**{**at, name: y}), x)
             err = np.max(np.abs(num - a)) / max(np.max(np.abs(num) + np.abs(a)),
                                                 GRAD_FLOOR * largest)      # as check_gradients
@@ -283,7 +265,7 @@ def test_retention_decay_gradient_matches_finite_differences_and_split_calls(p, 
     def loss(gam):
         return np.sum(retention_chunkwise(q, k, v, gam, C, state0, norm)[0] * dout)
 
-    _, cache = retention_parallel(q, k, v, gamma, norm)
+    _, _, cache = retention_parallel(q, k, v, gamma, state0, norm)
     away_from_kink(cache.r)
     fd = scalar_fd(loss, gamma)
     _, _, cc = retention_chunkwise(q, k, v, gamma, C, state0, norm)
@@ -318,14 +300,14 @@ def test_long_sequences_stay_finite_and_forms_agree(dtype, gate):
     v = rng.standard_normal((1, 1, T, 2)).astype(dtype)
     g = np.full((1, 1, T), gate) + rng.uniform(-1e-5, 0, (1, 1, T)) * (gate != 0)
     dout = rng.standard_normal(v.shape).astype(dtype)
-    op, cp = gated_retention_parallel(q, k, v, g)
+    op, _, cp = gated_retention_parallel(q, k, v, g)
     oc, _, cc = gated_retention_chunkwise(q, k, v, g, 512)
     orr, _, cr = gated_retention_recurrent(q[:, :, -256:], k[:, :, -256:], v[:, :, -256:],
                                           g[:, :, -256:],
                                           gated_retention_final_state(k[:, :, :-256],
                                                                       v[:, :, :-256],
                                                                       g[:, :, :-256]))
-    grads = [gated_retention_parallel_backward(dout, cp),
+    grads = [gated_retention_parallel_backward(dout, cp)[:4],
              gated_retention_chunkwise_backward(dout, cc)[:4],
              gated_retention_recurrent_backward(dout[:, :, -256:], cr)[:4]]
     for x in (op, oc, orr, *grads[0], *grads[1], *grads[2]):
@@ -346,7 +328,7 @@ def test_causality_and_inputs_not_mutated(p, data):
     q2[:, :, t] += 1.0
     k2[:, :, t] -= 1.0
     g2[:, :, t] -= 0.5
-    for run in (lambda *a: gated_retention_parallel(*a, p["normalize"])[0],
+    for run in (lambda *a: gated_retention_parallel(*a, normalize=p["normalize"])[0],
                 lambda *a: gated_retention_recurrent(*a, normalize=p["normalize"])[0],
                 lambda *a: gated_retention_chunkwise(*a, p["chunk"], normalize=p["normalize"])[0]):
         np.testing.assert_array_equal(run(q, k, v, g)[:, :, :t], run(q2, k2, v2, g2)[:, :, :t])
@@ -360,10 +342,10 @@ def test_a_closed_gate_forgets_everything_before_it():
     q, k, v = rng.standard_normal((3, 1, 1, 10, 4))
     g = np.full((1, 1, 10), -0.1)
     g[..., 5] = -800.0                             # e^-800 is 0 in float64: an exact reset
-    out, _ = gated_retention_parallel(q, k, v, g)
+    out, _, _ = gated_retention_parallel(q, k, v, g)
     v2 = v.copy()
     v2[..., :5, :] += 10.0
-    out2, _ = gated_retention_parallel(q, k, v2, g)
+    out2, _, _ = gated_retention_parallel(q, k, v2, g)
     np.testing.assert_array_equal(out[..., 5:, :], out2[..., 5:, :])
 
 

@@ -18,6 +18,7 @@ from minirnn import (
     gated_msr_gates,
     gated_msr_step,
     init_gated_msr_params,
+    msr_forward,
     msr_gammas,
     rel_error,
 )
@@ -55,13 +56,13 @@ def test_forms_agree_and_decoding_token_by_token_equals_the_sequence(n):
     x, params = make(n)
     dy = np.random.default_rng(n["seed"] + 1).standard_normal(x.shape)
     y_ref, s_ref, c_ref = run(n, x, params, "parallel")
-    dx_ref, g_ref = gated_msr_backward(dy, c_ref)
+    dx_ref, g_ref, _ = gated_msr_backward(dy, c_ref)
     scale = max(np.abs(dx_ref).max(), *(np.abs(g).max() for g in g_ref.values()))
     for form in ("recurrent", "chunkwise"):
         y, state, cache = run(n, x, params, form)
         assert rel_error(y, y_ref) <= FORMS_TOL
         assert rel_error(state.S, s_ref.S) <= FORMS_TOL
-        dx, grads = gated_msr_backward(dy, cache)
+        dx, grads, _ = gated_msr_backward(dy, cache)
         for a, b in [(dx, dx_ref)] + [(grads[k], g_ref[k]) for k in params]:
             err = np.max(np.abs(a - b)) / max(np.max(np.abs(a) + np.abs(b)), 1e-5 * scale)
             assert err <= FORMS_TOL
@@ -76,17 +77,28 @@ def test_forms_agree_and_decoding_token_by_token_equals_the_sequence(n):
 def test_gradcheck_every_form_including_the_gate(n):
     x, params = make(n)
     for form in ("parallel", "recurrent", "chunkwise"):
-        report = check_gradients(lambda x, params, form=form: run(n, x, params, form)[::2],
+        report = check_gradients(lambda x, params, form=form: run(n, x, params, form),
                                  gated_msr_backward, {"x": x}, params, seed=n["seed"],
                                  floor=GRAD_FLOOR)
         assert_gradcheck(report)
 
 
-def test_an_untrained_layer_starts_at_retnets_decays():
-    params = init_gated_msr_params(8, 4, 2, tau=4.0)
-    params["Wa"][:] = 0.0
-    g, _ = gated_msr_gates(np.ones((1, 3, 8)), params, tau=4.0)
-    np.testing.assert_allclose(np.exp(g[0, :, 0]), msr_gammas(4), rtol=1e-12)
+@pytest.mark.parametrize("tau", [1.0, 4.0])
+def test_an_untrained_layer_is_retnets_layer(tau):
+    """Wa starts at zero, so every gate starts at RetNet's decay (M.1) whatever the token, and
+    the untrained gated layer gives the outputs of MSR with the same parameters; Wa still gets
+    a gradient."""
+    params = init_gated_msr_params(8, 4, 2, tau=tau)
+    x = np.random.default_rng(0).standard_normal((2, 5, 8))
+    g, _ = gated_msr_gates(x, params, tau=tau)
+    np.testing.assert_allclose(np.exp(g), np.broadcast_to(msr_gammas(4)[:, None], (2, 4, 5)),
+                               rtol=1e-12)
+    msr_params = {k: v for k, v in params.items() if k not in ("Wa", "ba")}
+    y_gated, _, cache = gated_msr_forward(x, params, 4, tau=tau)
+    y_msr, _, _ = msr_forward(x, msr_params, 4)
+    assert rel_error(y_gated, y_msr) <= 1e-12
+    _, grads, _ = gated_msr_backward(np.ones_like(y_gated), cache)
+    assert np.abs(grads["Wa"]).max() > 1e-6
 
 
 def test_the_gate_is_finite_for_extreme_pre_activations():

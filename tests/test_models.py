@@ -7,16 +7,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from minirnn import numerical_gradient, rel_error
+from minirnn.blocks import count_parameters
 from minirnn.layers import IGNORE_INDEX
 from minirnn.models import (
     GatedConfig,
     RetNetConfig,
     RNNConfig,
     TransformerConfig,
-    build_model,
-    count_parameters,
-    init,
 )
+from minirnn.registry import build_model, init
 
 V = 7
 TINY = [RNNConfig(V, d_model=4, hidden=5),

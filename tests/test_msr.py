@@ -14,7 +14,6 @@ from minirnn import (
     group_norm_forward,
     init_msr_params,
     msr_backward,
-    msr_decays,
     msr_forward,
     msr_gammas,
     msr_step,
@@ -60,13 +59,13 @@ def test_forms_agree_for_the_whole_layer(n):
     x, params = make(n)
     dy = np.random.default_rng(n["seed"] + 1).standard_normal(x.shape)
     y_ref, s_ref, c_ref = run(n, x, params, "parallel")
-    dx_ref, g_ref = msr_backward(dy, c_ref)
+    dx_ref, g_ref, _ = msr_backward(dy, c_ref)
     scale = max(np.abs(dx_ref).max(), *(np.abs(g).max() for g in g_ref.values()))
     for form in ("recurrent", "chunkwise"):
         y, state, cache = run(n, x, params, form)
         assert rel_error(y, y_ref) <= FORMS_TOL
         assert rel_error(state.S, s_ref.S) <= FORMS_TOL and state.position == n["T"]
-        dx, grads = msr_backward(dy, cache)
+        dx, grads, _ = msr_backward(dy, cache)
         for a, b in [(dx, dx_ref)] + [(grads[k], g_ref[k]) for k in params]:
             # arrays far below the largest gradient are compared absolutely (see retention)
             err = np.max(np.abs(a - b)) / max(np.max(np.abs(a) + np.abs(b)), 1e-5 * scale)
@@ -77,7 +76,7 @@ def test_forms_agree_for_the_whole_layer(n):
 def test_gradcheck_every_form(n):
     x, params = make(n)
     for form in ("parallel", "recurrent", "chunkwise"):
-        report = check_gradients(lambda x, params, form=form: run(n, x, params, form)[::2],
+        report = check_gradients(lambda x, params, form=form: run(n, x, params, form),
                                  msr_backward, {"x": x}, params, seed=n["seed"],
                                  floor=GRAD_FLOOR)
         assert_gradcheck(report)
@@ -91,7 +90,7 @@ def test_split_calls_and_token_by_token_decoding_continue_positions(n, data):
         t = data.draw(st.integers(1, n["T"] - 1))
         first_form = data.draw(st.sampled_from(["parallel", "recurrent", "chunkwise"]))
         y1, s1, _ = run(n, x[:, :t], params, first_form)
-        y2, s2, _ = run(n, x[:, t:], params, data.draw(st.sampled_from(["recurrent",
+        y2, s2, _ = run(n, x[:, t:], params, data.draw(st.sampled_from(["parallel", "recurrent",
                                                                           "chunkwise"])), s1)
         assert s2.position == n["T"]
         assert rel_error(np.concatenate([y1, y2], axis=1), whole) <= FORMS_TOL
@@ -119,7 +118,7 @@ def test_inputs_not_mutated_and_float32(n):
     before = frozen_copies(x, *params.values())
     for form in ("parallel", "chunkwise"):
         y, state, cache = run(n, x, params, form)
-        dx, grads = msr_backward(np.ones_like(y), cache)
+        dx, grads, _ = msr_backward(np.ones_like(y), cache)
         assert y.dtype == dx.dtype == state.S.dtype == np.float32
         assert all(g.dtype == np.float32 for g in grads.values())
     for a, b in zip([x, *params.values()], before):
@@ -133,9 +132,9 @@ def test_inputs_not_mutated_and_float32(n):
 
 def test_learned_decays_start_at_the_papers_and_stay_in_0_1():
     params = init_msr_params(8, 4, 2, learn_decay=True)
-    np.testing.assert_allclose(msr_decays(params, 4), msr_gammas(4), rtol=1e-12)
+    np.testing.assert_allclose(msr_gammas(4, params), msr_gammas(4), rtol=1e-12)
     params["decay_logit"] = np.array([-800.0, -3.0, 3.0, 800.0])
-    gamma = msr_decays(params, 4)
+    gamma = msr_gammas(4, params)
     assert np.all((gamma >= 0) & (gamma <= 1)) and gamma[0] < 1e-300 and gamma[-1] == 1.0
 
 
@@ -191,8 +190,6 @@ def test_bad_inputs():
     with pytest.raises(ValueError, match="chunk_size must be >= 1"):
         msr_forward(x, params, 2, form="chunkwise", chunk_size=0)
     _, state, _ = msr_forward(x, params, 2)
-    with pytest.raises(ValueError, match="parallel form starts a new sequence"):
-        msr_forward(x, params, 2, state=state)
     bad = RetentionState(state.S[:, :1], state.z[:, :1], state.s[:1], 4)
     with pytest.raises(ValueError, match=r"state.S .* h = 1, but"):
         msr_forward(x, params, 2, form="recurrent", state=bad)
@@ -217,9 +214,9 @@ def test_gradcheck_continuing_from_a_state(n, position):
     h, d = n["n_heads"], n["D"] // n["n_heads"]
     state = RetentionState(rng.standard_normal((n["B"], h, d, n["dv"])),
                            rng.standard_normal((n["B"], h, d)), np.full(h, 3.0), position)
-    for form in ("recurrent", "chunkwise"):
+    for form in ("parallel", "recurrent", "chunkwise"):
         report = check_gradients(
-            lambda x, params, form=form: run(n, x, params, form, state)[::2],
+            lambda x, params, form=form: run(n, x, params, form, state),
             msr_backward, {"x": x}, params, seed=n["seed"], floor=GRAD_FLOOR)
         assert_gradcheck(report)
 
@@ -238,3 +235,29 @@ def test_msr_defaults_and_edges():
     xg = np.random.default_rng(0).standard_normal((2, 3))
     y, _ = group_norm_forward(xg, np.ones((2, 3)), np.zeros((2, 3)))
     np.testing.assert_allclose(y.mean(axis=-1), 0, atol=1e-12)
+
+
+@given(layers(max_T=10), st.data())
+@settings(max_examples=min(settings.default.max_examples, 25))
+def test_split_calls_give_one_calls_gradients_with_learned_decays(n, data):
+    """A sequence split over two calls, the second's state gradient handed to the first's
+    backward, gives the gradients of one call: also d(decay_logit), through the count (GR.8)."""
+    n = {**n, "learn": True}
+    x, params = make(n)
+    if n["T"] < 2:
+        return
+    t = data.draw(st.integers(1, n["T"] - 1))
+    forms = [data.draw(st.sampled_from(["parallel", "recurrent", "chunkwise"])) for _ in "ab"]
+    dy = np.random.default_rng(n["seed"] + 5).standard_normal(x.shape)
+    _, _, whole = run(n, x, params, "parallel")
+    dx_ref, g_ref, _ = msr_backward(dy, whole)
+    _, s1, c1 = run(n, x[:, :t], params, forms[0])
+    _, _, c2 = run(n, x[:, t:], params, forms[1], s1)
+    dx2, g2, dstate = msr_backward(dy[:, t:], c2)
+    assert dstate.s is not None                      # the count's gradient is handed back
+    dx1, g1, _ = msr_backward(dy[:, :t], c1, dstate)
+    assert rel_error(np.concatenate([dx1, dx2], axis=1), dx_ref) <= FORMS_TOL
+    scale = max(np.abs(g).max() for g in g_ref.values())
+    for key in params:
+        a, b = g1[key] + g2[key], g_ref[key]
+        assert np.max(np.abs(a - b)) <= FORMS_TOL * max(np.max(np.abs(b)), 1e-3 * scale), key

@@ -55,8 +55,8 @@ def test_long_parallel_retention_stays_finite_and_agrees():
     q, k = (1e3 * rng.standard_normal((2, 1, 1, T, 2))).astype(np.float32)
     v = rng.standard_normal((1, 1, T, 2)).astype(np.float32)
     dout = rng.standard_normal(v.shape).astype(np.float32)
-    par, pc = retention_parallel(q, k, v, gamma)
-    grads_par = retention_parallel_backward(dout, pc)
+    par, _, pc = retention_parallel(q, k, v, gamma)
+    grads_par = retention_parallel_backward(dout, pc)[:3]
     del pc
     wide = [a.astype(np.float64) for a in (q, k, v, dout)]
     ref, _, rc = retention_recurrent(*wide[:3], gamma)

@@ -6,8 +6,8 @@ from minirnn.models import (
     RetNetConfig,
     RNNConfig,
     TransformerConfig,
-    build_model,
 )
+from minirnn.registry import build_model
 from minirnn.tasks import make_task
 from minirnn.train import (
     TrainConfig,

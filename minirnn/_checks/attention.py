@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..states import KVCache
 from .core import (
     Shapes,
     active,
@@ -41,10 +42,8 @@ def softmax_forward(x, axis):
 def softmax_backward(dy, cache):
     if not active():
         return dy
-    from ..attention import SoftmaxCache
-
-    check_cache("softmax_backward", cache, SoftmaxCache, "softmax_forward")   # before cache.y
-    return gradient("softmax_backward", "dy", dy, cache, SoftmaxCache, "softmax_forward", "y",
+    check_cache("softmax_backward", cache, "SoftmaxCache", "softmax_forward")   # before cache.y
+    return gradient("softmax_backward", "dy", dy, cache, "SoftmaxCache", "softmax_forward", "y",
                     lead(cache.y.ndim, ""))
 
 
@@ -74,11 +73,9 @@ def attention_forward(q, k, v, causal):
 def attention_backward(dout, cache):
     if not active():
         return dout
-    from ..attention import AttentionCache
-
-    check_cache("attention_backward", cache, AttentionCache, "attention_forward")
+    check_cache("attention_backward", cache, "AttentionCache", "attention_forward")
     s = Shapes("attention_backward")
-    s.bind_all("B h Tq", cache.probs.shape, "cache.probs")
+    s.bind_all("B h Tq", cache.P.shape, "cache.P")
     s.bind("dv", cache.v.shape[-1], "cache.v")
     return s.array("dout", dout, "B h Tq dv")
 
@@ -116,9 +113,7 @@ def mha_forward(x, params, n_heads, causal):
 def mha_backward(dy, cache):
     if not active():
         return dy
-    from ..attention import MHACache
-
-    return gradient("mha_backward", "dy", dy, cache, MHACache, "mha_forward", "x", "B T D")
+    return gradient("mha_backward", "dy", dy, cache, "MHACache", "mha_forward", "x", "B T D")
 
 
 def init_kv_cache(B, D, n_heads, capacity):
@@ -129,19 +124,18 @@ def init_kv_cache(B, D, n_heads, capacity):
     return B, D, capacity
 
 
-def mha_step(x, params, n_heads, cache):
-    """``(x, params)`` checked: x (B, D) or (B, T_new, D); ``cache`` a fitting KVCache or None."""
+def mha_step(x, params, n_heads, state):
+    """``(x, params, state)`` checked: x (B, D) or (B, T_new, D); ``state`` a fitting KVCache
+    or None."""
     if not active():
-        return x, params
-    from ..attention import KVCache
-
+        return x, params, state
     one_token = np.ndim(x) == 2
     x3, params = _layer("mha_step", np.asarray(x)[:, None] if one_token else x, params, n_heads)
     B, _, D = x3.shape
-    if cache is not None and not isinstance(cache, KVCache):
-        raise TypeError(f"mha_step: cache must be a KVCache or None, got {type(cache).__name__}")
-    if cache is not None and (cache.k.shape[:2] != (B, n_heads)
-                              or cache.k.shape[3] * n_heads != D):
-        raise ValueError(f"mha_step: cache holds keys of shape (B, h, T, d) = {cache.keys.shape},"
+    if state is not None and not isinstance(state, KVCache):
+        raise TypeError(f"mha_step: state must be a KVCache or None, got {type(state).__name__}")
+    if state is not None and (state.k.shape[:2] != (B, n_heads)
+                              or state.k.shape[3] * n_heads != D):
+        raise ValueError(f"mha_step: state holds keys of shape (B, h, T, d) = {state.keys.shape},"
                          f" which does not fit x with B = {B}, D = {D} and n_heads = {n_heads}")
-    return (x3[:, 0] if one_token else x3), params
+    return (x3[:, 0] if one_token else x3), params, state

@@ -4,21 +4,27 @@ inputs are checked once, where they enter the library."""
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 from collections.abc import Iterable, Mapping
 from contextvars import ContextVar
 
 import numpy as np
 
+from .._floors import trusted_modules
+
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 _TRUSTED: ContextVar[bool] = ContextVar("minirnn_checks_trusted", default=False)
 
-# Modules whose functions call other public functions with inputs they have already checked:
-# a call that comes from one of them is trusted, a call from anywhere else is checked.
-INSIDE = frozenset({"minirnn.rnn", "minirnn.attention", "minirnn.retention", "minirnn.msr",
-                    "minirnn.gated", "minirnn.gated_msr", "minirnn.layers", "minirnn.models",
-                    "minirnn.vision", "minirnn.classifiers"})
+# Files whose calls are trusted: the math, block and model modules (minirnn/_floors.py), which
+# check their own inputs where they enter the library. Plain string comparisons against the
+# paths the package was imported from (a code object's co_filename is its module's __file__):
+# nothing here calls into the standard library, so a debugger that skips this package never
+# stops inside a helper of the rule.
+_CHECKS_PREFIX = os.path.dirname(__file__) + os.sep
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(__file__))
+_TRUSTED_FILES = frozenset(os.path.join(_PACKAGE_DIR, f"{m}.py") for m in trusted_modules())
 
 
 # --- checked once per call -----------------------------------------------------------------------
@@ -26,13 +32,23 @@ INSIDE = frozenset({"minirnn.rnn", "minirnn.attention", "minirnn.retention", "mi
 def active() -> bool:
     """Should the validator that asks run its checks?
 
-    Yes, unless the public function it validates for was called by minirnn's own math or model
-    code (which checked the inputs at its boundary) or inside ``trusted``. Call it only
-    from the validator that the public function calls (a helper of a validator gets the
-    answer as an argument), so that the caller is three frames up.
+    Yes, unless the public function it validates for was called by code compiled from one of
+    minirnn's math, block or model files (which checked the inputs where they entered the
+    library), or inside ``trusted``. The decision is made by the caller's *code*, not its
+    module globals: code typed at a pdb prompt (``p``, ``!``, ``interact``), in a notebook cell,
+    a script or ``python -c`` is always checked, even at a breakpoint inside the library.
+
+    The frames are walked, not counted: out of the checks package to the public function,
+    then one more to its caller. Called from anywhere else, it answers for a public function
+    called from there.
     """
-    caller = sys._getframe(3)            # active <- validator <- public function <- its caller
-    return caller.f_globals.get("__name__") not in INSIDE and not _TRUSTED.get()
+    if _TRUSTED.get():
+        return False
+    frame = sys._getframe(1)
+    while frame is not None and frame.f_code.co_filename.startswith(_CHECKS_PREFIX):
+        frame = frame.f_back                                   # leave the validators
+    caller = frame.f_back if frame is not None else None       # who called the function
+    return caller is None or caller.f_code.co_filename not in _TRUSTED_FILES
 
 
 @contextlib.contextmanager
@@ -165,6 +181,13 @@ def same_dtype(*arrays):
     return tuple(a.astype(dtype, copy=False) for a in arrays)
 
 
+def common_dtype(x, params: dict):
+    """``x`` and every parameter in their common dtype (one float64 array promotes the layer,
+    as NumPy's promotion would: nothing is silently rounded to float32)."""
+    x, *arrays = same_dtype(x, *params.values())
+    return x, dict(zip(params, arrays))
+
+
 def check_int(func: str, name: str, value, minimum: int) -> int:
     """Check that ``value`` is an integer (not bool) at least ``minimum``."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
@@ -188,22 +211,23 @@ def check_bool(func: str, name: str, value) -> bool:
     return bool(value)
 
 
-def gradient(func: str, name: str, grad, cache, cls: type, forward: str, field: str,
+def gradient(func: str, name: str, grad, cache, cls: str, forward: str, field: str,
              axes: str) -> np.ndarray:
-    """A backward's cache (the ``cls`` that ``forward`` returns) and its upstream gradient
-    ``grad``, which must have the shape of ``cache.<field>`` (axes named by ``axes``)."""
+    """A backward's cache (the class named ``cls`` that ``forward`` returns) and its upstream
+    gradient ``grad``, which must have the shape of ``cache.<field>`` (axes named by ``axes``)."""
     check_cache(func, cache, cls, forward)
     s = Shapes(func)
     s.bind_all(axes, getattr(cache, field).shape, f"cache.{field}")
     return s.array(name, grad, axes)
 
 
-def check_cache(func: str, cache, cls: type, forward: str) -> None:
-    """Check that a backward function got the cache its forward function returned."""
-    if isinstance(cache, cls):
+def check_cache(func: str, cache, cls: str, forward: str) -> None:
+    """Check that a backward function got the cache its forward function returned: an instance
+    of the class named ``cls`` (by name, so that the checks never import the math above them)."""
+    if type(cache).__name__ == cls:
         return
     hint = ""
     if isinstance(cache, tuple) and not hasattr(cache, "_fields"):
         hint = f"; {forward} returns (output, ..., cache): pass only its last element"
-    raise TypeError(f"{func}: cache must be the {cls.__name__} returned by {forward}, "
+    raise TypeError(f"{func}: cache must be the {cls} returned by {forward}, "
                     f"got {type(cache).__name__}{hint}")

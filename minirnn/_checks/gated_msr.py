@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .core import Shapes, active, check_cache, check_eps, check_int, gradient, same_dtype
+from .core import Shapes, active, check_eps, check_int, common_dtype, gradient, same_dtype
+from .gated import dstate_of
+from .gated import state as gated_state
 from .msr import FORMS, MSR_PARAMS, _layer, _rest, key_width
 
 GATED_PARAMS = {**{k: v for k, v in MSR_PARAMS.items() if k != "decay_logit"},
@@ -42,27 +44,22 @@ def gated_msr_gates(x, params, tau):
 
 def _state(func, x, params, n_heads, state, eps, tau):
     """The options of a layer call and the incoming state (which must fit the heads)."""
-    from ..gated import GatedState
-
     check_eps(func, eps)
     _tau(func, tau)
     if state is None:
-        return
-    if not isinstance(state, GatedState):
-        raise TypeError(f"{func}: state must be a GatedState or None, got {type(state).__name__}")
+        return None
     s = Shapes(func)
     B, D = x.shape[0], x.shape[-1]
     s.bind_all("B h d dv", (B, n_heads, D // n_heads, params["gn_w"].shape[1]),
                f"x and params (n_heads = {n_heads})")
-    s.array("state.S", state.S, "B h d dv")
-    s.array("state.z", state.z, "B h d")
-    s.array("state.s", state.s, "B h")
-    check_int(func, "state.position", state.position, 0)
+    return gated_state(s, state, x.dtype)
 
 
 def gated_msr_forward(x, params, n_heads, form, chunk_size, state, eps, tau):
+    """``(x, params, state)``: x (B, T, D) and every parameter in their common dtype (the gates
+    are float64 when one parameter is), the form, the incoming state (it must fit)."""
     if not active():
-        return _common(x, params)           # the gates are float64: promote by the params
+        return x, params, state
     func = "gated_msr_forward"
     x, params = _layer(func, x, params, n_heads, "B T D", GATED_PARAMS, ())
     if form not in FORMS:
@@ -71,42 +68,24 @@ def gated_msr_forward(x, params, n_heads, form, chunk_size, state, eps, tau):
         if chunk_size is None:
             raise ValueError(f"{func}: the chunkwise form needs chunk_size (an integer >= 1)")
         check_int(func, "chunk_size", chunk_size, 1)
-    if form == "parallel" and state is not None:
-        raise ValueError(f"{func}: the parallel form starts a new sequence; continue one "
-                         "with form='recurrent' or 'chunkwise'")
-    _state(func, x, params, n_heads, state, eps, tau)
-    return _common(x, params)
+    x, params = common_dtype(x, params)
+    return x, params, _state(func, x, params, n_heads, state, eps, tau)
 
 
-def _common(x, params):
-    """x and every parameter in their common dtype (one float64 array promotes the layer)."""
-    x, *arrays = same_dtype(x, *params.values())
-    return x, dict(zip(params, arrays))
-
-
-def gated_msr_backward(dy, cache):
+def gated_msr_backward(dy, cache, dstate):
+    """``dy`` (B, T, D) and the gradient of the returned state, checked against the cache."""
     if not active():
-        return dy
-    from ..gated_msr import GatedMSRCache
-
-    check_cache("gated_msr_backward", cache, GatedMSRCache, "gated_msr_forward")
-    return gradient("gated_msr_backward", "dy", dy, cache, GatedMSRCache, "gated_msr_forward",
-                    "x", "B T D")
+        return dy, dstate
+    func = "gated_msr_backward"
+    dy = gradient(func, "dy", dy, cache, "GatedMSRCache", "gated_msr_forward", "x", "B T D")
+    return dy, dstate_of(func, dstate, cache.final)
 
 
 def gated_msr_step(x, params, n_heads, state, eps, tau):
-    """One token x (B, D) and the state (zeros when None)."""
-    from ..gated import GatedState
-
-    if active():
-        func = "gated_msr_step"
-        x, params = _layer(func, x, params, n_heads, "B D", GATED_PARAMS, ())
-        _state(func, x, params, n_heads, state, eps, tau)
-    x, params = _common(x, params)
-    if state is None:
-        B, D = x.shape
-        h, dv = params["gn_w"].shape
-        dtype = np.result_type(x, params["Wq"], params["Wk"], params["Wv"])
-        state = GatedState(np.zeros((B, h, D // h, dv), dtype=dtype),
-                           np.zeros((B, h, D // h), dtype=dtype), np.zeros((B, h)), 0)
-    return x, params, state
+    """One token x (B, D), the parameters in one dtype, and the state (or None)."""
+    if not active():
+        return x, params, state
+    func = "gated_msr_step"
+    x, params = _layer(func, x, params, n_heads, "B D", GATED_PARAMS, ())
+    x, params = common_dtype(x, params)
+    return x, params, _state(func, x, params, n_heads, state, eps, tau)

@@ -14,7 +14,7 @@ from .core import (
 )
 
 
-def upstream(func: str, dy, cache, cls: type, forward: str, shape_of) -> np.ndarray:
+def upstream(func: str, dy, cache, cls: str, forward: str, shape_of) -> np.ndarray:
     """Check a layer backward's cache and that ``dy`` is a float array shaped like the forward
     output, ``shape_of(cache)`` (``None`` in it: any size)."""
     check_cache(func, cache, cls, forward)
@@ -119,9 +119,7 @@ def linear_forward(x, params):
 def linear_backward(dy, cache):
     if not active():
         return dy
-    from ..layers import LinearCache
-
-    return upstream("linear_backward", dy, cache, LinearCache, "linear_forward",
+    return upstream("linear_backward", dy, cache, "LinearCache", "linear_forward",
                     lambda c: c.x.shape[:-1] + c.W.shape[1:])
 
 
@@ -136,9 +134,7 @@ def embedding_forward(ids, W):
 def embedding_backward(dy, cache):
     if not active():
         return dy
-    from ..layers import EmbeddingCache
-
-    return upstream("embedding_backward", dy, cache, EmbeddingCache, "embedding_forward",
+    return upstream("embedding_backward", dy, cache, "EmbeddingCache", "embedding_forward",
                     lambda c: (*c.tokens.shape, None))
 
 
@@ -155,9 +151,7 @@ def layer_norm_forward(x, params, eps):
 def layer_norm_backward(dy, cache):
     if not active():
         return dy
-    from ..layers import LayerNormCache
-
-    dy = upstream("layer_norm_backward", dy, cache, LayerNormCache, "layer_norm_forward",
+    dy = upstream("layer_norm_backward", dy, cache, "LayerNormCache", "layer_norm_forward",
                   lambda c: c.xhat.shape)
     return dy
 
@@ -171,9 +165,7 @@ def gelu_forward(x):
 def gelu_backward(dy, cache):
     if not active():
         return dy
-    from ..layers import GELUCache
-
-    return upstream("gelu_backward", dy, cache, GELUCache, "gelu_forward", lambda c: c.x.shape)
+    return upstream("gelu_backward", dy, cache, "GELUCache", "gelu_forward", lambda c: c.x.shape)
 
 
 def ffn_forward(x, params):
@@ -188,9 +180,7 @@ def ffn_forward(x, params):
 def ffn_backward(dy, cache):
     if not active():
         return dy
-    from ..layers import FFNCache
-
-    dy = upstream("ffn_backward", dy, cache, FFNCache, "ffn_forward", lambda c: c.first.x.shape)
+    dy = upstream("ffn_backward", dy, cache, "FFNCache", "ffn_forward", lambda c: c.first.x.shape)
     return dy
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..states import RetentionState
 from .core import (
     Shapes,
     active,
@@ -11,11 +12,14 @@ from .core import (
     check_cache,
     check_eps,
     check_int,
+    common_dtype,
     gradient,
     lead,
     same_dtype,
 )
 from .layers import constant_row
+from .retention import dstate_of
+from .retention import state as retention_state
 
 FORMS = ("parallel", "recurrent", "chunkwise")
 MSR_PARAMS = {"Wq": "D D", "Wk": "D D", "Wv": "D E", "Wg": "D E", "Wo": "E D",
@@ -23,8 +27,17 @@ MSR_PARAMS = {"Wq": "D D", "Wk": "D D", "Wv": "D E", "Wg": "D E", "Wo": "E D",
 OPTIONAL = ("decay_logit",)            # present when the layer learns its decays (M.6)
 
 
-def msr_gammas(n_heads):
-    return check_int("msr_gammas", "n_heads", n_heads, 1)
+def msr_gammas(n_heads, params):
+    """``n_heads >= 1``; ``params`` None or a dict whose ``decay_logit`` (if any) is (h,)."""
+    n_heads = check_int("msr_gammas", "n_heads", n_heads, 1)
+    if params is None or not active():
+        return n_heads, params
+    s = Shapes("msr_gammas")
+    s.bind("h", n_heads, "n_heads")
+    _rest(s, params, ("decay_logit",))
+    if "decay_logit" in params:
+        s.array("params['decay_logit']", params["decay_logit"], "h")
+    return n_heads, params
 
 
 def rotation_angles(d):
@@ -63,10 +76,8 @@ def group_norm_forward(x, w, b, eps):
 def group_norm_backward(dy, cache):
     if not active():
         return dy
-    from ..msr import GroupNormCache
-
-    check_cache("group_norm_backward", cache, GroupNormCache, "group_norm_forward")
-    return gradient("group_norm_backward", "dy", dy, cache, GroupNormCache,
+    check_cache("group_norm_backward", cache, "GroupNormCache", "group_norm_forward")
+    return gradient("group_norm_backward", "dy", dy, cache, "GroupNormCache",
                     "group_norm_forward", "xhat", lead(cache.xhat.ndim, ""))
 
 
@@ -104,77 +115,62 @@ def _layer(func, x, params, n_heads, axes, spec=None, optional=OPTIONAL):
     return x, p
 
 
-def _state(func, state, eps):
-    from ..retention import RetentionState
-
+def _options(func, state, eps):
+    """The group-norm epsilon and the type of the incoming state."""
     eps = check_eps(func, eps)
     if state is not None and not isinstance(state, RetentionState):
         raise TypeError(f"{func}: state must be a RetentionState or None, "
                         f"got {type(state).__name__}")
-    if state is not None:
-        check_int(func, "state.position", state.position, 0)
     return eps
 
 
+def _core_state(func, x, params, n_heads, state):
+    """The incoming state must fit the heads: S (B, h, d, dv), z (B, h, d), s (h,)."""
+    if state is None:
+        return None
+    s = Shapes(func)
+    B, D = x.shape[0], x.shape[-1]
+    s.bind_all("B h d dv", (B, n_heads, D // n_heads, params["gn_w"].shape[1]),
+               f"x and params (n_heads = {n_heads})")
+    return retention_state(s, state, x.dtype)
+
+
 def msr_forward(x, params, n_heads, form, chunk_size, state, eps):
-    """``(x, params)`` checked: x (B, T, D), the parameters of ``MSR_PARAMS``, the form."""
+    """``(x, params)`` checked: x (B, T, D), the parameters of ``MSR_PARAMS``, the form, the
+    incoming state (it must fit the heads)."""
     if not active():
-        return x, params
+        return x, params, state
     func = "msr_forward"
     x, params = _layer(func, x, params, n_heads, "B T D")
     if form not in FORMS:
         raise ValueError(f"{func}: form must be one of {FORMS}, got {form!r}")
     if form == "chunkwise" and chunk_size is None:
         raise ValueError(f"{func}: the chunkwise form needs chunk_size (an integer >= 1)")
-    if form == "parallel" and state is not None:
-        raise ValueError(f"{func}: the parallel form starts a new sequence; continue one "
-                         "with form='recurrent' or 'chunkwise'")
-    _state(func, state, eps)
-    _core_state(func, x, params, n_heads, state)
     if form == "chunkwise":
         check_int(func, "chunk_size", chunk_size, 1)
-    return x, params
+    _options(func, state, eps)
+    x, params = common_dtype(x, params)
+    return x, params, _core_state(func, x, params, n_heads, state)
 
 
-def _core_state(func, x, params, n_heads, state):
-    """The incoming state must fit the heads: S (B, h, d, dv), z (B, h, d), s (h,)."""
-    if state is None:
-        return
-    s = Shapes(func)
-    B, D = x.shape[0], x.shape[-1]
-    s.bind_all("B h d dv", (B, n_heads, D // n_heads, params["gn_w"].shape[1]),
-               f"x and params (n_heads = {n_heads})")
-    s.array("state.S", state.S, "B h d dv")
-    s.array("state.z", state.z, "B h d")
-    count = np.asarray(state.s, dtype=np.float64)
-    if count.shape != (n_heads,) or not np.all(np.isfinite(count)):
-        s.fail(f"state.s must have shape (h,) = ({n_heads},) and be finite, got {count.shape}")
-
-
-def msr_backward(dy, cache):
+def msr_backward(dy, cache, dstate):
+    """``dy`` (B, T, D) and the gradient of the returned state, checked against the cache."""
     if not active():
-        return dy
-    from ..msr import MSRCache
-
-    return gradient("msr_backward", "dy", dy, cache, MSRCache, "msr_forward", "x", "B T D")
+        return dy, dstate
+    func = "msr_backward"
+    dy = gradient(func, "dy", dy, cache, "MSRCache", "msr_forward", "x", "B T D")
+    return dy, dstate_of(func, dstate, cache.final.S, cache.final.z)
 
 
 def msr_step(x, params, n_heads, state, eps):
-    """``(x, params)`` checked: one token x (B, D); the state (zeros when None) fits."""
-    from ..retention import RetentionState
-
-    if active():
-        func = "msr_step"
-        x, params = _layer(func, x, params, n_heads, "B D")
-        eps = _state(func, state, eps)
-        _core_state(func, x, params, n_heads, state)
-    if state is None:
-        B, D = x.shape
-        h, dv = params["gn_w"].shape
-        dtype = np.result_type(x, params["Wq"], params["Wk"], params["Wv"])
-        state = RetentionState(np.zeros((B, h, D // h, dv), dtype=dtype),
-                               np.zeros((B, h, D // h), dtype=dtype), np.zeros(h), 0)
-    return x, params, state, eps
+    """``(x, params, state, eps)`` checked: one token x (B, D); the state fits (or None)."""
+    if not active():
+        return x, params, state, eps
+    func = "msr_step"
+    x, params = _layer(func, x, params, n_heads, "B D")
+    eps = _options(func, state, eps)
+    x, params = common_dtype(x, params)
+    return x, params, _core_state(func, x, params, n_heads, state), eps
 
 
 def _rest(s: Shapes, params, used):
@@ -185,17 +181,6 @@ def _rest(s: Shapes, params, used):
     for key, value in params.items():
         if key not in used:                    # any shape, but a finite float array
             Shapes(s.func).array(f"params[{key!r}]", value, lead(np.ndim(value), ""))
-
-
-def msr_decays(params, n_heads):
-    n_heads = check_int("msr_decays", "n_heads", n_heads, 1)
-    if active():
-        s = Shapes("msr_decays")
-        s.bind("h", n_heads, "n_heads")
-        _rest(s, params, ("decay_logit",))
-        if "decay_logit" in params:
-            s.array("params['decay_logit']", params["decay_logit"], "h")
-    return params, n_heads
 
 
 def msr_project(x, params, n_heads, start):
@@ -250,7 +235,5 @@ def msr_output(o, x, params, eps):
 def msr_output_backward(dout, cache):
     if not active():
         return dout
-    from ..msr import MSROutputCache
-
-    return gradient("msr_output_backward", "dout", dout, cache, MSROutputCache, "msr_output",
+    return gradient("msr_output_backward", "dout", dout, cache, "MSROutputCache", "msr_output",
                     "x", "B T D")

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..states import RetentionState, RetentionStateGrad
 from .core import (
     Shapes,
     active,
     check_bool,
+    check_cache,
     check_int,
     gradient,
     same_dtype,
@@ -33,56 +35,35 @@ def gamma_per_head(func: str, gamma, h: int | None) -> np.ndarray:
     return g
 
 
-def _gamma(func, gamma, h):
-    """The fast path of ``gamma_per_head`` for trusted callers: only the conversion."""
-    if isinstance(gamma, np.ndarray) and gamma.dtype == np.float64 and gamma.shape == (h,):
-        return gamma
-    return np.broadcast_to(np.asarray(gamma, dtype=np.float64), (h,)).copy()
-
-
 def decay_mask(gamma, T):
-    T = check_int("decay_mask", "T", T, 1)
+    """``gamma`` per head (float64, (h,)) and ``T >= 1``."""
     if not active():
-        return _gamma("decay_mask", gamma, np.size(gamma)), T
-    return gamma_per_head("decay_mask", gamma, None), T
+        return gamma, T
+    return gamma_per_head("decay_mask", gamma, None), check_int("decay_mask", "T", T, 1)
 
 
-def _state(s: Shapes, state, dtype):
-    """An incoming state checked against the bound sizes; zeros (a new sequence) when None."""
-    from ..retention import RetentionState
-
-    B, h, d, dv = (s.sizes[x] for x in ("B", "h", "d", "dv"))
+def state(s: Shapes, state, dtype):
+    """An incoming state checked against the sizes bound so far and converted to ``dtype``;
+    ``None`` (a new sequence) stays ``None``."""
     if state is None:
-        return RetentionState(np.zeros((B, h, d, dv), dtype=dtype),
-                              np.zeros((B, h, d), dtype=dtype), np.zeros(h), 0)
+        return None
     if not isinstance(state, RetentionState):
-        s.fail(f"state must be a RetentionState or None, got {type(state).__name__}", TypeError)
+        s.fail(f"state must be a RetentionState or None, got {type(state).__name__}"
+               + (" (gated retention's state has one count per sequence; retention needs one "
+                  "per head)" if type(state).__name__ == "GatedState" else ""), TypeError)
+    h = s.sizes["h"]
     S = s.array("state.S", state.S, "B h d dv")
     z = s.array("state.z", state.z, "B h d")
-    count = np.asarray(state.s, dtype=np.float64)
-    if count.shape != (h,):
-        s.fail(f"state.s must have shape (h,) = ({h},), got {count.shape}")
+    count = s.array("state.s", state.s, "h").astype(np.float64)
+    if np.any(count < 0):
+        s.fail(f"state.s must be a count >= 0 for each of the h = {h} heads")
     position = check_int(s.func, "state.position", state.position, 0)
-    return RetentionState(S.astype(dtype, copy=False), z.astype(dtype, copy=False), count,
-                          position)
+    return RetentionState(S=S.astype(dtype, copy=False), z=z.astype(dtype, copy=False),
+                          s=count, position=position)
 
 
-def _trusted_state(q, v, state, dtype):
-    from ..retention import RetentionState
-
-    B, h, _, d = q.shape
-    if state is None:
-        return RetentionState(np.zeros((B, h, d, v.shape[-1]), dtype=dtype),
-                              np.zeros((B, h, d), dtype=dtype), np.zeros(h), 0)
-    return RetentionState(state.S.astype(dtype, copy=False), state.z.astype(dtype, copy=False),
-                          np.asarray(state.s, dtype=np.float64), state.position)
-
-
-def _qkv(func, q, k, v, gamma, state, normalize, checking, with_state=True):
+def _qkv(func, q, k, v, gamma, state_in, normalize):
     """The shared part of the three forms: arrays, decays, state, flag."""
-    if not checking:
-        q, k, v = same_dtype(q, k, v)
-        return q, k, v, _gamma(func, gamma, q.shape[1]), _trusted_state(q, v, state, q.dtype)
     s = Shapes(func)
     q = s.array("q", q, "B h T d")
     k = s.array("k", k, "B h T d")
@@ -90,45 +71,48 @@ def _qkv(func, q, k, v, gamma, state, normalize, checking, with_state=True):
     gamma = gamma_per_head(func, gamma, s.sizes["h"])
     check_bool(func, "normalize", normalize)
     q, k, v = same_dtype(q, k, v)
-    return q, k, v, gamma, (_state(s, state, q.dtype) if with_state else None)
+    return q, k, v, gamma, state(s, state_in, q.dtype)
 
 
-def retention_parallel(q, k, v, gamma, normalize):
-    """``(q, k, v, gamma)`` checked: (B, h, T, d), (B, h, T, d), (B, h, T, dv); gamma (h,)."""
-    q, k, v, gamma, _ = _qkv("retention_parallel", q, k, v, gamma, None, normalize, active(),
-                             with_state=False)
-    return q, k, v, gamma
+def retention_parallel(q, k, v, gamma, state, normalize):
+    """``(q, k, v, gamma, state)`` checked: (B, h, T, d), (B, h, T, d), (B, h, T, dv); gamma
+    (h,); the incoming state (or None)."""
+    if not active():
+        return q, k, v, gamma, state
+    return _qkv("retention_parallel", q, k, v, gamma, state, normalize)
 
 
 def retention_recurrent(q, k, v, gamma, state, normalize):
-    """As ``retention_parallel``, plus the incoming state (zeros when None)."""
-    return _qkv("retention_recurrent", q, k, v, gamma, state, normalize, active())
+    """As ``retention_parallel``."""
+    if not active():
+        return q, k, v, gamma, state
+    return _qkv("retention_recurrent", q, k, v, gamma, state, normalize)
 
 
 def retention_chunkwise(q, k, v, gamma, chunk_size, state, normalize):
-    """As ``retention_recurrent``; ``chunk_size`` must be an integer >= 1."""
-    check_int("retention_chunkwise", "chunk_size", chunk_size, 1)
-    return _qkv("retention_chunkwise", q, k, v, gamma, state, normalize, active())
-
-
-def retention_final_state(k, v, gamma, state):
-    """``(k, v, gamma, state)`` checked, the state zeros when None."""
+    """As ``retention_parallel``; ``chunk_size`` must be an integer >= 1."""
     if not active():
-        k, v = same_dtype(k, v)
-        return k, v, _gamma("retention_final_state", gamma, k.shape[1]), \
-            _trusted_state(k, v, state, k.dtype)
+        return q, k, v, gamma, state
+    check_int("retention_chunkwise", "chunk_size", chunk_size, 1)
+    return _qkv("retention_chunkwise", q, k, v, gamma, state, normalize)
+
+
+def retention_final_state(k, v, gamma, state_in):
+    """``(k, v, gamma, state)`` checked."""
+    if not active():
+        return k, v, gamma, state_in
     s = Shapes("retention_final_state")
     k = s.array("k", k, "B h T d")
     v = s.array("v", v, "B h T dv")
     gamma = gamma_per_head(s.func, gamma, s.sizes["h"])
     k, v = same_dtype(k, v)
-    return k, v, gamma, _state(s, state, k.dtype)
+    return k, v, gamma, state(s, state_in, k.dtype)
 
 
 def chunk_decays(gamma, L, s_prev, normalize):
     """``gamma`` per head (h,), ``L >= 1``, the count ``s_prev`` (h,) >= 0 (its dtype kept)."""
     if not active():
-        return _gamma("chunk_decays", gamma, np.size(s_prev)), L, s_prev
+        return gamma, L, s_prev
     s = Shapes("chunk_decays")
     L = check_int("chunk_decays", "L", L, 1)
     per_head = np.ndim(gamma) == 1
@@ -155,53 +139,52 @@ def score_normaliser_backward(dout, out, r, c):
     return same_dtype(dout, out, r, c)
 
 
-def _upstream(func, forward, dout, cache, cls):
-    return gradient(func, "dout", dout, cache, cls, forward, "out", "B h T dv")
-
-
-def _dstate(func, dstate, S, z, checking):
-    """The gradient of the final state; zeros when None."""
-    from ..retention import RetentionStateGrad
-
+def dstate_of(func: str, dstate, S, z):
+    """The gradient of a returned state (S, z), checked; ``None`` stays ``None``."""
     if dstate is None:
-        return RetentionStateGrad(np.zeros_like(S), np.zeros_like(z))
-    if not checking:
-        return dstate
+        return None
     if not isinstance(dstate, RetentionStateGrad):
         raise TypeError(f"{func}: dstate must be a RetentionStateGrad or None, "
                         f"got {type(dstate).__name__}")
     s = Shapes(func)
-    s.bind_all("B h d dv", S.shape, "the final state")
-    return RetentionStateGrad(s.array("dstate.S", dstate.S, "B h d dv"),
-                              s.array("dstate.z", dstate.z, "B h d"))
+    s.bind_all("B h d dv", S.shape, "the returned state")
+    return RetentionStateGrad(S=s.array("dstate.S", dstate.S, "B h d dv"),
+                              z=s.array("dstate.z", dstate.z, "B h d"), s=dstate.s)
 
 
-def retention_parallel_backward(dout, cache):
+def _backward(func, forward, cls, dout, cache, dstate, final):
+    dout = gradient(func, "dout", dout, cache, cls, forward, "out", "B h T dv")
+    return dout, dstate_of(func, dstate, *final(cache))
+
+
+def retention_parallel_backward(dout, cache, dstate):
+    """``dout`` and ``dstate`` checked against the cache of ``retention_parallel``."""
     if not active():
-        return dout
-    from ..retention import ParallelCache
-
-    dout = _upstream("retention_parallel_backward", "retention_parallel", dout, cache,
-                     ParallelCache)
-    return dout
+        return dout, dstate
+    return _backward("retention_parallel_backward", "retention_parallel",
+                     "RetentionParallelCache", dout, cache, dstate,
+                     lambda c: (c.state.S, c.state.z))
 
 
 def retention_recurrent_backward(dout, cache, dstate):
-    """``dout`` and ``dstate`` (zeros when None) checked against the cache."""
-    from ..retention import RecurrentCache
-
-    func, checking = "retention_recurrent_backward", active()
-    if checking:
-        dout = _upstream(func, "retention_recurrent", dout, cache, RecurrentCache)
-    dstate = _dstate(func, dstate, cache.S[:, :, -1], cache.z[:, :, -1], checking)
-    return dout, dstate
+    """``dout`` and ``dstate`` checked against the cache of ``retention_recurrent``."""
+    if not active():
+        return dout, dstate
+    return _backward("retention_recurrent_backward", "retention_recurrent",
+                     "RetentionRecurrentCache", dout, cache, dstate,
+                     lambda c: (c.final.S, c.final.z))
 
 
 def retention_chunkwise_backward(dout, cache, dstate):
-    from ..retention import ChunkwiseCache
-
-    func, checking = "retention_chunkwise_backward", active()
-    if checking:
-        dout = _upstream(func, "retention_chunkwise", dout, cache, ChunkwiseCache)
-    dstate = _dstate(func, dstate, cache.states[0].S, cache.states[0].z, checking)
-    return dout, dstate
+    """``dout`` and ``dstate`` checked against the cache of ``retention_chunkwise``."""
+    if not active():
+        return dout, dstate
+    func = "retention_chunkwise_backward"
+    check_cache(func, cache, "RetentionChunkwiseCache", "retention_chunkwise")
+    first, last = cache.chunks[0], cache.chunks[-1]
+    s = Shapes(func)
+    s.bind_all("B h", first.out.shape[:2], "the forward's output")
+    s.bind("T", cache.bounds[-1][1], "the forward's output")
+    s.bind("dv", first.out.shape[-1], "the forward's output")
+    dout = s.array("dout", dout, "B h T dv")
+    return dout, dstate_of(func, dstate, last.state.S, last.state.z)

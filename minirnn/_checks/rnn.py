@@ -30,9 +30,7 @@ def rnn_step_backward(dh, cache):
     """``dh`` (B, H) checked against the cache of ``rnn_step_forward``."""
     if not active():
         return dh
-    from ..rnn import RNNStepCache
-
-    return gradient("rnn_step_backward", "dh", dh, cache, RNNStepCache, "rnn_step_forward",
+    return gradient("rnn_step_backward", "dh", dh, cache, "RNNStepCache", "rnn_step_forward",
                     "h", "B H")
 
 
@@ -40,6 +38,4 @@ def rnn_backward(dh, cache):
     """``dh`` (B, T, H) checked against the cache of ``rnn_forward``."""
     if not active():
         return dh
-    from ..rnn import RNNCache
-
-    return gradient("rnn_backward", "dh", dh, cache, RNNCache, "rnn_forward", "h", "B T H")
+    return gradient("rnn_backward", "dh", dh, cache, "RNNCache", "rnn_forward", "h", "B T H")

@@ -68,9 +68,7 @@ def vision_embed_forward(images, params, patch_size, cls_position):
 def vision_embed_backward(dz, cache):
     if not active():
         return dz
-    from ..vision import EmbedCache
-
-    check_cache("vision_embed_backward", cache, EmbedCache, "vision_embed_forward")
+    check_cache("vision_embed_backward", cache, "EmbedCache", "vision_embed_forward")
     H, W, _ = cache.image_shape
     P = cache.patch_size
     T = (H // P) * (W // P) + (cache.cls_position is not None)
@@ -83,7 +81,7 @@ def manhattan_decay_mask(grid_h, grid_w, gamma):
     H = check_int("manhattan_decay_mask", "grid_h", grid_h, 1)
     W = check_int("manhattan_decay_mask", "grid_w", grid_w, 1)
     if not active():
-        return np.atleast_1d(np.asarray(gamma, dtype=np.float64)), H, W
+        return gamma, H, W
     return gamma_per_head("manhattan_decay_mask", gamma, None), H, W
 
 
@@ -116,18 +114,15 @@ def decayed_attention_forward(q, k, v, decay, variant):
 def decayed_attention_backward(dout, cache):
     if not active():
         return dout
-    from ..vision import DecayedAttentionCache
-
-    check_cache("decayed_attention_backward", cache, DecayedAttentionCache,
+    check_cache("decayed_attention_backward", cache, "DecayedAttentionCache",
                 "decayed_attention_forward")
-    return gradient("decayed_attention_backward", "dout", dout, cache, DecayedAttentionCache,
+    return gradient("decayed_attention_backward", "dout", dout, cache, "DecayedAttentionCache",
                     "decayed_attention_forward", "v", lead(cache.v.ndim, ""))
 
 
 def _grid_qkv(func, q, k, v, grid, gamma, checking):
     if not checking:
-        return (q, k, v, np.broadcast_to(np.asarray(gamma, dtype=np.float64),
-                                         (q.shape[1],)).copy(), tuple(grid))
+        return q, k, v, gamma, grid
     s = Shapes(func)
     q = s.array("q", q, "B h N d")
     k = s.array("k", k, "B h N d")
@@ -164,9 +159,7 @@ def retention_2d_scan(q, k, v, grid, gamma):
 
 
 def _backward(func, forward, dout, cache, cls_name, field, axes):
-    from .. import vision
-
-    return gradient(func, "dout", dout, cache, getattr(vision, cls_name), forward, field, axes)
+    return gradient(func, "dout", dout, cache, cls_name, forward, field, axes)
 
 
 def masa_backward(dout, cache):
@@ -179,9 +172,7 @@ def masa_backward(dout, cache):
 def masa_decomposed_backward(dout, cache):
     if not active():
         return dout
-    from ..vision import Masa2Cache
-
-    check_cache("masa_decomposed_backward", cache, Masa2Cache, "masa_decomposed_forward")
+    check_cache("masa_decomposed_backward", cache, "Masa2Cache", "masa_decomposed_forward")
     s = Shapes("masa_decomposed_backward")
     B, h, H, W, dv = cache.rows.v.shape
     s.bind_all("B h N dv", (B, h, H * W, dv), "the forward's output")
@@ -204,7 +195,7 @@ def retention_2d_scan_backward(dout, cache):
 
 def bidirectional_scan(u, gamma, axis):
     if not active():
-        return u, np.broadcast_to(np.asarray(gamma, dtype=np.float64), (u.shape[1],)), axis
+        return u, gamma, axis
     s = Shapes("bidirectional_scan")
     if np.ndim(u) < 3:
         s.fail(f"u must have at least 3 dimensions (B, h, ...), got shape {np.shape(u)}")
@@ -220,7 +211,7 @@ def vision_mix_forward(x, params, n_heads, mixer, grid, gamma):
     if mixer not in MIXERS:
         raise ValueError(f"{func}: mixer must be one of {MIXERS}, got {mixer!r}")
     if not active():
-        return x, params
+        return x, params, gamma
     s = Shapes(func)
     x = s.array("x", x, "B N D")
     n_heads = check_int(func, "n_heads", n_heads, 1)
@@ -228,20 +219,18 @@ def vision_mix_forward(x, params, n_heads, mixer, grid, gamma):
         s.fail(f"n_heads = {n_heads} must divide the width D = {x.shape[2]}")
     p = s.params(params, "params", {"Wq": "D D", "Wk": "D D", "Wv": "D D", "Wo": "D D"})
     if mixer != "attention" or gamma is not None:    # attention ignores it, but not a bad one
-        gamma_per_head(func, gamma, n_heads)
+        gamma = gamma_per_head(func, gamma, n_heads)
     if mixer.startswith("masa"):
         if not (isinstance(grid, (tuple, list)) and len(grid) == 2
                 and grid[0] * grid[1] == x.shape[1]):
             s.fail(f"the MaSA mixers need grid = (H, W) with H W = N = {x.shape[1]}, "
                    f"got {grid!r}")
     x, *arrays = same_dtype(x, *p.values())
-    return x, dict(zip(p, arrays))
+    return x, dict(zip(p, arrays)), gamma
 
 
 def vision_mix_backward(dy, cache):
     if not active():
         return dy
-    from ..vision import MixCache
-
-    return gradient("vision_mix_backward", "dy", dy, cache, MixCache, "vision_mix_forward", "x",
+    return gradient("vision_mix_backward", "dy", dy, cache, "MixCache", "vision_mix_forward", "x",
                     "B N D")

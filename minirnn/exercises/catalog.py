@@ -188,8 +188,8 @@ def _retention_sizes(c):
 
 
 def _parallel_backward_outputs(mod, c):
-    _, cache = retention.retention_parallel(c["q"], c["k"], c["v"], c["gamma"])
-    dq, dk, dv = mod.retention_parallel_backward(c["dout"], cache)
+    _, _, cache = retention.retention_parallel(c["q"], c["k"], c["v"], c["gamma"])
+    dq, dk, dv, _ = mod.retention_parallel_backward(c["dout"], cache)
     return {"dq": dq, "dk": dk, "dv": dv}
 
 
@@ -367,7 +367,7 @@ EXERCISES = (
         "attention_backward", "backward of causal scaled dot-product attention", "2",
         "minirnn.attention", ("attention_backward",), "(A.6)-(A.8)",
         "derivations/attention.md",
-        "cache.probs is P, the attention weights (masked entries are exactly 0); cache.q, "
+        "cache.P is the attention weights (masked entries are exactly 0); cache.q, "
         "cache.k, cache.v are the unscaled queries, keys and values; cache.scale is 1/sqrt(d). "
         "Return dq, dk, dv.",
         _attention_case, _qkv_sizes, _attention_outputs, (GRADCHECK, _attention_gradcheck),
@@ -377,15 +377,16 @@ EXERCISES = (
         "2", "minirnn.attention", ("mha_step",), "(A.4) and (A.9)", "derivations/attention.md",
         "p is params and b holds the biases bq, bv, bo (0.0 where the layer has none); xs is x "
         "as (B, T_new, D), one token included. split_heads, merge_heads and attention_forward "
-        "are imported; cache.append(k, v) stores keys and values, cache.keys and cache.values "
-        "give all stored ones. Set y, the layer output for the new tokens, (B, T_new, D).",
+        "are imported; state is the KV cache (a new one when none was passed): "
+        "state.append(k, v) stores keys and values, state.keys and state.values give all "
+        "stored ones. Set y, the layer output for the new tokens, (B, T_new, D).",
         _kv_case, lambda c: {"B": 2, "prompt": 3, "then one at a time": 3, "D": 8, "h": 2},
         _kv_outputs, ("one token at a time equals the whole sequence at once", _kv_property),
         locate.by_positions(prompt=3), KV_MISTAKES),
     Exercise(
         "retention_recurrent", "retention one token at a time, with the state (S, z, s)", "2",
         "minirnn.retention", ("retention_recurrent",), "(R.7)", "derivations/retention.md",
-        "q is already multiplied by 1/sqrt(d). S, z, s are the incoming state; decay is gamma "
+        "q is already multiplied by 1/sqrt(d). S, z, s are the incoming state; gamma_S is gamma "
         "in the dtype of S (use gamma itself for the float64 count s). Omega (the output before "
         "the division by c), r, kappa (the row factors), S_all, z_all are allocated; the "
         "division of Omega by c after the loop is written.",
@@ -396,25 +397,28 @@ EXERCISES = (
         "retention_parallel_backward", "backward of normalised parallel retention", "3",
         "minirnn.retention", ("retention_parallel_backward",), "(R.9)-(R.10)",
         "derivations/retention.md",
-        "cache.q holds q / sqrt(d) (the scaled queries), cache.k, cache.v, cache.R the scores, "
-        "cache.decay the decay mask times the row factors, cache.r and cache.c the row sums "
-        "and normalisers, cache.scale = 1/sqrt(d). score_normaliser_backward(dout, out, r, c) "
-        "returns (dOmega, dr). Return dq, dk, dv.",
+        "c is the cache: c.q holds q / sqrt(d) (the scaled queries q'), c.k, c.v, c.R the "
+        "scores, c.Gamma the decay mask (h, T, T) and c.kappa the row factors (h, T), c.r and "
+        "c.c the row sums and normalisers, c.normalize the flag. "
+        "score_normaliser_backward(dout, out, r, c) returns (dOmega, dr). Set dv, dq (the "
+        "gradient of q': the code after yours multiplies it by c.scale = 1/sqrt(d)) and dk; the "
+        "carried state's terms and the return are written.",
         _retention_case, _retention_sizes, _parallel_backward_outputs,
         (GRADCHECK, _parallel_backward_gradcheck), locate.by_rows("batch", "head", "row"),
         PARALLEL_BACKWARD_MISTAKES),
     Exercise(
         "retention_chunkwise", "retention chunk by chunk: inner part, cross part, carried state",
-        "3", "minirnn.retention", ("chunk_decays", "retention_final_state",
-                                   "retention_chunkwise"), "(R.4), (R.8)",
+        "3", "minirnn.retention", ("chunk_decays", "retention_parallel",
+                                   "retention_final_state", "retention_chunkwise"),
+        "(R.4), (R.8)",
         "derivations/retention.md",
-        "chunk_decays must return ChunkDecays(Gamma, xi, zeta, gamma_L, kappa): Gamma (h, L, L) is "
-        "decay_mask(gamma, L), computed for you; you compute p, xi, zeta and kappa (the row "
-        "factors), each (h, L). "
-        "retention_final_state gets f = chunk_decays(...) and must set S, z, s. In "
-        "retention_chunkwise q is already multiplied by 1/sqrt(d); qc, kc, vc are the chunk's "
-        "rows; Omega (the output before the division by c) and r are allocated; carry the "
-        "state on with retention_final_state.",
+        "chunk_decays returns RetentionChunkDecays(Gamma, xi, zeta, kappa, s): Gamma (h, L, L) "
+        "is decay_mask(gamma, L), computed for you; you compute p, xi, zeta, s (the global "
+        "count of every row) and kappa (the row factors), each (h, L). retention_parallel "
+        "computes the chunk's own part (Omega, r) for you; add the carried state's share "
+        "(set carried, and update Omega and r). retention_final_state gets f = "
+        "chunk_decays(...) and must set S, z, s. retention_chunkwise must fill outs, bounds and "
+        "chunks, calling retention_parallel chunk after chunk and handing the state on.",
         _retention_case, _retention_sizes, _chunkwise_outputs,
         ("every chunk size gives the same outputs", _chunkwise_property),
         locate.by_chunks(), CHUNKWISE_MISTAKES),
@@ -436,7 +440,7 @@ EXERCISES += (
         "2", "minirnn.gated", ("gated_retention_recurrent",), "(GR.2)",
         "derivations/gated-retention.md",
         "q is already multiplied by 1/sqrt(d). S, z, s are the incoming state (s is (B, h), "
-        "float64). alpha = exp(log_decay) is (B, h, T) in float64 and decay the same in the "
+        "float64). alpha = exp(log_decay) is (B, h, T) in float64 and alpha_S the same in the "
         "dtype of S. Omega (the output before the division by c), r, kappa (the row factors), "
         "S_all, z_all, s_all are allocated; the division of Omega by c after the loop is "
         "written.",
@@ -460,10 +464,10 @@ EXERCISES += (
         "gated_decay_gradient", "the gradient of the gates from dq and dk", "3",
         "minirnn.gated", ("gated_decay_gradient",), "(GR.7)", "derivations/gated-retention.md",
         "q, dq, k, dk are (B, h, T, d) (q.dq is the same with or without the 1/sqrt(d) scale); "
-        "g holds the log-gates (B, h, T) and s the count s_n of every row, both float64; "
-        "final and dfinal are the returned state and its gradient (zeros when there is none), "
-        "with fields S, z, s. Return dlog_decay (B, h, T), in the dtype of q, and ds_prev "
-        "(B, h), the gradient of the incoming count.",
+        "log_decay holds the log-gates (B, h, T) and s the count s_n of every row (float64); "
+        "final and dfinal are the returned state and its gradient (None when no later call "
+        "used it), with fields S, z, s. Return dlog_decay (B, h, T), in the dtype of q, and "
+        "ds_prev (B, h), the gradient of the incoming count.",
         decay_gradient_case, _gated_sizes, _decay_gradient_outputs,
         ("dlog_decay matches finite differences in the log-gates", _decay_gradient_fd),
         locate.by_time(axis=2, key="dlog_decay", backward=True, name="t"),

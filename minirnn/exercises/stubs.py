@@ -119,6 +119,12 @@ def exercise_source(exercise, solution: bool = False, replacements=()) -> str:
     """
     module, functions = _functions(exercise)
     sources = [textwrap.dedent(inspect.getsource(f)) for f in functions]
+    foreign = []                        # a function of another module checks with its own twin
+    for i, f in enumerate(functions):
+        if f.__module__ != module.__name__:
+            alias = "check_" + f.__module__.rsplit(".", 1)[-1]
+            sources[i] = re.sub(r"\bcheck\.", alias + ".", sources[i])
+            foreign.append(f"from {f.__module__} import check as {alias}  # noqa: F401")
     for old, new in replacements:
         hits = [i for i, s in enumerate(sources)
                 if old in "\n".join(_region_text(s, exercise.name))]
@@ -149,7 +155,7 @@ def exercise_source(exercise, solution: bool = False, replacements=()) -> str:
         "",
     ]
     defined = {f.__name__ for f in functions}
-    return "\n".join(header + _imports(module, sources, defined)) + "\n\n\n" + \
+    return "\n".join(header + _imports(module, sources, defined) + foreign) + "\n\n\n" + \
         "\n\n".join(bodies)
 
 

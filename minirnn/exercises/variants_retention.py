@@ -42,7 +42,7 @@ def recurrent(c, decay_first=True, decay_S=True, decay_z=True, row_factor=True,
 
 def parallel_backward(c, dr="masked", scale_dq=True, scale_dk=False, decay=True, divide=True):
     """retention_parallel_backward's outputs, with the switches set as a mistake would."""
-    out, cache = retention_parallel(c["q"], c["k"], c["v"], c["gamma"])
+    out, _, cache = retention_parallel(c["q"], c["k"], c["v"], c["gamma"])
     dout = c["dout"]
     dP = dout / cache.c[..., None] if divide else dout
     dc = -np.sum(dout * out, axis=-1) / cache.c
@@ -52,7 +52,7 @@ def parallel_backward(c, dr="masked", scale_dq=True, scale_dk=False, decay=True,
                 "unmasked": dc * np.sign(cache.r)}[dr]
     dv = np.swapaxes(cache.R, -1, -2) @ dP
     dR = dP @ np.swapaxes(cache.v, -1, -2) + dr_value[..., None]
-    dA = dR * cache.decay if decay else dR
+    dA = dR * (cache.Gamma * cache.kappa[..., None]) if decay else dR
     s = cache.scale
     return {"dq": (dA @ cache.k) * (s if scale_dq else 1.0),
             "dk": (np.swapaxes(dA, -1, -2) @ cache.q) * (s if scale_dk else 1.0), "dv": dv}
@@ -106,13 +106,13 @@ RECURRENT_MISTAKES = (
     Mistake("z is not decayed (S is)", "(R.7)",
             "z_n must hold the same decayed sum of keys that S_n holds with values",
             partial(recurrent, decay_z=False)),
-    Mistake("the row factor a_n = 1 / sqrt(s_n) is missing", "(R.5)",
+    Mistake("the row factor kappa_n = 1 / sqrt(s_n) is missing", "(R.5)",
             "the parallel form divides row n of the decay mask by something",
             partial(recurrent, row_factor=False, r_row_factor=False)),
     Mistake("the count s_n is not decayed: s_n = n + 1", "(R.7)",
             "s_n is the row sum of the decay mask, not of a causal mask",
             partial(recurrent, count_decay=False)),
-    Mistake("r_n is computed without the row factor a_n", "(R.7)",
+    Mistake("r_n is computed without the row factor kappa_n", "(R.7)",
             "r_n is the row sum of the same scores whose row the output uses",
             partial(recurrent, r_row_factor=False)),
     Mistake("the queries are scaled twice (by 1/d instead of 1/sqrt(d))", "(R.5)",
@@ -130,9 +130,6 @@ PARALLEL_BACKWARD_MISTAKES = (
             partial(parallel_backward, dr="unmasked")),
     Mistake("dO is not divided by c", "(R.9)", "O = P / c", partial(parallel_backward,
                                                                      divide=False)),
-    Mistake("the 1/sqrt(d) scale is missing from dq", "(R.10)",
-            "cache.q holds q / sqrt(d); the gradient is for the original q",
-            partial(parallel_backward, scale_dq=False)),
     Mistake("dk is scaled by 1/sqrt(d) too", "(R.10)",
             "cache.q is already scaled, so dK = dA^T Q' needs nothing more",
             partial(parallel_backward, scale_dk=True)),

@@ -17,10 +17,16 @@ from pathlib import Path
 
 import numpy as np
 
-from ._checks import trusted
-from .attention import init_kv_cache, init_mha_params, mha_step
-from .msr import init_msr_params, msr_forward, msr_step
-from .retention import (
+from .._checks.core import trusted
+from ..attention import (
+    attention_backward,
+    attention_forward,
+    init_kv_cache,
+    init_mha_params,
+    mha_step,
+)
+from ..msr import init_msr_params, msr_forward, msr_step
+from ..retention import (
     retention_chunkwise,
     retention_chunkwise_backward,
     retention_parallel,
@@ -81,7 +87,7 @@ def decode_benchmark(contexts=(128, 256, 512, 1024, 2048, 4096, 8192), D=512, n_
     """Per-token time and state/cache bytes of RetNet's recurrent step vs a KV-cache step.
 
     Both steps are timed the way a language model runs them while generating: the inputs are
-    checked once, then every timed step trusts them (``minirnn._checks.trusted``), so the
+    checked once, then every timed step trusts them (``minirnn._checks.core.trusted``), so the
     numbers are the cost of the math of one token, not of re-validating the weights.
     """
     rng = np.random.default_rng(seed)
@@ -139,10 +145,8 @@ def training_benchmark(lengths=(256, 512, 1024, 2048, 4096, 8192), n_heads=2, d=
 
 def _training_step(method, q, k, v, dout, gamma):
     """A function running forward and backward of one method on fixed inputs."""
-    from .attention import attention_backward, attention_forward
-
     if method == "parallel":
-        return lambda: retention_parallel_backward(dout, retention_parallel(q, k, v, gamma)[1])
+        return lambda: retention_parallel_backward(dout, retention_parallel(q, k, v, gamma)[2])
     if method == "attention":
         return lambda: attention_backward(dout, attention_forward(q, k, v)[1])
     C = int(method.split()[1])

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .msr import msr_gammas, rotation_angles
+from ..msr import msr_gammas, rotation_angles
 
 
 def _rotate(x: torch.Tensor) -> torch.Tensor:
@@ -156,11 +156,11 @@ def torch_benchmark(B=32, T=16, D=32, H=64, n_heads=2, V=32, repeat=20, seed=0) 
     (float32, same shapes, same thread count)."""
     from threadpoolctl import threadpool_info
 
-    from .attention import init_mha_params, mha_backward, mha_forward
-    from .bench import median_time
-    from .layers import cross_entropy, layer_norm_backward, layer_norm_forward
-    from .msr import init_msr_params, msr_backward, msr_forward
-    from .rnn import init_rnn_params, rnn_backward, rnn_forward
+    from ..attention import init_mha_params, mha_backward, mha_forward
+    from ..layers import cross_entropy, layer_norm_backward, layer_norm_forward
+    from ..msr import init_msr_params, msr_backward, msr_forward
+    from ..rnn import init_rnn_params, rnn_backward, rnn_forward
+    from . import median_time
 
     threads = max((p.get("num_threads") or 1) for p in threadpool_info()) if \
         threadpool_info() else 1
@@ -213,9 +213,9 @@ def torch_benchmark(B=32, T=16, D=32, H=64, n_heads=2, V=32, repeat=20, seed=0) 
                                                               chunk_size=8)[2]),
             lambda twin=twin: torch.autograd.backward(twin(xt), dyt))
     # one training step of each language model: loss, backward, clipping, AdamW
-    from .models import build_model
-    from .optim import AdamW, clip_grad_norm
-    from .tour import tour_models
+    from ..optim import AdamW, clip_grad_norm
+    from ..registry import build_model
+    from ..tour import tour_models
 
     tokens = rng.integers(0, V, (B, T))
     targets = rng.integers(0, V, (B, T))
