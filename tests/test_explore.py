@@ -17,7 +17,9 @@ def test_every_mechanism_and_form_runs_and_fits_80_columns(mechanism, form, caps
                  "--chunk-size", "2"]) == 0
     out = capsys.readouterr().out
     assert max(len(line) for line in out.splitlines()) <= 80
-    for diff in re.findall(r"difference[^:]*: ([0-9.e+-]+)", out):
+    diffs = re.findall(r"difference[^:]*: (\S+)", out)   # any token: a 'nan' must fail too
+    assert len(diffs) == 2, diffs            # the forward check and the backward check
+    for diff in diffs:
         assert float(diff) <= 1e-12          # the forms tie together
 
 
@@ -51,11 +53,19 @@ def test_numbers_that_are_not_zero_never_print_as_zero():
     assert fmt("z", np.zeros(2)) == "z (2,) = [ 0      0    ]"
 
 
-@pytest.mark.parametrize("mechanism", ["rnn", "attention", "retention", "msr"])
+# the steps each explorer numbers at T = 3, forward and backward (attention's backward and all
+# of msr work on whole arrays, without numbered steps)
+STEPS = {"rnn": (["0", "1", "2"], ["2", "1", "0"]), "attention": (["0", "1", "2"], []),
+         "retention": (["0", "1", "2"], ["2", "1", "0"]), "msr": ([], [])}
+
+
+@pytest.mark.parametrize("mechanism", sorted(STEPS))
 def test_time_is_counted_from_zero_and_backward_is_shown(mechanism, capsys):
     assert main(["step", mechanism, "--backward", "--no-pause", "--T", "3"]) == 0
     out = capsys.readouterr().out
-    assert "= 1:" not in out.split("Backward")[0] or "= 0:" in out   # 0-based steps
+    forward, backward = out.split("Backward")
+    numbered = [re.findall(r"^\[\d+\] [tn] = (\d+):", part, re.M) for part in (forward, backward)]
+    assert tuple(numbered) == STEPS[mechanism]                       # 0-based steps, in order
     assert not re.search(r"\bt = 3\b|\bn = 3\b", out)                 # T = 3: 0, 1, 2 only
     assert "Backward" in out and "against" in out
 
