@@ -213,8 +213,9 @@ def test_inputs_not_mutated_and_float32(n):
     before = frozen_copies(x, *params.values())
     y, cache = mha_forward(x, params, n["n_heads"])
     dx, grads = mha_backward(np.ones_like(y), cache)
-    for a, b in zip([x, *params.values()], before):
+    for a, b in zip([x, *params.values()], before, strict=True):
         np.testing.assert_array_equal(a, b)
+    assert grads.keys() == params.keys()                     # every gradient is checked
     assert y.dtype == dx.dtype == np.float32 and all(g.dtype == np.float32 for g in grads.values())
     y64, _ = mha_forward(x.astype(np.float64), {k: v.astype(np.float64) for k, v in params.items()},
                          n["n_heads"])

@@ -116,12 +116,13 @@ def test_causality(n, data):
 def test_inputs_not_mutated_and_float32(n):
     x, params = make(n, np.float32)
     before = frozen_copies(x, *params.values())
-    for form in ("parallel", "chunkwise"):
+    for form in ("parallel", "recurrent", "chunkwise"):
         y, state, cache = run(n, x, params, form)
         dx, grads, _ = msr_backward(np.ones_like(y), cache)
-        assert y.dtype == dx.dtype == state.S.dtype == np.float32
-        assert all(g.dtype == np.float32 for g in grads.values())
-    for a, b in zip([x, *params.values()], before):
+        assert y.dtype == dx.dtype == state.S.dtype == np.float32, form
+        assert grads.keys() == params.keys(), form           # every gradient is checked
+        assert all(g.dtype == np.float32 for g in grads.values()), form
+    for a, b in zip([x, *params.values()], before, strict=True):
         np.testing.assert_array_equal(a, b)
     x64, p64 = x.astype(np.float64), {k: v.astype(np.float64) for k, v in params.items()}
     np.testing.assert_allclose(run(n, x, params, "chunkwise")[0],

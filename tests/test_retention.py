@@ -227,11 +227,14 @@ def test_float32_forms_agree_and_stay_float32(p):
     res = run_all(p, q, k, v, dout)
     ref_out, _, ref_grads = res["parallel"]
     ref_grads = (*ref_grads[:3], *ref_grads[3][:2])                 # dq, dk, dv, dS, dz
-    for form in ("recurrent", "chunkwise"):
+    for form in ("parallel", "recurrent", "chunkwise"):
         out, state, grads = res[form]
         grads = (*grads[:3], *grads[3][:2])
-        assert out.dtype == state.S.dtype == np.float32
-        assert len(grads) == 5 and all(g.dtype == np.float32 for g in grads)
+        assert out.dtype == state.S.dtype == np.float32, form
+        assert len(grads) == 5 and all(g.dtype == np.float32 for g in grads), form
+    for form in ("recurrent", "chunkwise"):
+        out, _, grads = res[form]
+        grads = (*grads[:3], *grads[3][:2])
         # float32 keeps ~7 digits; sums over up to 32 terms lose about one more. Gradients that
         # are zero in exact arithmetic come out as rounding (~1e-6 of the largest gradient),
         # so arrays below 10% of the largest are judged in absolute terms (floor = 0.1).

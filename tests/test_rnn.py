@@ -109,6 +109,7 @@ def test_float32_in_float32_out(n):
     h, cache = rnn_forward(x, h0, params)
     dx, dh0, grads = rnn_backward(np.ones_like(h), cache)
     assert h.dtype == dx.dtype == dh0.dtype == np.float32
+    assert grads.keys() == params.keys()                     # every gradient is checked
     assert all(g.dtype == np.float32 for g in grads.values())
     h64, _ = rnn_forward(x.astype(np.float64), h0.astype(np.float64),
                          {k: v.astype(np.float64) for k, v in params.items()})

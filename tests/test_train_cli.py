@@ -4,6 +4,7 @@ explains itself. Subprocesses and real signals, no mocks."""
 
 from __future__ import annotations
 
+import io
 import os
 import signal
 import subprocess
@@ -41,10 +42,12 @@ def test_interrupted_and_resumed_equals_uninterrupted_bit_for_bit(kind, tmp_path
             signal.raise_signal(signal.SIGINT)
 
     path = tmp_path / "run.npz"
+    handlers = (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM))
     with pytest.raises(TrainingInterrupted) as stop:
         train(model, model.init(1), task, config, checkpoint=path, progress=False,
               callback=ctrl_c)
     assert stop.value.step == 7 and stop.value.exit_code == 130      # after the whole step
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == handlers
     ckpt = load_checkpoint(path)                                      # finished first
     assert ckpt.step == 7
     again = train(model, None, task, config, resume=ckpt, progress=False)
@@ -153,11 +156,16 @@ def test_plot_draws_the_learning_curves(tmp_path, capsys):
     assert os.path.exists(path)
 
 
-def test_a_second_ctrl_c_while_saving_leaves_the_old_checkpoint_whole(tmp_path):
-    """SIGINT arriving in the middle of writing a checkpoint (here with Python's default
-    handler, as a second Ctrl-C would) never leaves a broken file: the old one stays."""
-    import threading
+def test_a_second_ctrl_c_while_saving_leaves_the_old_checkpoint_whole(tmp_path, monkeypatch):
+    """A real SIGINT in the middle of writing a checkpoint, met by Python's default handler (as a
+    second Ctrl-C is once training has stopped), never leaves a broken file: the write stops,
+    the old checkpoint stays whole and no temporary file is left.
 
+    The signal is raised from inside the save, once 1 MiB of the new file is written, not from
+    a timer, and the default handler is installed here: a test run started in the background
+    by a non-interactive shell inherits SIGINT *ignored*, and then a timer's signal did nothing
+    (this test used to fail that way, with 'DID NOT RAISE KeyboardInterrupt'). The hook only
+    sends the signal: the file, the write and the signal are real."""
     from minirnn.train import Checkpoint, save_checkpoint
 
     model, task = m.build_model(SMALL["rnn"]), CopyTask(length=4, n_symbols=8)
@@ -165,14 +173,31 @@ def test_a_second_ctrl_c_while_saving_leaves_the_old_checkpoint_whole(tmp_path):
                        np.random.default_rng(0).bit_generator.state, [])
     path = tmp_path / "c.npz"
     save_checkpoint(path, small)
-    pad = {"m.pad": np.random.default_rng(1).standard_normal(40_000_000)}    # ~320 MB to write
-    huge = Checkpoint(model.config, task, TrainConfig(steps=2), model.init(0), pad, 2,
-                      small.rng_state, [])
-    timer = threading.Timer(0.05, lambda: os.kill(os.getpid(), signal.SIGINT))
-    timer.start()
-    with pytest.raises(KeyboardInterrupt):
-        save_checkpoint(path, huge)
-        time.sleep(5)                      # the signal came after the write: wait for it
-    timer.join()
-    assert load_checkpoint(path).step in (1, 2)     # 1 when the write was cut, as it usually is
+    pad = {"m.pad": np.random.default_rng(1).standard_normal(1_000_000)}     # 8 MB to write
+    big = Checkpoint(model.config, task, TrainConfig(steps=2), model.init(0), pad, 2,
+                     small.rng_state, [])
+    sent_at = []                                   # where in the new file the signal came
+
+    class SignalMidWrite(io.BufferedWriter):
+        """The save's temporary file: a real SIGINT once 1 MiB of it is written."""
+
+        def write(self, data):
+            n = super().write(data)
+            if not sent_at and self.tell() >= 2**20:
+                sent_at.append(self.tell())
+                signal.raise_signal(signal.SIGINT)
+            return n
+
+    monkeypatch.setattr(os, "fdopen", lambda fd, mode: SignalMidWrite(io.FileIO(fd, mode)))
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            save_checkpoint(path, big)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        monkeypatch.undo()
+    assert load_checkpoint(path).step == 1                              # the old one, whole
     assert [p.name for p in tmp_path.iterdir()] == ["c.npz"]           # no temporary left
+    save_checkpoint(path, big)                       # uninterrupted, the same save completes:
+    assert load_checkpoint(path).step == 2           # the signal really came mid-write
+    assert 2**20 <= sent_at[0] < path.stat().st_size
