@@ -88,7 +88,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"minirnn {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    sub.required = True
 
     tour = sub.add_parser("tour",
                           formatter_class=Formatter,
@@ -484,7 +483,11 @@ def _plot(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:                      # `python -m minirnn` alone: what can I run?
+        parser.print_help()
+        return 0
     if args.command == "tour":
         from .tour import run_tour
 

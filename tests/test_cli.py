@@ -185,3 +185,9 @@ def test_image_classifier_train_predict_and_the_mismatches(tmp_path, capsys):
                  "1", "--checkpoint", str(lm)]) == 0
     assert main(["predict", "--checkpoint", str(lm)]) == 1
     assert "use python -m minirnn generate" in capsys.readouterr().err
+
+
+def test_no_command_prints_the_help(capsys):
+    assert main([]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: python -m minirnn") and "tour" in out and "grade" in out

@@ -233,26 +233,3 @@ def test_cli_list_start_grade(tmp_path, capsys):
     assert "not overwriting" in capsys.readouterr().err
     assert main(["exercise", "start", "no_such"]) == 1
     assert main(["grade", str(tmp_path / "missing.py")]) == 1
-
-
-def test_no_import_cycle_in_the_exercises_package():
-    import ast
-    from pathlib import Path
-
-    import minirnn.exercises as pkg
-
-    folder = Path(pkg.__file__).parent
-    imports = {}
-    for f in folder.glob("*.py"):
-        names = set()
-        for node in ast.walk(ast.parse(f.read_text())):
-            if isinstance(node, ast.ImportFrom) and node.level == 1 and node.module:
-                names.add(node.module.split(".")[0])
-        imports[f.stem] = names
-
-    def reaches(a, b, seen=()):
-        return any(n == b or (n not in seen and reaches(n, b, (*seen, n)))
-                   for n in imports.get(a, ()))
-
-    assert not [m for m in imports if reaches(m, m)]
-    assert np.isfinite(1.0)

@@ -94,7 +94,7 @@ def init_mha_params(D, n_heads):
     return D
 
 
-def _layer(func, x, params, n_heads, axes="B T D"):
+def layer_inputs(func, x, params, n_heads, axes="B T D"):
     s = Shapes(func)
     x = s.array("x", x, axes)
     params = s.params(params, "params", MHA_PARAMS, optional=MHA_BIASES)
@@ -106,7 +106,7 @@ def mha_forward(x, params, n_heads, causal):
     """``(x, params)`` checked: x (B, T, D), the parameters of ``MHA_PARAMS``, h | D."""
     if not active():
         return x, params
-    x, params = _layer("mha_forward", x, params, n_heads)
+    x, params = layer_inputs("mha_forward", x, params, n_heads)
     return x, params
 
 
@@ -130,7 +130,7 @@ def mha_step(x, params, n_heads, state):
     if not active():
         return x, params, state
     one_token = np.ndim(x) == 2
-    x3, params = _layer("mha_step", np.asarray(x)[:, None] if one_token else x, params, n_heads)
+    x3, params = layer_inputs("mha_step", np.asarray(x)[:, None] if one_token else x, params, n_heads)
     B, _, D = x3.shape
     if state is not None and not isinstance(state, KVCache):
         raise TypeError(f"mha_step: state must be a KVCache or None, got {type(state).__name__}")

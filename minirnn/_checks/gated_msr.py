@@ -8,7 +8,7 @@ import numpy as np
 from .core import Shapes, active, check_eps, check_int, common_dtype, gradient, same_dtype
 from .gated import dstate_of
 from .gated import state as gated_state
-from .msr import FORMS, MSR_PARAMS, _layer, _rest, key_width
+from .msr import FORMS, MSR_PARAMS, key_width, layer_inputs, other_params
 
 GATED_PARAMS = {**{k: v for k, v in MSR_PARAMS.items() if k != "decay_logit"},
                 "Wa": "D h", "ba": "h"}
@@ -35,7 +35,7 @@ def gated_msr_gates(x, params, tau):
         return x, params, tau
     s = Shapes(func)
     x = s.array("x", x, "B T D")
-    _rest(s, params, ("Wa", "ba"))
+    other_params(s, params, ("Wa", "ba"))
     p = {key: s.array(f"params[{key!r}]", params.get(key), axes)
          for key, axes in (("Wa", "D h"), ("ba", "h"))}
     x, *arrays = same_dtype(x, *p.values())
@@ -61,7 +61,7 @@ def gated_msr_forward(x, params, n_heads, form, chunk_size, state, eps, tau):
     if not active():
         return x, params, state
     func = "gated_msr_forward"
-    x, params = _layer(func, x, params, n_heads, "B T D", GATED_PARAMS, ())
+    x, params = layer_inputs(func, x, params, n_heads, "B T D", GATED_PARAMS, ())
     if form not in FORMS:
         raise ValueError(f"{func}: form must be one of {FORMS}, got {form!r}")
     if form == "chunkwise":
@@ -86,6 +86,6 @@ def gated_msr_step(x, params, n_heads, state, eps, tau):
     if not active():
         return x, params, state
     func = "gated_msr_step"
-    x, params = _layer(func, x, params, n_heads, "B D", GATED_PARAMS, ())
+    x, params = layer_inputs(func, x, params, n_heads, "B D", GATED_PARAMS, ())
     x, params = common_dtype(x, params)
     return x, params, _state(func, x, params, n_heads, state, eps, tau)

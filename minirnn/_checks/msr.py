@@ -34,7 +34,7 @@ def msr_gammas(n_heads, params):
         return n_heads, params
     s = Shapes("msr_gammas")
     s.bind("h", n_heads, "n_heads")
-    _rest(s, params, ("decay_logit",))
+    other_params(s, params, ("decay_logit",))
     if "decay_logit" in params:
         s.array("params['decay_logit']", params["decay_logit"], "h")
     return n_heads, params
@@ -102,7 +102,7 @@ def init_msr_params(D, n_heads, dv, learn_decay=False):
     return D, dv
 
 
-def _layer(func, x, params, n_heads, axes, spec=None, optional=OPTIONAL):
+def layer_inputs(func, x, params, n_heads, axes, spec=None, optional=OPTIONAL):
     s = Shapes(func)
     x = s.array("x", x, axes)
     D = s.sizes["D"]
@@ -141,7 +141,7 @@ def msr_forward(x, params, n_heads, form, chunk_size, state, eps):
     if not active():
         return x, params, state
     func = "msr_forward"
-    x, params = _layer(func, x, params, n_heads, "B T D")
+    x, params = layer_inputs(func, x, params, n_heads, "B T D")
     if form not in FORMS:
         raise ValueError(f"{func}: form must be one of {FORMS}, got {form!r}")
     if form == "chunkwise" and chunk_size is None:
@@ -167,13 +167,13 @@ def msr_step(x, params, n_heads, state, eps):
     if not active():
         return x, params, state, eps
     func = "msr_step"
-    x, params = _layer(func, x, params, n_heads, "B D")
+    x, params = layer_inputs(func, x, params, n_heads, "B D")
     eps = _options(func, state, eps)
     x, params = common_dtype(x, params)
     return x, params, _core_state(func, x, params, n_heads, state), eps
 
 
-def _rest(s: Shapes, params, used):
+def other_params(s: Shapes, params, used):
     """A function that reads only ``used`` of a layer's parameter dict still refuses a dict
     whose other entries are not float arrays (a sign of a mixed-up dict)."""
     if not isinstance(params, dict):
@@ -190,7 +190,7 @@ def msr_project(x, params, n_heads, start):
     s = Shapes("msr_project")
     x = s.array("x", x, "B T D")
     key_width("msr_project", s.sizes["D"], n_heads, f"D (the last axis of x, shape {x.shape})")
-    _rest(s, params, spec)
+    other_params(s, params, spec)
     p = {key: s.array(f"params[{key!r}]", params.get(key), axes) for key, axes in spec.items()}
     if s.sizes["E"] % n_heads:
         s.fail(f"params['Wv'] has {s.sizes['E']} columns, not a multiple of n_heads = {n_heads}")
@@ -207,7 +207,7 @@ def msr_project_backward(dq, dk, dv, x, params, start):
     dk = s.array("dk", dk, "B h T d")
     dv = s.array("dv", dv, "B h T dv")
     spec = {"Wq": "D Dq", "Wk": "D Dk", "Wv": "D E"}
-    _rest(s, params, spec)
+    other_params(s, params, spec)
     p = {key: s.array(f"params[{key!r}]", params.get(key), axes) for key, axes in spec.items()}
     for name, size in (("Dq", "d"), ("Dk", "d"), ("E", "dv")):
         if s.sizes[name] != s.sizes["h"] * s.sizes[size]:
@@ -223,7 +223,7 @@ def msr_output(o, x, params, eps):
     o = s.array("o", o, "B h T dv")
     x = s.array("x", x, "B T D")
     spec = {"Wg": "D E", "Wo": "E D", "gn_w": "h dv", "gn_b": "h dv"}
-    _rest(s, params, spec)
+    other_params(s, params, spec)
     p = {key: s.array(f"params[{key!r}]", params.get(key), axes) for key, axes in spec.items()}
     if s.sizes["E"] != s.sizes["h"] * s.sizes["dv"]:
         s.fail(f"params['Wg'] has {s.sizes['E']} columns, expected h*dv = "
