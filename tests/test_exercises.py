@@ -5,7 +5,6 @@ Batch mode grades a class folder into a CSV, whatever the submissions do."""
 import csv
 import json
 
-import numpy as np
 import pytest
 from exercise_mistakes import EDITS, rewritten
 
