@@ -130,7 +130,8 @@ def mha_step(x, params, n_heads, state):
     if not active():
         return x, params, state
     one_token = np.ndim(x) == 2
-    x3, params = layer_inputs("mha_step", np.asarray(x)[:, None] if one_token else x, params, n_heads)
+    x3, params = layer_inputs("mha_step", np.asarray(x)[:, None] if one_token else x, params,
+                              n_heads)
     B, _, D = x3.shape
     if state is not None and not isinstance(state, KVCache):
         raise TypeError(f"mha_step: state must be a KVCache or None, got {type(state).__name__}")
