@@ -145,7 +145,7 @@ def init_blocks(rng: np.random.Generator, n_layers: int, D: int, d_ff: int, mixe
                 seed: int, dtype) -> dict:
     """Parameters of ``n_layers`` blocks and the final layer norm, in one flat dict.
 
-    Layer norms start as the identity (``g = 1``, ``b = 0``); the feed-forward layer's
+    Layer norms start as the identity (``w = 1``, ``b = 0``); the feed-forward layer's
     ``W1`` is normal with standard deviation ``1/sqrt(D)``, ``W2`` with ``0.5/sqrt(F)``; the
     mixer of layer ``i`` is ``mixer.init(seed, i, dtype)``.
     """
@@ -163,7 +163,7 @@ def init_blocks(rng: np.random.Generator, n_layers: int, D: int, d_ff: int, mixe
 
 
 def _layer_norm_params(D, dtype):
-    return {"g": np.ones(D, dtype=dtype), "b": np.zeros(D, dtype=dtype)}
+    return {"w": np.ones(D, dtype=dtype), "b": np.zeros(D, dtype=dtype)}
 
 
 def blocks_forward(params: dict, x: np.ndarray, n_layers: int, mixer: Mixer):
@@ -194,19 +194,19 @@ def blocks_forward(params: dict, x: np.ndarray, n_layers: int, mixer: Mixer):
 def blocks_backward(dx: np.ndarray, cache: StackCache, mixer: Mixer, grads: dict) -> np.ndarray:
     """Backward of [`blocks_forward`][minirnn.blocks.blocks_forward]: fills ``grads`` (flat
     names) and returns the gradient of the stack's input."""
-    dx, g = layer_norm_backward(dx, cache.ln_f)
-    put_params(grads, "ln_f", g)
+    dx, layer_grads = layer_norm_backward(dx, cache.ln_f)
+    put_params(grads, "ln_f", layer_grads)
     for layer in reversed(range(len(cache.blocks))):
         pre, c = f"blocks.{layer}", cache.blocks[layer]
-        da, g = ffn_backward(dx, c.ffn)                       # residual: dx flows on too
-        put_params(grads, f"{pre}.ffn", g)
-        da, g = layer_norm_backward(da, c.ln2)
-        put_params(grads, f"{pre}.ln2", g)
+        da, layer_grads = ffn_backward(dx, c.ffn)                       # residual: dx flows on too
+        put_params(grads, f"{pre}.ffn", layer_grads)
+        da, layer_grads = layer_norm_backward(da, c.ln2)
+        put_params(grads, f"{pre}.ln2", layer_grads)
         dx = dx + da
-        da, g = mixer.backward(dx, c.mix)
-        put_params(grads, f"{pre}.mix", g)
-        da, g = layer_norm_backward(da, c.ln1)
-        put_params(grads, f"{pre}.ln1", g)
+        da, layer_grads = mixer.backward(dx, c.mix)
+        put_params(grads, f"{pre}.mix", layer_grads)
+        da, layer_grads = layer_norm_backward(da, c.ln1)
+        put_params(grads, f"{pre}.ln1", layer_grads)
         dx = dx + da
     return dx
 

@@ -166,12 +166,12 @@ class Classifier(Model):
         return Mixer(init=init, forward=forward, backward=vision_mix_backward)
 
     def init(self, seed: int = 0, dtype=np.float32) -> dict:
-        """Parameters: ``embed.*`` (patch embedding ``E``, ``b``; ``cls`` and ``pos`` where the
+        """Parameters: ``embed.*`` (patch embedding ``W``, ``b``; ``cls`` and ``pos`` where the
         model has them), the blocks, ``ln_f`` and ``head`` (D, K)."""
         c = self.config
         rng = np.random.default_rng(seed)
         F, N = c.patch_size ** 2 * c.channels, self.grid[0] * self.grid[1]
-        params = {"embed.E": normal(rng, (F, c.d_model), 1 / np.sqrt(F), dtype),
+        params = {"embed.W": normal(rng, (F, c.d_model), 1 / np.sqrt(F), dtype),
                   "embed.b": np.zeros(c.d_model, dtype=dtype)}
         if self.cls_position is not None:
             params["embed.cls"] = normal(rng, (c.d_model,), 0.1, dtype)
@@ -201,8 +201,8 @@ class Classifier(Model):
         grads = {"head.W": cache.pooled.T @ d, "head.b": d.sum(axis=0)}
         dx = _pool_backward(d @ cache.head_W.T, cache.tokens, self.cls_position)
         dz = blocks_backward(dx, cache.stack, self.mixer(), grads)
-        dimages, g = vision_embed_backward(dz, cache.embed)
-        put_params(grads, "embed", g)
+        dimages, layer_grads = vision_embed_backward(dz, cache.embed)
+        put_params(grads, "embed", layer_grads)
         return (grads, dimages) if pixels else grads
 
     def loss_and_grads(self, params: dict, images: np.ndarray, labels: np.ndarray):

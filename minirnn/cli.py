@@ -439,11 +439,11 @@ def _predict(args) -> int:
                          f"generate --checkpoint {args.checkpoint}")
     model, task = build_model(ckpt.model_config), ckpt.task
     images, labels = task.batch(np.random.default_rng(args.seed), 1)
-    probs = model.predict(ckpt.params, images)[0]
+    probabilities = model.predict(ckpt.params, images)[0]
     print(f"a {task.name} image (seed {args.seed}); true class: {task.classes[labels[0, 0]]}")
-    for name, p in sorted(zip(task.classes, probs), key=lambda item: -item[1]):
+    for name, p in sorted(zip(task.classes, probabilities), key=lambda item: -item[1]):
         print(f"  {p:6.1%}  {name}")
-    best = int(np.argmax(probs))
+    best = int(np.argmax(probabilities))
     print(f"predicted: {task.classes[best]} ({'right' if best == labels[0, 0] else 'wrong'})")
     if args.save is not None:
         saliency = np.abs(model.saliency(ckpt.params, images, best))[0, :, :, 0]

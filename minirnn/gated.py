@@ -513,7 +513,7 @@ def gated_retention_chunkwise_backward(dout: np.ndarray, cache: GatedChunkwiseCa
     for (start, stop), chunk in reversed(list(zip(cache.bounds, cache.chunks))):
         *grads, dstate = gated_retention_parallel_backward(dout[:, :, start:stop], chunk, dstate)
         parts.append(grads)
-    dq, dk, dv, dlog_decay = (np.concatenate(g[::-1], axis=2) for g in zip(*parts))
+    dq, dk, dv, dlog_decay = (np.concatenate(pieces[::-1], axis=2) for pieces in zip(*parts))
     return dq, dk, dv, dlog_decay, dstate
 
 

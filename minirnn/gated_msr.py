@@ -208,8 +208,8 @@ def gated_msr_backward(dy: np.ndarray, cache: GatedMSRCache,
     grads["Wa"] = np.einsum("btd,bth->dh", c.x, du, optimize=True)
     grads["ba"] = du.sum(axis=(0, 1))
     dx = dx + du @ p["Wa"].T
-    dx_in, g = msr_project_backward(dq, dk, dv, c.x, p, c.start)     # (M.2)
-    grads.update(g)
+    dx_in, layer_grads = msr_project_backward(dq, dk, dv, c.x, p, c.start)     # (M.2)
+    grads.update(layer_grads)
     return dx + dx_in, {key: grads[key] for key in p}, dstate_prev
 
 

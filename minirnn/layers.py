@@ -4,7 +4,7 @@ Equations (numbered as on ``derivations/language-models.md``)::
 
     linear:       y = x W + b                                                   (L.1)
     embedding:    y[b, t] = W[tokens[b, t]];  dW[v] = sum of dy where tokens == v  (L.2)
-    layer norm:   y = (x - mean) / sqrt(var + eps) * g + beta                   (L.3)
+    layer norm:   y = (x - mean) / sqrt(var + eps) * w + b                      (L.3)
                   dx = (dxhat - mean(dxhat) - xhat mean(dxhat * xhat)) / sigma  (L.4)
     GELU (tanh):  gelu(x) = x/2 (1 + tanh(c (x + 0.044715 x^3))), c = sqrt(2/pi)  (L.5)
     feed-forward: FFN(x) = gelu(x W1 + b1) W2 + b2                              (L.6)
@@ -202,7 +202,7 @@ def standardize_backward(dxhat: np.ndarray, xhat: np.ndarray, sigma: np.ndarray)
 class LayerNormCache(NamedTuple):
     xhat: np.ndarray    # (..., D)
     sigma: np.ndarray   # (..., 1)
-    g: np.ndarray       # (D,)
+    w: np.ndarray       # (D,) the weight w of (L.3)
 
 
 def layer_norm_forward(x: np.ndarray, params: dict[str, np.ndarray], eps: float = 1e-5):
@@ -212,7 +212,7 @@ def layer_norm_forward(x: np.ndarray, params: dict[str, np.ndarray], eps: float 
     ----------
     x : ndarray, shape (..., D)
     params : dict
-        ``g`` (D,) scale and ``b`` (D,) shift.
+        ``w`` (D,) scale and ``b`` (D,) shift.
     eps : float, optional
 
     Returns
@@ -222,8 +222,8 @@ def layer_norm_forward(x: np.ndarray, params: dict[str, np.ndarray], eps: float 
     """
     x, params, eps = check.layer_norm_forward(x, params, eps)
     xhat, sigma = standardize(x, eps)
-    y = xhat * params["g"] + params["b"]                          # (L.3)
-    return y, LayerNormCache(xhat, sigma, params["g"])
+    y = xhat * params["w"] + params["b"]                          # (L.3)
+    return y, LayerNormCache(xhat=xhat, sigma=sigma, w=params["w"])
 
 
 def layer_norm_backward(dy: np.ndarray, cache: LayerNormCache):
@@ -238,13 +238,13 @@ def layer_norm_backward(dy: np.ndarray, cache: LayerNormCache):
     -------
     dx : ndarray, shape (..., D)
     grads : dict
-        ``g`` and ``b``, shape (D,).
+        ``w`` and ``b``, shape (D,).
     """
     dy = check.layer_norm_backward(dy, cache)
     D = dy.shape[-1]
-    dx = standardize_backward(dy * cache.g, cache.xhat, cache.sigma)   # (L.4)
+    dx = standardize_backward(dy * cache.w, cache.xhat, cache.sigma)   # (L.4)
     flat_dy = dy.reshape(-1, D)                          # sums over every position
-    return dx, {"g": np.einsum("nd,nd->d", flat_dy, cache.xhat.reshape(-1, D)),
+    return dx, {"w": np.einsum("nd,nd->d", flat_dy, cache.xhat.reshape(-1, D)),
                 "b": flat_dy.sum(axis=0)}
 
 

@@ -209,10 +209,10 @@ class RNNLM(LanguageModel):
         """Gradients of every parameter (BPTT through the whole sequence)."""
         dlogits = check.model_backward(self, dlogits, cache, _logits_shape(cache.head))
         grads: dict = {}
-        dh, g = linear_backward(dlogits, cache.head)
-        put_params(grads, "head", g)
-        dx, _, g = rnn_backward(dh, cache.rnn)
-        put_params(grads, "rnn", g)
+        dh, layer_grads = linear_backward(dlogits, cache.head)
+        put_params(grads, "head", layer_grads)
+        dx, _, layer_grads = rnn_backward(dh, cache.rnn)
+        put_params(grads, "rnn", layer_grads)
         grads["embed"] = embedding_backward(dx, cache.embed)
         return grads
 
@@ -281,8 +281,8 @@ class BlockLM(LanguageModel):
         """Gradients of every parameter from the gradient of the logits (B, T, V)."""
         dlogits = check.model_backward(self, dlogits, cache, _logits_shape(cache.head))
         grads: dict = {}
-        dx, g = linear_backward(dlogits, cache.head)
-        put_params(grads, "head", g)
+        dx, layer_grads = linear_backward(dlogits, cache.head)
+        put_params(grads, "head", layer_grads)
         dx = blocks_backward(dx, cache.stack, self.mixer(), grads)
         self._embed_backward(dx, cache.embed, grads)
         return grads

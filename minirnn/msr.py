@@ -367,15 +367,15 @@ def init_msr_params(D: int, n_heads: int, dv: int, seed: int = 0, dtype=np.float
     """
     D, dv = check.init_msr_params(D, n_heads, dv, learn_decay)
     rng = np.random.default_rng(seed)
-    E = n_heads * dv
+    hdv = n_heads * dv                                               # the heads' value width
 
     def xavier(fan_in, fan_out, gain):
         std = gain * np.sqrt(2.0 / (fan_in + fan_out))
         return (std * rng.standard_normal((fan_in, fan_out))).astype(dtype)
 
     params = {"Wq": xavier(D, D, 2 ** -2.5), "Wk": xavier(D, D, 2 ** -2.5),
-              "Wv": xavier(D, E, 2 ** -2.5), "Wg": xavier(D, E, 2 ** -2.5),
-              "Wo": xavier(E, D, 2 ** -1), "gn_w": np.ones((n_heads, dv), dtype=dtype),
+              "Wv": xavier(D, hdv, 2 ** -2.5), "Wg": xavier(D, hdv, 2 ** -2.5),
+              "Wo": xavier(hdv, D, 2 ** -1), "gn_w": np.ones((n_heads, dv), dtype=dtype),
               "gn_b": np.zeros((n_heads, dv), dtype=dtype)}
     if learn_decay:
         gamma = msr_gammas(n_heads)
@@ -465,8 +465,8 @@ def msr_backward(dy: np.ndarray, cache: MSRCache, dstate: RetentionStateGrad | N
             c.q, dq, c.k, dk, c.gamma, c.state, None if dstate is None else c.final, dstate)
         grads["decay_logit"] = (dgamma * c.gamma * (1.0 - c.gamma)).astype(dy.dtype)
         dstate_prev = dstate_prev._replace(s=ds_prev)
-    dx_in, g = msr_project_backward(dq, dk, dv, c.x, c.params, c.start)   # (M.2)
-    grads.update(g)
+    dx_in, layer_grads = msr_project_backward(dq, dk, dv, c.x, c.params, c.start)   # (M.2)
+    grads.update(layer_grads)
     return dx + dx_in, {key: grads[key] for key in c.params}, dstate_prev
 
 

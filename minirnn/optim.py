@@ -2,12 +2,12 @@
 
 Equations (as on ``derivations/language-models.md``)::
 
-    SGD with momentum:  u <- mu u + g,  w <- w - lr u                          (O.1)
-    Adam:  m <- b1 m + (1 - b1) g,  v <- b2 v + (1 - b2) g^2,
+    SGD with momentum:  u <- mu u + dw,  w <- w - lr u                         (O.1)
+    Adam:  m <- b1 m + (1 - b1) dw,  v <- b2 v + (1 - b2) dw^2,
            mhat = m / (1 - b1^t),  vhat = v / (1 - b2^t),
            w <- w - lr mhat / (sqrt(vhat) + eps)                               (O.2)
-    AdamW: Adam on g, then w <- w - lr wd w   (decoupled weight decay)         (O.3)
-    clipping: g <- g * min(1, c / ||g||), ||g|| over all parameters together   (O.4)
+    AdamW: Adam on dw, then w <- w - lr wd w   (decoupled weight decay)        (O.3)
+    clipping: dw <- dw min(1, c / ||dw||), ||dw|| over all parameters together (O.4)
     schedule: linear warm-up to lr, then cosine down to min_lr                 (O.5)
 
 An optimiser's state is a flat dict of arrays (``"m.embed"``, ``"step"``, ...) so checkpoints
@@ -58,10 +58,10 @@ class SGD:
     def update(self, params: dict, grads: dict, state: dict, lr: float) -> None:
         """One step with learning rate ``lr`` (in place)."""
         _check("SGD.update", params, grads)
-        for key, g in grads.items():
+        for key, dw in grads.items():
             u = state[f"u.{key}"]
             u *= self.momentum
-            u += g
+            u += dw
             params[key] -= lr * u
         state["step"] += 1
 
@@ -104,15 +104,15 @@ class Adam:
         state["step"] += 1
         t = int(state["step"])
         c1, c2 = 1 - b1 ** t, 1 - b2 ** t                   # bias corrections
-        for key, g in grads.items():
+        for key, dw in grads.items():
             w = params[key]
             if self.weight_decay and not self.decoupled:
-                g = g + self.weight_decay * w
+                dw = dw + self.weight_decay * w
             m, v = state[f"m.{key}"], state[f"v.{key}"]
             m *= b1
-            m += (1 - b1) * g
+            m += (1 - b1) * dw
             v *= b2
-            v += (1 - b2) * g * g
+            v += (1 - b2) * dw * dw
             if self.weight_decay and self.decoupled:
                 w -= lr * self.weight_decay * w             # (O.3), before the Adam step
             w -= lr * (m / c1) / (np.sqrt(v / c2) + self.eps)
@@ -153,15 +153,15 @@ def clip_grad_norm(grads: dict, max_norm: float) -> tuple[dict, float]:
     if not isinstance(grads, Mapping):
         raise TypeError(f"clip_grad_norm: grads must be a dict of arrays, "
                         f"got {type(grads).__name__}")
-    for key, g in grads.items():
-        if not isinstance(g, np.ndarray) or g.dtype.kind != "f":
+    for key, dw in grads.items():
+        if not isinstance(dw, np.ndarray) or dw.dtype.kind != "f":
             raise TypeError(f"clip_grad_norm: grads[{key!r}] must be a float array, got "
-                            f"{type(g).__name__}" + (f" of dtype {g.dtype}"
-                                                     if isinstance(g, np.ndarray) else ""))
-    norm = float(np.sqrt(sum(float(np.sum(np.square(g, dtype=np.float64)))
-                             for g in grads.values())))
+                            f"{type(dw).__name__}" + (f" of dtype {dw.dtype}"
+                                                     if isinstance(dw, np.ndarray) else ""))
+    norm = float(np.sqrt(sum(float(np.sum(np.square(dw, dtype=np.float64)))
+                             for dw in grads.values())))
     scale = min(1.0, max_norm / norm) if norm > 0 and math.isfinite(norm) else 1.0
-    return {key: g * np.asarray(scale, dtype=g.dtype) for key, g in grads.items()}, norm
+    return {key: dw * np.asarray(scale, dtype=dw.dtype) for key, dw in grads.items()}, norm
 
 
 def warmup_cosine(step: int, lr: float, warmup: int, total: int, min_lr: float = 0.0) -> float:

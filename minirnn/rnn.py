@@ -5,8 +5,8 @@ Equations (numbered as on the docs page ``derivations/rnn.md``)::
     a_t = x_t Wx + h_{t-1} Wh + b                                      (RNN.1)
     h_t = tanh(a_t)                                                    (RNN.2)
 
-    g_t  = dh_t + da_{t+1} Wh^T        (gradient reaching h_t)          (RNN.3)
-    da_t = g_t * (1 - h_t^2)                                           (RNN.4)
+    delta_t = dh_t + da_{t+1} Wh^T     (all the gradient reaching h_t)  (RNN.3)
+    da_t = delta_t * (1 - h_t^2)                                       (RNN.4)
     dWx = sum_t x_t^T da_t,  dWh = sum_t h_{t-1}^T da_t,  db = sum_t da_t   (RNN.5)
     dx_t = da_t Wx^T,  dh_0 = da_1 Wh^T                                (RNN.6)
 
@@ -196,13 +196,13 @@ def rnn_backward(dh: np.ndarray, cache: RNNCache):
         ``Wx`` (D, H), ``Wh`` (H, H), ``b`` (H,).
     """
     dh = check.rnn_backward(dh, cache)
-    # --- exercise: rnn_backward ---
     h = cache.h
-    da = np.empty(h.shape, dtype=np.result_type(h, dh))
+    da = np.empty(h.shape, dtype=np.result_type(h, dh))          # da_t of every step, (B, T, H)
+    # --- exercise: rnn_backward ---
     da_next_WhT = np.zeros_like(da[:, 0])                # da_{t+1} Wh^T, zero after the last step
     for t in reversed(range(h.shape[1])):
-        g = dh[:, t] + da_next_WhT                       # (RNN.3)
-        da[:, t] = g * (1.0 - h[:, t] ** 2)              # (RNN.4)
+        delta = dh[:, t] + da_next_WhT                   # all that reaches h_t  (RNN.3)
+        da[:, t] = delta * (1.0 - h[:, t] ** 2)          # (RNN.4)
         da_next_WhT = da[:, t] @ cache.Wh.T
     h_prev = np.concatenate([cache.h0[:, None], h[:, :-1]], axis=1)  # h_0 .. h_{T-1}
     grads = {                                                         # (RNN.5)

@@ -121,7 +121,7 @@ def gradcheck_cases(seed: int = 0) -> Iterator[GradcheckCase]:
                                                             chunk_size=2),
                         gated_msr_backward, {"x": x_msr}, gated_params)
     image = rng.standard_normal((B, 4, 4, 1))
-    embed = {"E": rng.standard_normal((4, 3)), "b": rng.standard_normal(3),
+    embed = {"W": rng.standard_normal((4, 3)), "b": rng.standard_normal(3),
              "cls": rng.standard_normal(3), "pos": rng.standard_normal((5, 3))}
     yield GradcheckCase("patch embedding, to the pixels",
                         lambda images, params: vision_embed_forward(images, params, 2),
@@ -211,14 +211,14 @@ def gated_forms_table(seed: int = 0) -> tuple[str, bool]:
     B, h, T, d, dv = 2, 3, 50, 8, 6
     q, k = rng.standard_normal((2, B, h, T, d))
     v = rng.standard_normal((B, h, T, dv))
-    g = np.log(rng.uniform(0.5, 1.0, (B, h, T)))                     # gates in (0.5, 1)
+    log_decay = np.log(rng.uniform(0.5, 1.0, (B, h, T)))             # gates in (0.5, 1)
     dout = rng.standard_normal((B, h, T, dv))
     rows, all_ok, ref = [], True, None
     for chunk in (None, 7, 16):
         for form, (forward, backward) in gated_retention_forms(chunk).items():
             if (chunk is None) == (form == "chunkwise"):
                 continue
-            out, _, cache = forward(q, k, v, g)
+            out, _, cache = forward(q, k, v, log_decay)
             got = (out, *backward(dout, cache)[:4])
             if ref is None:
                 ref = got                              # the parallel form, computed first
@@ -347,7 +347,7 @@ def vision_table(seed: int = 0, steps: int = 200) -> tuple[str, bool]:
     x = rng.standard_normal((2, 8, 12, 3))
     q, k = rng.standard_normal((2, 2, 2, 12, 4))
     v = rng.standard_normal((2, 2, 12, 3))
-    D = manhattan_decay_mask(3, 4, 0.7)
+    Gamma = manhattan_decay_mask(3, 4, 0.7)
     vir = build_model(ViRConfig(3, image_size=8, patch_size=4, d_model=8, n_heads=2,
                                 n_layers=2, d_ff=16))
     params = vir.init(seed, dtype=np.float64)
@@ -355,8 +355,8 @@ def vision_table(seed: int = 0, steps: int = 200) -> tuple[str, bool]:
     first = float(np.abs(vir.saliency(params, x[:, :, :8, :1])).max())
     facts = [("unpatchify(patchify(x)) == x",
               float(np.abs(unpatchify(patchify(x, 4), (8, 12, 3), 4) - x).max())),
-             ("Manhattan decay == kron(D^H, D^W)",
-              rel_error(D, np.kron(manhattan_decay_mask(1, 3, 0.7),
+             ("Manhattan decay == kron(Gamma^y, Gamma^x)",
+              rel_error(Gamma, np.kron(manhattan_decay_mask(1, 3, 0.7),
                                    manhattan_decay_mask(1, 4, 0.7)))),
              ("2-D retention: four scans == parallel",
               rel_error(retention_2d_scan(q, k, v, (3, 4), [0.6, 0.9])[0],

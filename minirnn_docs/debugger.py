@@ -68,8 +68,8 @@ def sessions() -> dict[str, list[str]]:
             "n", "n", "display h_t.round(4).tolist()",   # xw for every step; then watch h_t
             "n", "n", "until",                   # one pass of the loop body, then the rest
             "n", "p h[0]",
-            "c", "c", "p t, g, da[:, t]",        # t = 2, the last step, comes first
-            "c", "p t, g, da[:, t]",             # t = 1: g now carries da_2 Wh^T back
+            "c", "c", "p t, delta, da[:, t]",    # t = 2, the last step, comes first
+            "c", "p t, delta, da[:, t]",         # t = 1: delta now carries da_2 Wh^T back
             "disable 1 2", "c",
         ],
         "chunkwise": [

@@ -62,10 +62,10 @@ EDITS = {
           'grads = {"Wx": cache.x.T @ dh, "Wh": cache.h_prev.T @ dh, "b": dh.sum(axis=0)}'),),
     ],
     "rnn_backward": [
-        (("g = dh[:, t] + da_next_WhT", "g = dh[:, t]"),),
+        (("delta = dh[:, t] + da_next_WhT", "delta = dh[:, t]"),),
         (("da_next_WhT = da[:, t] @ cache.Wh.T", "da_next_WhT = da[:, t] @ cache.Wh"),),
-        (("da_next_WhT = da[:, t] @ cache.Wh.T", "da_next_WhT = g @ cache.Wh.T"),),
-        (("da[:, t] = g * (1.0 - h[:, t] ** 2)", "da[:, t] = g"),),
+        (("da_next_WhT = da[:, t] @ cache.Wh.T", "da_next_WhT = delta @ cache.Wh.T"),),
+        (("da[:, t] = delta * (1.0 - h[:, t] ** 2)", "da[:, t] = delta"),),
         (("    return dx, dh0, grads",
           "    grads = {key: value / h.shape[1] for key, value in grads.items()}\n"
           "    return dx, dh0, grads"),),
@@ -155,7 +155,7 @@ EDITS = {
         ((DIST, f"distance = np.sqrt({DY} ** 2 + {DX} ** 2)"),
          (POW, "Gamma = gammas[:, None, None] ** distance")),
         ((DIST, f"distance = np.maximum({DY}, {DX})"),),
-        ((DIST, "n = np.arange(H * W)\n    distance = np.abs(n[:, None] - n[None, :])"),
+        ((DIST, "n = np.arange(n_y * n_x)\n    distance = np.abs(n[:, None] - n[None, :])"),
          (POW, "Gamma = gammas[:, None, None] ** distance")),
         ((DIST, f"distance = {DY} ** 2 + {DX} ** 2"),
          (POW, "Gamma = gammas[:, None, None] ** distance")),

@@ -48,7 +48,7 @@ CALLS = {
     "decay_mask": (m.decay_mask, dict(gamma=0.5, T=T)),
     "linear_forward": (m.linear_forward, dict(x=r(B, T, D), params={"W": r(D, H), "b": r(H)})),
     "layer_norm_forward": (m.layer_norm_forward, dict(x=r(B, T, D),
-                                                      params={"g": r(D), "b": r(D)})),
+                                                      params={"w": r(D), "b": r(D)})),
     "ffn_forward": (m.ffn_forward, dict(x=r(B, T, D), params={"W1": r(D, 6), "b1": r(6),
                                                               "W2": r(6, D), "b2": r(D)})),
     "gelu_forward": (m.gelu_forward, dict(x=r(B, T))),

@@ -153,15 +153,15 @@ def build(name, draw) -> Call:
                             "image_shape": [(1, 2), None]}),
         "vision_embed_forward": lambda: Call(m.vision_embed_forward, dict(
             images=normal(draw, B, 2 * P, 2 * P, C),
-            params={"E": normal(draw, P * P * C, D), "b": normal(draw, D),
+            params={"W": normal(draw, P * P * C, D), "b": normal(draw, D),
                     "cls": normal(draw, D), "pos": normal(draw, 5, D)}, patch_size=P),
             {"patch_size": [*BAD_COUNT, 2 * P + 1], "cls_position": ["middle", 0]},
             optional={"pos"}),
         "manhattan_decay_mask": lambda: Call(m.manhattan_decay_mask, dict(
-            grid_h=2, grid_w=T, gamma=gamma), {"gamma": BAD_GAMMA[:-1], "grid_h": BAD_COUNT,
-                                               "grid_w": BAD_COUNT}),
+            n_y=2, n_x=T, gamma=gamma), {"gamma": BAD_GAMMA[:-1], "n_y": BAD_COUNT,
+                                         "n_x": BAD_COUNT}),
         "decayed_attention_forward": lambda: Call(m.decayed_attention_forward, dict(
-            qkv, decay=m.manhattan_decay_mask(1, T, 0.7)), {"variant": ["exact", None]}),
+            qkv, Gamma=m.manhattan_decay_mask(1, T, 0.7)), {"variant": ["exact", None]}),
         "masa_forward": lambda: Call(m.masa_forward, dict(qkv, grid=(1, T), gamma=gamma),
                                      {"gamma": BAD_GAMMA, "grid": [(2, T), None, (T,)],
                                       "variant": ["exact"]}),
@@ -220,7 +220,7 @@ def build(name, draw) -> Call:
             x=normal(draw, B, T, D), params={"W": normal(draw, D, H), "b": normal(draw, H)}), {},
             optional={"b"}),
         "layer_norm_forward": lambda: Call(m.layer_norm_forward, dict(
-            x=normal(draw, B, T, D), params={"g": normal(draw, D), "b": normal(draw, D)}),
+            x=normal(draw, B, T, D), params={"w": normal(draw, D), "b": normal(draw, D)}),
             {"eps": BAD_EPS}),
         "ffn_forward": lambda: Call(m.ffn_forward, dict(x=normal(draw, B, T, D), params={
             "W1": normal(draw, D, H), "b1": normal(draw, H), "W2": normal(draw, H, D),

@@ -54,11 +54,11 @@ def test_rnn_session():
         h.append(h_t)
     da, carry, expected = {}, np.zeros((1, 2)), []
     for t in reversed(range(3)):
-        g = 1.0 + carry
-        da[t] = g * (1 - h[t] ** 2)
-        expected.append(np.concatenate([[t], g.ravel(), da[t].ravel()]))
+        delta = 1.0 + carry
+        da[t] = delta * (1 - h[t] ** 2)
+        expected.append(np.concatenate([[t], delta.ravel(), da[t].ravel()]))
         carry = da[t] @ params["Wh"].T
-    printed = answers(text, "p t, g, da[:, t]")
+    printed = answers(text, "p t, delta, da[:, t]")
     assert len(printed) == 2
     for got, want in zip(printed, expected):
         np.testing.assert_allclose(numbers(got), want, rtol=1e-6, atol=1e-8)

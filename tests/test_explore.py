@@ -232,7 +232,7 @@ def test_the_vision_walk_runs_and_every_check_passes(form, T, capsys):
     diffs = differences(out)
     assert len(diffs) >= 5 and max(diffs) < 1e-10
     assert max(len(line) for line in out.splitlines()) <= 80
-    for shown in ("Patchify", "(V.1)", "(V.4)", "Gamma vs Gamma^H kron Gamma^W", "Backward"):
+    for shown in ("Patchify", "(V.1)", "(V.4)", "Gamma vs Gamma^y kron Gamma^x", "Backward"):
         assert shown in out
     expected = {"masa": ["(V.6)", "ln Gamma", "code form vs paper renormalised",
                          "dQ, dK, dV written out vs masa_backward", "full vs decomposed, Q = 0"],
@@ -240,7 +240,7 @@ def test_the_vision_walk_runs_and_every_check_passes(form, T, capsys):
                                     "composed weights times V vs the output",
                                     "dQ, dK, dV vs masa_decomposed_backward",
                                     "full vs decomposed, Q = 0"],
-                "retention_2d": ["(V.8)", "(V.9)", "f + g - u vs bidirectional_scan",
+                "retention_2d": ["(V.8)", "(V.9)", "f + f<- - u vs bidirectional_scan",
                                  "parallel vs scans", "dQ, dK, dV, scans vs parallel"]}[form]
     for shown in expected:
         assert shown in out, shown

@@ -61,7 +61,7 @@ def test_init_seed_and_dtype(init):
 
 def test_documented_defaults():
     x = rng.standard_normal((2, 3, 4)) * 1e-3       # small: eps matters
-    p = {"g": rng.standard_normal(4), "b": rng.standard_normal(4)}
+    p = {"w": rng.standard_normal(4), "b": rng.standard_normal(4)}
     assert np.array_equal(m.layer_norm_forward(x, p)[0], m.layer_norm_forward(x, p, 1e-5)[0])
     assert not np.allclose(m.layer_norm_forward(x, p)[0], m.layer_norm_forward(x, p, 1e-3)[0])
     xg = rng.standard_normal((2, 3, 2, 4)) * 1e-3

@@ -41,7 +41,7 @@ def test_linear_gradcheck(seed, B, Din, Dout, bias):
 def test_layer_norm_and_ffn_gradcheck(seed, D):
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((2, 3, D))
-    ln = {"g": 1 + 0.3 * rng.standard_normal(D), "b": 0.3 * rng.standard_normal(D)}
+    ln = {"w": 1 + 0.3 * rng.standard_normal(D), "b": 0.3 * rng.standard_normal(D)}
     assert_gradcheck(check_gradients(layer_norm_forward, layer_norm_backward, {"x": x}, ln,
                                      seed=seed, floor=GRAD_FLOOR))
     ffn = {"W1": rng.standard_normal((D, 5)) / np.sqrt(D), "b1": 0.1 * rng.standard_normal(5),
@@ -133,7 +133,7 @@ def test_cross_entropy_edge_cases():
 
 def test_layer_norm_eps_and_single_vectors():
     x = np.array([[1.0, 2.0, 4.0], [3.0, 3.0, 3.0]])
-    p = {"g": np.ones(3), "b": np.zeros(3)}
+    p = {"w": np.ones(3), "b": np.zeros(3)}
     y, _ = layer_norm_forward(x[:1], p, eps=0.0)             # eps = 0 is fine off constants
     np.testing.assert_allclose(y.std(axis=-1), 1.0)
     with pytest.raises(ValueError, match="constant row and eps = 0"):

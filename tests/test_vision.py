@@ -92,7 +92,7 @@ def test_the_patch_embedding_is_a_stride_p_convolution(case, D):
     rng = np.random.default_rng(D)
     kernel = rng.standard_normal((P, P, C, D))                       # (kh, kw, in, out)
     bias = rng.standard_normal(D)
-    params = {"E": kernel.reshape(P * P * C, D), "b": bias}
+    params = {"W": kernel.reshape(P * P * C, D), "b": bias}
     z, _ = vision_embed_forward(x, params, P, cls_position=None)
     conv = np.zeros((B, H // P, W // P, D))
     for i in range(H // P):
@@ -107,7 +107,7 @@ def test_gradcheck_the_front_end_down_to_the_pixels(cls_position):
     rng = np.random.default_rng(1)
     x = rng.standard_normal((2, 8, 4, 2))
     N = 2 * 1 + (cls_position is not None)
-    params = {"E": rng.standard_normal((32, 5)), "b": rng.standard_normal(5),
+    params = {"W": rng.standard_normal((32, 5)), "b": rng.standard_normal(5),
               "pos": rng.standard_normal((N, 5))}
     if cls_position is not None:
         params["cls"] = rng.standard_normal(5)
@@ -301,7 +301,7 @@ def test_gradcheck_the_classifiers_parameters_and_their_saliency(model_class, co
     x = rng.standard_normal((2, 4, 4, 1))
     labels = np.array([[0], [2]])
     _, grads = model.loss_and_grads(params, x, labels)
-    for key in ("embed.E", "blocks.0.mix.Wq", "head.W"):
+    for key in ("embed.W", "blocks.0.mix.Wq", "head.W"):
         def f(value, key=key):
             return np.asarray(model.loss_and_grads({**params, key: value}, x, labels)[0])
         from minirnn import numerical_gradient

@@ -20,13 +20,13 @@ from .retention import gamma_per_head
 
 def log_gates(s: Shapes, log_decay, axes: str = "B h T") -> np.ndarray:
     """Log-gates: finite, every entry <= 0 (alpha = exp(g) in (0, 1])."""
-    g = s.array("log_decay", log_decay, axes)
-    if np.any(g > 0):
-        where = tuple(int(i) for i in np.argwhere(g > 0)[0])
+    gates = s.array("log_decay", log_decay, axes)
+    if np.any(gates > 0):
+        where = tuple(int(i) for i in np.argwhere(gates > 0)[0])
         s.fail(f"log_decay must be <= 0 everywhere (the gate alpha = exp(log_decay) must lie in "
-               f"(0, 1]); got {g[where]} at index {where}. A gate above 1 makes the state grow "
+               f"(0, 1]); got {gates[where]} at index {where}. A gate above 1 makes the state grow "
                "without bound; use log_decay = log(sigmoid(u)) or -softplus(u)")
-    return g
+    return gates
 
 
 def segment_decay(log_decay):
@@ -42,12 +42,12 @@ def gated_chunk_decays(log_decay, s_prev, normalize):
     if not active():
         return log_decay, s_prev
     s = Shapes("gated_chunk_decays")
-    g = log_gates(s, log_decay, "B h L")
+    gates = log_gates(s, log_decay, "B h L")
     count = s.array("s_prev", s_prev, "B h")
     if np.any(count < 0):
         s.fail("s_prev must be the count state.s, >= 0 everywhere")
     check_bool(s.func, "normalize", normalize)
-    return g, count.astype(np.float64)
+    return gates, count.astype(np.float64)
 
 
 def state(s: Shapes, state, dtype):
@@ -76,10 +76,10 @@ def _inputs(func, q, k, v, log_decay, state_in, normalize):
     q = s.array("q", q, "B h T d")
     k = s.array("k", k, "B h T d")
     v = s.array("v", v, "B h T dv")
-    g = log_gates(s, log_decay)
+    gates = log_gates(s, log_decay)
     check_bool(func, "normalize", normalize)
     q, k, v = same_dtype(q, k, v)
-    return q, k, v, g, state(s, state_in, q.dtype)
+    return q, k, v, gates, state(s, state_in, q.dtype)
 
 
 def gated_retention_parallel(q, k, v, log_decay, state, normalize):
@@ -112,9 +112,9 @@ def gated_retention_final_state(k, v, log_decay, state_in):
     s = Shapes("gated_retention_final_state")
     k = s.array("k", k, "B h T d")
     v = s.array("v", v, "B h T dv")
-    g = log_gates(s, log_decay)
+    gates = log_gates(s, log_decay)
     k, v = same_dtype(k, v)
-    return k, v, g, state(s, state_in, k.dtype)
+    return k, v, gates, state(s, state_in, k.dtype)
 
 
 def dstate_of(func, dstate, final):

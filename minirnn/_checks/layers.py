@@ -21,7 +21,8 @@ def upstream(func: str, dy, cache, cls: str, forward: str, shape_of) -> np.ndarr
     shape = shape_of(cache)
     s = Shapes(func)
     dy = s.array("dy", dy, lead(np.ndim(dy), ""))
-    if dy.ndim != len(shape) or any(w is not None and w != g for g, w in zip(dy.shape, shape)):
+    if dy.ndim != len(shape) or any(want is not None and want != got
+                                    for got, want in zip(dy.shape, shape)):
         shown = tuple("any" if w is None else w for w in shape)
         s.fail(f"dy must have the shape of the forward output {shown}, got {dy.shape}")
     return dy
@@ -142,7 +143,7 @@ def layer_norm_forward(x, params, eps):
     if active():
         s = Shapes("layer_norm_forward")
         x = activation(s, "x", x)
-        params = s.params(params, "params", {"g": "D", "b": "D"})
+        params = s.params(params, "params", {"w": "D", "b": "D"})
         eps = check_eps("layer_norm_forward", eps)
     constant_row("layer_norm_forward", x, eps, "x has a constant row")
     return x, params, eps

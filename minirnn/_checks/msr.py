@@ -22,7 +22,7 @@ from .retention import dstate_of
 from .retention import state as retention_state
 
 FORMS = ("parallel", "recurrent", "chunkwise")
-MSR_PARAMS = {"Wq": "D D", "Wk": "D D", "Wv": "D E", "Wg": "D E", "Wo": "E D",
+MSR_PARAMS = {"Wq": "D D", "Wk": "D D", "Wv": "D hdv", "Wg": "D hdv", "Wo": "hdv D",
               "gn_w": "h dv", "gn_b": "h dv", "decay_logit": "h"}
 OPTIONAL = ("decay_logit",)            # present when the layer learns its decays (M.6)
 
@@ -108,10 +108,10 @@ def layer_inputs(func, x, params, n_heads, axes, spec=None, optional=OPTIONAL):
     D = s.sizes["D"]
     key_width(func, D, n_heads, f"D (the last axis of x, shape {x.shape})")
     p = s.params(params, "params", spec or MSR_PARAMS, optional)
-    if p["gn_w"].shape[0] != n_heads or p["gn_w"].shape[0] * p["gn_w"].shape[1] != s.sizes["E"]:
+    if p["gn_w"].shape[0] != n_heads or p["gn_w"].shape[0] * p["gn_w"].shape[1] != s.sizes["hdv"]:
         s.fail(f"params['gn_w'] has shape {p['gn_w'].shape}, expected (h, dv) = "
-               f"({n_heads}, {s.sizes['E'] // n_heads}) for n_heads = {n_heads} and value "
-               f"width h*dv = {s.sizes['E']}")
+               f"({n_heads}, {s.sizes['hdv'] // n_heads}) for n_heads = {n_heads} and value "
+               f"width h*dv = {s.sizes['hdv']}")
     return x, p
 
 
@@ -192,8 +192,8 @@ def msr_project(x, params, n_heads, start):
     key_width("msr_project", s.sizes["D"], n_heads, f"D (the last axis of x, shape {x.shape})")
     other_params(s, params, spec)
     p = {key: s.array(f"params[{key!r}]", params.get(key), axes) for key, axes in spec.items()}
-    if s.sizes["E"] % n_heads:
-        s.fail(f"params['Wv'] has {s.sizes['E']} columns, not a multiple of n_heads = {n_heads}")
+    if s.sizes["hdv"] % n_heads:
+        s.fail(f"params['Wv'] has {s.sizes['hdv']} columns, not a multiple of n_heads = {n_heads}")
     x, *arrays = same_dtype(x, *p.values())                 # q, k, v in one dtype
     return x, dict(zip(p, arrays)), check_int("msr_project", "start", start, 0)
 
@@ -206,10 +206,10 @@ def msr_project_backward(dq, dk, dv, x, params, start):
     dq = s.array("dq", dq, "B h T d")
     dk = s.array("dk", dk, "B h T d")
     dv = s.array("dv", dv, "B h T dv")
-    spec = {"Wq": "D Dq", "Wk": "D Dk", "Wv": "D E"}
+    spec = {"Wq": "D Dq", "Wk": "D Dk", "Wv": "D hdv"}
     other_params(s, params, spec)
     p = {key: s.array(f"params[{key!r}]", params.get(key), axes) for key, axes in spec.items()}
-    for name, size in (("Dq", "d"), ("Dk", "d"), ("E", "dv")):
+    for name, size in (("Dq", "d"), ("Dk", "d"), ("hdv", "dv")):
         if s.sizes[name] != s.sizes["h"] * s.sizes[size]:
             s.fail(f"the head gradients (h = {s.sizes['h']}, {size} = {s.sizes[size]}) do not "
                    f"fit params (width {s.sizes[name]})")
@@ -222,11 +222,11 @@ def msr_output(o, x, params, eps):
     s = Shapes("msr_output")
     o = s.array("o", o, "B h T dv")
     x = s.array("x", x, "B T D")
-    spec = {"Wg": "D E", "Wo": "E D", "gn_w": "h dv", "gn_b": "h dv"}
+    spec = {"Wg": "D hdv", "Wo": "hdv D", "gn_w": "h dv", "gn_b": "h dv"}
     other_params(s, params, spec)
     p = {key: s.array(f"params[{key!r}]", params.get(key), axes) for key, axes in spec.items()}
-    if s.sizes["E"] != s.sizes["h"] * s.sizes["dv"]:
-        s.fail(f"params['Wg'] has {s.sizes['E']} columns, expected h*dv = "
+    if s.sizes["hdv"] != s.sizes["h"] * s.sizes["dv"]:
+        s.fail(f"params['Wg'] has {s.sizes['hdv']} columns, expected h*dv = "
                f"{s.sizes['h'] * s.sizes['dv']}")
     o, x, *arrays = same_dtype(o, x, *p.values())
     return o, x, dict(zip(p, arrays)), check_eps("msr_output", eps)

@@ -23,16 +23,16 @@ def gamma_per_head(func: str, gamma, h: int | None) -> np.ndarray:
     if raw.dtype.kind not in "fiu":
         raise TypeError(f"{func}: gamma must be a float or an array of real numbers of shape "
                         f"(h,), got {type(gamma).__name__} of dtype {raw.dtype}")
-    g = raw.astype(np.float64)
-    if g.ndim == 0:
-        g = np.full(1 if h is None else h, float(g))
-    elif g.ndim != 1 or g.shape[0] == 0 or (h is not None and g.shape[0] != h):
+    gammas = raw.astype(np.float64)
+    if gammas.ndim == 0:
+        gammas = np.full(1 if h is None else h, float(gammas))
+    elif gammas.ndim != 1 or gammas.shape[0] == 0 or (h is not None and gammas.shape[0] != h):
         want = "(h,)" if h is None else f"(h,) = ({h},)"
         raise ValueError(f"{func}: gamma must be a float or have shape {want}, "
-                         f"one decay per head, got shape {g.shape}")
-    if not np.all((g >= 0) & (g <= 1)):   # also rejects NaN
-        raise ValueError(f"{func}: every gamma must lie in [0, 1], got {g.tolist()}")
-    return g
+                         f"one decay per head, got shape {gammas.shape}")
+    if not np.all((gammas >= 0) & (gammas <= 1)):   # also rejects NaN
+        raise ValueError(f"{func}: every gamma must lie in [0, 1], got {gammas.tolist()}")
+    return gammas
 
 
 def decay_mask(gamma, T):

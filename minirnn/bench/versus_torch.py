@@ -45,7 +45,7 @@ def retention_chunkwise(q, k, v, gamma: np.ndarray, chunk: int):
     """Normalised chunkwise retention, eq. (R.8), with the global row counts."""
     B, h, T, d = q.shape
     q = q * d ** -0.5
-    g = torch.tensor(gamma, dtype=q.dtype)
+    gammas = torch.tensor(gamma, dtype=q.dtype)
     S = q.new_zeros(B, h, d, v.shape[-1])
     z = q.new_zeros(B, h, d)
     s = torch.zeros(h, dtype=q.dtype)
@@ -53,7 +53,7 @@ def retention_chunkwise(q, k, v, gamma: np.ndarray, chunk: int):
     for start in range(0, T, chunk):
         qc, kc, vc = (x[:, :, start:start + chunk] for x in (q, k, v))
         L = qc.shape[2]
-        p = g[:, None] ** torch.arange(L + 1, dtype=q.dtype)
+        p = gammas[:, None] ** torch.arange(L + 1, dtype=q.dtype)
         xi, zeta, gL = p[:, 1:], p[:, :L].flip(-1), p[:, L]
         rows = xi * s[:, None] + p[:, :L].cumsum(-1)
         a = rows.rsqrt()[None, :, :, None]
@@ -76,7 +76,7 @@ class MSR(nn.Module):
         self.gamma = msr_gammas(n_heads)
         self.q, self.k = nn.Linear(D, D, bias=False), nn.Linear(D, D, bias=False)
         self.v = nn.Linear(D, n_heads * dv, bias=False)
-        self.g = nn.Linear(D, n_heads * dv, bias=False)
+        self.gate = nn.Linear(D, n_heads * dv, bias=False)
         self.o = nn.Linear(n_heads * dv, D, bias=False)
         self.norm = nn.GroupNorm(n_heads, n_heads * dv, eps=eps)
 
@@ -91,7 +91,7 @@ class MSR(nn.Module):
         o = retention_parallel(q, k, v, self.gamma) if self.form == "parallel" else \
             retention_chunkwise(q, k, v, self.gamma, self.chunk)
         y = self.norm(o.transpose(1, 2).reshape(B * T, -1)).view(B, T, -1)   # per token, head
-        return self.o(nn.functional.silu(self.g(x)) * y)
+        return self.o(nn.functional.silu(self.gate(x)) * y)
 
 
 class Block(nn.Module):
@@ -193,7 +193,7 @@ def torch_benchmark(B=32, T=16, D=32, H=64, n_heads=2, V=32, repeat=20, seed=0) 
         lambda: torch.autograd.backward(mha(xt, xt, xt, attn_mask=mask, need_weights=False)[0],
                                         dyt))
     # layer norm
-    lp = {"g": np.ones(D, f32), "b": np.zeros(D, f32)}
+    lp = {"w": np.ones(D, f32), "b": np.zeros(D, f32)}
     ln = torch.nn.LayerNorm(D)
     row("layer norm", lambda: layer_norm_backward(dy_d, layer_norm_forward(x, lp)[1]),
         lambda: torch.autograd.backward(ln(xt), dyt))

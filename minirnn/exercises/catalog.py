@@ -69,7 +69,7 @@ def _gradcheck(forward, backward, inputs, params=None):
     report = check_gradients(forward, backward, inputs, params, floor=0.1)
     bad = {k: e for k, e in report.items() if not e < 1e-7}
     good = {k: e for k, e in report.items() if e < 1e-7}
-    parts = ([f"fails: {', '.join(f'{k} {e:.1e}' for k, e in bad.items())}"] if bad else []) + \
+    parts = ([f"fails: {', '.join(f'{k} {e:.1e}' for k, e in bad.items())}"] if bad else []) +\
         ([f"passes: {', '.join(f'{k} {e:.1e}' for k, e in good.items())}"] if good else [])
     return not bad, "; ".join(parts) + " (relative error, must be below 1e-07)"
 
@@ -205,12 +205,12 @@ def _recurrent_outputs(mod, c):
 
 def _recurrent_property(mod, c):
     """Two calls that carry the state equal one call over the whole sequence."""
-    q, k, v, g = c["q"], c["k"], c["v"], c["gamma"]
-    whole, _, _ = mod.retention_recurrent(q, k, v, g)
-    first, state, _ = mod.retention_recurrent(q[:, :, :3], k[:, :, :3], v[:, :, :3], g)
-    rest, _, _ = mod.retention_recurrent(q[:, :, 3:], k[:, :, 3:], v[:, :, 3:], g, state)
+    q, k, v, gamma = c["q"], c["k"], c["v"], c["gamma"]
+    whole, _, _ = mod.retention_recurrent(q, k, v, gamma)
+    first, state, _ = mod.retention_recurrent(q[:, :, :3], k[:, :, :3], v[:, :, :3], gamma)
+    rest, _, _ = mod.retention_recurrent(q[:, :, 3:], k[:, :, 3:], v[:, :, 3:], gamma, state)
     err = rel_error(np.concatenate([first, rest], axis=2), whole)
-    return err < 1e-8, f"tokens 0-2, then 3-6 from the returned state, vs one call: " \
+    return err < 1e-8, f"tokens 0-2, then 3-6 from the returned state, vs one call: "\
                        f"relative difference {err:.1e}"
 
 
@@ -222,11 +222,11 @@ def _chunkwise_outputs(mod, c):
 
 def _chunkwise_property(mod, c):
     """Every chunk size gives the same outputs."""
-    q, k, v, g = c["q"], c["k"], c["v"], c["gamma"]
-    outs = {C: mod.retention_chunkwise(q, k, v, g, chunk_size=C)[0] for C in (1, 2, 7)}
+    q, k, v, gamma = c["q"], c["k"], c["v"], c["gamma"]
+    outs = {C: mod.retention_chunkwise(q, k, v, gamma, chunk_size=C)[0] for C in (1, 2, 7)}
     errs = {C: rel_error(o, outs[7]) for C, o in outs.items()}
     ok = max(errs.values()) < 1e-8
-    return ok, "chunk sizes 1 and 2 against one chunk of 7: relative differences " + \
+    return ok, "chunk sizes 1 and 2 against one chunk of 7: relative differences " +\
         ", ".join(f"{errs[C]:.1e}" for C in (1, 2))
 
 
@@ -244,12 +244,12 @@ def _gated_recurrent_outputs(mod, c):
 
 def _gated_recurrent_property(mod, c):
     """Two calls that carry the state equal one call over the whole sequence."""
-    q, k, v, g = c["q"], c["k"], c["v"], c["log_decay"]
-    whole, _, _ = mod.gated_retention_recurrent(q, k, v, g)
-    first, state, _ = mod.gated_retention_recurrent(*(x[:, :, :3] for x in (q, k, v, g)))
-    rest, _, _ = mod.gated_retention_recurrent(*(x[:, :, 3:] for x in (q, k, v, g)), state)
+    q, k, v, log_decay = c["q"], c["k"], c["v"], c["log_decay"]
+    whole, _, _ = mod.gated_retention_recurrent(q, k, v, log_decay)
+    first, state, _ = mod.gated_retention_recurrent(*(x[:, :, :3] for x in (q, k, v, log_decay)))
+    rest, _, _ = mod.gated_retention_recurrent(*(x[:, :, 3:] for x in (q, k, v, log_decay)), state)
     err = rel_error(np.concatenate([first, rest], axis=2), whole)
-    return err < 1e-8, f"tokens 0-2, then 3-6 from the returned state, vs one call: " \
+    return err < 1e-8, f"tokens 0-2, then 3-6 from the returned state, vs one call: "\
                        f"relative difference {err:.1e}"
 
 
@@ -272,40 +272,41 @@ def _decay_gradient_fd(mod, c):
 
     d = c["dfinal"]
 
-    def loss(g):
-        out, final, _ = gated.gated_retention_recurrent(c["q"], c["k"], c["v"], g, c["state"])
+    def loss(log_decay):
+        out, final, _ = gated.gated_retention_recurrent(c["q"], c["k"], c["v"], log_decay,
+                                                        c["state"])
         return np.asarray(np.sum(out * c["dout"]) + np.sum(final.S * d.S)
                           + np.sum(final.z * d.z) + np.sum(final.s * d.s))
 
-    g = np.minimum(c["log_decay"], -1e-3)                 # central differences stay in g <= 0
-    case = {**c, "log_decay": g}
+    log_decay = np.minimum(c["log_decay"], -1e-3)         # central differences stay in g <= 0
+    case = {**c, "log_decay": log_decay}
     got = mod.gated_decay_gradient(*_decay_gradient_inputs(case), normalize=True)[0]
-    want = numerical_gradient(loss, g, np.array(1.0))
+    want = numerical_gradient(loss, log_decay, np.array(1.0))
     err = rel_error(np.asarray(got, dtype=float), want)
-    return err < 1e-6, f"dlog_decay against central differences: relative error {err:.1e} " \
+    return err < 1e-6, f"dlog_decay against central differences: relative error {err:.1e} "\
                        "(must be below 1e-06)"
 
 
 # --- the Manhattan decay -----------------------------------------------------------------------
 
 def _manhattan_case(rng):
-    return {"grid_h": 3, "grid_w": 4, "gamma": np.round(rng.uniform(0.3, 0.95, 2), 2)}
+    return {"n_y": 3, "n_x": 4, "gamma": np.round(rng.uniform(0.3, 0.95, 2), 2)}
 
 
 def _manhattan_outputs(mod, c):
-    return {"Gamma": mod.manhattan_decay_mask(c["grid_h"], c["grid_w"], c["gamma"])}
+    return {"Gamma": mod.manhattan_decay_mask(c["n_y"], c["n_x"], c["gamma"])}
 
 
 def _manhattan_property(mod, c):
     """The mask equals the Kronecker product of the two 1-D masks, and is symmetric."""
-    H, W, g = c["grid_h"], c["grid_w"], c["gamma"]
-    D = np.asarray(mod.manhattan_decay_mask(H, W, g))
-    DH, DW = (np.asarray(mod.manhattan_decay_mask(1, n, g)) for n in (H, W))
-    kron = np.stack([np.kron(a, b) for a, b in zip(DH, DW)])
-    err = rel_error(D, kron) if D.shape == kron.shape else np.inf
-    sym = rel_error(D, np.swapaxes(D, -1, -2))
+    n_y, n_x, gamma = c["n_y"], c["n_x"], c["gamma"]
+    Gamma = np.asarray(mod.manhattan_decay_mask(n_y, n_x, gamma))
+    Gamma_y, Gamma_x = (np.asarray(mod.manhattan_decay_mask(1, n, gamma)) for n in (n_y, n_x))
+    kron = np.stack([np.kron(a, b) for a, b in zip(Gamma_y, Gamma_x)])
+    err = rel_error(Gamma, kron) if Gamma.shape == kron.shape else np.inf
+    sym = rel_error(Gamma, np.swapaxes(Gamma, -1, -2))
     ok = err < 1e-12 and sym < 1e-12
-    return ok, f"against the Kronecker product of its 1 x {H} and 1 x {W} masks: relative " \
+    return ok, f"against the Kronecker product of its 1 x {n_y} and 1 x {n_x} masks: relative "\
                f"difference {err:.1e}; against its transpose: {sym:.1e}"
 
 
@@ -350,7 +351,8 @@ EXERCISES = (
         "rnn_backward", "backpropagation through time for a whole sequence", "2",
         "minirnn.rnn", ("rnn_backward",), "(RNN.3)-(RNN.6)", "derivations/rnn.md",
         "cache.h holds every hidden state (h[:, t] is the state after x[:, t]), cache.h0 the "
-        "state before the first step, cache.x, cache.Wx, cache.Wh. da is allocated for you. "
+        "state before the first step, cache.x, cache.Wx, cache.Wh. h = cache.h, and da, an "
+        "empty array of the shape of h for the da_t of every step, are set for you. "
         "Return dx, dh0 and grads with keys 'Wx', 'Wh', 'b'.",
         lambda rng: _rnn_case(rng, 6), _rnn_sizes, _rnn_outputs,
         (GRADCHECK, _rnn_gradcheck), locate.by_time(axis=1, backward=True, key="dx"),
@@ -452,10 +454,11 @@ EXERCISES += (
     Exercise(
         "manhattan_decay_mask", "RMT's 2-D decay over the patch grid", "1 (warm-up)",
         "minirnn.vision", ("manhattan_decay_mask",), "(V.4)", "derivations/vision.md",
-        "H and W are the grid's rows and columns, gammas the decays as a float64 array (h,). "
-        "Set Gamma, shape (h, H*W, H*W), with Gamma[i, n, m] = gammas[i] ** (distance of "
-        "patches n and m on the grid); patches are in raster order (n = row * W + column).",
-        _manhattan_case, lambda c: {"H": c["grid_h"], "W": c["grid_w"], "h": 2},
+        "n_y and n_x are the grid's rows and columns, gammas the decays as a float64 array "
+        "(h,). Set Gamma, shape (h, N, N) with N = n_y n_x, Gamma[i, n, m] = gammas[i] ** "
+        "(distance of patches n and m on the grid); patches are in raster order "
+        "(n = row * n_x + column).",
+        _manhattan_case, lambda c: {"n_y": c["n_y"], "n_x": c["n_x"], "h": 2},
         _manhattan_outputs,
         ("equals the Kronecker product of the 1-D masks, and is symmetric",
          _manhattan_property),

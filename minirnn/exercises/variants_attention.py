@@ -85,9 +85,9 @@ def group_norm_backward(c, mean_term=True, xhat_term=1.0, with_w=True, reduce="s
     mu = x.mean(-1, keepdims=True)
     sigma = np.sqrt(((x - mu) ** 2).mean(-1, keepdims=True) + 1e-5)
     xhat = (x - mu) / sigma
-    g = dy * w if with_w else dy
-    dx = g - (g.mean(-1, keepdims=True) if mean_term else 0.0) \
-        - xhat_term * xhat * (g * xhat).mean(-1, keepdims=True)
+    dxhat = dy * w if with_w else dy
+    dx = dxhat - (dxhat.mean(-1, keepdims=True) if mean_term else 0.0)\
+        - xhat_term * xhat * (dxhat * xhat).mean(-1, keepdims=True)
     axes = (0, 1)
     total = (lambda a: a.sum(axis=axes)) if reduce == "sum" else (lambda a: a.mean(axis=axes))
     return {"dx": dx / sigma ** sigma_power, "dw": total(dy * xhat), "db": total(dy)}

@@ -20,9 +20,9 @@ def recurrent(c, gate="exp", decay_first=True, decay_z=True, count="gated", gate
               batch_gate=True):
     """gated_retention_recurrent's outputs (normalised, fresh state) with the switches set as a
     mistake would."""
-    q, k, v, g = c["q"] / np.sqrt(c["q"].shape[-1]), c["k"], c["v"], c["log_decay"]
+    q, k, v, log_decay = c["q"] / np.sqrt(c["q"].shape[-1]), c["k"], c["v"], c["log_decay"]
     B, h, T, d = q.shape
-    alpha = {"exp": np.exp(g), "log": g, "one minus": 1.0 - np.exp(g)}[gate]
+    alpha = {"exp": np.exp(log_decay), "log": log_decay, "one minus": 1.0 - np.exp(log_decay)}[gate]
     if not batch_gate:
         alpha = np.broadcast_to(alpha[:1], alpha.shape)            # sequence 0's gates for all
     S, z, s = np.zeros((B, h, d, v.shape[-1])), np.zeros((B, h, d)), np.zeros((B, h))
@@ -49,13 +49,13 @@ def decay_gradient(c, sign=1.0, reverse=True, inclusive=True, count_terms=True, 
     """gated_decay_gradient's outputs on the case's problem, with the switches set as a mistake
     would: built from the library's forward and backward (which are right) and an independent
     (GR.7)."""
-    q, k, v, g = c["q"], c["k"], c["v"], c["log_decay"]
-    _, final, cache = gated_retention_recurrent(q, k, v, g, c["state"])
+    q, k, v, log_decay = c["q"], c["k"], c["v"], c["log_decay"]
+    _, final, cache = gated_retention_recurrent(q, k, v, log_decay, c["state"])
     dq, dk, _, _, _ = gated_retention_recurrent_backward(c["dout"], cache, c["dfinal"])
     qdq, kdk = np.sum(q * dq, -1), np.sum(k * dk, -1)
     db = sign * (qdq - kdk)
     if final_term:
-        db[..., -1] += np.sum(c["dfinal"].S * final.S, axis=(-2, -1)) + \
+        db[..., -1] += np.sum(c["dfinal"].S * final.S, axis=(-2, -1)) +\
             np.sum(c["dfinal"].z * final.z, axis=-1)
     s = cache.s
     ds = -qdq / ((2.0 if half else 1.0) * s)
@@ -63,7 +63,7 @@ def decay_gradient(c, sign=1.0, reverse=True, inclusive=True, count_terms=True, 
     T = s.shape[-1]
     later = np.zeros_like(s)
     for n in reversed(range(T - 1)):
-        later[..., n] = np.exp(g[..., n + 1]) * (ds[..., n + 1] + later[..., n + 1])
+        later[..., n] = np.exp(log_decay[..., n + 1]) * (ds[..., n + 1] + later[..., n + 1])
     if count_terms:
         db = db + ds * (s - 1.0) - (later if rho else 0.0)
     if reverse:
@@ -72,7 +72,7 @@ def decay_gradient(c, sign=1.0, reverse=True, inclusive=True, count_terms=True, 
             dg = dg - db
     else:
         dg = np.cumsum(db, axis=-1)
-    ds_prev = np.exp(g[..., 0]) * (ds[..., 0] + later[..., 0])
+    ds_prev = np.exp(log_decay[..., 0]) * (ds[..., 0] + later[..., 0])
     return {"dlog_decay": dg, "ds_prev": ds_prev}
 
 
@@ -125,10 +125,10 @@ DECAY_GRADIENT_MISTAKES = (
 def decay_gradient_case(rng):
     """A problem with a carried state in and a returned state's gradient out."""
     B, h, T, d, dv = 2, 2, 7, 4, 3
-    g = -rng.exponential(0.4, (B, h, T))
-    g[0, 0, 2], g[1, 1, 4] = 0.0, -6.0                                # open and nearly closed
+    log_decay = -rng.exponential(0.4, (B, h, T))
+    log_decay[0, 0, 2], log_decay[1, 1, 4] = 0.0, -6.0        # open and nearly closed
     return {"q": rng.standard_normal((B, h, T, d)), "k": rng.standard_normal((B, h, T, d)),
-            "v": rng.standard_normal((B, h, T, dv)), "log_decay": g,
+            "v": rng.standard_normal((B, h, T, dv)), "log_decay": log_decay,
             "dout": rng.standard_normal((B, h, T, dv)),
             "state": GatedState(rng.standard_normal((B, h, d, dv)),
                                 rng.standard_normal((B, h, d)), 1.0 + rng.random((B, h)), 5),

@@ -40,7 +40,7 @@ def recurrent(c, decay_first=True, decay_S=True, decay_z=True, row_factor=True,
     return {"out": out, "state.S": S, "state.z": z}
 
 
-def parallel_backward(c, dr="masked", scale_dq=True, scale_dk=False, decay=True, divide=True):
+def parallel_backward(c, dr="masked", scale_dq=True, scale_dk=False, mask=True, divide=True):
     """retention_parallel_backward's outputs, with the switches set as a mistake would."""
     out, _, cache = retention_parallel(c["q"], c["k"], c["v"], c["gamma"])
     dout = c["dout"]
@@ -52,7 +52,7 @@ def parallel_backward(c, dr="masked", scale_dq=True, scale_dk=False, decay=True,
                 "unmasked": dc * np.sign(cache.r)}[dr]
     dv = np.swapaxes(cache.R, -1, -2) @ dP
     dR = dP @ np.swapaxes(cache.v, -1, -2) + dr_value[..., None]
-    dA = dR * (cache.Gamma * cache.kappa[..., None]) if decay else dR
+    dA = dR * (cache.Gamma * cache.kappa[..., None]) if mask else dR
     s = cache.scale
     return {"dq": (dA @ cache.k) * (s if scale_dq else 1.0),
             "dk": (np.swapaxes(dA, -1, -2) @ cache.q) * (s if scale_dk else 1.0), "dv": dv}
@@ -71,23 +71,24 @@ def chunkwise(q, k, v, gamma, chunk_size, state=None, normalize=True, xi="gamma^
         stop = min(start + chunk_size, T)
         L, j = stop - start, np.arange(stop - start)
         qc, kc, vc = q[:, :, start:stop], k[:, :, start:stop], v[:, :, start:stop]
-        g = gamma[:, None]
+        gamma_h = gamma[:, None]
         Gamma = np.where(j[:, None] >= j[None, :],
-                         g[..., None] ** np.maximum(j[:, None] - j[None, :], 0), 0.0)
-        xi_value = {"gamma^(j+1)": g ** (j + 1), "gamma^j": g ** j, "1": g ** 0 * (j >= 0)}[xi]
+                         gamma_h[..., None] ** np.maximum(j[:, None] - j[None, :], 0), 0.0)
+        xi_value = {"gamma^(j+1)": gamma_h ** (j + 1), "gamma^j": gamma_h ** j,
+                    "1": gamma_h ** 0 * (j >= 0)}[xi]
         xi_value = xi_value if cross else 0.0 * xi_value
         count_before = s if counts == "global" else np.zeros(h)
-        carried = g ** j if xi == "gamma^j" else g ** (j + 1)    # a wrong xi reaches s_n too
-        rows = carried * count_before[:, None] + np.cumsum(g ** j, axis=1)
+        carried = gamma_h ** j if xi == "gamma^j" else gamma_h ** (j + 1)   # wrong xi: s_n too
+        rows = carried * count_before[:, None] + np.cumsum(gamma_h ** j, axis=1)
         a = 1 / np.sqrt(rows)
         inner = (qc @ np.swapaxes(kc, -1, -2)) * Gamma
         P[:, :, start:stop] = a[..., None] * (inner @ vc + xi_value[..., None] * (qc @ S))
         r[:, :, start:stop] = a * (inner.sum(-1) + xi_value * np.einsum("bhjd,bhd->bhj", qc, z))
-        zeta = g ** (L - 1 - j + zeta_shift)
+        zeta = gamma_h ** (L - 1 - j + zeta_shift)
         gL = gamma ** L if carry_decay else np.ones(h)
         S = gL[:, None, None] * S + np.swapaxes(kc * zeta[..., None], -1, -2) @ vc
         z = gL[:, None] * z + (kc * zeta[..., None]).sum(axis=2)
-        s = gamma ** L * s + np.sum(g ** j, axis=1)
+        s = gamma ** L * s + np.sum(gamma_h ** j, axis=1)
     out = P / np.maximum(np.abs(r), 1.0)[..., None]
     return out, RetentionState(S, z, s, T), None
 
@@ -135,7 +136,7 @@ PARALLEL_BACKWARD_MISTAKES = (
             partial(parallel_backward, scale_dk=True)),
     Mistake("the decay mask is not applied to dR", "(R.10)",
             "R = A * (decay mask): what does the elementwise factor do to dA?",
-            partial(parallel_backward, decay=False)),
+            partial(parallel_backward, mask=False)),
 )
 
 # (what the student did, equation, hint, switches of ``chunkwise``)

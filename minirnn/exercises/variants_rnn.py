@@ -39,14 +39,14 @@ def bptt(c, carry="da Wh^T", tanh="1 - h^2", averaged=(), h_prev="h_(t-1)", dh0=
     da = np.zeros_like(h)
     carried = np.zeros_like(h0)
     for t in reversed(range(T)):
-        g = dh[:, t] + carried
-        da[:, t] = g * TANH_DERIVATIVES[tanh](h[:, t])
+        delta = dh[:, t] + carried
+        da[:, t] = delta * TANH_DERIVATIVES[tanh](h[:, t])
         carried = {"da Wh^T": da[:, t] @ p["Wh"].T, "da Wh": da[:, t] @ p["Wh"],
-                   "g Wh^T": g @ p["Wh"].T, "none": 0.0 * g}[carry]
+                   "delta Wh^T": delta @ p["Wh"].T, "none": 0.0 * delta}[carry]
     states = before if h_prev == "h_(t-1)" else h
     grads = {"Wx": np.einsum("btd,bth->dh", x, da), "Wh": np.einsum("bti,bth->ih", states, da),
              "b": da.sum(axis=(0, 1))}
-    grads = {k: g / T if k in averaged else g for k, g in grads.items()}
+    grads = {k: value / T if k in averaged else value for k, value in grads.items()}
     # dh0 is what step 0 sends back, however the carry is written (kept as da_1 Wh^T when the
     # carry is computed but not added)
     out_of_step_0 = da[:, 0] @ p["Wh"].T if carry == "none" else carried
@@ -90,9 +90,9 @@ BPTT_MISTAKES = (
             partial(bptt, carry="da Wh")),
     Mistake("g_t (before the tanh derivative) is carried back instead of da_t", "(RNN.3)",
             "the path from h_t to a_(t+1) starts after the tanh of step t+1",
-            partial(bptt, carry="g Wh^T")),
-    Mistake("da = g: the tanh derivative is missing", "(RNN.4)",
-            "what does h = tanh(a) put between g and da?", partial(bptt, tanh="none")),
+            partial(bptt, carry="delta Wh^T")),
+    Mistake("da = delta: the tanh derivative is missing", "(RNN.4)",
+            "what does h = tanh(a) put between delta and da?", partial(bptt, tanh="none")),
     Mistake("all three weight gradients are averaged over time instead of summed", "(RNN.5)",
             "every step uses the same weights; how do the steps' contributions combine?",
             partial(bptt, averaged=("Wx", "Wh", "b"))),

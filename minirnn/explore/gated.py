@@ -23,28 +23,28 @@ def walk(T: int, d: int, seed: int, backward: bool, form: str = "recurrent",
     q, k = tiny(rng, 1, 1, T, d), tiny(rng, 1, 1, T, d)
     v = tiny(rng, 1, 1, T, 2)
     alpha = rng.choice([1.0, 0.5, 0.25], size=(1, 1, T))            # readable gates
-    g = np.log(alpha)
+    log_decay = np.log(alpha)
     yield Step(f"Setup: one head, T = {T}, d = {d}, dv = 2, normalised; each token has a gate "
                f"alpha_t = exp(g_t); q' = q / sqrt(d)   (GR.1), (R.5)",
                [fmt("Q", q[0, 0]), fmt("K", k[0, 0]), fmt("V", v[0, 0]),
-                fmt("alpha", alpha[0, 0]), fmt("g = log alpha", g[0, 0])])
+                fmt("alpha", alpha[0, 0]), fmt("log_decay = log alpha", log_decay[0, 0])])
     forms = gated_retention_forms(chunk_size)
-    out, state, cache = forms[form][0](q, k, v, g)
+    out, state, cache = forms[form][0](q, k, v, log_decay)
     yield from _FORWARD[form](out, state, cache, alpha)
     other = reference_form(form)
-    ref, _, ref_cache = forms[other][0](q, k, v, g)
+    ref, _, ref_cache = forms[other][0](q, k, v, log_decay)
     yield Step(f"Check: the {form} form against the {other} form",
                [difference(f"{form} vs {other}", out, ref)])
     if backward:
-        yield from _backward(forms, form, out, cache, other, ref_cache, q, k, g)
+        yield from _backward(forms, form, out, cache, other, ref_cache, q, k, log_decay)
 
 
 def _parallel(out, state, cache, alpha):
-    g = cache.log_decay[0, 0]
+    log_decay = cache.log_decay[0, 0]
     yield Step("The segment decay Gamma^g[n, m] = exp(b_n - b_m) for m <= n, b = cumsum(g): "
                "the product of the gates after m up to n   (GR.1)",
-               [fmt("b", np.cumsum(g)), fmt("Gamma^g", cache.Gamma[0, 0]),
-                difference("segment_decay(g) vs the cache's mask", segment_decay(g),
+               [fmt("b", np.cumsum(log_decay)), fmt("Gamma^g", cache.Gamma[0, 0]),
+                difference("segment_decay(g) vs the cache's mask", segment_decay(log_decay),
                            cache.Gamma[0, 0])])
     yield Step("Scores R = (Q' K^T) * Gamma^g / sqrt(s_n), s_n = sum_m Gamma^g[n, m]; "
                "O = (R V) / c   (GR.3)", [fmt("s", cache.s[0, 0]), fmt("R", cache.R[0, 0]),
@@ -83,7 +83,7 @@ def _chunkwise(out, state, cache, alpha):
 _FORWARD = {"parallel": _parallel, "recurrent": _recurrent, "chunkwise": _chunkwise}
 
 
-def _backward(forms, form, out, cache, other, ref_cache, q, k, g):
+def _backward(forms, form, out, cache, other, ref_cache, q, k, log_decay):
     dout = np.ones_like(out)
     dq, dk, dv, dg, _ = forms[form][1](dout, cache)
     yield Step(f"Backward with dO = 1 ({form} form): with the gates fixed it is retention's, "
@@ -96,7 +96,7 @@ def _backward(forms, form, out, cache, other, ref_cache, q, k, g):
     ds = -qdq / (2 * s)
     rho = np.zeros_like(s)
     for n in reversed(range(len(s) - 1)):
-        rho[n] = np.exp(g[0, 0, n + 1]) * (ds[n + 1] + rho[n + 1])
+        rho[n] = np.exp(log_decay[0, 0, n + 1]) * (ds[n + 1] + rho[n + 1])
     db = qdq - kdk + ds * (s - 1) - rho
     yield Step("The count: ds_n = -(q_n . dq_n) / (2 s_n), rho_n = alpha_(n+1) (ds_(n+1) + "
                "rho_(n+1)); db_n = q.dq - k.dk + ds_n (s_n - 1) - rho_n   (GR.7)",

@@ -175,7 +175,7 @@ def _chunkwise_backward(forms, dout, cache, grads, dOmega, dr, dstate_prev):
                                G_out, dstate_in.S[0, 0])])
         dstate = dstate_in
         parts.insert(0, (dq, dk, dv))
-    joined = (np.concatenate(g, axis=2) for g in zip(*parts))
+    joined = (np.concatenate(part, axis=2) for part in zip(*parts))
     yield Step("The chunks' gradients, joined, are retention_chunkwise_backward's",
                [difference("chunk by chunk vs the chunkwise backward",
                            flat(*joined, dstate.S), flat(*grads, dstate_prev.S))])

@@ -59,12 +59,12 @@ def _backward(x, h0, h, cache, params):
         h_prev = h0 if t == 0 else h[:, t - 1]
         step = RNNStepCache(x=x[:, t], h_prev=h_prev, h=h[:, t], Wx=params["Wx"],
                             Wh=params["Wh"])
-        g = dh[:, t] + carried                               # (RNN.3)
-        _, carried, grads = rnn_step_backward(g, step)       # the library's step backward
+        delta = dh[:, t] + carried                           # (RNN.3)
+        _, carried, grads = rnn_step_backward(delta, step)   # the library's step backward
         dWh = dWh + grads["Wh"]
-        yield Step(f"t = {t}: g = dh[t] + da[t+1] Wh^T, da[t] = g (1 - h[t]^2), "
+        yield Step(f"t = {t}: delta = dh[t] + da[t+1] Wh^T, da[t] = delta (1 - h[t]^2), "
                    f"dWh += h_prev^T da[t]   (RNN.3)-(RNN.5)",
-                   [fmt("g", g[0]), fmt("da[t]", grads["b"]), fmt("running dWh", dWh)])
+                   [fmt("delta", delta[0]), fmt("da[t]", grads["b"]), fmt("running dWh", dWh)])
     _, dh0, full = rnn_backward(dh, cache)
     yield Step("Check: rnn_backward (BPTT in one call) against the chained step backward",
                [fmt("dWh (rnn_backward)", full["Wh"]), fmt("dh0", dh0[0]),

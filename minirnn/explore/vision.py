@@ -35,10 +35,10 @@ PATCH = 2
 
 
 def grid_of(T: int) -> tuple[int, int]:
-    """The grid of ``T`` tokens: ``H`` rows and ``W >= H`` columns, as square as ``T`` allows
+    """The grid of ``T`` tokens: ``n_y`` rows and ``n_x >= n_y`` columns, as square as ``T`` allows
     (4: 2 x 2, 6: 2 x 3, 12: 3 x 4, a prime: one row)."""
-    H = max(h for h in range(1, int(np.sqrt(T)) + 1) if T % h == 0)
-    return H, T // H
+    n_y = max(h for h in range(1, int(np.sqrt(T)) + 1) if T % h == 0)
+    return n_y, T // n_y
 
 
 def cores(grid, gamma) -> dict:
@@ -52,17 +52,17 @@ def cores(grid, gamma) -> dict:
 def walk(T: int, d: int, seed: int, backward: bool, form: str = "masa",
          chunk_size: int = 2) -> Iterator[Step]:
     """``T`` patch tokens on a grid (``grid_of(T)``), one head of width ``d``, ``dv = 2``."""
-    H, W = grid_of(T)
+    n_y, n_x = grid_of(T)
     gamma = np.array([GAMMA])
-    yield from _pixels_to_tokens(H, W)
+    yield from _pixels_to_tokens(n_y, n_x)
     rng = np.random.default_rng(seed)
     q, k = tiny(rng, 1, 1, T, d), tiny(rng, 1, 1, T, d)
     v = tiny(rng, 1, 1, T, 2)
     yield Step(f"The tokens: one head, d = {d}, dv = 2. In a model Q, K, V are projections of "
                f"the embedded patches, Z = X_p E + b (V.2)-(V.3); here they are short numbers",
                [fmt("Q", q[0, 0]), fmt("K", k[0, 0]), fmt("V", v[0, 0])])
-    Gamma = yield from _decay(H, W)
-    table = cores((H, W), gamma)
+    Gamma = yield from _decay(n_y, n_x)
+    table = cores((n_y, n_x), gamma)
     forward, core_backward = table[form]
     out, cache = forward(q, k, v)
     yield from _FORWARD[form](q, k, v, Gamma, out, cache, table)
@@ -77,37 +77,37 @@ def _ints(name: str, a) -> str:
         "    " + line for line in np.array2string(np.asarray(a).astype(int)).splitlines())
 
 
-def _pixels_to_tokens(H, W):
-    image = np.arange(PATCH * H * PATCH * W, dtype=np.float64).reshape(1, PATCH * H,
-                                                                         PATCH * W, 1)
-    yield Step(f"Setup: an image of {PATCH * H} x {PATCH * W} pixels, one channel, cut into "
-               f"patches of {PATCH} x {PATCH}: a grid of H = {H} rows and W = {W} columns of "
-               f"tokens. Every pixel holds its own index, so you can see where it goes",
+def _pixels_to_tokens(n_y, n_x):
+    image = np.arange(PATCH * n_y * PATCH * n_x, dtype=np.float64).reshape(1, PATCH * n_y,
+                                                                         PATCH * n_x, 1)
+    yield Step(f"Setup: an image of {PATCH * n_y} x {PATCH * n_x} pixels, one channel, cut "
+               f"into patches of {PATCH} x {PATCH}: a grid of n_y = {n_y} rows and n_x = {n_x} "
+               f"columns of tokens. Every pixel holds its own index, so you can see where it goes",
                [_ints("image", image[0, :, :, 0])])
     patches = patchify(image, PATCH)
-    lines = [f"patch {n} (grid row {n // W}, column {n % W}): pixels "
-             + np.array2string(patches[0, n].astype(int)) for n in range(H * W)]
-    yield Step(f"Patchify: patch n = g_y W + g_x holds rows {PATCH} g_y .. {PATCH} g_y + "
-               f"{PATCH - 1} and columns {PATCH} g_x .. {PATCH} g_x + {PATCH - 1}, flattened "
+    lines = [f"patch {n} (grid row {n // n_x}, column {n % n_x}): pixels "
+             + np.array2string(patches[0, n].astype(int)) for n in range(n_y * n_x)]
+    yield Step(f"Patchify: patch n = y n_x + x holds rows {PATCH} y .. {PATCH} y + "
+               f"{PATCH - 1} and columns {PATCH} x .. {PATCH} x + {PATCH - 1}, flattened "
                f"(row in the patch, column in the patch, channel); a reshape, no arithmetic "
                f"(V.1)",
                [*lines, difference("unpatchify(patchify(x)) vs x",
                                    unpatchify(patches, image.shape[1:], PATCH), image)])
 
 
-def _decay(H, W):
-    Gamma = manhattan_decay_mask(H, W, GAMMA)
-    y, x = np.divmod(np.arange(H * W), W)
+def _decay(n_y, n_x):
+    Gamma = manhattan_decay_mask(n_y, n_x, GAMMA)
+    y, x = np.divmod(np.arange(n_y * n_x), n_x)
     yield Step("The Manhattan decay Gamma[n, m] = gamma^(|y_n - y_m| + |x_n - x_m|) with "
-               f"gamma = {GAMMA}: token n sits at row y_n = n // W, column x_n = n % W   (V.4)",
+               f"gamma = {GAMMA}: token n sits at row y_n = n // n_x, column x_n = n % n_x   (V.4)",
                ["rows y = " + np.array2string(y) + "   columns x = " + np.array2string(x),
                 fmt("Gamma", Gamma), "symmetric: nothing is causal in an image"])
-    GH, GW = manhattan_decay_mask(1, H, GAMMA), manhattan_decay_mask(1, W, GAMMA)
-    yield Step("It factorises: Gamma = Gamma^H kron Gamma^W with the 1-D masks gamma^|i - j|, "
+    G_y, G_x = manhattan_decay_mask(1, n_y, GAMMA), manhattan_decay_mask(1, n_x, GAMMA)
+    yield Step("It factorises: Gamma = Gamma^y kron Gamma^x with the 1-D masks gamma^|i - j|, "
                "because gamma^(a + b) = gamma^a gamma^b and raster order lists the columns "
                "fastest   (V.4)",
-               [fmt("Gamma^H", GH), fmt("Gamma^W", GW),
-                difference("Gamma vs Gamma^H kron Gamma^W", Gamma, np.kron(GH, GW))])
+               [fmt("Gamma^y", G_y), fmt("Gamma^x", G_x),
+                difference("Gamma vs Gamma^y kron Gamma^x", Gamma, np.kron(G_y, G_x))])
     return Gamma
 
 
@@ -178,25 +178,25 @@ def _equal_at_zero_queries(k, v, table, backward: bool):
 
 # --- MaSA decomposed (V.7) -----------------------------------------------------------------------
 
-def _rows_of(a, H, W):
-    """(1, 1, N, f) in raster order -> (H, W, f): the grid."""
-    return a[0, 0].reshape(H, W, -1)
+def _rows_of(a, n_y, n_x):
+    """(1, 1, N, f) in raster order -> (n_y, n_x, f): the grid."""
+    return a[0, 0].reshape(n_y, n_x, -1)
 
 
 def _masa_decomposed(q, k, v, Gamma, out, cache, table):
-    (H, W), rows, cols = cache.grid, cache.rows, cache.columns
-    mid = np.swapaxes(cols.v, 2, 3)[0, 0]                       # the row pass's output (H, W, dv)
-    written = rows.A[0, 0] @ _rows_of(v, H, W)
+    (n_y, n_x), rows, cols = cache.grid, cache.rows, cache.columns
+    mid = np.swapaxes(cols.v, 2, 3)[0, 0]             # the row pass's output (n_y, n_x, dv)
+    written = rows.A[0, 0] @ _rows_of(v, n_y, n_x)
     yield Step("Rows first: attention within every row of the grid with the 1-D decay "
-               "Gamma^W, softmax(E_row + ln Gamma^W)   (V.7)",
-               [fmt("Gamma^W", rows.decay[0, 0]),
-                *(fmt(f"grid row {y}: weights", rows.A[0, 0, y]) for y in range(H)),
-                fmt("row pass output, raster order", mid.reshape(H * W, -1)),
+               "Gamma^x, softmax(E_row + ln Gamma^x)   (V.7)",
+               [fmt("Gamma^x", rows.Gamma[0, 0]),
+                *(fmt(f"grid row {y}: weights", rows.A[0, 0, y]) for y in range(n_y)),
+                fmt("row pass output, raster order", mid.reshape(n_y * n_x, -1)),
                 difference("A_row V written out vs the library's", written, mid)])
-    yield Step("Then columns: attention within every column with Gamma^H, on the row pass's "
+    yield Step("Then columns: attention within every column with Gamma^y, on the row pass's "
                "output, with the same queries and keys   (V.7)",
-               [fmt("Gamma^H", cols.decay[0, 0]),
-                *(fmt(f"grid column {x}: weights", cols.A[0, 0, x]) for x in range(W)),
+               [fmt("Gamma^y", cols.Gamma[0, 0]),
+                *(fmt(f"grid column {x}: weights", cols.A[0, 0, x]) for x in range(n_x)),
                 fmt("O", out[0, 0])])
     Wt = _weights(cache)
     _, full_cache = table["masa"][0](q, k, v)
@@ -211,42 +211,43 @@ def _masa_decomposed(q, k, v, Gamma, out, cache, table):
 
 def _weights(cache) -> np.ndarray:
     """The decomposed form's N x N weights from the two passes' weights in the cache."""
-    (H, W), Ar, Ac = cache.grid, cache.rows.A[0, 0], cache.columns.A[0, 0]   # (H,W,W), (W,H,H)
-    Wt = np.zeros((H * W, H * W))
-    for y in range(H):
-        for x in range(W):
-            for y2 in range(H):
-                for x2 in range(W):
-                    Wt[y * W + x, y2 * W + x2] = Ac[x, y, y2] * Ar[y2, x, x2]
+    (n_y, n_x), Ar, Ac = cache.grid, cache.rows.A[0, 0], cache.columns.A[0, 0]
+    # Ar: (n_y, n_x, n_x) within every row; Ac: (n_x, n_y, n_y) within every column
+    Wt = np.zeros((n_y * n_x, n_y * n_x))
+    for y in range(n_y):
+        for x in range(n_x):
+            for y2 in range(n_y):
+                for x2 in range(n_x):
+                    Wt[y * n_x + x, y2 * n_x + x2] = Ac[x, y, y2] * Ar[y2, x, x2]
     return Wt
 
 
 def _masa_decomposed_backward(q, k, v, Gamma, out, cache, core_backward, table):
-    (H, W), rows, cols = cache.grid, cache.rows, cache.columns
+    (n_y, n_x), rows, cols = cache.grid, cache.rows, cache.columns
     dout = np.ones_like(out)
-    doutc = np.swapaxes(dout.reshape(1, 1, H, W, -1), 2, 3)      # by column: (1, 1, W, H, dv)
+    doutc = np.swapaxes(dout.reshape(1, 1, n_y, n_x, -1), 2, 3)   # by column: (1, 1, n_x, n_y)
     dqc, dkc, dmidc = decayed_attention_backward(doutc, cols)
-    dmid = np.swapaxes(dmidc, 2, 3)                              # (1, 1, H, W, dv)
+    dmid = np.swapaxes(dmidc, 2, 3)                              # (1, 1, n_y, n_x, dv)
     yield Step("Backward with dO = 1, the column pass first: d(row pass output) = A_col^T dO "
                "in every column; dQ, dK get the column softmax's share   (A.6)-(A.8)",
-               [fmt("d(row pass output), raster order", dmid[0, 0].reshape(H * W, -1)),
+               [fmt("d(row pass output), raster order", dmid[0, 0].reshape(n_y * n_x, -1)),
                 difference("A_col^T dO vs the library's",
                            np.swapaxes(cols.A, -1, -2) @ doutc, dmidc)])
     dqr, dkr, dvr = decayed_attention_backward(dmid, rows)
     yield Step("Then the row pass: dV = A_row^T d(row pass output) in every row; dQ, dK get "
                "the row softmax's share too   (A.6)-(A.8)",
-               [fmt("dV, raster order", dvr[0, 0].reshape(H * W, -1)),
+               [fmt("dV, raster order", dvr[0, 0].reshape(n_y * n_x, -1)),
                 difference("A_row^T dmid vs the library's",
                            np.swapaxes(rows.A, -1, -2) @ dmid, dvr)])
     dq = (dqr + np.swapaxes(dqc, 2, 3)).reshape(q.shape)
     dk = (dkr + np.swapaxes(dkc, 2, 3)).reshape(k.shape)
     dv = dvr.reshape(v.shape)
     lib = core_backward(dout, cache)
-    yield Step("dQ and dK collect from both passes; dV is the composed weights' W^T dO",
+    yield Step("dQ and dK collect from both passes; dV is the composed weights' A^T dO",
                [fmt("dQ", dq[0, 0]), fmt("dK", dk[0, 0]),
                 difference("dQ, dK, dV vs masa_decomposed_backward", flat(dq, dk, dv),
                            flat(*lib)),
-                difference("W^T dO vs dV", _weights(cache).T @ dout[0, 0], dv[0, 0])])
+                difference("A^T dO vs dV", _weights(cache).T @ dout[0, 0], dv[0, 0])])
     yield from _equal_at_zero_queries(k, v, table, backward=True)
 
 
@@ -255,43 +256,43 @@ def _masa_decomposed_backward(q, k, v, Gamma, out, cache, core_backward, table):
 def _scans(u, gamma, axis):
     """The forward and backward scans of (V.9) along ``axis`` of a 2-D grid, written out."""
     x = np.moveaxis(u, axis, 0)
-    f, g = x.copy(), x.copy()
+    f, f_back = x.copy(), x.copy()
     for i in range(1, len(x)):
         f[i] = gamma * f[i - 1] + x[i]
     for i in reversed(range(len(x) - 1)):
-        g[i] = gamma * g[i + 1] + x[i]
-    return np.moveaxis(f, 0, axis), np.moveaxis(g, 0, axis)
+        f_back[i] = gamma * f_back[i + 1] + x[i]
+    return np.moveaxis(f, 0, axis), np.moveaxis(f_back, 0, axis)
 
 
 def _retention_2d(q, k, v, Gamma, out, cache, table):
-    H, W = cache.grid
+    n_y, n_x = cache.grid
     QK = q[0, 0] @ k[0, 0].T
     yield Step("Scores R = Q K^T * Gamma: no softmax, no normaliser   (V.8)",
                [fmt("Q K^T", QK), fmt("R", cache.R[0, 0]),
                 difference("Q K^T * Gamma vs the library's R", QK * Gamma, cache.R[0, 0])])
     yield Step("O = R V   (V.8)", [fmt("O", out[0, 0])])
-    scan_out, scan = retention_2d_scan(q, k, v, (H, W), cache.gamma)
+    scan_out, scan = retention_2d_scan(q, k, v, (n_y, n_x), cache.gamma)
     U = k[..., :, None] * v[..., None, :]                        # k_m^T v_m, (1, 1, N, d, dv)
-    u = U[0, 0, :, 0, 0].reshape(H, W)
+    u = U[0, 0, :, 0, 0].reshape(n_y, n_x)
     yield Step("The dual form without the N x N scores: U_m = k_m^T v_m, one d x dv matrix per "
                "token; the state field S_n = sum_m Gamma[n, m] U_m is a separable filter. "
                "Entry (0, 0) of every U_m, on the grid:   (V.9)", [fmt("u = U[.., 0, 0]", u)])
-    f, g = _scans(u, GAMMA, axis=1)
-    along_rows = bidirectional_scan(U.reshape(1, 1, H, W, *U.shape[-2:]), cache.gamma, axis=3)
-    yield Step("Along every row: forward scan f_x = gamma f_(x-1) + u_x, backward scan g_x = "
-               "gamma g_(x+1) + u_x; u_x is in both, so the sum is f + g - u   (V.9)",
-               [fmt("f", f), fmt("g", g), fmt("f + g - u", f + g - u),
-                difference("f + g - u vs bidirectional_scan", f + g - u,
+    f, f_back = _scans(u, GAMMA, axis=1)
+    along_rows = bidirectional_scan(U.reshape(1, 1, n_y, n_x, *U.shape[-2:]), cache.gamma, axis=3)
+    yield Step("Along every row: forward scan f_x = gamma f_(x-1) + u_x, backward scan f<-_x = "
+               "gamma f<-_(x+1) + u_x; u_x is in both, so the sum is f + f<- - u   (V.9)",
+               [fmt("f", f), fmt("f<-", f_back), fmt("f + f<- - u", f + f_back - u),
+                difference("f + f<- - u vs bidirectional_scan", f + f_back - u,
                            along_rows[0, 0, :, :, 0, 0])])
-    r = f + g - u
-    f, g = _scans(r, GAMMA, axis=0)
-    S = scan.S[0, 0, :, 0, 0].reshape(H, W)
-    yield Step("Then along every column, the same two scans of the row result r = f + g - u: "
+    r = f + f_back - u
+    f, f_back = _scans(r, GAMMA, axis=0)
+    S = scan.S[0, 0, :, 0, 0].reshape(n_y, n_x)
+    yield Step("Then along every column, the same two scans of the row result r = f + f<- - u: "
                "four 1-D recurrences in all give S_n = sum_m Gamma[n, m] U_m   (V.9)",
-               [fmt("f", f), fmt("g", g), fmt("S[.., 0, 0] = f + g - r", f + g - r),
-                difference("four scans vs retention_2d_scan's S", f + g - r, S),
-                difference("retention_2d_scan's S vs Gamma U", scan.S[0, 0].reshape(H * W, -1),
-                           Gamma @ U[0, 0].reshape(H * W, -1))])
+               [fmt("f", f), fmt("f<-", f_back), fmt("S[.., 0, 0] = f + f<- - r", f + f_back - r),
+                difference("four scans vs retention_2d_scan's S", f + f_back - r, S),
+                difference("retention_2d_scan's S vs Gamma U", scan.S[0, 0].reshape(n_y * n_x, -1),
+                           Gamma @ U[0, 0].reshape(n_y * n_x, -1))])
     yield Step("o_n = q_n S_n: O without ever forming the N x N scores; O(N d dv) per head",
                [fmt("O from the scans", scan_out[0, 0])])
     yield Step("Check: the parallel form (V.8) against the four scans (V.9)",
@@ -299,7 +300,7 @@ def _retention_2d(q, k, v, Gamma, out, cache, table):
 
 
 def _retention_2d_backward(q, k, v, Gamma, out, cache, core_backward, table):
-    H, W = cache.grid
+    n_y, n_x = cache.grid
     dout = np.ones_like(out)
     dv = np.swapaxes(cache.R, -1, -2) @ dout
     dA = (dout @ np.swapaxes(v, -1, -2)) * Gamma
@@ -310,10 +311,10 @@ def _retention_2d_backward(q, k, v, Gamma, out, cache, core_backward, table):
                 fmt("dV", dv[0, 0]),
                 difference("written out vs the library's", flat(dq, dk, dv),
                            flat(*core_backward(dout, cache)))])
-    _, scan = retention_2d_scan(q, k, v, (H, W), cache.gamma)
+    _, scan = retention_2d_scan(q, k, v, (n_y, n_x), cache.gamma)
     dq_scan = np.einsum("bhne,bhnde->bhnd", dout, scan.S)
     dS = q[..., :, None] * dout[..., None, :]                   # q_n^T dO_n
-    dU = bidirectional_scan(bidirectional_scan(dS.reshape(1, 1, H, W, *dS.shape[-2:]),
+    dU = bidirectional_scan(bidirectional_scan(dS.reshape(1, 1, n_y, n_x, *dS.shape[-2:]),
                                                cache.gamma, axis=2), cache.gamma, axis=3)
     dU = dU.reshape(dS.shape)
     dk_scan = np.einsum("bhnde,bhne->bhnd", dU, v)
@@ -321,7 +322,7 @@ def _retention_2d_backward(q, k, v, Gamma, out, cache, core_backward, table):
     yield Step("Scan form: dq_n = dO_n S_n^T; the field's gradient q_n^T dO_n goes back "
                "through the same four scans (the filter is symmetric) to dU_n; dk_n = dU_n "
                "v_n^T, dv_n = k_n dU_n   (V.9)",
-               [fmt("dU[.., 0, 0] on the grid", dU[0, 0, :, 0, 0].reshape(H, W)),
+               [fmt("dU[.., 0, 0] on the grid", dU[0, 0, :, 0, 0].reshape(n_y, n_x)),
                 difference("written out vs the scan backward",
                            flat(dq_scan, dk_scan, dv_scan),
                            flat(*retention_2d_scan_backward(dout, scan)))])
