@@ -1,11 +1,16 @@
 """The built site in a real browser: math rendered, nothing fetched off the machine, no errors.
 
-Needs a built site (``mkdocs build``), Debian's Chromium at /usr/bin/chromium and the Python
-``playwright`` package (the ``browser`` extra; never ``playwright install``). Without them the
-test skips with a message, unless MINIRNN_REQUIRE_BROWSER=1 (as in CI), where it fails.
+Needs a built site (``mkdocs build``), Debian's Chromium at /usr/bin/chromium, the Python
+``playwright`` package (the ``browser`` extra; never ``playwright install``) and axe-core from
+npm (``npm ci``). Without them the test skips with a message, unless MINIRNN_REQUIRE_BROWSER=1
+(as in CI), where it fails.
 Every page must render its math, fetch nothing off the machine, log no error, show no raw
-Sphinx role, and fit every display equation in its column at 1280 px. Full-page screenshots of
-the home page, the tutorials and every derivation page go to ``site-screenshots/``.
+Sphinx role, and fit every display equation in its column at 1280 px. Every formula must reach
+screen readers (MathJax's assistive MathML, in the accessibility tree as role ``math``).
+axe-core (WCAG 2.0/2.1 A and AA rules) must find no violation, with every ``<details>`` opened,
+in the light palette and, for the colour rules, in every other palette of ``mkdocs.yml``.
+Full-page screenshots of the home page, the tutorials and every derivation page go to
+``site-screenshots/``.
 """
 
 from __future__ import annotations
@@ -22,6 +27,9 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 SITE = ROOT / "site"
 SHOTS = ROOT / "site-screenshots"
+AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
+AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
+AXE_COLOUR_RULES = ["color-contrast", "link-in-text-block"]   # the rules a palette changes
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
          "--no-first-run", "--disable-background-networking", "--disable-component-update",
@@ -37,6 +45,8 @@ def _missing() -> str | None:
         import playwright  # noqa: F401
     except ImportError:
         return "the playwright package is missing (pip install -e '.[browser]')"
+    if not AXE.is_file():
+        return "axe-core is not installed (run `npm ci`)"
     return None
 
 
@@ -54,6 +64,17 @@ def server():
     thread.start()
     yield f"http://127.0.0.1:{httpd.server_address[1]}"
     httpd.shutdown()
+
+
+@pytest.fixture(scope="module")
+def browser(server):
+    """One Chromium for all pages (each page gets a fresh context: no shared storage)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        yield chromium
+        chromium.close()
 
 
 def _pages() -> list[str]:
@@ -80,26 +101,78 @@ CHECK_PAGE = """() => {
       .filter(n => n.scrollWidth > n.clientWidth + 1)
       .map(n => `${n.id || '?'} (${n.scrollWidth} > ${n.clientWidth} px)`);
   const roles = (text.match(/:(func|class|meth|mod|data|attr):`/g) || []).length;
-  return {math: math.length, unrendered, errors, red, rawTex, images, badLinks, wide, roles};
+  // A formula reaches a screen reader if its SVG is hidden from it and it carries either
+  // MathJax's assistive MathML (a non-empty <math>, visually clipped but not display:none)
+  // or a non-empty aria-label.
+  const containers = [...document.querySelectorAll('mjx-container')];
+  const mute = containers.filter(c => {
+    const svgHidden = [...c.querySelectorAll(':scope > svg')]
+        .every(s => s.getAttribute('aria-hidden') === 'true');
+    const mml = c.querySelector(':scope > mjx-assistive-mml > math');
+    const style = mml && getComputedStyle(mml.parentElement);
+    const spoken = mml && mml.textContent.trim() !== '' && style.display !== 'none'
+        && style.visibility !== 'hidden';
+    const label = (c.getAttribute('aria-label') || '').trim() !== '';
+    return !(svgHidden && (spoken || label));
+  }).map(c => {
+    const tex = c.querySelector('[data-latex]');
+    return tex ? tex.getAttribute('data-latex').slice(0, 60) : '?';
+  });
+  return {math: math.length, unrendered, errors, red, rawTex, images, badLinks, wide, roles,
+          containers: containers.length, mute};
 }"""
+
+# Material animates colour changes; axe must see the final colours after a palette switch.
+NO_TRANSITIONS = ("*, *::before, *::after "
+                  "{ transition: none !important; animation: none !important; }")
+
+RUN_AXE = """options => axe.run(document, options).then(r => r.violations.map(v => ({
+  id: v.id, impact: v.impact, help: v.help, count: v.nodes.length,
+  targets: v.nodes.slice(0, 3).map(n => n.target.join(' ')),
+  summary: (v.nodes[0].failureSummary || '').split('\\n').slice(0, 2).join(' ').trim(),
+})))"""
+
+
+def _axe(tab, palette: str, options: dict) -> list[str]:
+    """axe-core's violations on the page as it is now, one readable line each."""
+    return [f"[{palette}] {v['id']} ({v['impact']}, {v['count']} nodes): {v['help']}; "
+            f"e.g. {v['targets']}; {v['summary']}"
+            for v in tab.evaluate(RUN_AXE, options)]
+
+
+def _accessibility(tab) -> tuple[int, list[str]]:
+    """Open every <details>, count the formulas in the accessibility tree, run axe-core:
+    all WCAG A/AA rules in the first (light) palette, the colour rules in the others."""
+    tab.evaluate("() => document.querySelectorAll('details:not([open])')"
+                 ".forEach(d => { d.open = true; })")
+    math_roles = tab.get_by_role("math").count()
+    tab.add_style_tag(content=NO_TRANSITIONS)
+    tab.add_script_tag(path=str(AXE))   # inlined from node_modules: nothing is fetched
+    palettes = tab.evaluate("() => [...document.querySelectorAll('input[name=\"__palette\"]')]"
+                            ".map(i => [i.id, i.dataset.mdColorScheme])")
+    found = _axe(tab, palettes[0][1] if palettes else "default",
+                 {"runOnly": {"type": "tag", "values": AXE_TAGS}, "resultTypes": ["violations"]})
+    for input_id, scheme in palettes[1:]:
+        tab.evaluate("id => document.getElementById(id).click()", input_id)
+        tab.wait_for_function("s => document.body.dataset.mdColorScheme === s", arg=scheme)
+        found += _axe(tab, scheme, {"runOnly": {"type": "rule", "values": AXE_COLOUR_RULES},
+                                    "resultTypes": ["violations"]})
+    return math_roles, found
 
 
 @pytest.mark.parametrize("page", _pages())
-def test_page_renders_offline(server, page):
-    from playwright.sync_api import sync_playwright
-
+def test_page_renders_offline(server, browser, page):
     offsite, console, failed = [], [], []
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
 
-        def route(r):
-            if r.request.url.startswith(server) or r.request.url.startswith("data:"):
-                r.continue_()
-            else:
-                offsite.append(r.request.url)
-                r.abort()
+    def route(r):
+        if r.request.url.startswith(server) or r.request.url.startswith("data:"):
+            r.continue_()
+        else:
+            offsite.append(r.request.url)
+            r.abort()
 
+    try:
         context.route("**/*", route)
         tab = context.new_page()
         tab.on("console", lambda m: console.append(m.text) if m.type == "error" else None)
@@ -111,7 +184,9 @@ def test_page_renders_offline(server, page):
             SHOTS.mkdir(exist_ok=True)
             tab.screenshot(path=str(SHOTS / (page.replace("/", "_")[:-5] + ".png")),
                            full_page=True)
-        browser.close()
+        math_roles, violations = _accessibility(tab)
+    finally:
+        context.close()
     assert not offsite, f"requests leaving the machine: {offsite}"
     assert not failed, f"failed requests: {failed}"
     assert not console, f"console errors: {console}"
@@ -123,3 +198,8 @@ def test_page_renders_offline(server, page):
     assert not result["wide"], f"display equations wider than the column at 1280 px: " \
                                f"{result['wide']}"
     assert result["roles"] == 0, f"{result['roles']} raw Sphinx roles (:func:`...`) in the text"
+    assert not result["mute"], f"{len(result['mute'])} formulas hidden from screen readers " \
+                               f"(no assistive MathML or aria-label): {result['mute'][:5]}"
+    assert math_roles == result["containers"], \
+        f"{result['containers']} formulas but {math_roles} in the accessibility tree as math"
+    assert not violations, f"axe-core (WCAG 2 A/AA) on {page}:\n" + "\n".join(violations)
