@@ -19,7 +19,7 @@ FLOORS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("checks", "all input validation; imports only the ground floor",
      ("_checks",)),
     ("math", "the mechanisms, forward and backward, one file per derivation page",
-     ("layers", "rnn", "attention", "retention", "gated", "msr", "gated_msr", "vision")),
+     ("layers", "rnn", "attention", "retention", "gated", "msr", "gated_msr", "vision", "delta")),
     ("blocks", "the residual block stack every model is built from",
      ("blocks",)),
     ("models", "language models and image classifiers",

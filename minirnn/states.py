@@ -1,16 +1,15 @@
 """What each sequence model carries from one token to the next: the ground floor of minirnn.
 
-A language model that writes one token at a time must remember the tokens before it. The four
+A language model that writes one token at a time must remember the tokens before it. The
 memories of this library differ exactly in *what* they keep, and this file shows it side by side:
 
-=====================  ==============================  =========================================
-memory                 holds, per sequence and head    size after ``T`` tokens
-=====================  ==============================  =========================================
-`KVCache` (attention)  every key and value so far      ``2 T d`` numbers: grows with ``T``
-`RetentionState`       ``S`` (d x dv), ``z`` (d)       ``d dv + d`` numbers, whatever ``T`` is
-`GatedState`           ``S``, ``z`` and a count ``s``  ``d dv + d + 1``, whatever ``T`` is
-(the Elman RNN)        the hidden vector ``h``         ``H`` numbers (a plain array)
-=====================  ==============================  =========================================
+| memory | holds, per sequence and head | size after ``T`` tokens |
+|---|---|---|
+| `KVCache` (attention) | every key and value so far | ``2 T d`` numbers: grows with ``T`` |
+| `RetentionState` | ``S`` (d x dv), ``z`` (d) | ``d dv + d``, whatever ``T`` is |
+| `GatedState` | ``S``, ``z`` and a count ``s`` | ``d dv + d + 1``, whatever ``T`` is |
+| `DeltaState` (DeltaNet) | ``S`` (d x dv) | ``d dv``, whatever ``T`` is |
+| (the Elman RNN) | the hidden vector ``h`` | ``H`` numbers (a plain array) |
 
 Softmax attention must keep every key because the softmax of a new query re-weights all of
 them; retention's exponential decay lets the whole past be folded into one ``d x dv`` matrix
@@ -30,7 +29,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["GatedState", "GatedStateGrad", "KVCache", "RetentionState", "RetentionStateGrad"]
+__all__ = ["DeltaState", "DeltaStateGrad", "GatedState", "GatedStateGrad", "KVCache",
+           "RetentionState", "RetentionStateGrad"]
 
 
 # --- softmax attention: a cache that grows --------------------------------------------------------
@@ -141,3 +141,29 @@ class GatedStateGrad(NamedTuple):
     def zeros_like(cls, state: GatedState) -> GatedStateGrad:
         """No gradient reaches ``state``."""
         return cls(S=np.zeros_like(state.S), z=np.zeros_like(state.z), s=np.zeros_like(state.s))
+
+
+# --- the delta rule: a fixed-size state that is corrected, not only added to -------------------
+
+class DeltaState(NamedTuple):
+    """What DeltaNet (and gated DeltaNet) carries from one token (or chunk, or call) to the next:
+    the fast-weight matrix ``S``, which maps a key to the value last written for it."""
+
+    S: np.ndarray   # (B, h, d, dv)  the associative memory                          (DR.1)
+    position: int   # tokens seen so far
+
+    @classmethod
+    def zeros(cls, B: int, h: int, d: int, dv: int, dtype=np.float64) -> DeltaState:
+        """The state before the first token: an empty memory."""
+        return cls(S=np.zeros((B, h, d, dv), dtype=dtype), position=0)
+
+
+class DeltaStateGrad(NamedTuple):
+    """Gradient of the loss with respect to a [`DeltaState`][minirnn.states.DeltaState]."""
+
+    S: np.ndarray   # (B, h, d, dv)
+
+    @classmethod
+    def zeros_like(cls, state: DeltaState) -> DeltaStateGrad:
+        """No gradient reaches ``state``."""
+        return cls(S=np.zeros_like(state.S))

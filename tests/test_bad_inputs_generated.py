@@ -48,6 +48,7 @@ class Call:
     minus_inf: frozenset = frozenset()  # arguments where -inf is documented (masked logits)
     reports_nan: bool = False           # a NaN gradient is reported in the result, not raised
     names: frozenset = frozenset()      # how error messages may start ("func: ...")
+    none_ok: frozenset = frozenset()    # array arguments where None is documented (no gates)
 
 
 def normal(draw, *shape):
@@ -83,6 +84,7 @@ def build(name, draw) -> Call:
                v=normal(draw, B, h, T, dv))
     tokens = np.random.default_rng(T).integers(0, V, (B, T))
     g = -np.abs(normal(draw, B, h, T))                     # log-gates <= 0
+    beta = np.abs(np.tanh(normal(draw, B, h, T)))          # writing strengths in [0, 1]
     nh = 2 if D % 2 == 0 else 1
     P, C = draw(st.integers(1, 3)), draw(st.integers(1, 2))         # patch size, channels
     calls = {
@@ -110,6 +112,26 @@ def build(name, draw) -> Call:
             {"gamma": BAD_GAMMA, "chunk_size": BAD_COUNT, "state": ["state"]}),
         "retention_final_state": lambda: Call(m.retention_final_state, dict(
             k=qkv["k"], v=qkv["v"], gamma=gamma), {"gamma": BAD_GAMMA}),
+        "delta_rule_parallel": lambda: Call(m.delta_rule_parallel, dict(
+            qkv, beta=beta, log_decay=g), {"scale": [0.0, -1.0, float("nan"), "1"],
+                                           "state": ["state", (1, 2)]},
+            none_ok=frozenset({"log_decay"})),
+        "delta_rule_recurrent": lambda: Call(m.delta_rule_recurrent, dict(
+            qkv, beta=beta), {"log_decay": [1.0, "g"], "state": ["state", (1, 2)]}),
+        "delta_rule_chunkwise": lambda: Call(m.delta_rule_chunkwise, dict(
+            qkv, beta=beta, chunk_size=draw(st.integers(1, T + 2)), log_decay=g),
+            {"chunk_size": BAD_COUNT, "state": ["state"]}, none_ok=frozenset({"log_decay"})),
+        "delta_chunk_transform": lambda: Call(m.delta_chunk_transform, dict(
+            k=qkv["k"], v=qkv["v"], beta=beta, log_decay=g), {},
+            none_ok=frozenset({"log_decay"})),
+        "delta_decays": lambda: Call(m.delta_decays, dict(log_decay=g, beta=beta), {},
+                                     none_ok=frozenset({"log_decay"})),
+        "solve_unit_lower": lambda: Call(m.solve_unit_lower, dict(
+            L=np.tril(normal(draw, B, T, T), -1), R=normal(draw, B, T, dv)),
+            {"transpose": [None, "yes"]}),
+        "log_decay_gradient": lambda: Call(m.log_decay_gradient, dict(
+            log_decay=g, dGamma=normal(draw, B, h, T, T), dxi=normal(draw, B, h, T),
+            dzeta=normal(draw, B, h, T), dxi_last=normal(draw, B, h)), {}),
         "segment_decay": lambda: Call(m.segment_decay, dict(log_decay=g), {}),
         "gated_chunk_decays": lambda: Call(m.gated_chunk_decays, dict(
             log_decay=g, s_prev=np.abs(normal(draw, B, h))), {"normalize": [None, "yes"]}),
@@ -294,6 +316,10 @@ BACKWARD = {
     "retention_2d_scan_backward": ("retention_2d_scan", "dout", 1),
     "vision_mix_backward": ("vision_mix_forward", "dy", 1),
     "gated_retention_parallel_backward": ("gated_retention_parallel", "dout", 2),
+    "delta_rule_parallel_backward": ("delta_rule_parallel", "dout", 2),
+    "delta_rule_recurrent_backward": ("delta_rule_recurrent", "dout", 2),
+    "delta_rule_chunkwise_backward": ("delta_rule_chunkwise", "dout", 2),
+    "delta_output_backward": ("delta_rule_parallel", "dout", 2),
     "gated_retention_recurrent_backward": ("gated_retention_recurrent", "dout", 2),
     "gated_retention_chunkwise_backward": ("gated_retention_chunkwise", "dout", 2),
     "group_norm_backward": ("group_norm_forward", "dy", 1),
@@ -351,7 +377,9 @@ FUNCTIONS = [*[n for n in m.__all__ if n in {
     "msr_output", "gated_msr_gates", "gated_msr_forward", "gated_msr_step", "patchify",
     "unpatchify", "vision_embed_forward", "manhattan_decay_mask", "decayed_attention_forward",
     "masa_forward", "masa_decomposed_forward", "retention_2d_parallel", "retention_2d_scan",
-    "bidirectional_scan", "vision_mix_forward"}], *BACKWARD,
+    "bidirectional_scan", "vision_mix_forward", "delta_rule_parallel", "delta_rule_recurrent",
+    "delta_rule_chunkwise", "delta_chunk_transform", "delta_decays", "solve_unit_lower",
+    "log_decay_gradient"}], *BACKWARD,
     *[f"{c}.{meth}" for c in MODELS for meth in ("loss_and_grads", "forward", "generate")]]
 
 # public functions that take no arrays (sizes, names, paths, configs): covered elsewhere
@@ -359,6 +387,7 @@ NO_ARRAYS = {"build_model", "causal_mask", "init_kv_cache", "init_mha_params", "
              "init_gated_msr_params",
              "init_rnn_params", "make_task", "rotation_angles", "warmup_cosine",
              "retention_forms", "gated_retention_forms", "vision_cores", "config_to_dict",
+             "delta_rule_forms",
              "config_from_dict",
              "load_checkpoint", "save_checkpoint", "train", "evaluate"}
 
@@ -387,7 +416,7 @@ def array_breakers(value: np.ndarray, draw, call: Call, arg: str):
     ro.flags.writeable = False
     yield "read-only", ro, WORK
     yield "extra axis", value[None], EITHER
-    yield "None", None, RAISE
+    yield "None", None, EITHER if arg in call.none_ok else RAISE
     for dt in (np.complex128, object, "U3"):
         yield f"dtype {np.dtype(dt)}", value.astype(dt), RAISE
     if not ints:
