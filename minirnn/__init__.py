@@ -15,7 +15,8 @@ retention.md
 derivations/gated-retention.md  ``minirnn/gated.py``,       ``tests/test_gated.py``,
                                 ``minirnn/gated_msr.py``    ``tests/test_gated_layer.py``
 derivations/vision.md           ``minirnn/vision.py``       ``tests/test_vision.py``
-derivations/delta-rule.md       ``minirnn/delta.py``        ``tests/test_delta.py``
+derivations/delta-rule.md       ``minirnn/delta.py``,       ``tests/test_delta.py``,
+                                ``minirnn/deltanet.py``     ``tests/test_deltanet.py``
 derivations/language-models.md  ``minirnn/layers.py``,      ``tests/test_layers.py``,
                                 ``minirnn/blocks.py``,      ``tests/test_models.py``
                                 ``minirnn/models.py``,
@@ -33,6 +34,7 @@ from . import attention as _attention
 from . import blocks as _blocks
 from . import classifiers as _classifiers
 from . import delta as _delta
+from . import deltanet as _deltanet
 from . import gated as _gated
 from . import gated_msr as _gated_msr
 from . import gradcheck as _gradcheck
@@ -52,6 +54,7 @@ from .attention import *  # noqa: F403
 from .blocks import *  # noqa: F403
 from .classifiers import *  # noqa: F403
 from .delta import *  # noqa: F403
+from .deltanet import *  # noqa: F403
 from .gated import *  # noqa: F403
 from .gated_msr import *  # noqa: F403
 from .gradcheck import *  # noqa: F403
@@ -72,6 +75,7 @@ __version__ = "0.1.0"
 
 # the public names of every module, each written once (in its module's __all__)
 __all__ = sorted({name for module in (
-    _attention, _blocks, _classifiers, _delta, _gated, _gated_msr, _gradcheck, _images, _layers,
-    _models, _msr, _optim, _registry, _retention, _rnn, _states, _tasks, _train, _vision)
+    _attention, _blocks, _classifiers, _delta, _deltanet, _gated, _gated_msr, _gradcheck,
+    _images, _layers, _models, _msr, _optim, _registry, _retention, _rnn, _states, _tasks,
+    _train, _vision)
     for name in module.__all__})

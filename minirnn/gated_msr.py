@@ -47,6 +47,7 @@ __all__ = [
     "gated_msr_backward",
     "gated_msr_forward",
     "gated_msr_gates",
+    "gated_msr_gates_backward",
     "gated_msr_step",
     "init_gated_msr_params",
 ]
@@ -127,6 +128,35 @@ def gated_msr_gates(x: np.ndarray, params: dict[str, np.ndarray], tau: float = 1
     return np.swapaxes(log_sigmoid / tau, 1, 2), u
 
 
+def gated_msr_gates_backward(dlog_decay: np.ndarray, x: np.ndarray, u: np.ndarray,
+                             params: dict[str, np.ndarray], tau: float = 1.0):
+    """Backward of [`gated_msr_gates`][minirnn.gated_msr.gated_msr_gates], eq. (GR.10):
+    ``d log sigmoid(u) / du = 1 - sigmoid(u)``, so ``du = dg (1 - sigmoid(u)) / tau``, then
+    ``dWa = X^T du``, ``dba = sum du`` and ``dx = du Wa^T``.
+
+    Parameters
+    ----------
+    dlog_decay : ndarray, shape (B, h, T)
+    x : ndarray, shape (B, T, D)
+    u : ndarray, shape (B, T, h)
+        The pre-activations the forward returned.
+    params : dict
+        ``Wa`` (D, h) (other keys are ignored).
+    tau : float, optional
+
+    Returns
+    -------
+    dx : ndarray, shape (B, T, D)
+    grads : dict
+        ``Wa``, ``ba``.
+    """
+    dlog_decay, x, u, params, tau = check.gated_msr_gates_backward(dlog_decay, x, u, params, tau)
+    sig = 0.5 + 0.5 * np.tanh(0.5 * u)                               # sigmoid(u)
+    du = np.swapaxes(dlog_decay, 1, 2) * (1.0 - sig) / tau           # (GR.10), (B, T, h)
+    return du @ params["Wa"].T, {"Wa": np.einsum("btd,bth->dh", x, du, optimize=True),
+                                 "ba": du.sum(axis=(0, 1))}
+
+
 def gated_msr_forward(x: np.ndarray, params: dict[str, np.ndarray], n_heads: int,
                       form: str = "parallel", chunk_size: int | None = None,
                       state: GatedState | None = None, eps: float = 1e-5, tau: float = 1.0):
@@ -203,11 +233,9 @@ def gated_msr_backward(dy: np.ndarray, cache: GatedMSRCache,
     do, dx, grads = msr_output_backward(dy, c.output)                # (M.3)-(M.5)
     _, retention_backward = gated_retention_forms()[c.form]
     dq, dk, dv, dlog_decay, dstate_prev = retention_backward(do, c.core, dstate)   # (GR.6)
-    sig = 0.5 + 0.5 * np.tanh(0.5 * c.u)                             # sigmoid(u)
-    du = np.swapaxes(dlog_decay, 1, 2) * (1.0 - sig) / c.tau         # (GR.10), (B, T, h)
-    grads["Wa"] = np.einsum("btd,bth->dh", c.x, du, optimize=True)
-    grads["ba"] = du.sum(axis=(0, 1))
-    dx = dx + du @ p["Wa"].T
+    dx_gates, gate_grads = gated_msr_gates_backward(dlog_decay, c.x, c.u, p, c.tau)   # (GR.10)
+    dx = dx + dx_gates
+    grads.update(gate_grads)
     dx_in, layer_grads = msr_project_backward(dq, dk, dv, c.x, p, c.start)     # (M.2)
     grads.update(layer_grads)
     return dx + dx_in, {key: grads[key] for key in p}, dstate_prev

@@ -210,6 +210,24 @@ def build(name, draw) -> Call:
             x=normal(draw, B, d * h), params=m.init_gated_msr_params(d * h, h, dv), n_heads=h),
             {"n_heads": [*BAD_COUNT, 5], "state": ["state", m.RetentionState(0, 0, 0, 0)],
              "eps": BAD_EPS, "tau": [0.0]}),
+        "gated_msr_gates_backward": lambda: Call(m.gated_msr_gates_backward, dict(
+            dlog_decay=normal(draw, B, h, T), x=normal(draw, B, T, d * h),
+            u=normal(draw, B, T, h),
+            params=only(m.init_gated_msr_params(d * h, h, dv), ("Wa",))),
+            {"tau": [0.0, -1.0, float("nan"), "1"]}, free_dict=True),
+        "l2_normalize": lambda: Call(m.l2_normalize, dict(x=normal(draw, B, T, d)),
+                                     {"eps": [-1.0, float("nan"), "small"]}),
+        "deltanet_forward": lambda: Call(m.deltanet_forward, dict(
+            x=normal(draw, B, T, d * h),
+            params=m.init_deltanet_params(d * h, h, dv, gated=draw(st.booleans())), n_heads=h,
+            form=draw(st.sampled_from(["parallel", "recurrent", "chunkwise"])), chunk_size=2),
+            {"n_heads": [*BAD_COUNT, 5], "form": ["fast", 1], "eps": BAD_EPS,
+             "tau": [0.0, float("inf")], "state": ["state", m.RetentionState(0, 0, 0, 0)]},
+            optional=frozenset({"Wa", "ba"})),
+        "deltanet_step": lambda: Call(m.deltanet_step, dict(
+            x=normal(draw, B, d * h), params=m.init_deltanet_params(d * h, h, dv), n_heads=h),
+            {"n_heads": [*BAD_COUNT, 5], "state": ["state", m.RetentionState(0, 0, 0, 0)],
+             "eps": BAD_EPS, "tau": [0.0]}, optional=frozenset({"Wa", "ba"})),
         "msr_forward": lambda: Call(m.msr_forward, dict(
             x=normal(draw, B, T, d * h), params=m.init_msr_params(d * h, h, dv), n_heads=h,
             form=draw(st.sampled_from(["parallel", "recurrent", "chunkwise"])), chunk_size=2),
@@ -320,6 +338,8 @@ BACKWARD = {
     "delta_rule_recurrent_backward": ("delta_rule_recurrent", "dout", 2),
     "delta_rule_chunkwise_backward": ("delta_rule_chunkwise", "dout", 2),
     "delta_output_backward": ("delta_rule_parallel", "dout", 2),
+    "l2_normalize_backward": ("l2_normalize", "dy", 1),
+    "deltanet_backward": ("deltanet_forward", "dy", 2),
     "gated_retention_recurrent_backward": ("gated_retention_recurrent", "dout", 2),
     "gated_retention_chunkwise_backward": ("gated_retention_chunkwise", "dout", 2),
     "group_norm_backward": ("group_norm_forward", "dy", 1),
@@ -379,12 +399,13 @@ FUNCTIONS = [*[n for n in m.__all__ if n in {
     "masa_forward", "masa_decomposed_forward", "retention_2d_parallel", "retention_2d_scan",
     "bidirectional_scan", "vision_mix_forward", "delta_rule_parallel", "delta_rule_recurrent",
     "delta_rule_chunkwise", "delta_chunk_transform", "delta_decays", "solve_unit_lower",
-    "log_decay_gradient"}], *BACKWARD,
+    "log_decay_gradient", "gated_msr_gates_backward", "l2_normalize", "deltanet_forward",
+    "deltanet_step"}], *BACKWARD,
     *[f"{c}.{meth}" for c in MODELS for meth in ("loss_and_grads", "forward", "generate")]]
 
 # public functions that take no arrays (sizes, names, paths, configs): covered elsewhere
 NO_ARRAYS = {"build_model", "causal_mask", "init_kv_cache", "init_mha_params", "init_msr_params",
-             "init_gated_msr_params",
+             "init_gated_msr_params", "init_deltanet_params",
              "init_rnn_params", "make_task", "rotation_angles", "warmup_cosine",
              "retention_forms", "gated_retention_forms", "vision_cores", "config_to_dict",
              "delta_rule_forms",

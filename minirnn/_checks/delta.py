@@ -109,7 +109,7 @@ def solve_unit_lower(L, R, transpose):
     return same_dtype(L, R)
 
 
-def _dstate(func, dstate, final):
+def dstate_of(func, dstate, final):
     if dstate is None:
         return None
     if not isinstance(dstate, DeltaStateGrad):
@@ -133,7 +133,7 @@ def _backward(func, forward, cls, dout, cache, dstate):
         s.bind_all("B h T", cache.beta.shape, "the forward's output")
         s.bind("dv", cache.v.shape[-1], "the forward's output")
     dout = s.array("dout", dout, "B h T dv")
-    return dout, _dstate(func, dstate, final)
+    return dout, dstate_of(func, dstate, final)
 
 
 def delta_rule_recurrent_backward(dout, cache, dstate):

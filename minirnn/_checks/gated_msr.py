@@ -14,7 +14,7 @@ GATED_PARAMS = {**{k: v for k, v in MSR_PARAMS.items() if k != "decay_logit"},
                 "Wa": "D h", "ba": "h"}
 
 
-def _tau(func, tau) -> float:
+def gate_temperature(func, tau) -> float:
     if isinstance(tau, bool) or not isinstance(tau, (int, float, np.floating)) \
             or not np.isfinite(tau) or tau <= 0:
         raise ValueError(f"{func}: tau (the gate temperature) must be a number > 0, got {tau!r}")
@@ -26,7 +26,7 @@ def init_gated_msr_params(D, n_heads, dv, tau):
     D = check_int(func, "D", D, 1)
     dv = check_int(func, "dv", dv, 1)
     key_width(func, D, n_heads)
-    return D, dv, _tau(func, tau)
+    return D, dv, gate_temperature(func, tau)
 
 
 def gated_msr_gates(x, params, tau):
@@ -39,13 +39,28 @@ def gated_msr_gates(x, params, tau):
     p = {key: s.array(f"params[{key!r}]", params.get(key), axes)
          for key, axes in (("Wa", "D h"), ("ba", "h"))}
     x, *arrays = same_dtype(x, *p.values())
-    return x, dict(zip(p, arrays)), _tau(func, tau)
+    return x, dict(zip(p, arrays)), gate_temperature(func, tau)
+
+
+def gated_msr_gates_backward(dlog_decay, x, u, params, tau):
+    """``dlog_decay`` (B, h, T), ``x`` (B, T, D), ``u`` (B, T, h), ``params['Wa']`` (D, h)."""
+    func = "gated_msr_gates_backward"
+    if not active():
+        return dlog_decay, x, u, params, tau
+    s = Shapes(func)
+    x = s.array("x", x, "B T D")
+    u = s.array("u", u, "B T h")
+    dlog_decay = s.array("dlog_decay", dlog_decay, "B h T")
+    other_params(s, params, ("Wa", "ba"))
+    Wa = s.array("params['Wa']", params.get("Wa"), "D h")
+    dlog_decay, x, u = same_dtype(dlog_decay, x, u, Wa)[:3]
+    return dlog_decay, x, u, {**params, "Wa": Wa}, gate_temperature(func, tau)
 
 
 def _state(func, x, params, n_heads, state, eps, tau):
     """The options of a layer call and the incoming state (which must fit the heads)."""
     check_eps(func, eps)
-    _tau(func, tau)
+    gate_temperature(func, tau)
     if state is None:
         return None
     s = Shapes(func)
