@@ -28,7 +28,7 @@ FLOORS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("training", "the registry of models, data, optimisers, training and checkpoints",
      ("registry", "optim", "images", "tasks", "train")),
     ("teaching", "what students run rather than step into",
-     ("explore", "tour", "exercises", "bench")),
+     ("explore", "tour", "exercises", "bench", "memory_probe")),
     ("entry", "the command line and the package's public names",
      ("cli", "__main__", "__init__")),
 )

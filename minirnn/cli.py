@@ -18,6 +18,8 @@ import sys
 from pathlib import Path
 
 from . import __version__
+from .registry import MODELS
+from .tasks import TASKS
 
 
 def _positive(text: str) -> int:
@@ -53,11 +55,13 @@ class Formatter(argparse.ArgumentDefaultsHelpFormatter):
 # checkpoint is an error, --steps sets the new total. So they have no argparse default: the
 # defaults of a new run are in DEFAULTS.
 TRAIN_OPTIONS = {
-    "--model": dict(choices=["rnn", "transformer", "retnet", "gated", "vit", "rmt", "vir"],
-                    help="gated: RetNet with gated retention; vit, rmt, vir: image classifiers "
+    "--model": dict(choices=list(MODELS),
+                    help="gated: RetNet with gated retention; delta, gated-delta: DeltaNet and "
+                         "gated DeltaNet (the delta rule); vit, rmt, vir: image classifiers "
                          "for the image tasks (default: retnet, vit for an image task)"),
-    "--task": dict(choices=["copy", "recall", "selective", "grammar", "shapes", "relation"],
-                   help="recall is multi-query associative recall (MQAR); shapes and relation "
+    "--task": dict(choices=list(TASKS),
+                   help="recall is multi-query associative recall (MQAR); overwrite is recall "
+                        "with re-assigned keys (answer the latest value); shapes and relation "
                         "are image tasks (default: recall)"),
     "--steps": dict(type=_positive, help="total training steps (default: 500; with --resume "
                                          "a new total, longer or shorter)"),
@@ -67,9 +71,9 @@ TRAIN_OPTIONS = {
     "--layers": dict(type=_positive, help="blocks, not for rnn (default: 2)"),
     "--heads": dict(type=_positive, help="heads, not for rnn (default: 2)"),
     "--form": dict(choices=["parallel", "recurrent", "chunkwise"],
-                   help="how RetNet and gated compute retention in training "
-                        "(default: chunkwise)"),
-    "--chunk-size": dict(type=_positive, help="chunk size of RetNet and gated (default: 16)"),
+                   help="how retnet, gated, delta and gated-delta compute their memory in "
+                        "training (default: chunkwise)"),
+    "--chunk-size": dict(type=_positive, help="chunk size of the chunkwise form (default: 16)"),
     "--eval-every": dict(type=_positive, help="steps between evaluations, checkpoints and "
                                               "metrics lines (default: 100)"),
     "--patience": dict(type=_positive, help="stop after this many evaluations without "
@@ -297,7 +301,14 @@ IMAGE_MODELS, IMAGE_TASKS = ("vit", "rmt", "vir"), ("shapes", "relation")
 
 def _model_config(args, task):
     from .classifiers import RMTConfig, ViRConfig, ViTConfig
-    from .models import GatedConfig, RetNetConfig, RNNConfig, TransformerConfig
+    from .models import (
+        DeltaNetConfig,
+        GatedConfig,
+        GatedDeltaNetConfig,
+        RetNetConfig,
+        RNNConfig,
+        TransformerConfig,
+    )
 
     image_task, image_model = args.task in IMAGE_TASKS, args.model in IMAGE_MODELS
     if image_task != image_model:
@@ -318,10 +329,11 @@ def _model_config(args, task):
         raise ValueError(f"--heads {args.heads} must divide --d-model {D}")
     if args.model == "transformer":
         return TransformerConfig(vocab_size, D, args.heads, args.layers, 2 * D, max_len=512)
-    if (D // args.heads) % 2:
+    if args.model in ("retnet", "gated") and (D // args.heads) % 2:
         raise ValueError(f"--d-model / --heads = {D // args.heads} must be even for "
                          f"{args.model}'s rotation")
-    config = GatedConfig if args.model == "gated" else RetNetConfig
+    config = {"retnet": RetNetConfig, "gated": GatedConfig, "delta": DeltaNetConfig,
+              "gated-delta": GatedDeltaNetConfig}[args.model]
     return config(vocab_size, D, args.heads, args.layers, dv=D // args.heads, d_ff=2 * D,
                   form=args.form, chunk_size=args.chunk_size)
 

@@ -1,4 +1,4 @@
-"""Four tiny language models built from the library's pieces, with whole-model backward.
+"""Six tiny language models built from the library's pieces, with whole-model backward.
 
 - [`RNNLM`][minirnn.models.RNNLM]: embedding -> Elman RNN -> linear head.
 - [`TransformerLM`][minirnn.models.TransformerLM]: token + learned position embedding ->
@@ -8,8 +8,11 @@
   carry position).
 - [`GatedLM`][minirnn.models.GatedLM]: RetNetLM with multi-scale *gated* retention, whose
   decays are gates computed from the tokens.
+- [`DeltaNetLM`][minirnn.models.DeltaNetLM] and
+  [`GatedDeltaNetLM`][minirnn.models.GatedDeltaNetLM]: the same blocks with the DeltaNet layer,
+  whose memory overwrites the value of a key it already holds (the delta rule).
 
-The last three are the block stack of [`minirnn.blocks`][minirnn.blocks] with a different token
+The last five are the block stack of [`minirnn.blocks`][minirnn.blocks] with a different token
 mixer. Every model has the same methods: ``init(seed)``, ``forward(params, tokens)``,
 ``backward(dlogits, cache)``, ``loss_and_grads(params, tokens, targets)``, and for generation
 ``start(params, prompt)`` (logits of the prompt and a decoding state) and
@@ -37,6 +40,7 @@ from .blocks import (
     put_params,
     sub_params,
 )
+from .deltanet import deltanet_backward, deltanet_forward, deltanet_step, init_deltanet_params
 from .gated_msr import (
     gated_msr_backward,
     gated_msr_forward,
@@ -58,7 +62,11 @@ from .states import KVCache
 __all__ = [
     "LANGUAGE_MODELS",
     "RNNLM",
+    "DeltaNetConfig",
+    "DeltaNetLM",
     "GatedConfig",
+    "GatedDeltaNetConfig",
+    "GatedDeltaNetLM",
     "GatedLM",
     "LanguageModel",
     "RNNConfig",
@@ -134,6 +142,41 @@ class GatedConfig:
     kind = "gated"
 
 
+@dataclass(frozen=True)
+class DeltaNetConfig:
+    """Size of a [`DeltaNetLM`][minirnn.models.DeltaNetLM]; ``form`` and ``chunk_size`` choose
+    how training computes the delta rule (the gradients are the same for every form)."""
+
+    vocab_size: int
+    d_model: int = 32
+    n_heads: int = 2
+    n_layers: int = 2
+    dv: int = 16
+    d_ff: int = 64
+    form: str = "chunkwise"
+    chunk_size: int = 32
+    eps: float = 1e-5
+
+    kind = "delta"
+
+
+@dataclass(frozen=True)
+class GatedDeltaNetConfig:
+    """Size of a [`GatedDeltaNetLM`][minirnn.models.GatedDeltaNetLM]; as ``DeltaNetConfig``
+    plus the gate's temperature ``tau`` (GR.9)."""
+
+    vocab_size: int
+    d_model: int = 32
+    n_heads: int = 2
+    n_layers: int = 2
+    dv: int = 16
+    d_ff: int = 64
+    form: str = "chunkwise"
+    chunk_size: int = 32
+    eps: float = 1e-5
+    tau: float = 1.0
+
+    kind = "gated-delta"
 
 # --- what every language model shares ------------------------------------------------------------
 
@@ -382,5 +425,54 @@ class GatedLM(BlockLM):
                          for block in cache.stack.blocks])
 
 
+class DeltaNetLM(BlockLM):
+    """Embedding -> DeltaNet blocks (the delta rule: each token corrects what its key reads).
+    Decoding carries one [`DeltaState`][minirnn.states.DeltaState] per layer: O(1) per token."""
+
+    config_class = DeltaNetConfig
+    gated = False
+
+    def mixer(self) -> Mixer:
+        c = self.config
+        tau = c.tau if self.gated else 1.0
+        return Mixer(
+            init=lambda seed, layer, dtype: init_deltanet_params(
+                c.d_model, c.n_heads, c.dv, gated=self.gated, seed=seed + 10 + layer, dtype=dtype,
+                tau=tau),
+            forward=lambda x, p, state: deltanet_forward(x, p, c.n_heads, c.form, c.chunk_size,
+                                                         state, c.eps, tau),
+            backward=lambda dy, cache: deltanet_backward(dy, cache)[:2],
+            step=lambda x, p, state: deltanet_step(x, p, c.n_heads, state, c.eps, tau))
+
+    def memories(self, params: dict, tokens: np.ndarray) -> list:
+        """The memory ``S`` of every layer after every prefix of ``tokens``.
+
+        Parameters
+        ----------
+        params : dict
+        tokens : ndarray of int, shape (B, T)
+
+        Returns
+        -------
+        list of ndarray
+            One per position t: shape (layers, B, h, d, dv), the memories after token t.
+        """
+        tokens, params = check.model_tokens(self, "memories", tokens, params)
+        _, states = self.start(params, tokens[:, :1])
+        out = [np.stack([s.S for s in states])]
+        for t in range(1, tokens.shape[1]):
+            _, states = self.step(params, tokens[:, t], states)
+            out.append(np.stack([s.S for s in states]))
+        return out
+
+
+class GatedDeltaNetLM(DeltaNetLM):
+    """DeltaNetLM with gated DeltaNet: a gate computed from the token first fades the whole
+    memory, then the delta rule corrects it."""
+
+    config_class = GatedDeltaNetConfig
+    gated = True
+
+
 LANGUAGE_MODELS = {"rnn": RNNLM, "transformer": TransformerLM, "retnet": RetNetLM,
-                   "gated": GatedLM}
+                   "gated": GatedLM, "delta": DeltaNetLM, "gated-delta": GatedDeltaNetLM}

@@ -4,6 +4,10 @@
 - ``recall``: multi-query associative recall (Arora et al. 2023, "Zoology"): key-value pairs,
   then some of the keys again; the model must answer each with its value. The standard probe of
   what a fixed-size state (RNN, retention) can remember compared with attention.
+- ``overwrite``: associative recall where keys are re-assigned: every key is written several
+  times with new values, and each question asks for the *latest* value. A memory that only
+  adds (linear attention, retention) returns a blend of everything written with the key; the
+  delta rule replaces the old value.
 - ``selective``: selective copying (Gu and Dao 2023, "Mamba"): a few symbols scattered among
   noise tokens, a separator, then the symbols in order without the noise. A model whose decay
   cannot depend on the token (retention) must carry the noise along; a gated one can learn
@@ -26,7 +30,8 @@ from ._checks.core import check_int
 from .images import RelationTask, ShapesTask
 from .layers import IGNORE_INDEX
 
-__all__ = ["CopyTask", "GrammarTask", "RecallTask", "SelectiveCopyTask", "make_task"]
+__all__ = ["CopyTask", "GrammarTask", "OverwriteTask", "RecallTask", "SelectiveCopyTask",
+           "make_task"]
 
 
 def _shift(seq: np.ndarray, scored: np.ndarray):
@@ -201,13 +206,14 @@ class RecallTask:
         return tokens[0, :2 * P + 1], tokens[0, 2 * P + 1:2 * P + 2]
 
     def answer(self, prompt) -> np.ndarray | None:
-        """The value stored with the prompt's last token, if that is a key of its pairs."""
+        """The value stored last with the prompt's last token, if that is a key of its pairs
+        (a key written twice answers with its newer value)."""
         prompt = np.asarray(prompt)
         if prompt.size < 3 or prompt[-1] >= self.n_keys:
             return None
         pairs = prompt[:2 * ((prompt.size - 1) // 2)].reshape(-1, 2)
         hits = [v for k, v in pairs if k == prompt[-1] and v >= self.n_keys]
-        return np.array(hits[:1]) if hits else None
+        return np.array(hits[-1:]) if hits else None
 
     def decode(self, tokens) -> str:
         return " ".join(f"k{t}" if t < self.n_keys else f"v{t - self.n_keys}" for t in tokens)
@@ -222,6 +228,59 @@ class RecallTask:
                                  f"k{self.n_keys - 1} and values v0 to v{self.n_values - 1}")
             out.append(int(number) if kind == "k" else self.n_keys + int(number))
         return np.array(out)
+
+
+@dataclass(frozen=True)
+class OverwriteTask(RecallTask):
+    """Recall with re-assigned keys: ``n_pairs`` writes over only ``n_distinct`` keys, so every
+    key is written at least twice, each time with a value different from its previous one; the
+    ``n_queries`` questions ask for keys' latest values.
+
+    The layout is the recall task's, ``k v k v ... q a q a``, scored on the answers; the
+    questions ask distinct keys (when ``n_queries <= n_distinct``).
+    """
+
+    n_pairs: int = 8
+    n_queries: int = 4
+    n_keys: int = 16
+    n_values: int = 16
+    n_distinct: int = 4
+
+    name = "overwrite"
+
+    def __post_init__(self):
+        if self.n_pairs < 2 * self.n_distinct:
+            raise ValueError(f"overwrite task: n_pairs = {self.n_pairs} writes cannot write "
+                             f"each of n_distinct = {self.n_distinct} keys twice")
+        if self.n_distinct > self.n_keys or self.n_values < 2:
+            raise ValueError(f"overwrite task: needs n_distinct <= n_keys (got "
+                             f"{self.n_distinct} > {self.n_keys}) and n_values >= 2")
+
+    def batch(self, rng: np.random.Generator, batch_size: int):
+        """``(tokens, targets)`` of shape (batch_size, 2 * (n_pairs + n_queries) - 1)."""
+        B, P, Q, m = batch_size, self.n_pairs, self.n_queries, self.n_distinct
+        rows = np.arange(B)[:, None]
+        keys = np.argsort(rng.random((B, self.n_keys)), axis=1)[:, :m]      # m distinct keys
+        twice = np.tile(np.arange(m), 2)                                 # each key twice ...
+        extra = rng.integers(0, m, (B, P - 2 * m))                       # ... then any keys
+        slots = np.concatenate([np.broadcast_to(twice, (B, 2 * m)), extra], axis=1)
+        slots = slots[rows, np.argsort(rng.random((B, P)), axis=1)]      # in a random order
+        values = np.empty((B, P), dtype=int)
+        last = np.full((B, m), -1)                                       # latest value per key
+        for t in range(P):
+            prev = last[rows[:, 0], slots[:, t]]
+            new = rng.integers(0, self.n_values, B)
+            shift = 1 + rng.integers(0, self.n_values - 1, B)            # a different value
+            new = np.where(prev < 0, new, (prev + shift) % self.n_values)
+            values[:, t] = last[rows[:, 0], slots[:, t]] = new
+        which = np.argsort(rng.random((B, m)), axis=1)[:, :Q] if Q <= m else \
+            rng.integers(0, m, (B, Q))
+        pairs = np.stack([keys[rows, slots], self.n_keys + values], axis=2).reshape(B, 2 * P)
+        queries = np.stack([keys[rows, which], self.n_keys + last[rows, which]], axis=2)
+        seq = np.concatenate([pairs, queries.reshape(B, 2 * Q)], axis=1)
+        t = np.arange(seq.shape[1] - 1)
+        scored = (t >= 2 * P) & ((t - 2 * P) % 2 == 0)      # the token after each query key
+        return _shift(seq, np.broadcast_to(scored, (B, t.size)))
 
 
 # A small grammar, written for this project:
@@ -292,12 +351,13 @@ class GrammarTask:
         return np.array([ALPHABET.index(c) for c in text])
 
 
-TASKS = {t.name: t for t in (CopyTask, RecallTask, SelectiveCopyTask, GrammarTask, ShapesTask,
-                              RelationTask)}
+TASKS = {t.name: t for t in (CopyTask, RecallTask, OverwriteTask, SelectiveCopyTask,
+                              GrammarTask, ShapesTask, RelationTask)}
 
 
 def make_task(name: str, **options):
-    """The task called ``name`` (``"copy"``, ``"recall"``, ``"selective"``, ``"grammar"``, or
+    """The task called ``name`` (``"copy"``, ``"recall"``, ``"overwrite"``, ``"selective"``,
+    ``"grammar"``, or
     the image tasks ``"shapes"`` and ``"relation"``) with ``options``."""
     if name not in TASKS:
         raise ValueError(f"unknown task {name!r}; expected one of {sorted(TASKS)}")

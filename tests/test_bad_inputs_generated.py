@@ -362,7 +362,8 @@ def backward_call(name, draw) -> Call:
 
 
 MODELS = {"RNNLM": (m.RNNLM, m.RNNConfig), "TransformerLM": (m.TransformerLM, m.TransformerConfig),
-          "RetNetLM": (m.RetNetLM, m.RetNetConfig), "GatedLM": (m.GatedLM, m.GatedConfig)}
+          "RetNetLM": (m.RetNetLM, m.RetNetConfig), "GatedLM": (m.GatedLM, m.GatedConfig),
+          "GatedDeltaNetLM": (m.GatedDeltaNetLM, m.GatedDeltaNetConfig)}
 SMALL = dict(d_model=4, n_heads=2, n_layers=1, d_ff=8, dv=2, chunk_size=2, hidden=4)
 
 

@@ -73,6 +73,22 @@ def test_train_then_generate_then_resume(tmp_path, capsys):
     assert "resuming retnet on grammar at step 4" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("model", ["delta", "gated-delta"])
+def test_deltanet_models_train_resume_and_answer_from_the_cli(model, tmp_path, capsys):
+    path = str(tmp_path / "d.npz")
+    args = ["train", "--model", model, "--task", "overwrite", "--steps", "4", "--batch-size",
+            "2", "--d-model", "8", "--layers", "1", "--eval-every", "2", "--checkpoint", path,
+            "--no-progress"]
+    assert main(args) == 0
+    assert f"training {model} (" in capsys.readouterr().out
+    assert main(["train", "--resume", "--checkpoint", path, "--steps", "6",
+                 "--no-progress"]) == 0
+    assert f"resuming {model} on overwrite at step 4" in capsys.readouterr().out
+    assert main(["generate", "--checkpoint", path, "--prompt", "k3 v5 k1 v2 k3 v7 k3"]) == 0
+    out = capsys.readouterr().out
+    assert "expected:  v7" in out                   # the latest value, not the first
+
+
 def test_cli_errors_are_one_line(tmp_path, capsys):
     assert main(["generate", "--checkpoint", str(tmp_path / "none.npz")]) == 1
     err = capsys.readouterr().err

@@ -147,3 +147,17 @@ def test_errors_name_the_argument():
         deltanet_step(x[:, 0], p, 2, state=(1, 2))
     with pytest.raises(ValueError, match="state"):
         deltanet_step(x[:, 0], p, 2, state=DeltaState(S=np.zeros((1, 2, 3, 2)), position=0))
+
+
+def test_the_models_memories_are_the_states_decoding_carries():
+    from minirnn import DeltaNetConfig, DeltaNetLM
+    model = DeltaNetLM(DeltaNetConfig(7, d_model=4, n_heads=2, n_layers=2, dv=2, d_ff=8,
+                                      chunk_size=3))
+    params = model.init(0, dtype=np.float64)
+    tokens = np.array([[1, 2, 3, 4, 5], [0, 6, 6, 1, 2]])
+    memories = model.memories(params, tokens)
+    assert len(memories) == 5 and memories[0].shape == (2, 2, 2, 2, 2)
+    for t in (0, 4):
+        _, states = model.start(params, tokens[:, :t + 1])
+        np.testing.assert_allclose(memories[t], np.stack([s.S for s in states]), rtol=1e-10,
+                                   atol=1e-14)

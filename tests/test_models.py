@@ -10,7 +10,9 @@ from minirnn import numerical_gradient, rel_error
 from minirnn.blocks import count_parameters
 from minirnn.layers import IGNORE_INDEX
 from minirnn.models import (
+    DeltaNetConfig,
     GatedConfig,
+    GatedDeltaNetConfig,
     RetNetConfig,
     RNNConfig,
     TransformerConfig,
@@ -23,7 +25,11 @@ TINY = [RNNConfig(V, d_model=4, hidden=5),
         RetNetConfig(V, d_model=4, n_heads=2, n_layers=2, dv=3, d_ff=6, form="chunkwise",
                      chunk_size=2),
         GatedConfig(V, d_model=4, n_heads=2, n_layers=2, dv=3, d_ff=6, form="chunkwise",
-                    chunk_size=2, tau=2.0)]
+                    chunk_size=2, tau=2.0),
+        DeltaNetConfig(V, d_model=4, n_heads=2, n_layers=2, dv=3, d_ff=6, form="chunkwise",
+                       chunk_size=2),
+        GatedDeltaNetConfig(V, d_model=4, n_heads=2, n_layers=2, dv=3, d_ff=6, form="parallel",
+                            tau=2.0)]
 
 
 def batch(seed, B=2, T=5):

@@ -64,3 +64,25 @@ def test_selective_copying_scatters_the_symbols_and_asks_for_them_in_order():
         task.encode("1 2 x |")
     with pytest.raises(ValueError, match="do not fit"):
         make_task("selective", length=2, n_memorize=3)
+
+
+def test_overwrite_asks_for_the_latest_of_values_that_really_changed():
+    task = make_task("overwrite", n_pairs=9, n_queries=3, n_distinct=4)
+    tokens, targets = task.batch(np.random.default_rng(0), 64)
+    P = task.n_pairs
+    for row, target in zip(tokens, targets, strict=True):
+        pairs = row[:2 * P].reshape(P, 2)
+        keys = pairs[:, 0]
+        assert len(set(keys.tolist())) == 4 and all(np.sum(keys == k) >= 2 for k in set(keys))
+        for k in set(keys.tolist()):                      # each write changes the key's value
+            written = pairs[keys == k, 1]
+            assert np.all(written[1:] != written[:-1])
+        asked = row[2 * P::2]
+        assert len(set(asked.tolist())) == 3              # distinct questions
+        for j, key in enumerate(asked):
+            latest = pairs[keys == key, 1][-1]
+            assert target[2 * P + 2 * j] == latest
+            assert task.answer(row[:2 * P + 2 * j + 1])[0] == latest
+    assert np.sum(targets >= 0) == 64 * 3
+    with pytest.raises(ValueError, match="twice"):
+        make_task("overwrite", n_pairs=5, n_distinct=4)

@@ -26,7 +26,9 @@ SMALL = {"rnn": m.RNNConfig(9, d_model=8, hidden=8),
          "retnet": m.RetNetConfig(9, d_model=8, n_heads=2, n_layers=1, dv=4, d_ff=16,
                                   chunk_size=5),
          "gated": m.GatedConfig(9, d_model=8, n_heads=2, n_layers=1, dv=4, d_ff=16,
-                                chunk_size=5)}
+                                chunk_size=5),
+         "gated-delta": m.GatedDeltaNetConfig(9, d_model=8, n_heads=2, n_layers=1, dv=4,
+                                              d_ff=16, chunk_size=5)}
 
 
 @pytest.mark.parametrize("kind", sorted(SMALL))
