@@ -87,7 +87,7 @@ class DeltaParallelCache(NamedTuple):
     xi: np.ndarray           # (B, h, T) e^(b_n): the carried state's decay at row n
     zeta: np.ndarray         # (B, h, T) e^(b_{T-1} - b_m): token m's decay by the returned state
     M: np.ndarray            # (B, h, T, T) the unit lower triangular matrix of (DR.4)
-    A: np.ndarray            # (B, h, T, T) (Q K^T) * Gamma
+    R: np.ndarray            # (B, h, T, T) the decayed scores (Q K^T) * Gamma^g
     U: np.ndarray            # (B, h, T, dv) the corrections, M^{-1} diag(beta) (V - xi K S_0)
     state: DeltaState        # the incoming state
     final: DeltaState        # the returned state
@@ -98,7 +98,7 @@ class DeltaTransform(NamedTuple):
     """The UT (WY) transform of one chunk, eq. (DR.6); see
     [`delta_chunk_transform`][minirnn.delta.delta_chunk_transform]."""
 
-    T: np.ndarray            # (B, h, L, L) T_c = M^{-1} diag(beta)
+    T_c: np.ndarray          # (B, h, L, L) M^{-1} diag(beta)
     W: np.ndarray            # (B, h, L, d) T_c diag(xi) K: how the carried state is corrected
     U: np.ndarray            # (B, h, L, dv) T_c V: the corrections if the state were empty
     M: np.ndarray            # (B, h, L, L) the unit lower triangular matrix
@@ -119,34 +119,34 @@ class DeltaChunkwiseCache(NamedTuple):
 
 # --- the pieces ----------------------------------------------------------------------------------
 
-def solve_unit_lower(L: np.ndarray, R: np.ndarray, transpose: bool = False) -> np.ndarray:
-    """Solve ``(I + L) X = R`` by forward substitution (``transpose=True``: ``(I + L)^T X = R``
-    by back substitution), for a strictly lower triangular ``L``.
+def solve_unit_lower(lower: np.ndarray, rhs: np.ndarray, transpose: bool = False) -> np.ndarray:
+    """Solve ``(I + lower) X = rhs`` by forward substitution (``transpose=True``:
+    ``(I + lower)^T X = rhs`` by back substitution), for a strictly lower triangular ``lower``.
 
-    Row ``t`` of ``X`` needs only the rows before it: ``X_t = R_t - sum_{i<t} L_{ti} X_i``. The
-    matrix is unit lower triangular, so it is always invertible and no division happens; no
+    Row ``t`` of ``X`` needs only the rows before it, ``X_t = rhs_t - sum_{i<t} lower_{ti} X_i``.
+    The matrix is unit lower triangular, so it is always invertible and no division happens; no
     inverse is ever formed. Cost: O(T^2 n).
 
     Parameters
     ----------
-    L : ndarray, shape (..., T, T)
+    lower : ndarray, shape (..., T, T)
         Strictly lower triangular (its diagonal and upper part are ignored).
-    R : ndarray, shape (..., T, n)
+    rhs : ndarray, shape (..., T, n)
     transpose : bool, optional
 
     Returns
     -------
     X : ndarray, shape (..., T, n)
     """
-    L, R = check.solve_unit_lower(L, R, transpose)
-    X = np.array(R, dtype=np.result_type(L, R))
-    T = R.shape[-2]
+    lower, rhs = check.solve_unit_lower(lower, rhs, transpose)
+    X = np.array(rhs, dtype=np.result_type(lower, rhs))
+    T = rhs.shape[-2]
     if not transpose:
         for t in range(1, T):                                        # forward substitution
-            X[..., t, :] -= (L[..., t, None, :t] @ X[..., :t, :])[..., 0, :]
+            X[..., t, :] -= (lower[..., t, None, :t] @ X[..., :t, :])[..., 0, :]
     else:
         for t in reversed(range(T - 1)):                             # back substitution
-            X[..., t, :] -= (np.swapaxes(L[..., t + 1:, t, None], -1, -2)
+            X[..., t, :] -= (np.swapaxes(lower[..., t + 1:, t, None], -1, -2)
                              @ X[..., t + 1:, :])[..., 0, :]
     return X
 
@@ -203,12 +203,12 @@ def delta_chunk_transform(k: np.ndarray, v: np.ndarray, beta: np.ndarray,
     k, v, beta, log_decay = check.delta_chunk_transform(k, v, beta, log_decay)
     Gamma, xi, zeta = delta_decays(log_decay, beta, k.dtype)         # (GR.4)
     KK = (k @ np.swapaxes(k, -1, -2)) * Gamma                        # K K^T * Gamma^g
-    L = np.tril(beta[..., None] * KK, -1)                            # strictly lower part of M
-    T_c = solve_unit_lower(L, beta[..., None] * np.eye(k.shape[-2], dtype=k.dtype))   # (DR.6)
+    lower = np.tril(beta[..., None] * KK, -1)                        # strictly lower part of M
+    T_c = solve_unit_lower(lower, beta[..., None] * np.eye(k.shape[-2], dtype=k.dtype))   # (DR.6)
     W = T_c @ (xi[..., None] * k)
     U = T_c @ v
-    M = L + np.eye(k.shape[-2], dtype=k.dtype)
-    return DeltaTransform(T=T_c, W=W, U=U, M=M, Gamma=Gamma, xi=xi, zeta=zeta)
+    M = lower + np.eye(k.shape[-2], dtype=k.dtype)
+    return DeltaTransform(T_c=T_c, W=W, U=U, M=M, Gamma=Gamma, xi=xi, zeta=zeta)
 
 
 # --- recurrent form ------------------------------------------------------------------------------
@@ -333,8 +333,8 @@ def delta_rule_parallel(q: np.ndarray, k: np.ndarray, v: np.ndarray, beta: np.nd
     ones, ``u_t + beta_t sum_{i<t} e^(b_t - b_i) (k_t . k_i) u_i = beta_t (v_t - e^(b_t) k_t S_0)``:
     a unit lower triangular system ``M U = diag(beta) (V - diag(xi) K S_0)``, solved by forward
     substitution ([`solve_unit_lower`][minirnn.delta.solve_unit_lower], never an inverse). Then
-    ``O = scale (diag(xi) Q S_0 + (Q K^T * Gamma^g) U)``, like gated retention with the
-    corrections ``U`` in place of the values.
+    ``O = scale (diag(xi) Q S_0 + R U)`` with the decayed scores ``R = (Q K^T) * Gamma^g``, like
+    gated retention with the corrections ``U`` in place of the values.
 
     Cost: O(T^2 (d + dv)) time and O(T^2) memory per head.
 
@@ -361,16 +361,16 @@ def delta_rule_parallel(q: np.ndarray, k: np.ndarray, v: np.ndarray, beta: np.nd
     scale = float(1.0 / np.sqrt(d)) if scale is None else scale
     Gamma, xi, zeta = delta_decays(log_decay, beta, q.dtype)         # (GR.4)
     KK = (k @ np.swapaxes(k, -1, -2)) * Gamma                        # K K^T * Gamma^g
-    L = np.tril(beta[..., None] * KK, -1)                            # M = I + L       (DR.4)
+    lower = np.tril(beta[..., None] * KK, -1)                        # M = I + lower   (DR.4)
     rhs = beta[..., None] * (v - xi[..., None] * (k @ state.S))      # diag(beta)(V - xi K S_0)
-    U = solve_unit_lower(L, rhs)                                     # the corrections
-    A = np.tril(q @ np.swapaxes(k, -1, -2)) * Gamma                  # (Q K^T) * Gamma^g
-    out = scale * (xi[..., None] * (q @ state.S) + A @ U)            # (DR.4)
+    U = solve_unit_lower(lower, rhs)                                     # the corrections
+    R = np.tril(q @ np.swapaxes(k, -1, -2)) * Gamma                  # (Q K^T) * Gamma^g
+    out = scale * (xi[..., None] * (q @ state.S) + R @ U)            # (DR.4)
     S = xi[..., -1, None, None] * state.S + np.swapaxes(k, -1, -2) @ (zeta[..., None] * U)
     final = DeltaState(S=S, position=state.position + T)
-    M = L + np.eye(T, dtype=q.dtype)
+    M = lower + np.eye(T, dtype=q.dtype)
     return out, final, DeltaParallelCache(q=q, k=k, v=v, beta=beta, log_decay=log_decay,
-                                          Gamma=Gamma, xi=xi, zeta=zeta, M=M, A=A, U=U,
+                                          Gamma=Gamma, xi=xi, zeta=zeta, M=M, R=R, U=U,
                                           state=state, final=final, scale=scale)
 
 
@@ -381,9 +381,9 @@ def delta_rule_parallel_backward(dout: np.ndarray, cache: DeltaParallelCache,
 
     Implements eq. (DR.9): first everything downstream of the corrections
     ([`delta_output_backward`][minirnn.delta.delta_output_backward]), which gives ``dU``; then
-    ``Y = M^{-T} dU`` by back substitution (no inverse), ``dM = -tril(Y U^T, -1)`` and ``Y``, the
-    gradient of the right-hand side ``diag(beta) (V - diag(xi) K S_0)``; from there to ``v``,
-    ``beta``, ``k``, the incoming state and, for gated DeltaNet, the log-gates
+    ``drhs = M^{-T} dU`` by back substitution (no inverse), ``dM = -tril(drhs U^T, -1)`` and
+    ``drhs``, the gradient of the right-hand side ``diag(beta) (V - diag(xi) K S_0)``; from there
+    to ``v``, ``beta``, ``k``, the incoming state and, for gated DeltaNet, the log-gates
     ([`log_decay_gradient`][minirnn.delta.log_decay_gradient]).
 
     Parameters
@@ -405,20 +405,20 @@ def delta_rule_parallel_backward(dout: np.ndarray, cache: DeltaParallelCache,
     c = cache
     o = delta_output_backward(dout, c, dstate)                       # (DR.9), downstream of U
     T = c.M.shape[-1]
-    Y = solve_unit_lower(c.M - np.eye(T, dtype=c.M.dtype), o.dU, transpose=True)   # M^{-T} dU
-    dM = -np.tril(Y @ np.swapaxes(c.U, -1, -2), -1)
+    drhs = solve_unit_lower(c.M - np.eye(T, dtype=c.M.dtype), o.dU, transpose=True)  # M^{-T} dU
+    dM = -np.tril(drhs @ np.swapaxes(c.U, -1, -2), -1)
     KK = c.k @ np.swapaxes(c.k, -1, -2)
     KS = c.k @ c.state.S
-    dv = c.beta[..., None] * Y                                       # rhs = beta (V - xi K S_0)
-    dbeta = np.sum(Y * (c.v - c.xi[..., None] * KS), axis=-1) \
+    dv = c.beta[..., None] * drhs                                       # rhs = beta (V - xi K S_0)
+    dbeta = np.sum(drhs * (c.v - c.xi[..., None] * KS), axis=-1) \
         + np.sum(dM * KK * c.Gamma, axis=-1)                         # and M = I + tril(beta ..)
-    dP = -c.beta[..., None] * Y                                      # gradient of xi K S_0
+    dxiKS = -c.beta[..., None] * drhs                                # of diag(xi) K S_0
     E = dM * c.beta[..., None] * c.Gamma                             # gradient of K K^T
-    dk = o.dk + c.xi[..., None] * (dP @ np.swapaxes(c.state.S, -1, -2)) \
+    dk = o.dk + c.xi[..., None] * (dxiKS @ np.swapaxes(c.state.S, -1, -2)) \
         + (E + np.swapaxes(E, -1, -2)) @ c.k
-    dS_prev = o.dS_prev + np.swapaxes(c.k, -1, -2) @ (c.xi[..., None] * dP)
+    dS_prev = o.dS_prev + np.swapaxes(c.k, -1, -2) @ (c.xi[..., None] * dxiKS)
     dlog_decay = None if c.log_decay is None else log_decay_gradient(
-        c.log_decay, o.dGamma + dM * c.beta[..., None] * KK, o.dxi + np.sum(dP * KS, axis=-1),
+        c.log_decay, o.dGamma + dM * c.beta[..., None] * KK, o.dxi + np.sum(dxiKS * KS, axis=-1),
         o.dzeta, o.dxi_last, c.q.dtype)
     return o.dq, dk, dv, dbeta, dlog_decay, DeltaStateGrad(S=dS_prev)
 
@@ -441,10 +441,10 @@ def delta_output_backward(dout: np.ndarray, cache: DeltaParallelCache,
     """The backward of a block's output and returned state, given its corrections ``U``: the
     part that the parallel and the chunkwise backward share.
 
-    Implements the first lines of eq. (DR.9), for ``O = scale (diag(xi) Q S_0 + A U)`` with
-    ``A = (Q K^T) * Gamma^g`` and ``S_T = xi_{T-1} S_0 + K^T diag(zeta) U``: with
-    ``dO' = scale dO``, ``dA = tril(dO' U^T)``, ``dU = A^T dO' + zeta (K dS_T)``,
-    ``dq = (dA * Gamma) K + xi dO' S_0^T``, ``dk = (dA * Gamma)^T Q + zeta U dS_T^T``,
+    Implements the first lines of eq. (DR.9), for ``O = scale (diag(xi) Q S_0 + R U)`` with
+    ``R = (Q K^T) * Gamma^g`` and ``S_T = xi_{T-1} S_0 + K^T diag(zeta) U``: with
+    ``dO' = scale dO``, ``dR = tril(dO' U^T)``, ``dU = R^T dO' + zeta (K dS_T)``,
+    ``dq = (dR * Gamma) K + xi dO' S_0^T``, ``dk = (dR * Gamma)^T Q + zeta U dS_T^T``,
     ``dS_0 = Q^T diag(xi) dO' + xi_{T-1} dS_T``, and the decay factors' gradients.
 
     Parameters
@@ -463,18 +463,18 @@ def delta_output_backward(dout: np.ndarray, cache: DeltaParallelCache,
     c = cache
     dS_T = np.zeros_like(c.final.S) if dstate is None else dstate.S
     dO = c.scale * dout
-    dA = np.tril(dO @ np.swapaxes(c.U, -1, -2))                      # A is lower triangular
-    dAG = dA * c.Gamma
+    dR = np.tril(dO @ np.swapaxes(c.U, -1, -2))                      # R is lower triangular
+    dRG = dR * c.Gamma
     KdS = c.k @ dS_T
     return DeltaOutputGrads(
-        dq=dAG @ c.k + c.xi[..., None] * (dO @ np.swapaxes(c.state.S, -1, -2)),
-        dk=np.swapaxes(dAG, -1, -2) @ c.q + c.zeta[..., None] * (c.U @ np.swapaxes(dS_T, -1, -2)),
-        dU=np.swapaxes(c.A, -1, -2) @ dO + c.zeta[..., None] * KdS,
+        dq=dRG @ c.k + c.xi[..., None] * (dO @ np.swapaxes(c.state.S, -1, -2)),
+        dk=np.swapaxes(dRG, -1, -2) @ c.q + c.zeta[..., None] * (c.U @ np.swapaxes(dS_T, -1, -2)),
+        dU=np.swapaxes(c.R, -1, -2) @ dO + c.zeta[..., None] * KdS,
         dS_prev=np.swapaxes(c.q, -1, -2) @ (c.xi[..., None] * dO)
         + c.xi[..., -1, None, None] * dS_T,
         dxi=np.sum(dO * (c.q @ c.state.S), axis=-1),
         dzeta=np.sum(KdS * c.U, axis=-1),
-        dGamma=dA * (c.q @ np.swapaxes(c.k, -1, -2)),
+        dGamma=dR * (c.q @ np.swapaxes(c.k, -1, -2)),
         dxi_last=np.sum(dS_T * c.state.S, axis=(-2, -1)))
 
 
@@ -559,12 +559,12 @@ def delta_rule_chunkwise(q: np.ndarray, k: np.ndarray, v: np.ndarray, beta: np.n
         gc = None if log_decay is None else log_decay[:, :, rows]
         f = delta_chunk_transform(kc, vc, bc, gc)                    # inside the chunk (DR.6)
         U = f.U - f.W @ state.S                                      # U' = U - W S_prev
-        A = np.tril(qc @ np.swapaxes(kc, -1, -2)) * f.Gamma
-        outs.append(scale * (f.xi[..., None] * (qc @ state.S) + A @ U))            # (DR.7)
+        R = np.tril(qc @ np.swapaxes(kc, -1, -2)) * f.Gamma
+        outs.append(scale * (f.xi[..., None] * (qc @ state.S) + R @ U))            # (DR.7)
         S = f.xi[..., -1, None, None] * state.S + np.swapaxes(kc, -1, -2) @ (f.zeta[..., None] * U)
         final = DeltaState(S=S, position=state.position + qc.shape[2])
         chunks.append(DeltaParallelCache(q=qc, k=kc, v=vc, beta=bc, log_decay=gc, Gamma=f.Gamma,
-                                         xi=f.xi, zeta=f.zeta, M=f.M, A=A, U=U, state=state,
+                                         xi=f.xi, zeta=f.zeta, M=f.M, R=R, U=U, state=state,
                                          final=final, scale=scale))
         bounds.append((rows.start, rows.stop))
         transforms.append(f)
@@ -582,8 +582,8 @@ def delta_rule_chunkwise_backward(dout: np.ndarray, cache: DeltaChunkwiseCache,
     [`delta_output_backward`][minirnn.delta.delta_output_backward] gives ``dU'`` and the
     gradients downstream of it; ``U' = U - W S_prev`` sends ``dU'`` to
     ``U`` and ``dW = -dU' S_prev^T`` to ``W``; ``U = T_c V`` and ``W = T_c diag(xi) K`` are matrix
-    products, and ``T_c = M^{-1} diag(beta)`` gives, with ``Z = M^{-T} dT_c`` (back
-    substitution), ``dbeta = diag(Z)`` and ``dM = -tril(Z T_c^T, -1)``. Across chunks the
+    products, and ``T_c = M^{-1} diag(beta)`` gives, with ``drhs = M^{-T} dT_c`` (back
+    substitution), ``dbeta = diag(drhs)`` and ``dM = -tril(drhs T_c^T, -1)``. Across chunks the
     gradient of the carried state walks back, each chunk handing the chunk before it the
     gradient of the state it received.
 
@@ -608,24 +608,22 @@ def delta_rule_chunkwise_backward(dout: np.ndarray, cache: DeltaChunkwiseCache,
         dW = -o.dU @ np.swapaxes(c.state.S, -1, -2)                  # U' = U - W S_prev
         xk = f.xi[..., None] * c.k
         dT = o.dU @ np.swapaxes(c.v, -1, -2) + dW @ np.swapaxes(xk, -1, -2)   # U = T V, W = T xi K
-        dxk = np.swapaxes(f.T, -1, -2) @ dW
-        Z = solve_unit_lower(f.M - np.eye(f.M.shape[-1], dtype=f.M.dtype), dT,
+        dxk = np.swapaxes(f.T_c, -1, -2) @ dW
+        drhs = solve_unit_lower(f.M - np.eye(f.M.shape[-1], dtype=f.M.dtype), dT,
                              transpose=True)                         # M^{-T} dT     (DR.10)
-        dM = -np.tril(Z @ np.swapaxes(f.T, -1, -2), -1)
+        dM = -np.tril(drhs @ np.swapaxes(f.T_c, -1, -2), -1)
         KK = c.k @ np.swapaxes(c.k, -1, -2)
         E = dM * c.beta[..., None] * f.Gamma                         # gradient of K K^T
         dk = o.dk + f.xi[..., None] * dxk + (E + np.swapaxes(E, -1, -2)) @ c.k
-        dbeta = np.diagonal(Z, axis1=-2, axis2=-1) + np.sum(dM * KK * f.Gamma, axis=-1)
+        dbeta = np.diagonal(drhs, axis1=-2, axis2=-1) + np.sum(dM * KK * f.Gamma, axis=-1)
         dlog = None if c.log_decay is None else log_decay_gradient(
             c.log_decay, o.dGamma + dM * c.beta[..., None] * KK,
             o.dxi + np.sum(dxk * c.k, axis=-1), o.dzeta, o.dxi_last, c.q.dtype)
-        parts.append((o.dq, dk, np.swapaxes(f.T, -1, -2) @ o.dU, dbeta, dlog))
+        parts.append((o.dq, dk, np.swapaxes(f.T_c, -1, -2) @ o.dU, dbeta, dlog))
         dstate = DeltaStateGrad(S=o.dS_prev - np.swapaxes(f.W, -1, -2) @ o.dU)
     dq, dk, dv, dbeta, dlog_decay = (
         None if pieces[0] is None else np.concatenate(pieces[::-1], axis=2)
         for pieces in zip(*parts))
-    if dstate is None:                                               # no chunk at all: T >= 1
-        dstate = DeltaStateGrad(S=np.zeros_like(cache.chunks[0].state.S))
     return dq, dk, dv, dbeta, dlog_decay, dstate
 
 

@@ -105,7 +105,7 @@ class DeltaNetCache(NamedTuple):
     k_norm: L2NormCache
     v: np.ndarray          # (B, h, T, dv)
     beta: np.ndarray       # (B, h, T)
-    u: np.ndarray | None   # (B, T, h) the gates' pre-activations (gated DeltaNet)
+    a: np.ndarray | None   # (B, T, h) the gates' pre-activations (gated DeltaNet)
     core: tuple            # the cache of the delta rule's form
     output: MSROutputCache
     tau: float
@@ -198,12 +198,12 @@ def deltanet_forward(x: np.ndarray, params: dict[str, np.ndarray], n_heads: int,
     v = split_heads(x @ params["Wv"], n_heads)
     z = x @ params["Wb"] + params["bb"]                              # (B, T, h)
     beta = np.swapaxes(0.5 + 0.5 * np.tanh(0.5 * z), 1, 2)           # sigmoid, (B, h, T)
-    log_decay, u = gated_msr_gates(x, params, tau) if "Wa" in params else (None, None)   # (GR.9)
+    log_decay, a = gated_msr_gates(x, params, tau) if "Wa" in params else (None, None)   # (GR.9)
     delta_rule, _ = delta_rule_forms(chunk_size)[form]
     o, final, core = delta_rule(q, k, v, beta, log_decay=log_decay, state=state)   # (DR.1)-(DR.7)
     out, output = msr_output(o, x, params, eps)                      # (M.3)-(M.5)
     return out, final, DeltaNetCache(x=x, params=params, n_heads=n_heads, form=form,
-                                     q_norm=q_norm, k_norm=k_norm, v=v, beta=beta, u=u,
+                                     q_norm=q_norm, k_norm=k_norm, v=v, beta=beta, a=a,
                                      core=core, output=output, tau=tau, final=final)
 
 
@@ -239,7 +239,7 @@ def deltanet_backward(dy: np.ndarray, cache: DeltaNetCache,
     grads["bb"] = dz.sum(axis=(0, 1))
     dx = dx + dz @ params["Wb"].T
     if dlog_decay is not None:                                       # gated DeltaNet (GR.10)
-        dx_gates, gate_grads = gated_msr_gates_backward(dlog_decay, c.x, c.u, params, c.tau)
+        dx_gates, gate_grads = gated_msr_gates_backward(dlog_decay, c.x, c.a, params, c.tau)
         dx = dx + dx_gates
         grads.update(gate_grads)
     for name, dhead in (("Wq", l2_normalize_backward(dq, c.q_norm)),   # (DR.12)

@@ -4,19 +4,19 @@ The layer of [`minirnn.msr`][minirnn.msr] with one change: instead of a fixed de
 every token chooses how much of each head's state to keep. Equations (numbered as on
 ``derivations/gated-retention.md``)::
 
-    u = X Wa + ba                 (B, T, h): one gate pre-activation per token and head   (GR.9)
-    g = log sigmoid(u) / tau      the log-gates, <= 0;  alpha = sigmoid(u)^(1/tau)        (GR.9)
+    a = X Wa + ba                 (B, T, h): one gate pre-activation per token and head   (GR.9)
+    g = log sigmoid(a) / tau      the log-gates, <= 0;  alpha = sigmoid(a)^(1/tau)        (GR.9)
     Q, K, V = rot(X Wq), rot(X Wk), X Wv                                                 (M.2)
     heads = gated retention(Q, K, V, g)                                          (GR.2)-(GR.5)
     out = (swish(X Wg) * GroupNorm(heads)) Wo                                     (M.3)-(M.5)
-    backward of the gate: du = dg (1 - sigmoid(u)) / tau                                 (GR.10)
+    backward of the gate: da = dg (1 - sigmoid(a)) / tau                                 (GR.10)
 
-``log sigmoid(u) = -softplus(-u)``, so the gate has the shape of Mamba-2's log-gate
+``log sigmoid(a) = -softplus(-a)``, so the gate has the shape of Mamba-2's log-gate
 ``Delta A = -softplus(.) |A|`` with ``A = -1/tau`` fixed (Mamba-2 learns ``A`` per head and also
 scales what is written by ``Delta``; fla's GLA uses ``tau = 16`` with a gate per key channel).
 ``Wa`` starts at zero and ``ba`` where every head's gate equals the paper's fixed decay (M.1),
 so an untrained layer *is* RetNet's MSR (same outputs); ``Wa`` still learns, since its gradient
-``X^T dU`` is not zero.
+``X^T da`` is not zero.
 
 Shapes: ``x`` (B, T, D); per head key width ``d = D / h`` (even) and value width ``dv``.
 Parameters: those of MSR (``Wq``, ``Wk``, ``Wv``, ``Wg``, ``Wo``, ``gn_w``, ``gn_b``) and the gate
@@ -63,7 +63,7 @@ class GatedMSRCache(NamedTuple):
     form: str
     core: tuple            # cache of the gated retention core of that form
     output: MSROutputCache
-    u: np.ndarray          # (B, T, h) gate pre-activations
+    a: np.ndarray          # (B, T, h) gate pre-activations
     log_decay: np.ndarray  # (B, h, T) the log-gates (GR.9)
     tau: float
     final: GatedState      # the returned state
@@ -77,7 +77,7 @@ def init_gated_msr_params(D: int, n_heads: int, dv: int, seed: int = 0, dtype=np
     zero, so that every gate starts at its bias, and ``ba`` (h,) chosen so that
     ``sigmoid(ba)^(1/tau) = 1 - 2^(-5-i)``, the paper's decay of head ``i`` (M.1): the untrained
     layer equals [`msr_forward`][minirnn.msr.msr_forward] with the same parameters. ``Wa``
-    learns all the same (its gradient ``X^T dU`` is not zero).
+    learns all the same (its gradient ``X^T da`` is not zero).
 
     Parameters
     ----------
@@ -105,8 +105,8 @@ def init_gated_msr_params(D: int, n_heads: int, dv: int, seed: int = 0, dtype=np
 def gated_msr_gates(x: np.ndarray, params: dict[str, np.ndarray], tau: float = 1.0):
     """The log-gates of every token and head, eq. (GR.9): ``g = log sigmoid(X Wa + ba) / tau``.
 
-    ``log sigmoid(u)`` is computed as ``min(u, 0) - log(1 + exp(-|u|))``, finite for every
-    ``u`` (the direct ``log(1 / (1 + exp(-u)))`` overflows for ``u < -710``).
+    ``log sigmoid(a)`` is computed as ``min(a, 0) - log(1 + exp(-|a|))``, finite for every
+    ``a`` (the direct ``log(1 / (1 + exp(-a)))`` overflows for ``a < -710``).
 
     Parameters
     ----------
@@ -119,26 +119,26 @@ def gated_msr_gates(x: np.ndarray, params: dict[str, np.ndarray], tau: float = 1
     -------
     log_decay : ndarray, shape (B, h, T)
         Every entry ``<= 0``.
-    u : ndarray, shape (B, T, h)
+    a : ndarray, shape (B, T, h)
         The pre-activations, for the backward.
     """
     x, params, tau = check.gated_msr_gates(x, params, tau)
-    u = x @ params["Wa"] + params["ba"]                              # (B, T, h)    (GR.9)
-    log_sigmoid = np.minimum(u, 0.0) - np.log1p(np.exp(-np.abs(u)))
-    return np.swapaxes(log_sigmoid / tau, 1, 2), u
+    a = x @ params["Wa"] + params["ba"]                              # (B, T, h)    (GR.9)
+    log_sigmoid = np.minimum(a, 0.0) - np.log1p(np.exp(-np.abs(a)))
+    return np.swapaxes(log_sigmoid / tau, 1, 2), a
 
 
-def gated_msr_gates_backward(dlog_decay: np.ndarray, x: np.ndarray, u: np.ndarray,
+def gated_msr_gates_backward(dlog_decay: np.ndarray, x: np.ndarray, a: np.ndarray,
                              params: dict[str, np.ndarray], tau: float = 1.0):
     """Backward of [`gated_msr_gates`][minirnn.gated_msr.gated_msr_gates], eq. (GR.10):
-    ``d log sigmoid(u) / du = 1 - sigmoid(u)``, so ``du = dg (1 - sigmoid(u)) / tau``, then
-    ``dWa = X^T du``, ``dba = sum du`` and ``dx = du Wa^T``.
+    ``d log sigmoid(a) / da = 1 - sigmoid(a)``, so ``da = dg (1 - sigmoid(a)) / tau``, then
+    ``dWa = X^T da``, ``dba = sum da`` and ``dx = da Wa^T``.
 
     Parameters
     ----------
     dlog_decay : ndarray, shape (B, h, T)
     x : ndarray, shape (B, T, D)
-    u : ndarray, shape (B, T, h)
+    a : ndarray, shape (B, T, h)
         The pre-activations the forward returned.
     params : dict
         ``Wa`` (D, h) (other keys are ignored).
@@ -150,11 +150,11 @@ def gated_msr_gates_backward(dlog_decay: np.ndarray, x: np.ndarray, u: np.ndarra
     grads : dict
         ``Wa``, ``ba``.
     """
-    dlog_decay, x, u, params, tau = check.gated_msr_gates_backward(dlog_decay, x, u, params, tau)
-    sig = 0.5 + 0.5 * np.tanh(0.5 * u)                               # sigmoid(u)
-    du = np.swapaxes(dlog_decay, 1, 2) * (1.0 - sig) / tau           # (GR.10), (B, T, h)
-    return du @ params["Wa"].T, {"Wa": np.einsum("btd,bth->dh", x, du, optimize=True),
-                                 "ba": du.sum(axis=(0, 1))}
+    dlog_decay, x, a, params, tau = check.gated_msr_gates_backward(dlog_decay, x, a, params, tau)
+    sig = 0.5 + 0.5 * np.tanh(0.5 * a)                               # sigmoid(a)
+    da = np.swapaxes(dlog_decay, 1, 2) * (1.0 - sig) / tau           # (GR.10), (B, T, h)
+    return da @ params["Wa"].T, {"Wa": np.einsum("btd,bth->dh", x, da, optimize=True),
+                                 "ba": da.sum(axis=(0, 1))}
 
 
 def gated_msr_forward(x: np.ndarray, params: dict[str, np.ndarray], n_heads: int,
@@ -195,13 +195,13 @@ def gated_msr_forward(x: np.ndarray, params: dict[str, np.ndarray], n_heads: int
     if state is None:
         state = GatedState.zeros(B, n_heads, D // n_heads, params["gn_w"].shape[1],
                                  x.dtype)                           # a new sequence
-    log_decay, u = gated_msr_gates(x, params, tau)                   # (GR.9)
+    log_decay, a = gated_msr_gates(x, params, tau)                   # (GR.9)
     q, k, v = msr_project(x, params, n_heads, state.position)       # (M.2)
     retention, _ = gated_retention_forms(chunk_size)[form]
     o, final, core = retention(q, k, v, log_decay, state=state)      # (GR.2)-(GR.5)
     out, output = msr_output(o, x, params, eps)                      # (M.3)-(M.5)
     return out, final, GatedMSRCache(x=x, params=params, n_heads=n_heads, start=state.position,
-                                     form=form, core=core, output=output, u=u,
+                                     form=form, core=core, output=output, a=a,
                                      log_decay=log_decay, tau=tau, final=final)
 
 
@@ -233,7 +233,7 @@ def gated_msr_backward(dy: np.ndarray, cache: GatedMSRCache,
     do, dx, grads = msr_output_backward(dy, c.output)                # (M.3)-(M.5)
     _, retention_backward = gated_retention_forms()[c.form]
     dq, dk, dv, dlog_decay, dstate_prev = retention_backward(do, c.core, dstate)   # (GR.6)
-    dx_gates, gate_grads = gated_msr_gates_backward(dlog_decay, c.x, c.u, p, c.tau)   # (GR.10)
+    dx_gates, gate_grads = gated_msr_gates_backward(dlog_decay, c.x, c.a, p, c.tau)   # (GR.10)
     dx = dx + dx_gates
     grads.update(gate_grads)
     dx_in, layer_grads = msr_project_backward(dq, dk, dv, c.x, p, c.start)     # (M.2)

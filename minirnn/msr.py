@@ -9,7 +9,7 @@ Equations (numbered as on ``derivations/multiscale-retention.md``)::
         x'_{2i+1} = x_{2i+1} cos(n theta_i) + x_{2i} sin(n theta_i)
     Q = rot(X Wq), K = rot(X Wk), V = X Wv, head_i = Retention(Q_i, K_i, V_i, gamma_i)
     GroupNorm per (token, head) over dv: y = (o - mean) / sqrt(var + eps) * w + b   (M.3)
-    MSR(X) = (swish(X Wg) * GroupNorm(heads)) Wo,   swish(u) = u sigmoid(u)  (M.5)
+    MSR(X) = (swish(X Wg) * GroupNorm(heads)) Wo,   swish(a) = a sigmoid(a)  (M.5)
     group-norm backward: (L.4) with dxhat = dy * w, per (token, head)          (M.4)
     learned decays: gamma_i = sigmoid(theta_i), d theta = d gamma gamma (1 - gamma)  (M.6)
 
@@ -194,9 +194,9 @@ class MSROutputCache(NamedTuple):
     Wo: np.ndarray         # (h*dv, D)
     norm: GroupNormCache   # group norm of the heads
     y: np.ndarray          # (B, T, h, dv) normalised heads
-    u: np.ndarray          # (B, T, h*dv) gate pre-activation X Wg
-    gate: np.ndarray       # (B, T, h*dv) swish(u)
-    m: np.ndarray          # (B, T, h*dv) gate * heads, the input of Wo
+    a: np.ndarray          # (B, T, h*dv) gate pre-activation X Wg
+    gate: np.ndarray       # (B, T, h*dv) swish(a)
+    G: np.ndarray          # (B, T, h*dv) the gated heads gate * Y, the input of Wo
 
 
 def msr_project(x: np.ndarray, params: dict[str, np.ndarray], n_heads: int, start: int = 0):
@@ -280,16 +280,16 @@ def msr_output(o: np.ndarray, x: np.ndarray, params: dict[str, np.ndarray], eps:
     B, T = x.shape[:2]
     heads = o.transpose(0, 2, 1, 3)                                  # (B, T, h, dv)
     y, norm = group_norm_forward(heads, p["gn_w"], p["gn_b"], eps)   # (M.3)
-    u = x @ p["Wg"]
-    gate = u * (0.5 + 0.5 * np.tanh(0.5 * u))                        # swish: u sigmoid(u) (M.5)
-    m = gate * y.reshape(B, T, -1)                                   # (B, T, h*dv)
-    out = m @ p["Wo"]                                                # (M.5)
-    return out, MSROutputCache(x, p["Wg"], p["Wo"], norm, y, u, gate, m)
+    a = x @ p["Wg"]                                                 # the pre-activation
+    gate = a * (0.5 + 0.5 * np.tanh(0.5 * a))                        # swish: a sigmoid(a) (M.5)
+    G = gate * y.reshape(B, T, -1)                                   # gated heads (B, T, h*dv)
+    out = G @ p["Wo"]                                                # (M.5)
+    return out, MSROutputCache(x, p["Wg"], p["Wo"], norm, y, a, gate, G)
 
 
 def msr_output_backward(dout: np.ndarray, cache: MSROutputCache):
     """Backward of [`msr_output`][minirnn.msr.msr_output]: ``Wo``; the gate product, with
-    ``swish'(u) = s(u) (1 + u (1 - s(u)))`` for the sigmoid ``s``; the group norm (M.4).
+    ``swish'(a) = s(a) (1 + a (1 - s(a)))`` for the sigmoid ``s``; the group norm (M.4).
 
     Parameters
     ----------
@@ -308,14 +308,14 @@ def msr_output_backward(dout: np.ndarray, cache: MSROutputCache):
     dout = check.msr_output_backward(dout, cache)
     c = cache
     B, T, _ = c.x.shape
-    grads = {"Wo": np.einsum("bte,btd->ed", c.m, dout, optimize=True)}
-    dm = dout @ c.Wo.T
-    sig = 0.5 + 0.5 * np.tanh(0.5 * c.u)                             # sigmoid(u)
-    du = dm * c.y.reshape(B, T, -1) * sig * (1.0 + c.u * (1.0 - sig))    # swish'(u)
+    grads = {"Wo": np.einsum("bte,btd->ed", c.G, dout, optimize=True)}
+    dG = dout @ c.Wo.T
+    sig = 0.5 + 0.5 * np.tanh(0.5 * c.a)                             # sigmoid(a)
+    da = dG * c.y.reshape(B, T, -1) * sig * (1.0 + c.a * (1.0 - sig))    # swish'(a)
     dheads, grads["gn_w"], grads["gn_b"] = group_norm_backward(
-        (dm * c.gate).reshape(c.y.shape), c.norm)                   # (M.4)
-    grads["Wg"] = np.einsum("btd,bte->de", c.x, du, optimize=True)
-    return dheads.transpose(0, 2, 1, 3), du @ c.Wg.T, grads
+        (dG * c.gate).reshape(c.y.shape), c.norm)                   # (M.4)
+    grads["Wg"] = np.einsum("btd,bte->de", c.x, da, optimize=True)
+    return dheads.transpose(0, 2, 1, 3), da @ c.Wg.T, grads
 
 
 # --- the layer --------------------------------------------------------------------------------

@@ -127,7 +127,7 @@ def build(name, draw) -> Call:
         "delta_decays": lambda: Call(m.delta_decays, dict(log_decay=g, beta=beta), {},
                                      none_ok=frozenset({"log_decay"})),
         "solve_unit_lower": lambda: Call(m.solve_unit_lower, dict(
-            L=np.tril(normal(draw, B, T, T), -1), R=normal(draw, B, T, dv)),
+            lower=np.tril(normal(draw, B, T, T), -1), rhs=normal(draw, B, T, dv)),
             {"transpose": [None, "yes"]}),
         "log_decay_gradient": lambda: Call(m.log_decay_gradient, dict(
             log_decay=g, dGamma=normal(draw, B, h, T, T), dxi=normal(draw, B, h, T),
@@ -212,7 +212,7 @@ def build(name, draw) -> Call:
              "eps": BAD_EPS, "tau": [0.0]}),
         "gated_msr_gates_backward": lambda: Call(m.gated_msr_gates_backward, dict(
             dlog_decay=normal(draw, B, h, T), x=normal(draw, B, T, d * h),
-            u=normal(draw, B, T, h),
+            a=normal(draw, B, T, h),
             params=only(m.init_gated_msr_params(d * h, h, dv), ("Wa",))),
             {"tau": [0.0, -1.0, float("nan"), "1"]}, free_dict=True),
         "l2_normalize": lambda: Call(m.l2_normalize, dict(x=normal(draw, B, T, d)),

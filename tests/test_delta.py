@@ -162,32 +162,37 @@ def test_log_decay_zero_is_plain_deltanet(p):
 
 @given(problems(max_T=12), st.data())
 def test_the_wy_identity_and_the_transform_solve_the_system(p, data):
-    """Without gates, the product of a chunk's transitions I - beta_i k_i^T k_i (applied in
-    order) is I - K^T W (DR.5); and T_c = M^{-1} diag(beta) (DR.6)."""
-    _, k, v, beta, _, _ = arrays(p)
-    f = delta_chunk_transform(k, v, beta)
+    """The product of a chunk's transitions alpha_i (I - beta_i k_i^T k_i) (applied in order)
+    is xi_{L-1} I - K^T diag(zeta) W, which is I - K^T W without gates (DR.5); and
+    T_c = M^{-1} diag(beta) (DR.6)."""
+    _, k, v, beta, g, _ = arrays(p)
+    f = delta_chunk_transform(k, v, beta, g)
     d = p["d"]
+    alpha = np.ones(beta.shape) if g is None else np.exp(g)
     product = np.broadcast_to(np.eye(d), (p["B"], p["h"], d, d)).copy()
     for t in range(p["T"]):
         kt = k[:, :, t]
-        product = (np.eye(d) - beta[:, :, t, None, None] * kt[..., :, None] * kt[..., None, :]) \
-            @ product
-    np.testing.assert_allclose(product, np.eye(d) - np.swapaxes(k, -1, -2) @ f.W, atol=1e-12)
+        product = alpha[:, :, t, None, None] * (
+            np.eye(d) - beta[:, :, t, None, None] * kt[..., :, None] * kt[..., None, :]) @ product
+    wy = f.xi[..., -1, None, None] * np.eye(d) - np.swapaxes(k, -1, -2) @ (f.zeta[..., None] * f.W)
+    np.testing.assert_allclose(product, wy, atol=1e-12)
+    if g is None:
+        np.testing.assert_allclose(product, np.eye(d) - np.swapaxes(k, -1, -2) @ f.W, atol=1e-12)
     diag_beta = beta[..., None] * np.eye(p["T"])
-    np.testing.assert_allclose(f.M @ f.T, diag_beta, atol=1e-12)
+    np.testing.assert_allclose(f.M @ f.T_c, diag_beta, atol=1e-12)
 
 
 @given(st.integers(1, 9), st.integers(1, 3), st.booleans(), st.integers(0, 2**16))
 def test_solve_unit_lower_forward_and_back_substitution(T, n, transpose, seed):
     rng = np.random.default_rng(seed)
-    L = np.tril(rng.standard_normal((2, T, T)), -1)
-    R = rng.standard_normal((2, T, n))
-    X = solve_unit_lower(L, R, transpose)
-    M = L + np.eye(T)
-    np.testing.assert_allclose((np.swapaxes(M, -1, -2) if transpose else M) @ X, R, atol=1e-10)
-    before = frozen_copies(L, R)
-    solve_unit_lower(L, R)
-    for a, b in zip((L, R), before, strict=True):
+    lower = np.tril(rng.standard_normal((2, T, T)), -1)
+    rhs = rng.standard_normal((2, T, n))
+    X = solve_unit_lower(lower, rhs, transpose)
+    M = lower + np.eye(T)
+    np.testing.assert_allclose((np.swapaxes(M, -1, -2) if transpose else M) @ X, rhs, atol=1e-10)
+    before = frozen_copies(lower, rhs)
+    solve_unit_lower(lower, rhs)
+    for a, b in zip((lower, rhs), before, strict=True):
         np.testing.assert_array_equal(a, b)
 
 

@@ -92,21 +92,21 @@ def delta_chunk_transform(k, v, beta, log_decay):
     return k, v, beta, gates
 
 
-def solve_unit_lower(L, R, transpose):
-    """``(L, R)``: L (..., T, T), R (..., T, n) with the same leading axes."""
+def solve_unit_lower(lower, rhs, transpose):
+    """``(lower, rhs)``: lower (..., T, T), rhs (..., T, n) with the same leading axes."""
     if not active():
-        return L, R
+        return lower, rhs
     s = Shapes("solve_unit_lower")
-    if np.ndim(L) < 2 or np.ndim(R) < 2:
-        s.fail(f"L must be (..., T, T) and R (..., T, n), got shapes {np.shape(L)} and "
-               f"{np.shape(R)}")
-    L = s.array("L", L, lead(np.ndim(L), "T T2"))
-    R = s.array("R", R, lead(np.ndim(R), "T n"))
-    if L.shape[-1] != L.shape[-2] or L.shape[:-2] != R.shape[:-2]:
-        s.fail(f"L must be square (..., T, T) with the leading axes of R, got L {L.shape} and "
-               f"R {R.shape}")
+    if np.ndim(lower) < 2 or np.ndim(rhs) < 2:
+        s.fail(f"lower must be (..., T, T) and rhs (..., T, n), got shapes "
+               f"{np.shape(lower)} and {np.shape(rhs)}")
+    lower = s.array("lower", lower, lead(np.ndim(lower), "T T2"))
+    rhs = s.array("rhs", rhs, lead(np.ndim(rhs), "T n"))
+    if lower.shape[-1] != lower.shape[-2] or lower.shape[:-2] != rhs.shape[:-2]:
+        s.fail(f"lower must be square (..., T, T) with the leading axes of rhs, got lower "
+               f"{lower.shape} and rhs {rhs.shape}")
     check_bool(s.func, "transpose", transpose)
-    return same_dtype(L, R)
+    return same_dtype(lower, rhs)
 
 
 def dstate_of(func, dstate, final):

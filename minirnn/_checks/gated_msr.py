@@ -42,19 +42,19 @@ def gated_msr_gates(x, params, tau):
     return x, dict(zip(p, arrays)), gate_temperature(func, tau)
 
 
-def gated_msr_gates_backward(dlog_decay, x, u, params, tau):
-    """``dlog_decay`` (B, h, T), ``x`` (B, T, D), ``u`` (B, T, h), ``params['Wa']`` (D, h)."""
+def gated_msr_gates_backward(dlog_decay, x, a, params, tau):
+    """``dlog_decay`` (B, h, T), ``x`` (B, T, D), ``a`` (B, T, h), ``params['Wa']`` (D, h)."""
     func = "gated_msr_gates_backward"
     if not active():
-        return dlog_decay, x, u, params, tau
+        return dlog_decay, x, a, params, tau
     s = Shapes(func)
     x = s.array("x", x, "B T D")
-    u = s.array("u", u, "B T h")
+    a = s.array("a", a, "B T h")
     dlog_decay = s.array("dlog_decay", dlog_decay, "B h T")
     other_params(s, params, ("Wa", "ba"))
     Wa = s.array("params['Wa']", params.get("Wa"), "D h")
-    dlog_decay, x, u = same_dtype(dlog_decay, x, u, Wa)[:3]
-    return dlog_decay, x, u, {**params, "Wa": Wa}, gate_temperature(func, tau)
+    dlog_decay, x, a = same_dtype(dlog_decay, x, a, Wa)[:3]
+    return dlog_decay, x, a, {**params, "Wa": Wa}, gate_temperature(func, tau)
 
 
 def _state(func, x, params, n_heads, state, eps, tau):

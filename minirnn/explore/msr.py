@@ -59,17 +59,17 @@ def _walk(T, d, seed, backward, form, chunk_size):
 def _backward(y, cache, ref_cache, other):
     dy = np.ones_like(y)
     p, out = cache.params, cache.output
-    dm = dy @ p["Wo"].T
-    yield Step("Backward with dY = 1. dWo = M^T dY, dM = dY Wo^T   (M.5)", [fmt("dM", dm[0])])
-    sig = 0.5 + 0.5 * np.tanh(0.5 * out.u)
-    du = dm * out.y.reshape(dm.shape) * sig * (1.0 + out.u * (1.0 - sig))
+    dG = dy @ p["Wo"].T
+    yield Step("Backward with dY = 1. dWo = G^T dY, dG = dY Wo^T   (M.5)", [fmt("dG", dG[0])])
+    sig = 0.5 + 0.5 * np.tanh(0.5 * out.a)
+    da = dG * out.y.reshape(dG.shape) * sig * (1.0 + out.a * (1.0 - sig))
     dx, grads, _ = msr_backward(dy, cache)
-    yield Step("Gate: dU = dM * Y * swish'(u), swish'(u) = s(u) (1 + u (1 - s(u))); "
-               "d(heads) = dM * gate   (M.5)",
-               [fmt("dU", du[0]), difference("X^T dU vs msr_backward's dWg",
-                                              np.einsum("btd,bte->de", cache.x, du),
+    yield Step("Gate: da = dG * Y * swish'(a), swish'(a) = s(a) (1 + a (1 - s(a))); "
+               "d(heads) = dG * gate   (M.5)",
+               [fmt("da", da[0]), difference("X^T da vs msr_backward's dWg",
+                                              np.einsum("btd,bte->de", cache.x, da),
                                               grads["Wg"])])
-    dheads, dw, _ = group_norm_backward((dm * out.gate).reshape(out.y.shape), out.norm)
+    dheads, dw, _ = group_norm_backward((dG * out.gate).reshape(out.y.shape), out.norm)
     yield Step("Group norm backward per (token, head)   (M.4), (L.4)",
                [fmt("d(retention output)", dheads[0]), fmt("d gn_w", dw)])
     _, core_backward = retention_forms()[cache.form]
@@ -81,5 +81,5 @@ def _backward(y, cache, ref_cache, other):
                 difference("X^T dV (heads merged) vs dWv",
                            np.einsum("btd,bte->de", cache.x, merge_heads(dv)), grads["Wv"])])
     ref, _, _ = msr_backward(dy, ref_cache)
-    yield Step(f"dX = dU Wg^T + dQ Wq^T + dK Wk^T + dV Wv^T; checked against the {other} form",
+    yield Step(f"dX = da Wg^T + dQ Wq^T + dK Wk^T + dV Wv^T; checked against the {other} form",
                [fmt("dX", dx[0]), difference(f"dX, {cache.form} vs {other}", dx, ref)])
