@@ -91,7 +91,7 @@ def gradient_checking() -> list[tuple[str, str]]:
 
 
 def bptt() -> list[tuple[str, str]]:
-    t = tutorial_variables("bptt", "t2", 3)              # the tutorial's x, params, dh, norms, g
+    t = tutorial_variables("bptt", "t2", 4)              # the tutorial's x, params, dh, norms, g
     x, params, dh, norms, T = t["x"], t["params"], t["dh"], t["norms"], t["T"]
     _, cache = m.rnn_forward(x, np.zeros((x.shape[0], params["Wh"].shape[0])), params)
     dh_all = np.repeat(dh[:, -1:], T, axis=1)
