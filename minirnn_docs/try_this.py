@@ -331,8 +331,11 @@ def which_memory() -> list[tuple[str, str]]:
          "weight falls below the cross-talk of one other pair, about $1/\\sqrt{d}$ for d = 16?",
          f"$0.9^M < 1/4$ for $M > {np.log(0.25) / np.log(gamma):.1f}$: about "
          f"{int(np.ceil(np.log(0.25) / np.log(gamma)))} tokens. In the table every pair is "
-         "followed by M distractors, so the oldest of the 8 pairs is 7(M + 1) tokens old: "
-         "already 21 at M = 2, past that point, and retention's row falls from there."),
+         "followed by M distractors, 8 (M + 1) tokens in all, so when the state is read the "
+         "oldest pair has decayed by $\\gamma^{8M+7}$: "
+         + ", ".join(f"$\\gamma^{{{8 * M + 7}}} = {gamma ** (8 * M + 7):.2g}$ at M = {M}"
+                     for M in (0, 2)) + ". At M = 2 it is already past that point, and "
+         "retention's row falls from there."),
     ]
 
 
