@@ -128,7 +128,7 @@ def test_try_this_answers_start_from_the_tutorials_visible_code():
 
     t = tutorial_variables("bptt", "t2", 1)
     assert t["x"].shape == (t["B"], t["T"], t["D"])
-    h, cache = minirnn.rnn_forward(t["x"], np.zeros((t["B"], t["H"])), t["params"])
+    _, cache = minirnn.rnn_forward(t["x"], np.zeros((t["B"], t["H"])), t["params"])
     dx = minirnn.rnn_backward(t["dh"], cache)[0]
     np.testing.assert_allclose(np.linalg.norm(dx, axis=(0, 2)), t["norms"], rtol=1e-12)
     three = tutorial_variables("three-models", "three", 1)
