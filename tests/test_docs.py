@@ -117,3 +117,21 @@ def test_a_tex_error_stops_the_docs_build():
     with pytest.raises(TeXError, match="undefinedmacro"):
         markdown.markdown("$$\n\\undefinedmacro{x}\n$$", extensions=extensions,
                           extension_configs=config)
+
+
+def test_try_this_answers_start_from_the_tutorials_visible_code():
+    """The answers of a tutorial's "Try this" use the variables its visible blocks define (not
+    a hidden setup): run the blocks, and the names are there with the values the page prints."""
+    import numpy as np
+
+    from minirnn_docs.try_this import tutorial_variables
+
+    t = tutorial_variables("bptt", "t2", 1)
+    assert t["x"].shape == (t["B"], t["T"], t["D"])
+    _, cache = minirnn.rnn_forward(t["x"], np.zeros((t["B"], t["H"])), t["params"])
+    dx = minirnn.rnn_backward(t["dh"], cache)[0]
+    np.testing.assert_allclose(np.linalg.norm(dx, axis=(0, 2)), t["norms"], rtol=1e-12)
+    three = tutorial_variables("three-models", "three", 1)
+    assert set(three["configs"]) == {"rnn", "transformer", "retnet"} and "runs" not in three
+    with pytest.raises(ValueError, match="visible blocks"):
+        tutorial_variables("bptt", "t2", 99)
