@@ -117,3 +117,62 @@ def test_a_tex_error_stops_the_docs_build():
     with pytest.raises(TeXError, match="undefinedmacro"):
         markdown.markdown("$$\n\\undefinedmacro{x}\n$$", extensions=extensions,
                           extension_configs=config)
+
+
+# --- every tutorial runs as shown: no name a visible block needs comes from a hidden block ---
+
+EXEC_FENCE = re.compile(r'^```python (?P<options>exec="on"[^\n]*)\n(?P<code>.*?)^```\s*$',
+                        re.DOTALL | re.MULTILINE)
+
+
+def _defined_and_used(code: str) -> tuple[set[str], set[str]]:
+    """Names a block binds anywhere (assignments, imports, functions, classes, arguments, loop and
+    with targets, exception names) and names it reads."""
+    import ast
+
+    defined, used = set(), set()
+    for node in ast.walk(ast.parse(code)):
+        if isinstance(node, ast.Name):
+            (used if isinstance(node.ctx, ast.Load) else defined).add(node.id)
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            defined.add(node.name)
+        elif isinstance(node, ast.arg):
+            defined.add(node.arg)
+        elif isinstance(node, ast.alias):
+            defined.add((node.asname or node.name).split(".")[0])
+        elif isinstance(node, ast.ExceptHandler) and node.name:
+            defined.add(node.name)
+    return defined, used
+
+
+def hidden_names(text: str) -> list[tuple[int, list[str]]]:
+    """For each visible block (``source=...``), in page order: the names it reads that neither it
+    nor an earlier visible block defines and that are not builtins. A student who copies the
+    visible code would get a NameError on each of them."""
+    import builtins
+
+    known, problems = set(dir(builtins)), []
+    for i, match in enumerate(EXEC_FENCE.finditer(text)):
+        defined, used = _defined_and_used(match["code"])
+        if "source=" not in match["options"]:
+            continue                      # a hidden block: what it defines is not on the page
+        missing = sorted(used - defined - known)
+        if missing:
+            problems.append((i, missing))
+        known |= defined
+    return problems
+
+
+@pytest.mark.parametrize("page", sorted(p.name for p in (DOCS / "tutorials").glob("*.md")))
+def test_the_visible_code_of_a_tutorial_runs_when_copied(page):
+    problems = hidden_names((DOCS / "tutorials" / page).read_text())
+    assert not problems, (f"{page}: visible blocks read names that only a hidden block (one "
+                          f"without source=...) defines, as (block index, names): {problems}")
+
+
+def test_the_hidden_cell_check_can_fail():
+    page = ('```python exec="on"\nimport numpy as np\ntasks = {}\n```\n\n'
+            '```python exec="on" source="above"\nfor name in tasks:\n    print(np.pi, name)\n```\n')
+    assert hidden_names(page) == [(1, ["np", "tasks"])]
+    shown = page.replace('exec="on"\nimport', 'exec="on" source="above"\nimport')
+    assert hidden_names(shown) == []
