@@ -176,3 +176,37 @@ def test_the_hidden_cell_check_can_fail():
     assert hidden_names(page) == [(1, ["np", "tasks"])]
     shown = page.replace('exec="on"\nimport', 'exec="on" source="above"\nimport')
     assert hidden_names(shown) == []
+
+
+def test_a_figure_is_saved_to_a_file_outside_the_docs_build(tmp_path, monkeypatch):
+    """``print(svg(fig, ...))`` in a tutorial copied into a script prints one line and leaves an
+    SVG file; in the docs build (the hook sets the variable) it prints the inline SVG."""
+    pytest.importorskip("matplotlib", reason="the docs extra draws the figures")
+    import matplotlib.pyplot as plt
+
+    from minirnn_docs import figures
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv(figures.DOCS_BUILD, raising=False)
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [1, 0])
+    line = figures.svg(fig, "Loss per step (held out)")
+    path = tmp_path / "figures" / "loss-per-step-held-out.svg"
+    assert line == "figure saved to figures/loss-per-step-held-out.svg"
+    assert path.read_text().lstrip().startswith("<?xml") and "<svg" in path.read_text()
+
+    monkeypatch.setenv(figures.DOCS_BUILD, "1")
+    fig, ax = plt.subplots()
+    inline = figures.svg(fig, "Loss per step")
+    assert inline.startswith('<div class="figure"><svg role="img" aria-label="Loss per step"')
+    assert len(list((tmp_path / "figures").iterdir())) == 1        # nothing more was saved
+
+
+def test_the_docs_hook_asks_for_inline_figures(monkeypatch):
+    pytest.importorskip("mkdocs", reason="the docs extra builds the site")
+    from minirnn_docs import figures, hooks
+
+    monkeypatch.setenv(figures.DOCS_BUILD, "0")      # restored (unset) after the test
+    config = {"site_name": "x"}
+    assert hooks.on_config(config) is config
+    assert os.environ[figures.DOCS_BUILD] == "1"
