@@ -67,7 +67,7 @@ def test_equation_numbers_are_displayed_in_order_and_every_citation_exists():
                 f"{page.name}: ({prefix}.n) displayed in the order {numbers}"
     root = DOCS.parent
     sources = [*DOCS.rglob("*.md"), *(root / "minirnn").rglob("*.py")]
-    cited = {m for f in sources for m in re.findall(r"\((A|G|GR|L|M|O|R|RNN|V)\.(\d+)\)",
+    cited = {m for f in sources for m in re.findall(r"\((A|G|GR|L|M|MR|O|R|RNN|V)\.(\d+)\)",
                                                     f.read_text())}
     missing = sorted(f"{p}.{n}" for p, n in cited if f"{p}.{n}" not in displayed)
     assert not missing, f"cited but never displayed: {missing}"
