@@ -274,7 +274,7 @@ def delta_forms_table(seed: int = 0) -> tuple[str, bool]:
                     continue
                 out, state, cache = forward(q, k, v, beta, log_decay)
                 grads = backward(dout, cache)[:5]
-                got = (out, state.S, *(g for g in grads if g is not None))
+                got = (out, state.S, *(grad for grad in grads if grad is not None))
                 if ref is None:
                     ref = got                          # the parallel form, computed first
                     continue
