@@ -67,7 +67,7 @@ def test_equation_numbers_are_displayed_in_order_and_every_citation_exists():
                 f"{page.name}: ({prefix}.n) displayed in the order {numbers}"
     root = DOCS.parent
     sources = [*DOCS.rglob("*.md"), *(root / "minirnn").rglob("*.py")]
-    cited = {m for f in sources for m in re.findall(r"\((A|G|GR|L|M|O|R|RNN|V)\.(\d+)\)",
+    cited = {m for f in sources for m in re.findall(r"\((A|G|GR|L|M|MR|O|R|RNN|V)\.(\d+)\)",
                                                     f.read_text())}
     missing = sorted(f"{p}.{n}" for p, n in cited if f"{p}.{n}" not in displayed)
     assert not missing, f"cited but never displayed: {missing}"
@@ -135,3 +135,96 @@ def test_try_this_answers_start_from_the_tutorials_visible_code():
     assert set(three["configs"]) == {"rnn", "transformer", "retnet"} and "runs" not in three
     with pytest.raises(ValueError, match="visible blocks"):
         tutorial_variables("bptt", "t2", 99)
+
+
+# --- every tutorial runs as shown: no name a visible block needs comes from a hidden block ---
+
+EXEC_FENCE = re.compile(r'^```python (?P<options>exec="on"[^\n]*)\n(?P<code>.*?)^```\s*$',
+                        re.DOTALL | re.MULTILINE)
+
+
+def _defined_and_used(code: str) -> tuple[set[str], set[str]]:
+    """Names a block binds anywhere (assignments, imports, functions, classes, arguments, loop and
+    with targets, exception names) and names it reads."""
+    import ast
+
+    defined, used = set(), set()
+    for node in ast.walk(ast.parse(code)):
+        if isinstance(node, ast.Name):
+            (used if isinstance(node.ctx, ast.Load) else defined).add(node.id)
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            defined.add(node.name)
+        elif isinstance(node, ast.arg):
+            defined.add(node.arg)
+        elif isinstance(node, ast.alias):
+            defined.add((node.asname or node.name).split(".")[0])
+        elif isinstance(node, ast.ExceptHandler) and node.name:
+            defined.add(node.name)
+    return defined, used
+
+
+def hidden_names(text: str) -> list[tuple[int, list[str]]]:
+    """For each visible block (``source=...``), in page order: the names it reads that neither it
+    nor an earlier visible block defines and that are not builtins. A student who copies the
+    visible code would get a NameError on each of them."""
+    import builtins
+
+    known, problems = set(dir(builtins)), []
+    for i, match in enumerate(EXEC_FENCE.finditer(text)):
+        defined, used = _defined_and_used(match["code"])
+        if "source=" not in match["options"]:
+            continue                      # a hidden block: what it defines is not on the page
+        missing = sorted(used - defined - known)
+        if missing:
+            problems.append((i, missing))
+        known |= defined
+    return problems
+
+
+@pytest.mark.parametrize("page", sorted(p.name for p in (DOCS / "tutorials").glob("*.md")))
+def test_the_visible_code_of_a_tutorial_runs_when_copied(page):
+    problems = hidden_names((DOCS / "tutorials" / page).read_text())
+    assert not problems, (f"{page}: visible blocks read names that only a hidden block (one "
+                          f"without source=...) defines, as (block index, names): {problems}")
+
+
+def test_the_hidden_cell_check_can_fail():
+    page = ('```python exec="on"\nimport numpy as np\ntasks = {}\n```\n\n'
+            '```python exec="on" source="above"\nfor name in tasks:\n    print(np.pi, name)\n```\n')
+    assert hidden_names(page) == [(1, ["np", "tasks"])]
+    shown = page.replace('exec="on"\nimport', 'exec="on" source="above"\nimport')
+    assert hidden_names(shown) == []
+
+
+def test_a_figure_is_saved_to_a_file_outside_the_docs_build(tmp_path, monkeypatch):
+    """``print(svg(fig, ...))`` in a tutorial copied into a script prints one line and leaves an
+    SVG file; in the docs build (the hook sets the variable) it prints the inline SVG."""
+    pytest.importorskip("matplotlib", reason="the docs extra draws the figures")
+    import matplotlib.pyplot as plt
+
+    from minirnn_docs import figures
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv(figures.DOCS_BUILD, raising=False)
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [1, 0])
+    line = figures.svg(fig, "Loss per step (held out)")
+    path = tmp_path / "figures" / "loss-per-step-held-out.svg"
+    assert line == "figure saved to figures/loss-per-step-held-out.svg"
+    assert path.read_text().lstrip().startswith("<?xml") and "<svg" in path.read_text()
+
+    monkeypatch.setenv(figures.DOCS_BUILD, "1")
+    fig, ax = plt.subplots()
+    inline = figures.svg(fig, "Loss per step")
+    assert inline.startswith('<div class="figure"><svg role="img" aria-label="Loss per step"')
+    assert len(list((tmp_path / "figures").iterdir())) == 1        # nothing more was saved
+
+
+def test_the_docs_hook_asks_for_inline_figures(monkeypatch):
+    pytest.importorskip("mkdocs", reason="the docs extra builds the site")
+    from minirnn_docs import figures, hooks
+
+    monkeypatch.setenv(figures.DOCS_BUILD, "0")      # restored (unset) after the test
+    config = {"site_name": "x"}
+    assert hooks.on_config(config) is config
+    assert os.environ[figures.DOCS_BUILD] == "1"
