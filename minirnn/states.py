@@ -32,7 +32,7 @@ from typing import NamedTuple
 import numpy as np
 
 __all__ = ["DeltaState", "DeltaStateGrad", "GatedState", "GatedStateGrad", "KVCache",
-           "MLSTMState", "MLSTMStateGrad", "RetentionState", "RetentionStateGrad"]
+           "LSTMState", "MLSTMState", "MLSTMStateGrad", "RetentionState", "RetentionStateGrad"]
 
 
 # --- softmax attention: a cache that grows --------------------------------------------------------
@@ -169,6 +169,21 @@ class DeltaStateGrad(NamedTuple):
     def zeros_like(cls, state: DeltaState) -> DeltaStateGrad:
         """No gradient reaches ``state``."""
         return cls(S=np.zeros_like(state.S))
+
+
+# --- the LSTM: a hidden vector and a cell ------------------------------------------------------
+
+class LSTMState(NamedTuple):
+    """What an LSTM carries from one token to the next: the hidden state ``h`` (what the rest
+    of the model reads) and the cell ``c`` (the memory the gates write and keep)."""
+
+    h: np.ndarray   # (B, H)                                                         (LSTM.3)
+    c: np.ndarray   # (B, H)
+
+    @classmethod
+    def zeros(cls, B: int, H: int, dtype=np.float64) -> LSTMState:
+        """The state before the first token."""
+        return cls(h=np.zeros((B, H), dtype=dtype), c=np.zeros((B, H), dtype=dtype))
 
 
 # --- xLSTM's mLSTM: a matrix memory stored scaled by its stabiliser ------------------------------

@@ -415,7 +415,9 @@ def backward_call(name, draw) -> Call:
                 {"cache": [None, out, wrong_cache]}, names=frozenset({name}))
 
 
-MODELS = {"RNNLM": (m.RNNLM, m.RNNConfig), "TransformerLM": (m.TransformerLM, m.TransformerConfig),
+MODELS = {"RNNLM": (m.RNNLM, m.RNNConfig), "LSTMLM": (m.LSTMLM, m.LSTMConfig),
+          "GRULM": (m.GRULM, m.GRUConfig), "MinGRULM": (m.MinGRULM, m.MinGRUConfig),
+          "TransformerLM": (m.TransformerLM, m.TransformerConfig),
           "RetNetLM": (m.RetNetLM, m.RetNetConfig), "GatedLM": (m.GatedLM, m.GatedConfig),
           "GatedDeltaNetLM": (m.GatedDeltaNetLM, m.GatedDeltaNetConfig)}
 SMALL = dict(d_model=4, n_heads=2, n_layers=1, d_ff=8, dv=2, chunk_size=2, hidden=4)

@@ -207,3 +207,17 @@ def test_no_command_prints_the_help(capsys):
     assert main([]) == 0
     out = capsys.readouterr().out
     assert out.startswith("usage: python -m minirnn") and "tour" in out and "grade" in out
+
+
+@pytest.mark.parametrize("model", ["lstm", "gru", "mingru"])
+def test_recurrent_cell_models_train_resume_and_generate_from_the_cli(model, tmp_path, capsys):
+    path = str(tmp_path / "c.npz")
+    args = ["train", "--model", model, "--task", "copy", "--steps", "4", "--batch-size", "2",
+            "--d-model", "8", "--eval-every", "2", "--checkpoint", path, "--no-progress"]
+    assert main(args) == 0
+    assert f"training {model} (" in capsys.readouterr().out
+    assert main(["train", "--resume", "--checkpoint", path, "--steps", "6",
+                 "--no-progress"]) == 0
+    assert f"resuming {model} on copy at step 4" in capsys.readouterr().out
+    assert main(["generate", "--checkpoint", path, "--tokens", "3"]) == 0
+    assert "generated:" in capsys.readouterr().out
