@@ -1,26 +1,28 @@
 """The GRU, one step and a whole sequence, forward and backward, in both reset conventions.
 
 PyTorch's conventions: gate order **r, z, n**, two bias vectors, and
-``h_t = (1 - z) * n + z * h_{t-1}`` (``z`` near 1 *keeps* the old state). The two conventions
-differ only in where the reset gate acts, and they are different functions (no weight mapping
-makes one equal the other; see ``derivations/lstm-gru.md``). Equations::
+``h_t = (1 - z) * n + z * h_{t-1}`` (``z`` near 1 *keeps* the old state). PyTorch's candidate
+``n`` is ``h_bar`` here (``n`` counts positions in minirnn), and the recurrent pre-activation of
+the candidate is ``a_hh``. The two conventions differ only in where the reset gate acts, and
+they are different functions (no weight mapping makes one equal the other; see
+``derivations/lstm-gru.md``). Equations::
 
-    ax = x_t Wx + bx,  ah = h_{t-1} Wh + bh,   each split into (B, H) blocks r, z, n     (GRU.1)
-    r = sigmoid(ax_r + ah_r),  z = sigmoid(ax_z + ah_z)                                  (GRU.2)
+    ax = x_t Wx + bx,  ah = h_{t-1} Wh + bh,   each split into (B, H) blocks r, z, h    (GRU.1)
+    r = sigmoid(ax_r + ah_r),  z = sigmoid(ax_z + ah_z)                                 (GRU.2)
     reset="after"  (PyTorch, cuDNN, Cho et al. v1):
-        m = ah_n = h_{t-1} Wh_n + bh_n,     n = tanh(ax_n + r * m)                      (GRU.3a)
+        a_hh = h_{t-1} Wh_h + bh_h,     h_bar = tanh(ax_h + r * a_hh)                   (GRU.3a)
     reset="before" (Cho et al. 2014 v3, d2l):
-        n = tanh(ax_n + (r * h_{t-1}) Wh_n + bh_n)                                      (GRU.3b)
-    h_t = (1 - z) * n + z * h_{t-1}                                                      (GRU.4)
+        h_bar = tanh(ax_h + (r * h_{t-1}) Wh_h + bh_h)                                  (GRU.3b)
+    h_t = (1 - z) * h_bar + z * h_{t-1}                                                 (GRU.4)
 
-    dn = dh (1 - z),  dz = dh (h_{t-1} - n),  dh_{t-1} = dh z  (the direct path)         (GRU.5)
-    da_n = dn (1 - n^2)                                                                  (GRU.6)
-    after:  dr = da_n * m,  dm = da_n * r  (m's gradient goes to Wh_n, bh_n, h_{t-1})    (GRU.7a)
-    before: d(r h) = da_n Wh_n^T,  dr = d(r h) * h_{t-1},  dh_{t-1} += d(r h) * r        (GRU.7b)
-    da_r = dr r (1 - r),  da_z = dz z (1 - z)                                            (GRU.8)
-    dax = [da_r, da_z, da_n],  dx = dax Wx^T,  dWx = x^T dax,  dbx = sum dax             (GRU.9)
-    dah = [da_r, da_z, dm or da_n]: dWh = [h_{t-1}, h_{t-1}, m_in]^T dah,  dbh = sum dah,
-    dh_{t-1} += dah Wh^T (the n block only for "after")                                  (GRU.10)
+    dh_bar = dh (1 - z),  dz = dh (h_{t-1} - h_bar),  dh_{t-1} = dh z  (direct path)   (GRU.5)
+    da_h = dh_bar (1 - h_bar^2)                                                         (GRU.6)
+    after:  dr = da_h * a_hh,  dah_h = da_h * r  (to Wh_h, bh_h and h_{t-1})           (GRU.7a)
+    before: d(r h) = da_h Wh_h^T,  dr = d(r h) * h_{t-1},  dh_{t-1} += d(r h) * r       (GRU.7b)
+    da_r = dr r (1 - r),  da_z = dz z (1 - z)                                           (GRU.8)
+    dax = [da_r, da_z, da_h],  dx = dax Wx^T,  dWx = x^T dax,  dbx = sum dax            (GRU.9)
+    dah = [da_r, da_z, dah_h]: dWh = [h_{t-1}, h_{t-1}, hh_in]^T dah,  dbh = sum dah,
+    dh_{t-1} += dah Wh^T (the candidate's block only for "after")                       (GRU.10)
 
 Shapes: ``x`` (B, T, D), hidden states (B, T, H), ``Wx`` (D, 3H), ``Wh`` (H, 3H), ``bx`` and
 ``bh`` (3H,).
@@ -53,8 +55,8 @@ class GRUStepCache(NamedTuple):
     h_prev: np.ndarray  # (B, H)
     r: np.ndarray       # (B, H) reset gate
     z: np.ndarray       # (B, H) update gate
-    n: np.ndarray       # (B, H) candidate
-    m: np.ndarray       # (B, H) h_prev Wh_n + bh_n (what r multiplies in "after")
+    h_bar: np.ndarray   # (B, H) candidate (PyTorch's n)
+    a_hh: np.ndarray    # (B, H) h_prev Wh_h + bh_h (what r multiplies in "after")
     Wx: np.ndarray      # (D, 3H)
     Wh: np.ndarray      # (H, 3H)
     reset: str          # "after" or "before"
@@ -62,7 +64,7 @@ class GRUStepCache(NamedTuple):
 
 class GRUCache(NamedTuple):
     """What [`gru_backward`][minirnn.gru.gru_backward] needs from a whole sequence: the
-    cache of every step (a GRU step's backward needs ``r, z, n, m`` of its own step)."""
+    cache of every step (a GRU step's backward needs ``r, z, h_bar, a_hh`` of its own step)."""
 
     h0: np.ndarray      # (B, H)
     h: np.ndarray       # (B, T, H) every hidden state
@@ -77,7 +79,8 @@ def init_gru_params(D: int, H: int, seed: int = 0, dtype=np.float64) -> dict[str
     Returns
     -------
     dict
-        ``{"Wx": (D, 3H), "Wh": (H, 3H), "bx": (3H,), "bh": (3H,)}``, gate order r, z, n.
+        ``{"Wx": (D, 3H), "Wh": (H, 3H), "bx": (3H,), "bh": (3H,)}``,
+        gate order r, z, h_bar (PyTorch's r, z, n).
     """
     rng = np.random.default_rng(seed)
     Wx = rng.standard_normal((D, 3 * H)) / np.sqrt(D)
@@ -102,7 +105,8 @@ def gru_step_forward(x: np.ndarray, h_prev: np.ndarray, params: dict[str, np.nda
     x : ndarray, shape (B, D)
     h_prev : ndarray, shape (B, H)
     params : dict
-        ``Wx`` (D, 3H), ``Wh`` (H, 3H), ``bx`` (3H,), ``bh`` (3H,), gate order r, z, n.
+        ``Wx`` (D, 3H), ``Wh`` (H, 3H), ``bx`` (3H,), ``bh`` (3H,),
+        gate order r, z, h_bar (PyTorch's r, z, n).
     reset : {"after", "before"}
         Where the reset gate acts.
 
@@ -118,14 +122,15 @@ def gru_step_forward(x: np.ndarray, h_prev: np.ndarray, params: dict[str, np.nda
     ah_rz = h_prev @ Wh[:, :2 * H] + params["bh"][:2 * H]
     r = sigmoid(ax[:, :H] + ah_rz[:, :H])                             # (GRU.2)
     z = sigmoid(ax[:, H:2 * H] + ah_rz[:, H:])
-    m = h_prev @ Wh[:, 2 * H:] + params["bh"][2 * H:]                 # ah_n
+    a_hh = h_prev @ Wh[:, 2 * H:] + params["bh"][2 * H:]              # ah of the candidate
     if reset == "after":
-        n = np.tanh(ax[:, 2 * H:] + r * m)                            # (GRU.3a)
+        h_bar = np.tanh(ax[:, 2 * H:] + r * a_hh)                     # (GRU.3a)
     else:
-        n = np.tanh(ax[:, 2 * H:] + (r * h_prev) @ Wh[:, 2 * H:] + params["bh"][2 * H:])  # (3b)
-    h = (1.0 - z) * n + z * h_prev                                    # (GRU.4)
-    return h, GRUStepCache(x=x, h_prev=h_prev, r=r, z=z, n=n, m=m, Wx=params["Wx"], Wh=Wh,
-                           reset=reset)
+        h_bar = np.tanh(ax[:, 2 * H:] + (r * h_prev) @ Wh[:, 2 * H:]
+                        + params["bh"][2 * H:])                      # (GRU.3b)
+    h = (1.0 - z) * h_bar + z * h_prev                                # (GRU.4)
+    return h, GRUStepCache(x=x, h_prev=h_prev, r=r, z=z, h_bar=h_bar, a_hh=a_hh,
+                           Wx=params["Wx"], Wh=Wh, reset=reset)
 
 
 def gru_step_backward(dh: np.ndarray, cache: GRUStepCache):
@@ -149,33 +154,33 @@ def gru_step_backward(dh: np.ndarray, cache: GRUStepCache):
         ``Wx`` (D, 3H), ``Wh`` (H, 3H), ``bx`` (3H,), ``bh`` (3H,).
     """
     dh = check.gru_step_backward(dh, cache)
-    r, z, n, h_prev = cache.r, cache.z, cache.n, cache.h_prev
+    r, z, h_bar, h_prev = cache.r, cache.z, cache.h_bar, cache.h_prev
     H = h_prev.shape[1]
-    Wh_n = cache.Wh[:, 2 * H:]
+    Wh_h = cache.Wh[:, 2 * H:]
     # --- exercise: gru_step_backward ---
-    dn = dh * (1.0 - z)                                               # (GRU.5)
-    dz = dh * (h_prev - n)
+    dh_bar = dh * (1.0 - z)                                           # (GRU.5)
+    dz = dh * (h_prev - h_bar)
     dh_prev = dh * z
-    da_n = dn * (1.0 - n ** 2)                                        # (GRU.6)
+    da_h = dh_bar * (1.0 - h_bar ** 2)                                # (GRU.6)
     if cache.reset == "after":                                        # (GRU.7a)
-        dr = da_n * cache.m
-        dah_n = da_n * r                                              # dm
-        m_in = h_prev                                                 # what Wh_n multiplies
-        dh_prev = dh_prev + dah_n @ Wh_n.T
+        dr = da_h * cache.a_hh
+        dah_h = da_h * r                                              # d a_hh
+        hh_in = h_prev                                                # what Wh_h multiplies
+        dh_prev = dh_prev + dah_h @ Wh_h.T
     else:                                                             # (GRU.7b)
-        drh = da_n @ Wh_n.T
+        drh = da_h @ Wh_h.T
         dr = drh * h_prev
-        dah_n = da_n
-        m_in = r * h_prev
+        dah_h = da_h
+        hh_in = r * h_prev
         dh_prev = dh_prev + drh * r
     da_r = dr * r * (1.0 - r)                                         # (GRU.8)
     da_z = dz * z * (1.0 - z)
-    dax = np.concatenate([da_r, da_z, da_n], axis=1)                  # (GRU.9)
+    dax = np.concatenate([da_r, da_z, da_h], axis=1)                  # (GRU.9)
     dah_rz = np.concatenate([da_r, da_z], axis=1)
     dh_prev = dh_prev + dah_rz @ cache.Wh[:, :2 * H].T                # (GRU.10)
     grads = {"Wx": cache.x.T @ dax, "bx": dax.sum(axis=0),
-             "Wh": np.concatenate([h_prev.T @ dah_rz, m_in.T @ dah_n], axis=1),
-             "bh": np.concatenate([dah_rz.sum(axis=0), dah_n.sum(axis=0)])}
+             "Wh": np.concatenate([h_prev.T @ dah_rz, hh_in.T @ dah_h], axis=1),
+             "bh": np.concatenate([dah_rz.sum(axis=0), dah_h.sum(axis=0)])}
     return dax @ cache.Wx.T, dh_prev, grads
     # --- end ---
 
@@ -232,7 +237,7 @@ def gru_backward(dh: np.ndarray, cache: GRUCache):
     dh_next = np.zeros(cache.h0.shape, dtype=np.result_type(cache.h, dh))
     dxs, grads = [], None
     for t in reversed(range(len(cache.steps))):
-        dx_t, dh_next, g = gru_step_backward(dh[:, t] + dh_next, cache.steps[t])
+        dx_t, dh_next, step = gru_step_backward(dh[:, t] + dh_next, cache.steps[t])
         dxs.append(dx_t)
-        grads = g if grads is None else {k: grads[k] + g[k] for k in g}
+        grads = step if grads is None else {k: grads[k] + step[k] for k in step}
     return np.stack(dxs[::-1], axis=1), dh_next, grads

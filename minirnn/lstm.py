@@ -1,17 +1,19 @@
 """The LSTM, one step and a whole sequence, forward and backward, in CS231n's conventions.
 
-Rows are examples; the four gates come from one matrix product, in the order **i, f, o, g**
-(CS231n's ``rnn_layers.py``; PyTorch stores i, f, g, o). Equations, numbered as on the docs
-page ``derivations/lstm-gru.md``::
+Rows are examples; the four blocks come from one matrix product, in the order **i, f, o, c_bar**
+(CS231n's ``rnn_layers.py`` order i, f, o, g; PyTorch stores i, f, g, o). The candidate cell is
+``c_bar`` here (CS231n's ``g``: minirnn keeps ``g`` for nothing, see the notation page).
+Equations, numbered as on the docs page ``derivations/lstm-gru.md``::
 
-    a = x_t Wx + h_{t-1} Wh + b,   split into four (B, H) blocks a_i, a_f, a_o, a_g   (LSTM.1)
-    i = sigmoid(a_i), f = sigmoid(a_f), o = sigmoid(a_o), g = tanh(a_g)               (LSTM.2)
-    c_t = f * c_{t-1} + i * g,   h_t = o * tanh(c_t)                                  (LSTM.3)
+    a = x_t Wx + h_{t-1} Wh + b,   split into four (B, H) blocks a_i, a_f, a_o, a_c   (LSTM.1)
+    i = sigmoid(a_i), f = sigmoid(a_f), o = sigmoid(a_o), c_bar = tanh(a_c)          (LSTM.2)
+    c_t = f * c_{t-1} + i * c_bar,   h_t = o * tanh(c_t)                              (LSTM.3)
 
     dc = dc_next + dh * o * (1 - tanh(c_t)^2)     (the cell's two sources, added)     (LSTM.4)
-    do = dh * tanh(c_t), di = dc * g, df = dc * c_{t-1}, dg = dc * i,
+    do = dh * tanh(c_t), di = dc * c_bar, df = dc * c_{t-1}, dc_bar = dc * i,
     dc_{t-1} = dc * f                               (the carousel: no matrix, no tanh') (LSTM.5)
-    da = [di i(1-i), df f(1-f), do o(1-o), dg (1-g^2)]  (derivatives at the pre-activation,
+    da = [di i(1-i), df f(1-f), do o(1-o), dc_bar (1-c_bar^2)]  (derivatives at the
+                                                     pre-activation,
                                                          written with the activated values) (LSTM.6)
     dx = da Wx^T,  dh_{t-1} = da Wh^T,  dWx = x^T da,  dWh = h_{t-1}^T da,  db = sum da (LSTM.7)
 
@@ -48,7 +50,7 @@ class LSTMStepCache(NamedTuple):
     i: np.ndarray       # (B, H) input gate
     f: np.ndarray       # (B, H) forget gate
     o: np.ndarray       # (B, H) output gate
-    g: np.ndarray       # (B, H) candidate tanh(a_g)
+    c_bar: np.ndarray   # (B, H) candidate cell tanh(a_c)
     c: np.ndarray       # (B, H) new cell c_t
     tanh_c: np.ndarray  # (B, H) tanh(c_t)
     Wx: np.ndarray      # (D, 4H)
@@ -63,7 +65,7 @@ class LSTMCache(NamedTuple):
     c0: np.ndarray      # (B, H) initial cell
     h: np.ndarray       # (B, T, H) every hidden state h_1 .. h_T
     c: np.ndarray       # (B, T, H) every cell c_1 .. c_T
-    gates: np.ndarray   # (B, T, 4H) i, f, o, g of every step (activated)
+    gates: np.ndarray   # (B, T, 4H) i, f, o, c_bar of every step (activated)
     Wx: np.ndarray      # (D, 4H)
     Wh: np.ndarray      # (H, 4H)
 
@@ -113,7 +115,7 @@ def init_lstm_params(D: int, H: int, seed: int = 0, dtype=np.float64,
     Returns
     -------
     dict
-        ``{"Wx": (D, 4H), "Wh": (H, 4H), "b": (4H,)}``, gate order i, f, o, g.
+        ``{"Wx": (D, 4H), "Wh": (H, 4H), "b": (4H,)}``, gate order i, f, o, c_bar.
     """
     rng = np.random.default_rng(seed)
     Wx = rng.standard_normal((D, 4 * H)) / np.sqrt(D)
@@ -139,7 +141,7 @@ def lstm_step_forward(x: np.ndarray, h_prev: np.ndarray, c_prev: np.ndarray,
     h_prev, c_prev : ndarray, shape (B, H)
         Hidden state and cell of the previous step.
     params : dict
-        ``Wx`` (D, 4H), ``Wh`` (H, 4H), ``b`` (4H,), gate order i, f, o, g.
+        ``Wx`` (D, 4H), ``Wh`` (H, 4H), ``b`` (4H,), gate order i, f, o, c_bar.
 
     Returns
     -------
@@ -153,12 +155,12 @@ def lstm_step_forward(x: np.ndarray, h_prev: np.ndarray, c_prev: np.ndarray,
     i = sigmoid(a[:, :H])                                          # (LSTM.2)
     f = sigmoid(a[:, H:2 * H])
     o = sigmoid(a[:, 2 * H:3 * H])
-    g = np.tanh(a[:, 3 * H:])
-    c = f * c_prev + i * g                                         # (LSTM.3)
+    c_bar = np.tanh(a[:, 3 * H:])
+    c = f * c_prev + i * c_bar                                         # (LSTM.3)
     tanh_c = np.tanh(c)
     h = o * tanh_c
-    return h, c, LSTMStepCache(x=x, h_prev=h_prev, c_prev=c_prev, i=i, f=f, o=o, g=g, c=c,
-                               tanh_c=tanh_c, Wx=params["Wx"], Wh=params["Wh"])
+    return h, c, LSTMStepCache(x=x, h_prev=h_prev, c_prev=c_prev, i=i, f=f, o=o, c_bar=c_bar,
+                               c=c, tanh_c=tanh_c, Wx=params["Wx"], Wh=params["Wh"])
 
 
 def lstm_step_backward(dh: np.ndarray, dc: np.ndarray, cache: LSTMStepCache):
@@ -183,16 +185,16 @@ def lstm_step_backward(dh: np.ndarray, dc: np.ndarray, cache: LSTMStepCache):
         ``Wx`` (D, 4H), ``Wh`` (H, 4H), ``b`` (4H,).
     """
     dh, dc = check.lstm_step_backward(dh, dc, cache)
-    i, f, o, g = cache.i, cache.f, cache.o, cache.g
+    i, f, o, c_bar = cache.i, cache.f, cache.o, cache.c_bar
     # --- exercise: lstm_step_backward ---
     dc_total = dc + dh * o * (1.0 - cache.tanh_c ** 2)             # (LSTM.4): two sources
     do = dh * cache.tanh_c                                         # (LSTM.5)
-    di = dc_total * g
+    di = dc_total * c_bar
     df = dc_total * cache.c_prev
-    dg = dc_total * i
+    dc_bar = dc_total * i
     dc_prev = dc_total * f
     da = np.concatenate([di * i * (1.0 - i), df * f * (1.0 - f),   # (LSTM.6)
-                         do * o * (1.0 - o), dg * (1.0 - g ** 2)], axis=1)
+                         do * o * (1.0 - o), dc_bar * (1.0 - c_bar ** 2)], axis=1)
     dx = da @ cache.Wx.T                                           # (LSTM.7)
     dh_prev = da @ cache.Wh.T
     grads = {"Wx": cache.x.T @ da, "Wh": cache.h_prev.T @ da, "b": da.sum(axis=0)}
@@ -237,10 +239,10 @@ def lstm_forward(x: np.ndarray, h0: np.ndarray, params: dict[str, np.ndarray],
     for t in range(T):                                             # (LSTM.1)-(LSTM.3)
         a = xw[:, t] + h_t @ params["Wh"]
         ifo = sigmoid(a[:, :3 * H])
-        g = np.tanh(a[:, 3 * H:])
-        c_t = ifo[:, H:2 * H] * c_t + ifo[:, :H] * g
+        c_bar = np.tanh(a[:, 3 * H:])
+        c_t = ifo[:, H:2 * H] * c_t + ifo[:, :H] * c_bar
         h_t = ifo[:, 2 * H:] * np.tanh(c_t)
-        h[:, t], c[:, t], gates[:, t, :3 * H], gates[:, t, 3 * H:] = h_t, c_t, ifo, g
+        h[:, t], c[:, t], gates[:, t, :3 * H], gates[:, t, 3 * H:] = h_t, c_t, ifo, c_bar
     return h, LSTMCache(x=x, h0=h0, c0=c0, h=h, c=c, gates=gates, Wx=params["Wx"],
                         Wh=params["Wh"])
 
@@ -274,13 +276,13 @@ def lstm_backward(dh: np.ndarray, cache: LSTMCache):
     dc_next = np.zeros_like(dh_next)
     for t in reversed(range(cache.h.shape[1])):
         i, f, o = (cache.gates[:, t, k * H:(k + 1) * H] for k in range(3))
-        g = cache.gates[:, t, 3 * H:]
+        c_bar = cache.gates[:, t, 3 * H:]
         tanh_c = np.tanh(cache.c[:, t])
         delta = dh[:, t] + dh_next                                 # all that reaches h_t
         dc_total = dc_next + delta * o * (1.0 - tanh_c ** 2)       # (LSTM.4)
         da[:, t] = np.concatenate([                                # (LSTM.5)-(LSTM.6)
-            dc_total * g * i * (1.0 - i), dc_total * c_prev[:, t] * f * (1.0 - f),
-            delta * tanh_c * o * (1.0 - o), dc_total * i * (1.0 - g ** 2)], axis=1)
+            dc_total * c_bar * i * (1.0 - i), dc_total * c_prev[:, t] * f * (1.0 - f),
+            delta * tanh_c * o * (1.0 - o), dc_total * i * (1.0 - c_bar ** 2)], axis=1)
         dc_next = dc_total * f                                     # the carousel
         dh_next = da[:, t] @ cache.Wh.T
     h_prev = np.concatenate([cache.h0[:, None], cache.h[:, :-1]], axis=1)     # h_0 .. h_{T-1}

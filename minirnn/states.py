@@ -9,7 +9,7 @@ memories of this library differ exactly in *what* they keep, and this file shows
 | `RetentionState` | ``S`` (d x dv), ``z`` (d) | ``d dv + d``, whatever ``T`` is |
 | `GatedState` | ``S``, ``z`` and a count ``s`` | ``d dv + d + 1``, whatever ``T`` is |
 | `DeltaState` (DeltaNet) | ``S`` (d x dv) | ``d dv``, whatever ``T`` is |
-| `MLSTMState` (mLSTM) | ``C`` (d x dv), ``n`` (d), the stabiliser ``m`` | ``d dv + d + 1`` |
+| `MLSTMState` (mLSTM) | ``S`` (d x dv), ``z`` (d), the stabiliser ``mu`` | ``d dv + d + 1`` |
 | (the LSTM) | the hidden vector ``h`` and the cell ``c`` | ``2 H`` numbers (two arrays) |
 | (the Elman RNN) | the hidden vector ``h`` | ``H`` numbers (a plain array) |
 
@@ -189,32 +189,33 @@ class LSTMState(NamedTuple):
 # --- xLSTM's mLSTM: a matrix memory stored scaled by its stabiliser ------------------------------
 
 class MLSTMState(NamedTuple):
-    """What the mLSTM carries from one token (or call) to the next. The memory ``C`` and the
-    normaliser state ``n`` are stored scaled by ``exp(-m)``: the true memory is ``C exp(m)``.
-    Any ``m`` describes the same memory (scale ``C`` and ``n`` to match), and the outputs do not
-    depend on which (derivations/min-rnn.md)."""
+    """What the mLSTM carries from one token (or call) to the next: the paper's memory ``C``
+    and normaliser state ``n`` are retention's ``S`` and ``z``. Both are stored scaled by
+    ``exp(-mu)``, where ``mu`` is the stabiliser: the true memory is ``S exp(mu)``. Any ``mu``
+    describes the same memory (scale ``S`` and ``z`` to match), and the outputs do not depend on
+    which (derivations/min-rnn.md)."""
 
-    C: np.ndarray   # (B, h, d, dv)  the matrix memory, times exp(-m)                  (ML.1)
-    n: np.ndarray   # (B, h, d)      the normaliser state, times exp(-m)
-    m: np.ndarray   # (B, h) float64 the stabiliser (a running maximum of log-weights)
+    S: np.ndarray   # (B, h, d, dv)  the matrix memory C, times exp(-mu)               (ML.2)
+    z: np.ndarray   # (B, h, d)      the normaliser state n, times exp(-mu)
+    mu: np.ndarray  # (B, h) float64 the stabiliser (a running maximum of log-weights)
     position: int   # tokens seen so far
 
     @classmethod
     def zeros(cls, B: int, h: int, d: int, dv: int, dtype=np.float64) -> MLSTMState:
         """The state before the first token: an empty memory, stabiliser 0."""
-        return cls(C=np.zeros((B, h, d, dv), dtype=dtype), n=np.zeros((B, h, d), dtype=dtype),
-                   m=np.zeros((B, h)), position=0)
+        return cls(S=np.zeros((B, h, d, dv), dtype=dtype), z=np.zeros((B, h, d), dtype=dtype),
+                   mu=np.zeros((B, h)), position=0)
 
 
 class MLSTMStateGrad(NamedTuple):
-    """Gradient of the loss with respect to the stored (scaled) ``C`` and ``n`` of an
+    """Gradient of the loss with respect to the stored (scaled) ``S`` and ``z`` of an
     [`MLSTMState`][minirnn.states.MLSTMState]; the stabiliser gets none (the outputs do not
     depend on it)."""
 
-    C: np.ndarray   # (B, h, d, dv)
-    n: np.ndarray   # (B, h, d)
+    S: np.ndarray   # (B, h, d, dv)
+    z: np.ndarray   # (B, h, d)
 
     @classmethod
     def zeros_like(cls, state: MLSTMState) -> MLSTMStateGrad:
         """No gradient reaches ``state``."""
-        return cls(C=np.zeros_like(state.C), n=np.zeros_like(state.n))
+        return cls(S=np.zeros_like(state.S), z=np.zeros_like(state.z))

@@ -68,13 +68,13 @@ def test_mingru_is_gated_retention_with_one_by_one_states(n):
     no normalisation); the channels are gated retention's heads."""
     x, h0, params = example(**{**n, "model": "mingru"})
     h, cache = mingru_forward(x, h0, params)
-    z, h_tilde = cache.gates["z"], cache.h_tilde
+    z, h_bar = cache.gates["z"], cache.h_bar
     heads = lambda a: np.swapaxes(a, 1, 2)[..., None]                  # noqa: E731 (B, H, T, 1)
     B, H = h0.shape
     state = GatedState(S=h0[:, :, None, None], z=np.zeros((B, H, 1)), s=np.zeros((B, H)),
                        position=0)
-    out, _, _ = gated_retention_recurrent(np.ones_like(heads(z)), heads(z), heads(h_tilde),
-                                          np.swapaxes(cache.scan.log_alpha, 1, 2), state,
+    out, _, _ = gated_retention_recurrent(np.ones_like(heads(z)), heads(z), heads(h_bar),
+                                          np.swapaxes(cache.scan.log_decay, 1, 2), state,
                                           normalize=False)
     np.testing.assert_allclose(np.swapaxes(out[..., 0], 1, 2), h, rtol=1e-12, atol=1e-13)
 
@@ -83,9 +83,9 @@ def test_mingru_is_gated_retention_with_one_by_one_states(n):
 def test_minlstm_gates_are_normalised_and_h_stays_a_mix(n):
     x, h0, params = example(**{**n, "model": "minlstm"})
     h, cache = minlstm_forward(x, h0, params)
-    np.testing.assert_allclose(cache.gates["f'"] + cache.gates["i'"], 1.0, rtol=1e-14)
+    np.testing.assert_allclose(cache.gates["f_norm"] + cache.gates["i_norm"], 1.0, rtol=1e-14)
     # h_t is a convex mix of h_{t-1} and h~_t, so it stays within their running range
-    bound = np.maximum(np.abs(h0)[:, None], np.maximum.accumulate(np.abs(cache.h_tilde), axis=1))
+    bound = np.maximum(np.abs(h0)[:, None], np.maximum.accumulate(np.abs(cache.h_bar), axis=1))
     assert np.all(np.abs(h) <= bound + 1e-12)
 
 

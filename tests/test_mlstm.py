@@ -37,14 +37,14 @@ def example(B, h, T, d, dv, seed, gate_scale=1.0, dtype=np.float64):
 def unstabilised(q, k, v, i_pre, f_pre):
     """(ML.1)-(ML.3) as written, float64: a reference for moderate gates."""
     B, h, T, d = q.shape
-    C, n, outs = np.zeros((B, h, d, v.shape[-1])), np.zeros((B, h, d)), []
+    S, n, outs = np.zeros((B, h, d, v.shape[-1])), np.zeros((B, h, d)), []
     for t in range(T):
         f, i = np.exp(log_sigmoid(f_pre[..., t])), np.exp(i_pre[..., t])
         kt = k[:, :, t] / np.sqrt(d)
-        C = f[..., None, None] * C + i[..., None, None] * kt[..., :, None] * v[:, :, t, None]
+        S = f[..., None, None] * S + i[..., None, None] * kt[..., :, None] * v[:, :, t, None]
         n = f[..., None] * n + i[..., None] * kt
         r = np.sum(q[:, :, t] * n, axis=-1)
-        read = np.einsum("bhd,bhde->bhe", q[:, :, t], C)
+        read = np.einsum("bhd,bhde->bhe", q[:, :, t], S)
         outs.append(read / np.maximum(np.abs(r), 1)[..., None])
     return np.stack(outs, axis=2)
 
@@ -56,9 +56,9 @@ def test_the_forms_agree_with_each_other_and_with_the_unstabilised_math(n):
     out_p, st_p, _ = mlstm_parallel(q, k, v, i_pre, f_pre)
     scale = biggest(out_r)
     assert forms_error(out_r, out_p, scale) < 1e-12
-    np.testing.assert_allclose(st_r.m, st_p.m, rtol=1e-13, atol=1e-13)  # the same stabilisers
-    assert forms_error(st_r.C, st_p.C, biggest(st_r.C)) < 1e-12
-    assert forms_error(st_r.n, st_p.n, biggest(st_r.n)) < 1e-12
+    np.testing.assert_allclose(st_r.mu, st_p.mu, rtol=1e-13, atol=1e-13)  # the same stabilisers
+    assert forms_error(st_r.S, st_p.S, biggest(st_r.S)) < 1e-12
+    assert forms_error(st_r.z, st_p.z, biggest(st_r.z)) < 1e-12
     assert forms_error(out_r, unstabilised(q, k, v, i_pre, f_pre), scale) < 1e-11
 
 
@@ -104,13 +104,14 @@ def test_the_stabiliser_changes_nothing(n, form, shift):
     q, k, v, i_pre, f_pre = example(**n)
     forward, _ = FORMS[form]
     _, state, _ = forward(q, k, v, i_pre, f_pre)
-    moved = MLSTMState(C=state.C * np.exp(shift), n=state.n * np.exp(shift), m=state.m - shift,
+    moved = MLSTMState(S=state.S * np.exp(shift), z=state.z * np.exp(shift),
+                       mu=state.mu - shift,
                        position=state.position)
     out_a, end_a, _ = forward(q, k, v, i_pre, f_pre, state)
     out_b, end_b, _ = forward(q, k, v, i_pre, f_pre, moved)
     assert forms_error(out_a, out_b, biggest(out_a)) < 1e-12
-    true_a = end_a.C * np.exp(end_a.m)[..., None, None]
-    true_b = end_b.C * np.exp(end_b.m)[..., None, None]
+    true_a = end_a.S * np.exp(end_a.mu)[..., None, None]
+    true_b = end_b.S * np.exp(end_b.mu)[..., None, None]
     assert forms_error(true_a, true_b, biggest(true_a)) < 1e-12
 
 
@@ -134,8 +135,8 @@ def test_mlstm_is_gated_retention_with_an_input_gate_and_retnets_normaliser(n):
     out, _, cache = mlstm_parallel(q, k, v, i_pre, f_pre)
     keys = k * np.exp(i_pre)[..., None] / np.sqrt(n["d"])
     omega, _, _ = gated_retention_parallel(q, keys, v, log_sigmoid(f_pre), normalize=False)
-    c_true = cache.c * np.exp(cache.m)                               # max(|r|, 1), unscaled
-    np.testing.assert_allclose(c_true, np.maximum(np.abs(cache.r * np.exp(cache.m)), 1.0),
+    c_true = cache.c * np.exp(cache.mu)                               # max(|r|, 1), unscaled
+    np.testing.assert_allclose(c_true, np.maximum(np.abs(cache.r * np.exp(cache.mu)), 1.0),
                                rtol=1e-12)
     assert forms_error(out * c_true[..., None], omega, biggest(omega)) < 1e-12
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .core import Shapes, active, gradient
 
-# "3H" is one axis letter: the three blocks r, z, n side by side, bound from h's H
+# "3H" is one axis letter: the three blocks r, z, h_bar side by side, bound from h's H
 GRU_PARAMS = {"Wx": "D 3H", "Wh": "H 3H", "bx": "3H", "bh": "3H"}
 RESETS = ("after", "before")
 
@@ -39,7 +39,7 @@ def gru_step_backward(dh, cache):
     if not active():
         return dh
     return gradient("gru_step_backward", "dh", dh, cache, "GRUStepCache", "gru_step_forward",
-                    "n", "B H")
+                    "h_bar", "B H")
 
 
 def gru_backward(dh, cache):

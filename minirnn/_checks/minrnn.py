@@ -18,28 +18,28 @@ def log_sigmoid(a):
     return Shapes("log_sigmoid").array("a", a, lead(np.ndim(a), ""))
 
 
-def _scan(func, log_alpha, u, h0):
+def _scan(func, log_decay, u, h0):
     s = Shapes(func)
-    log_alpha = s.array("log_alpha", log_alpha, "B T H")
-    if np.any(log_alpha > 0):
+    log_decay = s.array("log_alpha", log_decay, "B T H")
+    if np.any(log_decay > 0):
         s.fail("log_alpha must be <= 0 everywhere (alpha = exp(log_alpha) in (0, 1])")
     u = s.array("u", u, "B T H")
     h0 = s.array("h0", h0, "B H")
-    return same_dtype(log_alpha, u, h0)    # one float64 argument promotes the result
+    return same_dtype(log_decay, u, h0)    # one float64 argument promotes the result
 
 
-def linear_scan_sequential(log_alpha, u, h0):
+def linear_scan_sequential(log_decay, u, h0):
     """log_alpha (B, T, H) <= 0 (as float64), u (B, T, H), h0 (B, H)."""
     if not active():
-        return log_alpha, u, h0
-    return _scan("linear_scan_sequential", log_alpha, u, h0)
+        return log_decay, u, h0
+    return _scan("linear_scan_sequential", log_decay, u, h0)
 
 
-def linear_scan_parallel(log_alpha, u, h0):
+def linear_scan_parallel(log_decay, u, h0):
     """As for the sequential form."""
     if not active():
-        return log_alpha, u, h0
-    return _scan("linear_scan_parallel", log_alpha, u, h0)
+        return log_decay, u, h0
+    return _scan("linear_scan_parallel", log_decay, u, h0)
 
 
 def _scan_backward(func, dh, cache):

@@ -13,12 +13,12 @@ def _state(s: Shapes, state, dtype):
         return None
     if not isinstance(state, MLSTMState):
         s.fail(f"state must be an MLSTMState or None, got {type(state).__name__}", TypeError)
-    C = s.array("state.C", state.C, "B h d dv")
-    n = s.array("state.n", state.n, "B h d")
-    m = s.array("state.m", state.m, "B h")
+    S = s.array("state.S", state.S, "B h d dv")
+    z = s.array("state.z", state.z, "B h d")
+    mu = s.array("state.mu", state.mu, "B h")
     position = check_int(s.func, "state.position", state.position, 0)
-    return MLSTMState(C=C.astype(dtype, copy=False), n=n.astype(dtype, copy=False),
-                      m=m.astype(np.float64), position=position)
+    return MLSTMState(S=S.astype(dtype, copy=False), z=z.astype(dtype, copy=False),
+                      mu=mu.astype(np.float64), position=position)
 
 
 def _inputs(func, q, k, v, i_pre, f_pre, state):
@@ -46,14 +46,14 @@ def mlstm_parallel(q, k, v, i_pre, f_pre, state):
     return _inputs("mlstm_parallel", q, k, v, i_pre, f_pre, state)
 
 
-def mlstm_normaliser_backward(dout, out, r, m):
+def mlstm_normaliser_backward(dout, out, r, mu):
     """dout and out (B, h, T, dv), r and m (B, h, T)."""
     if not active():
-        return dout, out, r, m
+        return dout, out, r, mu
     s = Shapes("mlstm_normaliser_backward")
     dout = s.array("dout", dout, "B h T dv")
     out = s.array("out", out, "B h T dv")
-    return same_dtype(dout, out, s.array("r", r, "B h T"), s.array("m", m, "B h T"))
+    return same_dtype(dout, out, s.array("r", r, "B h T"), s.array("m", mu, "B h T"))
 
 
 def _backward(func, dout, cache, cls, forward, dstate):
@@ -64,9 +64,9 @@ def _backward(func, dout, cache, cls, forward, dstate):
         raise TypeError(f"{func}: dstate must be an MLSTMStateGrad or None, "
                         f"got {type(dstate).__name__}")
     s = Shapes(func)
-    s.bind_all("B h d dv", cache.final.C.shape, "cache.final.C")
-    return dout, MLSTMStateGrad(C=s.array("dstate.C", dstate.C, "B h d dv"),
-                                n=s.array("dstate.n", dstate.n, "B h d"))
+    s.bind_all("B h d dv", cache.final.S.shape, "cache.final.S")
+    return dout, MLSTMStateGrad(S=s.array("dstate.S", dstate.S, "B h d dv"),
+                                z=s.array("dstate.z", dstate.z, "B h d"))
 
 
 def mlstm_recurrent_backward(dout, cache, dstate):

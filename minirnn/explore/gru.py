@@ -40,7 +40,7 @@ def walk(T: int, d: int, seed: int, backward: bool, form: str = "after",
         yield Step(f"t = {t}: r, z = sigmoid(...); {where.split('   ')[0]}; "
                    "h = (1 - z) n + z h_prev   (GRU.1)-(GRU.4)",
                    [fmt("r (reset)", step.r[0]), fmt("z (keep)", step.z[0]),
-                    fmt("n (candidate)", step.n[0]), fmt("h", h[0, t])])
+                    fmt("n (candidate)", step.h_bar[0]), fmt("h", h[0, t])])
     other = "before" if form == "after" else "after"
     h_other, _ = gru_forward(x, h0, params, other)
     yield Step(f"The same weights in the other convention ({other!r}) give another function "
