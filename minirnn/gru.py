@@ -10,15 +10,16 @@ they are different functions (no weight mapping makes one equal the other; see
     ax = x_t Wx + bx,  ah = h_{t-1} Wh + bh,   each split into (B, H) blocks r, z, h    (GRU.1)
     r = sigmoid(ax_r + ah_r),  z = sigmoid(ax_z + ah_z)                                 (GRU.2)
     reset="after"  (PyTorch, cuDNN, Cho et al. v1):
-        a_hh = h_{t-1} Wh_h + bh_h,     h_bar = tanh(ax_h + r * a_hh)                   (GRU.3a)
+        a_hh = h_{t-1} Wh_h + bh_h,   h_bar = tanh(ax_h + r * a_hh)           (GRU.3, after)
     reset="before" (Cho et al. 2014 v3, d2l):
-        h_bar = tanh(ax_h + (r * h_{t-1}) Wh_h + bh_h)                                  (GRU.3b)
+        h_bar = tanh(ax_h + (r * h_{t-1}) Wh_h + bh_h)                         (GRU.3, before)
     h_t = (1 - z) * h_bar + z * h_{t-1}                                                 (GRU.4)
 
     dh_bar = dh (1 - z),  dz = dh (h_{t-1} - h_bar),  dh_{t-1} = dh z  (direct path)   (GRU.5)
     da_h = dh_bar (1 - h_bar^2)                                                         (GRU.6)
-    after:  dr = da_h * a_hh,  dah_h = da_h * r  (to Wh_h, bh_h and h_{t-1})           (GRU.7a)
-    before: d(r h) = da_h Wh_h^T,  dr = d(r h) * h_{t-1},  dh_{t-1} += d(r h) * r       (GRU.7b)
+    after:  dr = da_h * a_hh,  dah_h = da_h * r  (to Wh_h, bh_h, h_{t-1})    (GRU.7, after)
+    before: d(r h) = da_h Wh_h^T,  dr = d(r h) * h_{t-1},
+            dh_{t-1} += d(r h) * r                                            (GRU.7, before)
     da_r = dr r (1 - r),  da_z = dz z (1 - z)                                           (GRU.8)
     dax = [da_r, da_z, da_h],  dx = dax Wx^T,  dWx = x^T dax,  dbx = sum dax            (GRU.9)
     dah = [da_r, da_z, dah_h]: dWh = [h_{t-1}, h_{t-1}, hh_in]^T dah,  dbh = sum dah,
@@ -96,9 +97,9 @@ def gru_step_forward(x: np.ndarray, h_prev: np.ndarray, params: dict[str, np.nda
                      reset: str = "after"):
     """One GRU step.
 
-    Implements eqs. (GRU.1)-(GRU.4), with (GRU.3a) for ``reset="after"`` (equal to
+    Implements eqs. (GRU.1)-(GRU.4), with (GRU.3, after) for ``reset="after"`` (equal to
     ``torch.nn.GRU`` with ``Wx = weight_ih.T``, ``Wh = weight_hh.T``, ``bx = bias_ih``,
-    ``bh = bias_hh``) or (GRU.3b) for ``reset="before"``.
+    ``bh = bias_hh``) or (GRU.3, before) for ``reset="before"``.
 
     Parameters
     ----------
@@ -124,10 +125,10 @@ def gru_step_forward(x: np.ndarray, h_prev: np.ndarray, params: dict[str, np.nda
     z = sigmoid(ax[:, H:2 * H] + ah_rz[:, H:])
     a_hh = h_prev @ Wh[:, 2 * H:] + params["bh"][2 * H:]              # ah of the candidate
     if reset == "after":
-        h_bar = np.tanh(ax[:, 2 * H:] + r * a_hh)                     # (GRU.3a)
+        h_bar = np.tanh(ax[:, 2 * H:] + r * a_hh)                     # (GRU.3) after
     else:
         h_bar = np.tanh(ax[:, 2 * H:] + (r * h_prev) @ Wh[:, 2 * H:]
-                        + params["bh"][2 * H:])                      # (GRU.3b)
+                        + params["bh"][2 * H:])                      # (GRU.3) before
     h = (1.0 - z) * h_bar + z * h_prev                                # (GRU.4)
     return h, GRUStepCache(x=x, h_prev=h_prev, r=r, z=z, h_bar=h_bar, a_hh=a_hh,
                            Wx=params["Wx"], Wh=Wh, reset=reset)
@@ -137,7 +138,7 @@ def gru_step_backward(dh: np.ndarray, cache: GRUStepCache):
     """Backward of one GRU step (either convention).
 
     Implements eqs. (GRU.5)-(GRU.10). The gradient reaches ``h_{t-1}`` by three roads: directly
-    through ``z * h_{t-1}`` (GRU.5), through the candidate's recurrent product (GRU.7a/b), and
+    through ``z * h_{t-1}`` (GRU.5), through the candidate's recurrent product (GRU.7), and
     through the two gates' recurrent products (GRU.10).
 
     Parameters
@@ -162,12 +163,12 @@ def gru_step_backward(dh: np.ndarray, cache: GRUStepCache):
     dz = dh * (h_prev - h_bar)
     dh_prev = dh * z
     da_h = dh_bar * (1.0 - h_bar ** 2)                                # (GRU.6)
-    if cache.reset == "after":                                        # (GRU.7a)
+    if cache.reset == "after":                                        # (GRU.7, after)
         dr = da_h * cache.a_hh
         dah_h = da_h * r                                              # d a_hh
         hh_in = h_prev                                                # what Wh_h multiplies
         dh_prev = dh_prev + dah_h @ Wh_h.T
-    else:                                                             # (GRU.7b)
+    else:                                                             # (GRU.7, before)
         drh = da_h @ Wh_h.T
         dr = drh * h_prev
         dah_h = da_h
