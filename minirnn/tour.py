@@ -2,7 +2,7 @@
 
 (a) gradchecks every forward/backward pair on small random float64 data against finite
 differences; (b) computes retention and gated retention three ways, and attention with and
-without a KV cache, and compares; (c) trains the four tiny language models on associative
+without a KV cache, and compares; (c) trains the five tiny language models on associative
 recall (MQAR) with the same budget; (d) asks each for an answer and times one generated token
 at three context lengths; (e) checks the vision pieces and trains the three image classifiers.
 """
@@ -34,7 +34,23 @@ from .gated import (
 )
 from .gated_msr import gated_msr_backward, gated_msr_forward, init_gated_msr_params
 from .gradcheck import check_gradients, rel_error
-from .models import GatedConfig, RetNetConfig, RNNConfig, TransformerConfig
+from .gru import gru_backward, gru_forward, init_gru_params
+from .lstm import init_lstm_params, lstm_backward, lstm_forward
+from .minrnn import (
+    init_mingru_params,
+    init_minlstm_params,
+    mingru_backward,
+    mingru_forward,
+    minlstm_backward,
+    minlstm_forward,
+)
+from .mlstm import (
+    mlstm_parallel,
+    mlstm_parallel_backward,
+    mlstm_recurrent,
+    mlstm_recurrent_backward,
+)
+from .models import GatedConfig, LSTMConfig, RetNetConfig, RNNConfig, TransformerConfig
 from .msr import init_msr_params, msr_backward, msr_forward
 from .registry import build_model
 from .retention import retention_forms
@@ -87,6 +103,39 @@ def gradcheck_cases(seed: int = 0) -> Iterator[GradcheckCase]:
     yield GradcheckCase("rnn sequence (BPTT)", rnn_forward, rnn_backward,
                         {"x": rng.standard_normal((B, T, D)), "h0": rng.standard_normal((B, H))},
                         params)
+    lstm_params = init_lstm_params(D, H, seed=seed)
+    yield GradcheckCase("lstm sequence (BPTT)",
+                        lambda x, h0, c0, params: lstm_forward(x, h0, params, c0),
+                        lstm_backward, {"x": 0.5 * rng.standard_normal((B, T, D)),
+                                        "h0": rng.standard_normal((B, H)),
+                                        "c0": rng.standard_normal((B, H))}, lstm_params)
+    gru_params = init_gru_params(D, H, seed=seed)
+    gru_params["bh"] = 0.5 * rng.standard_normal(3 * H)
+    for reset in ("after", "before"):
+        yield GradcheckCase(f"gru sequence (reset {reset})",
+                            lambda x, h0, params, reset=reset: gru_forward(x, h0, params, reset),
+                            gru_backward, {"x": 0.5 * rng.standard_normal((B, T, D)),
+                                           "h0": rng.standard_normal((B, H))}, gru_params)
+    for form in ("sequential", "parallel"):
+        yield GradcheckCase(f"minGRU ({form} scan)",
+                            lambda x, h0, params, form=form: mingru_forward(x, h0, params, form),
+                            mingru_backward, {"x": rng.standard_normal((B, T, D)),
+                                              "h0": rng.standard_normal((B, H))},
+                            init_mingru_params(D, H, seed=seed))
+    yield GradcheckCase("minLSTM (parallel scan)",
+                        lambda x, h0, params: minlstm_forward(x, h0, params, "parallel"),
+                        minlstm_backward, {"x": rng.standard_normal((B, T, D)),
+                                           "h0": rng.standard_normal((B, H))},
+                        init_minlstm_params(D, H, seed=seed))
+    mlstm_inputs = {"q": rng.standard_normal((B, 2, T, 3)),
+                    "k": rng.standard_normal((B, 2, T, 3)),
+                    "v": rng.standard_normal((B, 2, T, 2)),
+                    "i_pre": rng.standard_normal((B, 2, T)),
+                    "f_pre": rng.standard_normal((B, 2, T))}
+    yield GradcheckCase("mLSTM (recurrent)", mlstm_recurrent, mlstm_recurrent_backward,
+                        mlstm_inputs, None)
+    yield GradcheckCase("mLSTM (parallel)", mlstm_parallel, mlstm_parallel_backward,
+                        mlstm_inputs, None)
     yield GradcheckCase("softmax", softmax_forward, softmax_backward,
                         {"x": rng.standard_normal((B, T))}, None)
     h, d = 2, 3
@@ -254,9 +303,10 @@ def msr_forms_table(seed: int = 0) -> tuple[str, bool]:
 
 
 def tour_models(vocab_size: int, max_len: int = 64) -> dict:
-    """The four tiny models of parts (c) and (d), of comparable size."""
+    """The five tiny models of parts (c) and (d), of comparable size."""
     return {
         "rnn": RNNConfig(vocab_size, d_model=32, hidden=64),
+        "lstm": LSTMConfig(vocab_size, d_model=32, hidden=64),
         "transformer": TransformerConfig(vocab_size, d_model=32, n_heads=2, n_layers=2,
                                          d_ff=64, max_len=max_len),
         "retnet": RetNetConfig(vocab_size, d_model=32, n_heads=2, n_layers=2, dv=16, d_ff=64,
@@ -267,7 +317,7 @@ def tour_models(vocab_size: int, max_len: int = 64) -> dict:
 
 
 def training_table(steps: int = 500, seed: int = 0, progress: bool = False):
-    """Part (c): the four models trained on associative recall with the same budget."""
+    """Part (c): the five models trained on associative recall with the same budget."""
     task = RecallTask(n_pairs=4, n_queries=4, n_keys=16, n_values=16)
     config = TrainConfig(steps=steps, batch_size=32, lr=3e-3, eval_every=steps, seed=seed)
     rows, trained = [], {}
@@ -383,7 +433,7 @@ def run_tour(seed: int = 0, out: Callable[[str], None] = print, steps: int = 500
              progress: bool = False) -> bool:
     """Run every part of the tour, printing as it goes; return True when all checks pass.
 
-    ``steps`` is the training budget of part (c), the same for the four models.
+    ``steps`` is the training budget of part (c), the same for the five models.
     """
     out("minirnn tour: every mechanism, checked by the numbers\n")
     out(f"(a) Gradient checks: hand-written backward vs central differences\n"
@@ -411,7 +461,7 @@ def run_tour(seed: int = 0, out: Callable[[str], None] = print, steps: int = 500
     out(text)
     out("\n(d) Decoding: a greedy answer from each model, and the time per generated token\n"
         "    (ms/token) after a context of 64, 4096 and 65536 tokens. The transformer\n"
-        "    attends over a KV cache that grows; RNN, RetNet and gated carry a state of\n"
+        "    attends over a KV cache that grows; RNN, LSTM, RetNet and gated carry a state of\n"
         "    fixed size. At D = 32 a step is mostly Python and NumPy call overhead, and\n"
         "    RetNet's rotation, group norm and gate make more calls than a short cache\n"
         "    scan: the cache wins at short context, the fixed state once it is long.\n")
