@@ -455,14 +455,14 @@ def run_tour(seed: int = 0, out: Callable[[str], None] = print, steps: int = 500
     text, cache_ok = kv_cache_table(seed)
     out(text)
     ok = ok and forms_ok and gated_ok and msr_ok and cache_ok
-    out(f"\n(c) Four ways to remember, trained on associative recall (MQAR)\n"
+    out(f"\n(c) Five ways to remember, trained on associative recall (MQAR)\n"
         f"    ({steps} steps of 32 sequences each, the same for every model)\n")
     text, task, trained = training_table(steps, seed, progress)
     out(text)
     out("\n(d) Decoding: a greedy answer from each model, and the time per generated token\n"
         "    (ms/token) after a context of 64, 4096 and 65536 tokens. The transformer\n"
-        "    attends over a KV cache that grows; RNN, LSTM, RetNet and gated carry a state of\n"
-        "    fixed size. At D = 32 a step is mostly Python and NumPy call overhead, and\n"
+        "    attends over a KV cache that grows; RNN, LSTM, RetNet and gated carry a state\n"
+        "    of fixed size. At D = 32 a step is mostly Python and NumPy call overhead, and\n"
         "    RetNet's rotation, group norm and gate make more calls than a short cache\n"
         "    scan: the cache wins at short context, the fixed state once it is long.\n")
     out(decoding_table(task, trained, seed=seed))
