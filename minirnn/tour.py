@@ -461,10 +461,11 @@ def run_tour(seed: int = 0, out: Callable[[str], None] = print, steps: int = 500
     out(text)
     out("\n(d) Decoding: a greedy answer from each model, and the time per generated token\n"
         "    (ms/token) after a context of 64, 4096 and 65536 tokens. The transformer\n"
-        "    attends over a KV cache that grows; RNN, LSTM, RetNet and gated carry a state\n"
-        "    of fixed size. At D = 32 a step is mostly Python and NumPy call overhead, and\n"
-        "    RetNet's rotation, group norm and gate make more calls than a short cache\n"
-        "    scan: the cache wins at short context, the fixed state once it is long.\n")
+        "    attends over a KV cache that grows; RNN, LSTM, RetNet and gated carry a\n"
+        "    state of fixed size. At D = 32 a step is mostly Python and NumPy call\n"
+        "    overhead, and RetNet's rotation, group norm and gate make more calls than a\n"
+        "    short cache scan: the cache wins at short context, the fixed state once it\n"
+        "    is long.\n")
     out(decoding_table(task, trained, seed=seed))
     out(f"\n(e) Vision: patches, the Manhattan decay and 2-D retention, checked; then ViT,\n"
         f"    RMT and ViR trained on drawn shapes ({max(steps // 2, 1)} steps of 32 images)\n")

@@ -105,7 +105,7 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     assert main(["train", "--checkpoint", str(tmp_path / "missing" / "x.npz"), "--steps", "1",
                  "--no-progress", "--model", "rnn"]) == 1
     assert "No such file or directory" in capsys.readouterr().err
-    for argv in (["train", "--steps", "0"], ["train", "--model", "lstm"],
+    for argv in (["train", "--steps", "0"], ["train", "--model", "tcn"],
                  ["generate"], ["train", "--lr", "-1"]):
         with pytest.raises(SystemExit) as exc:
             main(argv)
