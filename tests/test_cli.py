@@ -13,13 +13,15 @@ def test_tour_passes_and_prints_every_part(capsys):
     assert main(["tour", "--steps", "20"]) == 0
     out = capsys.readouterr().out
     assert "(a) Gradient checks" in out and "(b) Retention" in out
-    for mechanism in ("rnn sequence (BPTT)", "lstm sequence (BPTT)", "gru sequence (reset after)",
-                      "minGRU (parallel scan)", "mLSTM (parallel)", "softmax", "attention (causal)",
-                      "multi-head attention", "retention (chunkwise)", "KV cache"):
+    for mechanism in ("rnn sequence (BPTT)", "softmax", "attention (causal)",
+                      "multi-head attention", "retention (chunkwise)", "KV cache",
+                      "gated delta rule (chunkwise)", "gated DeltaNet layer",
+                      "lstm sequence (BPTT)", "gru sequence (reset after)",
+                      "minGRU (parallel scan)", "mLSTM (parallel)"):
         assert mechanism in out
-    assert "(c) Five ways" in out and "\nlstm " in out
-    assert "recall acc" in out and "ms at 4096" in out
-    assert "gated, vs parallel" in out and "\ngated " in out
+    assert "(c) The language models" in out and "recall acc" in out and "ms at 4096" in out
+    assert "gated, vs parallel" in out and "\ngated " in out and "\ngated-delta " in out
+    assert "delta rule, vs parallel" in out and "\nlstm " in out
     assert "(e) Vision" in out and "shapes accuracy" in out
     assert "FAIL" not in out and "All checks passed." in out
     assert max(len(line) for line in out.splitlines()) <= 80     # fits a terminal
