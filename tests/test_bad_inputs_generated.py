@@ -316,7 +316,7 @@ def build(name, draw) -> Call:
             **qkv, i_pre=normal(draw, B, h, T), f_pre=normal(draw, B, h, T)), {"state": ["s"]}),
         "mlstm_normaliser_backward": lambda: Call(m.mlstm_normaliser_backward, dict(
             dout=normal(draw, B, h, T, dv), out=normal(draw, B, h, T, dv),
-            r=normal(draw, B, h, T), m=normal(draw, B, h, T)), {}),
+            r=normal(draw, B, h, T), mu=normal(draw, B, h, T)), {}),
         "check_gradients": lambda: Call(m.check_gradients, dict(
             forward=m.rnn_step_forward, backward=m.rnn_step_backward,
             inputs={"x": normal(draw, B, D), "h_prev": normal(draw, B, H)},
