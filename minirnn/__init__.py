@@ -38,8 +38,12 @@ from . import deltanet as _deltanet
 from . import gated as _gated
 from . import gated_msr as _gated_msr
 from . import gradcheck as _gradcheck
+from . import gru as _gru
 from . import images as _images
 from . import layers as _layers
+from . import lstm as _lstm
+from . import minrnn as _minrnn
+from . import mlstm as _mlstm
 from . import models as _models
 from . import msr as _msr
 from . import optim as _optim
@@ -58,8 +62,12 @@ from .deltanet import *  # noqa: F403
 from .gated import *  # noqa: F403
 from .gated_msr import *  # noqa: F403
 from .gradcheck import *  # noqa: F403
+from .gru import *  # noqa: F403
 from .images import *  # noqa: F403
 from .layers import *  # noqa: F403
+from .lstm import *  # noqa: F403
+from .minrnn import *  # noqa: F403
+from .mlstm import *  # noqa: F403
 from .models import *  # noqa: F403
 from .msr import *  # noqa: F403
 from .optim import *  # noqa: F403
@@ -76,6 +84,6 @@ __version__ = "0.1.0"
 # the public names of every module, each written once (in its module's __all__)
 __all__ = sorted({name for module in (
     _attention, _blocks, _classifiers, _delta, _deltanet, _gated, _gated_msr, _gradcheck,
-    _images, _layers, _models, _msr, _optim, _registry, _retention, _rnn, _states, _tasks,
-    _train, _vision)
+    _gru, _images, _layers, _lstm, _minrnn, _mlstm, _models, _msr, _optim, _registry,
+    _retention, _rnn, _states, _tasks, _train, _vision)
     for name in module.__all__})

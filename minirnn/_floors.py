@@ -20,7 +20,7 @@ FLOORS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
      ("_checks",)),
     ("math", "the mechanisms, forward and backward, one file per derivation page",
      ("layers", "rnn", "attention", "retention", "gated", "msr", "gated_msr", "vision", "delta",
-      "deltanet")),
+      "deltanet", "lstm", "gru", "minrnn", "mlstm")),
     ("blocks", "the residual block stack every model is built from",
      ("blocks",)),
     ("models", "language models and image classifiers",

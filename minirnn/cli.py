@@ -56,7 +56,9 @@ class Formatter(argparse.ArgumentDefaultsHelpFormatter):
 # defaults of a new run are in DEFAULTS.
 TRAIN_OPTIONS = {
     "--model": dict(choices=list(MODELS),
-                    help="gated: RetNet with gated retention; delta, gated-delta: DeltaNet and "
+                    help="lstm, gru, mingru: the RNN with another cell (gru: PyTorch's "
+                         "reset-after; mingru: gates from the input only); "
+                         "gated: RetNet with gated retention; delta, gated-delta: DeltaNet and "
                          "gated DeltaNet (the delta rule); vit, rmt, vir: image classifiers "
                          "for the image tasks (default: retnet, vit for an image task)"),
     "--task": dict(choices=list(TASKS),
@@ -68,11 +70,12 @@ TRAIN_OPTIONS = {
     "--batch-size": dict(type=_positive, help="sequences per step (default: 32)"),
     "--lr": dict(type=_positive_float, help="peak learning rate of AdamW (default: 0.003)"),
     "--d-model": dict(type=_positive, help="model width D (default: 32)"),
-    "--layers": dict(type=_positive, help="blocks, not for rnn (default: 2)"),
-    "--heads": dict(type=_positive, help="heads, not for rnn (default: 2)"),
+    "--layers": dict(type=_positive, help="blocks, not for rnn, lstm, gru, mingru (default: 2)"),
+    "--heads": dict(type=_positive, help="heads, not for rnn, lstm, gru, mingru (default: 2)"),
     "--form": dict(choices=["parallel", "recurrent", "chunkwise"],
                    help="how retnet, gated, delta and gated-delta compute their memory in "
-                        "training (default: chunkwise)"),
+                        "training (default: chunkwise); mingru scans in parallel with "
+                        "parallel, else one step at a time"),
     "--chunk-size": dict(type=_positive, help="chunk size of the chunkwise form (default: 16)"),
     "--eval-every": dict(type=_positive, help="steps between evaluations, checkpoints and "
                                               "metrics lines (default: 100)"),
@@ -305,6 +308,9 @@ def _model_config(args, task):
         DeltaNetConfig,
         GatedConfig,
         GatedDeltaNetConfig,
+        GRUConfig,
+        LSTMConfig,
+        MinGRUConfig,
         RetNetConfig,
         RNNConfig,
         TransformerConfig,
@@ -323,8 +329,12 @@ def _model_config(args, task):
         return config(task.n_classes, image_size=task.size, channels=1, patch_size=4,
                       d_model=D, n_heads=args.heads, n_layers=args.layers, d_ff=2 * D)
     vocab_size = task.vocab_size
-    if args.model == "rnn":
-        return RNNConfig(vocab_size, d_model=D, hidden=2 * D)
+    if args.model in ("rnn", "lstm", "gru"):
+        config = {"rnn": RNNConfig, "lstm": LSTMConfig, "gru": GRUConfig}[args.model]
+        return config(vocab_size, d_model=D, hidden=2 * D)
+    if args.model == "mingru":
+        form = "parallel" if args.form == "parallel" else "sequential"
+        return MinGRUConfig(vocab_size, d_model=D, hidden=2 * D, form=form)
     if D % args.heads:
         raise ValueError(f"--heads {args.heads} must divide --d-model {D}")
     if args.model == "transformer":

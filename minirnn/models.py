@@ -1,6 +1,8 @@
-"""Six tiny language models built from the library's pieces, with whole-model backward.
+"""Nine tiny language models built from the library's pieces, with whole-model backward.
 
 - [`RNNLM`][minirnn.models.RNNLM]: embedding -> Elman RNN -> linear head.
+- [`LSTMLM`][minirnn.models.LSTMLM], [`GRULM`][minirnn.models.GRULM] and
+  [`MinGRULM`][minirnn.models.MinGRULM]: the same with an LSTM, a GRU or a minGRU.
 - [`TransformerLM`][minirnn.models.TransformerLM]: token + learned position embedding ->
   pre-LN blocks of causal multi-head attention and feed-forward -> final layer norm -> head.
 - [`RetNetLM`][minirnn.models.RetNetLM]: embedding -> pre-LN blocks of multi-scale retention
@@ -12,10 +14,10 @@
   [`GatedDeltaNetLM`][minirnn.models.GatedDeltaNetLM]: the same blocks with the DeltaNet layer,
   whose memory overwrites the value of a key it already holds (the delta rule).
 
-The last five are the block stack of [`minirnn.blocks`][minirnn.blocks] with a different token
-mixer. Every model has the same methods: ``init(seed)``, ``forward(params, tokens)``,
-``backward(dlogits, cache)``, ``loss_and_grads(params, tokens, targets)``, and for generation
-``start(params, prompt)`` (logits of the prompt and a decoding state) and
+The last five of the list are the block stack of [`minirnn.blocks`][minirnn.blocks] with a
+different token mixer. Every model has the same methods: ``init(seed)``, ``forward(params,
+tokens)``, ``backward(dlogits, cache)``, ``loss_and_grads(params, tokens, targets)``, and for
+generation ``start(params, prompt)`` (logits of the prompt and a decoding state) and
 ``step(params, token, state)`` (logits of one more token). Parameters are one flat dict with
 dotted names (``"blocks.0.mix.Wq"``), which optimisers and checkpoints treat uniformly.
 """
@@ -47,6 +49,7 @@ from .gated_msr import (
     gated_msr_step,
     init_gated_msr_params,
 )
+from .gru import gru_backward, gru_forward, gru_step_forward, init_gru_params
 from .layers import (
     IGNORE_INDEX,
     cross_entropy,
@@ -55,20 +58,28 @@ from .layers import (
     linear_backward,
     linear_forward,
 )
+from .lstm import init_lstm_params, lstm_backward, lstm_forward, lstm_step_forward
+from .minrnn import init_mingru_params, mingru_backward, mingru_forward
 from .msr import init_msr_params, msr_backward, msr_forward, msr_step
 from .rnn import init_rnn_params, rnn_backward, rnn_forward, rnn_step_forward
-from .states import KVCache
+from .states import KVCache, LSTMState
 
 __all__ = [
+    "GRULM",
     "LANGUAGE_MODELS",
+    "LSTMLM",
     "RNNLM",
     "DeltaNetConfig",
     "DeltaNetLM",
+    "GRUConfig",
     "GatedConfig",
     "GatedDeltaNetConfig",
     "GatedDeltaNetLM",
     "GatedLM",
+    "LSTMConfig",
     "LanguageModel",
+    "MinGRUConfig",
+    "MinGRULM",
     "RNNConfig",
     "RetNetConfig",
     "RetNetLM",
@@ -88,6 +99,42 @@ class RNNConfig:
     hidden: int = 64         # hidden width H
 
     kind = "rnn"
+
+
+@dataclass(frozen=True)
+class LSTMConfig:
+    """Size of an [`LSTMLM`][minirnn.models.LSTMLM]."""
+
+    vocab_size: int
+    d_model: int = 32        # embedding width D
+    hidden: int = 64         # hidden width H (the cell has the same width)
+
+    kind = "lstm"
+
+
+@dataclass(frozen=True)
+class GRUConfig:
+    """Size of a [`GRULM`][minirnn.models.GRULM] and its reset convention."""
+
+    vocab_size: int
+    d_model: int = 32
+    hidden: int = 64
+    reset: str = "after"     # "after" (PyTorch) or "before" (Cho et al. 2014 v3)
+
+    kind = "gru"
+
+
+@dataclass(frozen=True)
+class MinGRUConfig:
+    """Size of a [`MinGRULM`][minirnn.models.MinGRULM]; ``form`` chooses how training
+    computes the scan (the gradients are the same for both)."""
+
+    vocab_size: int
+    d_model: int = 32
+    hidden: int = 64
+    form: str = "sequential"  # or "parallel"
+
+    kind = "mingru"
 
 
 @dataclass(frozen=True)
@@ -271,6 +318,139 @@ class RNNLM(LanguageModel):
         x = params["embed"][token]
         h, _ = rnn_step_forward(x, state, sub_params(params, "rnn"))
         return linear_forward(h, sub_params(params, "head"))[0], h
+
+
+# --- the LSTM, the GRU and minGRU: the same model with another cell -----------------------------
+
+class _CellLMCache(NamedTuple):
+    embed: tuple
+    cell: tuple
+    head: tuple
+
+
+class CellLM(LanguageModel):
+    """Embedding -> a recurrent cell -> linear head; subclasses choose the cell with four
+    small methods (``_cell_init``, ``_cell_forward``, ``_cell_backward``, ``_cell_step``)."""
+
+    prefix = "cell"
+
+    def init(self, seed: int = 0, dtype=np.float32) -> dict:
+        """Parameters: ``embed`` (V, D), the cell's (``lstm.*``, ``gru.*``, ``mingru.*``),
+        ``head.*``."""
+        c = self.config
+        rng = np.random.default_rng(seed)
+        params = {"embed": normal(rng, (c.vocab_size, c.d_model), 1.0, dtype)}
+        put_params(params, self.prefix, self._cell_init(seed + 1, dtype))
+        put_params(params, "head", self._init_head(rng, c.hidden, dtype))
+        return params
+
+    def forward(self, params: dict, tokens: np.ndarray):
+        """Logits (B, T, V) and the cache."""
+        tokens, params = check.model_tokens(self, "forward", tokens, params)
+        x, embed = embedding_forward(tokens, params["embed"])
+        h0 = np.zeros((tokens.shape[0], self.config.hidden), dtype=x.dtype)
+        h, cell = self._cell_forward(x, h0, sub_params(params, self.prefix))
+        logits, head = linear_forward(h, sub_params(params, "head"))
+        return logits, _CellLMCache(embed=embed, cell=cell, head=head)
+
+    def backward(self, dlogits: np.ndarray, cache: _CellLMCache) -> dict:
+        """Gradients of every parameter (BPTT through the whole sequence)."""
+        dlogits = check.model_backward(self, dlogits, cache, _logits_shape(cache.head))
+        grads: dict = {}
+        dh, layer_grads = linear_backward(dlogits, cache.head)
+        put_params(grads, "head", layer_grads)
+        dx, layer_grads = self._cell_backward(dh, cache.cell)
+        put_params(grads, self.prefix, layer_grads)
+        grads["embed"] = embedding_backward(dx, cache.embed)
+        return grads
+
+    def start(self, params: dict, prompt: np.ndarray):
+        """Logits of the prompt (B, T, V) and the decoding state after it."""
+        prompt, params = check.model_tokens(self, "start", prompt, params)
+        logits, cache = self.forward(params, prompt)
+        return logits, self._final_state(cache.cell)
+
+    def step(self, params: dict, token: np.ndarray, state):
+        """Logits (B, V) of the next position after one more token (B,), and the new state."""
+        token = check.model_step(self, token)
+        h, state = self._cell_step(params["embed"][token], state,
+                                   sub_params(params, self.prefix))
+        return linear_forward(h, sub_params(params, "head"))[0], state
+
+
+class LSTMLM(CellLM):
+    """Embedding -> LSTM -> head. The decoding state is an
+    [`LSTMState`][minirnn.states.LSTMState], the hidden vector and the cell."""
+
+    config_class = LSTMConfig
+    prefix = "lstm"
+
+    def _cell_init(self, seed, dtype):
+        return init_lstm_params(self.config.d_model, self.config.hidden, seed=seed, dtype=dtype)
+
+    def _cell_forward(self, x, h0, p):
+        return lstm_forward(x, h0, p)
+
+    def _cell_backward(self, dh, cache):
+        dx, _, _, grads = lstm_backward(dh, cache)
+        return dx, grads
+
+    def _final_state(self, cache):
+        return LSTMState(h=cache.h[:, -1], c=cache.c[:, -1])
+
+    def _cell_step(self, x, state, p):
+        h, c, _ = lstm_step_forward(x, state.h, state.c, p)
+        return h, LSTMState(h=h, c=c)
+
+
+class GRULM(CellLM):
+    """Embedding -> GRU (either reset convention) -> head. The decoding state is ``h``."""
+
+    config_class = GRUConfig
+    prefix = "gru"
+
+    def _cell_init(self, seed, dtype):
+        return init_gru_params(self.config.d_model, self.config.hidden, seed=seed, dtype=dtype)
+
+    def _cell_forward(self, x, h0, p):
+        return gru_forward(x, h0, p, self.config.reset)
+
+    def _cell_backward(self, dh, cache):
+        dx, _, grads = gru_backward(dh, cache)
+        return dx, grads
+
+    def _final_state(self, cache):
+        return cache.h[:, -1]
+
+    def _cell_step(self, x, state, p):
+        h, _ = gru_step_forward(x, state, p, self.config.reset)
+        return h, h
+
+
+class MinGRULM(CellLM):
+    """Embedding -> minGRU -> head. Training may use the parallel scan; decoding is one step
+    of the recurrence, whose state is ``h``."""
+
+    config_class = MinGRUConfig
+    prefix = "mingru"
+
+    def _cell_init(self, seed, dtype):
+        return init_mingru_params(self.config.d_model, self.config.hidden, seed=seed,
+                                  dtype=dtype)
+
+    def _cell_forward(self, x, h0, p):
+        return mingru_forward(x, h0, p, self.config.form)
+
+    def _cell_backward(self, dh, cache):
+        dx, _, grads = mingru_backward(dh, cache)
+        return dx, grads
+
+    def _final_state(self, cache):
+        return cache.scan.h[:, -1]
+
+    def _cell_step(self, x, state, p):
+        h, _ = mingru_forward(x[:, None], state, p, "sequential")
+        return h[:, 0], h[:, 0]
 
 
 # --- the block stack: Transformer, RetNet, gated RetNet ------------------------------------------
@@ -474,5 +654,6 @@ class GatedDeltaNetLM(DeltaNetLM):
     gated = True
 
 
-LANGUAGE_MODELS = {"rnn": RNNLM, "transformer": TransformerLM, "retnet": RetNetLM,
+LANGUAGE_MODELS = {"rnn": RNNLM, "lstm": LSTMLM, "gru": GRULM, "mingru": MinGRULM,
+                   "transformer": TransformerLM, "retnet": RetNetLM,
                    "gated": GatedLM, "delta": DeltaNetLM, "gated-delta": GatedDeltaNetLM}

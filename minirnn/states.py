@@ -9,6 +9,8 @@ memories of this library differ exactly in *what* they keep, and this file shows
 | `RetentionState` | ``S`` (d x dv), ``z`` (d) | ``d dv + d``, whatever ``T`` is |
 | `GatedState` | ``S``, ``z`` and a count ``s`` | ``d dv + d + 1``, whatever ``T`` is |
 | `DeltaState` (DeltaNet) | ``S`` (d x dv) | ``d dv``, whatever ``T`` is |
+| `MLSTMState` (mLSTM) | ``S`` (d x dv), ``z`` (d), the stabiliser ``mu`` | ``d dv + d + 1`` |
+| (the LSTM) | the hidden vector ``h`` and the cell ``c`` | ``2 H`` numbers (two arrays) |
 | (the Elman RNN) | the hidden vector ``h`` | ``H`` numbers (a plain array) |
 
 Softmax attention must keep every key because the softmax of a new query re-weights all of
@@ -30,7 +32,7 @@ from typing import NamedTuple
 import numpy as np
 
 __all__ = ["DeltaState", "DeltaStateGrad", "GatedState", "GatedStateGrad", "KVCache",
-           "RetentionState", "RetentionStateGrad"]
+           "LSTMState", "MLSTMState", "MLSTMStateGrad", "RetentionState", "RetentionStateGrad"]
 
 
 # --- softmax attention: a cache that grows --------------------------------------------------------
@@ -167,3 +169,53 @@ class DeltaStateGrad(NamedTuple):
     def zeros_like(cls, state: DeltaState) -> DeltaStateGrad:
         """No gradient reaches ``state``."""
         return cls(S=np.zeros_like(state.S))
+
+
+# --- the LSTM: a hidden vector and a cell ------------------------------------------------------
+
+class LSTMState(NamedTuple):
+    """What an LSTM carries from one token to the next: the hidden state ``h`` (what the rest
+    of the model reads) and the cell ``c`` (the memory the gates write and keep)."""
+
+    h: np.ndarray   # (B, H)                                                         (LSTM.3)
+    c: np.ndarray   # (B, H)
+
+    @classmethod
+    def zeros(cls, B: int, H: int, dtype=np.float64) -> LSTMState:
+        """The state before the first token."""
+        return cls(h=np.zeros((B, H), dtype=dtype), c=np.zeros((B, H), dtype=dtype))
+
+
+# --- xLSTM's mLSTM: a matrix memory stored scaled by its stabiliser ------------------------------
+
+class MLSTMState(NamedTuple):
+    """What the mLSTM carries from one token (or call) to the next: the paper's memory ``C``
+    and normaliser state ``n`` are retention's ``S`` and ``z``. Both are stored scaled by
+    ``exp(-mu)``, where ``mu`` is the stabiliser: the true memory is ``S exp(mu)``. Any ``mu``
+    describes the same memory (scale ``S`` and ``z`` to match), and the outputs do not depend on
+    which (derivations/min-rnn.md)."""
+
+    S: np.ndarray   # (B, h, d, dv)  the matrix memory C, times exp(-mu)               (ML.2)
+    z: np.ndarray   # (B, h, d)      the normaliser state n, times exp(-mu)
+    mu: np.ndarray  # (B, h) float64 the stabiliser (a running maximum of log-weights)
+    position: int   # tokens seen so far
+
+    @classmethod
+    def zeros(cls, B: int, h: int, d: int, dv: int, dtype=np.float64) -> MLSTMState:
+        """The state before the first token: an empty memory, stabiliser 0."""
+        return cls(S=np.zeros((B, h, d, dv), dtype=dtype), z=np.zeros((B, h, d), dtype=dtype),
+                   mu=np.zeros((B, h)), position=0)
+
+
+class MLSTMStateGrad(NamedTuple):
+    """Gradient of the loss with respect to the stored (scaled) ``S`` and ``z`` of an
+    [`MLSTMState`][minirnn.states.MLSTMState]; the stabiliser gets none (the outputs do not
+    depend on it)."""
+
+    S: np.ndarray   # (B, h, d, dv)
+    z: np.ndarray   # (B, h, d)
+
+    @classmethod
+    def zeros_like(cls, state: MLSTMState) -> MLSTMStateGrad:
+        """No gradient reaches ``state``."""
+        return cls(S=np.zeros_like(state.S), z=np.zeros_like(state.z))

@@ -41,10 +41,16 @@ def _shift(seq: np.ndarray, scored: np.ndarray):
 
 @dataclass(frozen=True)
 class CopyTask:
-    """Copy a random string of ``length`` symbols after a separator."""
+    """Copy a random string of ``length`` symbols after a separator.
+
+    With ``delay > 0`` the separator is repeated ``delay`` more times before the copy starts:
+    the string must be held for ``delay`` extra steps with nothing new to read (the long-delay
+    copy task of "Why the LSTM remembers").
+    """
 
     length: int = 8
     n_symbols: int = 8
+    delay: int = 0
 
     name = "copy"
 
@@ -54,27 +60,29 @@ class CopyTask:
 
     @property
     def seq_len(self) -> int:
-        return 2 * self.length                   # tokens per example (inputs)
+        return 2 * self.length + self.delay      # tokens per example (inputs)
 
     def batch(self, rng: np.random.Generator, batch_size: int):
-        """``(tokens, targets)`` of shape (batch_size, 2 * length)."""
+        """``(tokens, targets)`` of shape (batch_size, 2 * length + delay)."""
         sep = self.n_symbols
         x = rng.integers(0, self.n_symbols, (batch_size, self.length))
-        seq = np.concatenate([x, np.full((batch_size, 1), sep), x], axis=1)
-        scored = np.arange(2 * self.length) >= self.length           # targets after the sep
-        return _shift(seq, np.broadcast_to(scored, (batch_size, 2 * self.length)))
+        seq = np.concatenate([x, np.full((batch_size, 1 + self.delay), sep), x], axis=1)
+        n = self.seq_len
+        scored = np.arange(n) >= self.length + self.delay            # targets after the seps
+        return _shift(seq, np.broadcast_to(scored, (batch_size, n)))
 
     def question(self, rng: np.random.Generator):
-        """A well-formed prompt (a string and the separator) and its answer (the string)."""
+        """A well-formed prompt (a string and the separators) and its answer (the string)."""
         x = rng.integers(0, self.n_symbols, self.length)
-        return np.append(x, self.n_symbols), x
+        return np.append(x, np.full(1 + self.delay, self.n_symbols)), x
 
     def answer(self, prompt) -> np.ndarray | None:
-        """What a prompt asks for: the symbols before a final separator (else None)."""
+        """What a prompt asks for: the symbols before the final ``1 + delay`` separators."""
         prompt = np.asarray(prompt)
-        if prompt.size < 2 or prompt[-1] != self.n_symbols:
+        k = 1 + self.delay
+        if prompt.size < k + 1 or np.any(prompt[-k:] != self.n_symbols):
             return None
-        before = prompt[:-1]
+        before = prompt[:-k]
         return before if not np.any(before == self.n_symbols) else None
 
     def decode(self, tokens) -> str:
@@ -362,7 +370,7 @@ def make_task(name: str, **options):
     if name not in TASKS:
         raise ValueError(f"unknown task {name!r}; expected one of {sorted(TASKS)}")
     for key, value in options.items():
-        check_int(f"make_task({name!r})", key, value, 1)
+        check_int(f"make_task({name!r})", key, value, 0 if key == "delay" else 1)
     try:
         return TASKS[name](**options)
     except TypeError as err:

@@ -36,10 +36,27 @@ from .gated import (
 )
 from .gated_msr import gated_msr_backward, gated_msr_forward, init_gated_msr_params
 from .gradcheck import check_gradients, rel_error
+from .gru import gru_backward, gru_forward, init_gru_params
+from .lstm import init_lstm_params, lstm_backward, lstm_forward
+from .minrnn import (
+    init_mingru_params,
+    init_minlstm_params,
+    mingru_backward,
+    mingru_forward,
+    minlstm_backward,
+    minlstm_forward,
+)
+from .mlstm import (
+    mlstm_parallel,
+    mlstm_parallel_backward,
+    mlstm_recurrent,
+    mlstm_recurrent_backward,
+)
 from .models import (
     DeltaNetConfig,
     GatedConfig,
     GatedDeltaNetConfig,
+    LSTMConfig,
     RetNetConfig,
     RNNConfig,
     TransformerConfig,
@@ -96,6 +113,39 @@ def gradcheck_cases(seed: int = 0) -> Iterator[GradcheckCase]:
     yield GradcheckCase("rnn sequence (BPTT)", rnn_forward, rnn_backward,
                         {"x": rng.standard_normal((B, T, D)), "h0": rng.standard_normal((B, H))},
                         params)
+    lstm_params = init_lstm_params(D, H, seed=seed)
+    yield GradcheckCase("lstm sequence (BPTT)",
+                        lambda x, h0, c0, params: lstm_forward(x, h0, params, c0),
+                        lstm_backward, {"x": 0.5 * rng.standard_normal((B, T, D)),
+                                        "h0": rng.standard_normal((B, H)),
+                                        "c0": rng.standard_normal((B, H))}, lstm_params)
+    gru_params = init_gru_params(D, H, seed=seed)
+    gru_params["bh"] = 0.5 * rng.standard_normal(3 * H)
+    for reset in ("after", "before"):
+        yield GradcheckCase(f"gru sequence (reset {reset})",
+                            lambda x, h0, params, reset=reset: gru_forward(x, h0, params, reset),
+                            gru_backward, {"x": 0.5 * rng.standard_normal((B, T, D)),
+                                           "h0": rng.standard_normal((B, H))}, gru_params)
+    for form in ("sequential", "parallel"):
+        yield GradcheckCase(f"minGRU ({form} scan)",
+                            lambda x, h0, params, form=form: mingru_forward(x, h0, params, form),
+                            mingru_backward, {"x": rng.standard_normal((B, T, D)),
+                                              "h0": rng.standard_normal((B, H))},
+                            init_mingru_params(D, H, seed=seed))
+    yield GradcheckCase("minLSTM (parallel scan)",
+                        lambda x, h0, params: minlstm_forward(x, h0, params, "parallel"),
+                        minlstm_backward, {"x": rng.standard_normal((B, T, D)),
+                                           "h0": rng.standard_normal((B, H))},
+                        init_minlstm_params(D, H, seed=seed))
+    mlstm_inputs = {"q": rng.standard_normal((B, 2, T, 3)),
+                    "k": rng.standard_normal((B, 2, T, 3)),
+                    "v": rng.standard_normal((B, 2, T, 2)),
+                    "i_pre": rng.standard_normal((B, 2, T)),
+                    "f_pre": rng.standard_normal((B, 2, T))}
+    yield GradcheckCase("mLSTM (recurrent)", mlstm_recurrent, mlstm_recurrent_backward,
+                        mlstm_inputs, None)
+    yield GradcheckCase("mLSTM (parallel)", mlstm_parallel, mlstm_parallel_backward,
+                        mlstm_inputs, None)
     yield GradcheckCase("softmax", softmax_forward, softmax_backward,
                         {"x": rng.standard_normal((B, T))}, None)
     h, d = 2, 3
@@ -313,6 +363,7 @@ def tour_models(vocab_size: int, max_len: int = 64) -> dict:
     """The tiny models of parts (c) and (d), of comparable size."""
     return {
         "rnn": RNNConfig(vocab_size, d_model=32, hidden=64),
+        "lstm": LSTMConfig(vocab_size, d_model=32, hidden=64),
         "transformer": TransformerConfig(vocab_size, d_model=32, n_heads=2, n_layers=2,
                                          d_ff=64, max_len=max_len),
         "retnet": RetNetConfig(vocab_size, d_model=32, n_heads=2, n_layers=2, dv=16, d_ff=64,

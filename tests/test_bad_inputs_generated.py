@@ -281,6 +281,42 @@ def build(name, draw) -> Call:
         "count_parameters": lambda: Call(m.count_parameters, dict(
             params={"W": normal(draw, D, H), "b": normal(draw, H)}), {}, free_dict=True,
             converts=True, reports_nan=True),
+        "lstm_step_forward": lambda: Call(m.lstm_step_forward, dict(
+            x=normal(draw, B, D), h_prev=normal(draw, B, H), c_prev=normal(draw, B, H),
+            params=m.init_lstm_params(D, H)), {}),
+        "lstm_forward": lambda: Call(m.lstm_forward, dict(
+            x=normal(draw, B, T, D), h0=normal(draw, B, H), params=m.init_lstm_params(D, H),
+            c0=normal(draw, B, H)), {}, none_ok=frozenset({"c0"})),
+        "lstm_step_backward": lambda: lstm_step_backward_call(draw, B, D, H),
+        "sigmoid": lambda: Call(m.sigmoid, dict(a=normal(draw, B, T)), {}),
+        "gru_step_forward": lambda: Call(m.gru_step_forward, dict(
+            x=normal(draw, B, D), h_prev=normal(draw, B, H), params=m.init_gru_params(D, H),
+            reset=draw(st.sampled_from(["after", "before"]))), {"reset": ["middle", None, 1]}),
+        "gru_forward": lambda: Call(m.gru_forward, dict(
+            x=normal(draw, B, T, D), h0=normal(draw, B, H), params=m.init_gru_params(D, H),
+            reset=draw(st.sampled_from(["after", "before"]))), {"reset": ["middle", None, 1]}),
+        "log_sigmoid": lambda: Call(m.log_sigmoid, dict(a=normal(draw, B, T)), {}),
+        "linear_scan_sequential": lambda: Call(m.linear_scan_sequential, dict(
+            log_alpha=-np.abs(normal(draw, B, T, H)), u=normal(draw, B, T, H),
+            h0=normal(draw, B, H)), {}),
+        "linear_scan_parallel": lambda: Call(m.linear_scan_parallel, dict(
+            log_alpha=-np.abs(normal(draw, B, T, H)), u=normal(draw, B, T, H),
+            h0=normal(draw, B, H)), {}),
+        "mingru_forward": lambda: Call(m.mingru_forward, dict(
+            x=normal(draw, B, T, D), h0=normal(draw, B, H), params=m.init_mingru_params(D, H),
+            form=draw(st.sampled_from(["sequential", "parallel"]))),
+            {"form": ["fast", None, 1]}),
+        "minlstm_forward": lambda: Call(m.minlstm_forward, dict(
+            x=normal(draw, B, T, D), h0=normal(draw, B, H), params=m.init_minlstm_params(D, H),
+            form=draw(st.sampled_from(["sequential", "parallel"]))),
+            {"form": ["fast", None, 1]}),
+        "mlstm_recurrent": lambda: Call(m.mlstm_recurrent, dict(
+            **qkv, i_pre=normal(draw, B, h, T), f_pre=normal(draw, B, h, T)), {"state": ["s"]}),
+        "mlstm_parallel": lambda: Call(m.mlstm_parallel, dict(
+            **qkv, i_pre=normal(draw, B, h, T), f_pre=normal(draw, B, h, T)), {"state": ["s"]}),
+        "mlstm_normaliser_backward": lambda: Call(m.mlstm_normaliser_backward, dict(
+            dout=normal(draw, B, h, T, dv), out=normal(draw, B, h, T, dv),
+            r=normal(draw, B, h, T), mu=normal(draw, B, h, T)), {}),
         "check_gradients": lambda: Call(m.check_gradients, dict(
             forward=m.rnn_step_forward, backward=m.rnn_step_backward,
             inputs={"x": normal(draw, B, D), "h_prev": normal(draw, B, H)},
@@ -300,6 +336,15 @@ def build(name, draw) -> Call:
     return call
 
 
+def lstm_step_backward_call(draw, B, D, H) -> Call:
+    """lstm_step_backward takes two upstream gradients, dh and dc."""
+    h, c, cache = m.lstm_step_forward(normal(draw, B, D), normal(draw, B, H),
+                                      normal(draw, B, H), m.init_lstm_params(D, H))
+    wrong = m.gelu_forward(normal(draw, B, D))[1]
+    return Call(m.lstm_step_backward, dict(dh=normal(draw, *h.shape), dc=normal(draw, *c.shape),
+                                           cache=cache), {"cache": [None, (h, c, cache), wrong]})
+
+
 def mix_call(draw, B, T, D, nh) -> Call:
     """vision_mix_forward: the decays are an argument of every mixer but attention."""
     mixer = draw(st.sampled_from(["attention", "masa", "masa_decomposed", "retention"]))
@@ -317,6 +362,15 @@ ALIASES: dict = {}
 BACKWARD = {
     "rnn_step_backward": ("rnn_step_forward", "dh", 1),
     "rnn_backward": ("rnn_forward", "dh", 1),
+    "lstm_backward": ("lstm_forward", "dh", 1),
+    "gru_step_backward": ("gru_step_forward", "dh", 1),
+    "gru_backward": ("gru_forward", "dh", 1),
+    "linear_scan_sequential_backward": ("linear_scan_sequential", "dh", 1),
+    "linear_scan_parallel_backward": ("linear_scan_parallel", "dh", 1),
+    "mingru_backward": ("mingru_forward", "dh", 1),
+    "minlstm_backward": ("minlstm_forward", "dh", 1),
+    "mlstm_recurrent_backward": ("mlstm_recurrent", "dout", 2),
+    "mlstm_parallel_backward": ("mlstm_parallel", "dout", 2),
     "softmax_backward": ("softmax_forward", "dy", 1),
     "attention_backward": ("attention_forward", "dout", 1),
     "mha_backward": ("mha_forward", "dy", 1),
@@ -361,7 +415,9 @@ def backward_call(name, draw) -> Call:
                 {"cache": [None, out, wrong_cache]}, names=frozenset({name}))
 
 
-MODELS = {"RNNLM": (m.RNNLM, m.RNNConfig), "TransformerLM": (m.TransformerLM, m.TransformerConfig),
+MODELS = {"RNNLM": (m.RNNLM, m.RNNConfig), "LSTMLM": (m.LSTMLM, m.LSTMConfig),
+          "GRULM": (m.GRULM, m.GRUConfig), "MinGRULM": (m.MinGRULM, m.MinGRUConfig),
+          "TransformerLM": (m.TransformerLM, m.TransformerConfig),
           "RetNetLM": (m.RetNetLM, m.RetNetConfig), "GatedLM": (m.GatedLM, m.GatedConfig),
           "GatedDeltaNetLM": (m.GatedDeltaNetLM, m.GatedDeltaNetConfig)}
 SMALL = dict(d_model=4, n_heads=2, n_layers=1, d_ff=8, dv=2, chunk_size=2, hidden=4)
@@ -401,13 +457,18 @@ FUNCTIONS = [*[n for n in m.__all__ if n in {
     "bidirectional_scan", "vision_mix_forward", "delta_rule_parallel", "delta_rule_recurrent",
     "delta_rule_chunkwise", "delta_chunk_transform", "delta_decays", "solve_unit_lower",
     "log_decay_gradient", "gated_msr_gates_backward", "l2_normalize", "deltanet_forward",
-    "deltanet_step"}], *BACKWARD,
+    "deltanet_step", "lstm_step_forward", "lstm_forward", "lstm_step_backward", "sigmoid",
+    "gru_step_forward", "gru_forward", "log_sigmoid", "linear_scan_sequential",
+    "linear_scan_parallel", "mingru_forward", "minlstm_forward", "mlstm_recurrent",
+    "mlstm_parallel", "mlstm_normaliser_backward"}], *BACKWARD,
     *[f"{c}.{meth}" for c in MODELS for meth in ("loss_and_grads", "forward", "generate")]]
 
 # public functions that take no arrays (sizes, names, paths, configs): covered elsewhere
 NO_ARRAYS = {"build_model", "causal_mask", "init_kv_cache", "init_mha_params", "init_msr_params",
              "init_gated_msr_params", "init_deltanet_params",
-             "init_rnn_params", "make_task", "rotation_angles", "warmup_cosine",
+             "init_rnn_params", "init_lstm_params", "init_gru_params", "init_mingru_params",
+             "init_minlstm_params", "make_task",
+             "rotation_angles", "warmup_cosine",
              "retention_forms", "gated_retention_forms", "vision_cores", "config_to_dict",
              "delta_rule_forms",
              "config_from_dict",
@@ -551,15 +612,17 @@ def test_every_wrong_argument(name, data, bad_input_cases):
 
 FLOAT64_BY_DESIGN = {"decay_mask", "rel_error", "numerical_gradient", "count_parameters",
                      "check_gradients", "segment_decay", "retention_decay_gradient",
-                     "msr_gammas", "manhattan_decay_mask"}
+                     "msr_gammas", "manhattan_decay_mask", "log_sigmoid"}
 # (documented to compute in, or return, float64)
 
 
-def to_float32(value):
+def to_float32(value, key=None):
     if isinstance(value, np.ndarray) and value.dtype == np.float64:
         return value.astype(np.float32)
     if isinstance(value, dict):
-        return {k: to_float32(v) for k, v in value.items()}
+        return {k: to_float32(v, k) for k, v in value.items()}
+    if key == "cache" and hasattr(value, "_fields"):    # a cache passed as an argument
+        return type(value)(*(to_float32(v) for v in value))
     return value
 
 

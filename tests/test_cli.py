@@ -15,11 +15,13 @@ def test_tour_passes_and_prints_every_part(capsys):
     assert "(a) Gradient checks" in out and "(b) Retention" in out
     for mechanism in ("rnn sequence (BPTT)", "softmax", "attention (causal)",
                       "multi-head attention", "retention (chunkwise)", "KV cache",
-                      "gated delta rule (chunkwise)", "gated DeltaNet layer"):
+                      "gated delta rule (chunkwise)", "gated DeltaNet layer",
+                      "lstm sequence (BPTT)", "gru sequence (reset after)",
+                      "minGRU (parallel scan)", "mLSTM (parallel)"):
         assert mechanism in out
     assert "(c) The language models" in out and "recall acc" in out and "ms at 4096" in out
     assert "gated, vs parallel" in out and "\ngated " in out and "\ngated-delta " in out
-    assert "delta rule, vs parallel" in out
+    assert "delta rule, vs parallel" in out and "\nlstm " in out
     assert "(e) Vision" in out and "shapes accuracy" in out
     assert "FAIL" not in out and "All checks passed." in out
     assert max(len(line) for line in out.splitlines()) <= 80     # fits a terminal
@@ -105,7 +107,7 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     assert main(["train", "--checkpoint", str(tmp_path / "missing" / "x.npz"), "--steps", "1",
                  "--no-progress", "--model", "rnn"]) == 1
     assert "No such file or directory" in capsys.readouterr().err
-    for argv in (["train", "--steps", "0"], ["train", "--model", "lstm"],
+    for argv in (["train", "--steps", "0"], ["train", "--model", "tcn"],
                  ["generate"], ["train", "--lr", "-1"]):
         with pytest.raises(SystemExit) as exc:
             main(argv)
@@ -209,3 +211,17 @@ def test_no_command_prints_the_help(capsys):
     assert main([]) == 0
     out = capsys.readouterr().out
     assert out.startswith("usage: python -m minirnn") and "tour" in out and "grade" in out
+
+
+@pytest.mark.parametrize("model", ["lstm", "gru", "mingru"])
+def test_recurrent_cell_models_train_resume_and_generate_from_the_cli(model, tmp_path, capsys):
+    path = str(tmp_path / "c.npz")
+    args = ["train", "--model", model, "--task", "copy", "--steps", "4", "--batch-size", "2",
+            "--d-model", "8", "--eval-every", "2", "--checkpoint", path, "--no-progress"]
+    assert main(args) == 0
+    assert f"training {model} (" in capsys.readouterr().out
+    assert main(["train", "--resume", "--checkpoint", path, "--steps", "6",
+                 "--no-progress"]) == 0
+    assert f"resuming {model} on copy at step 4" in capsys.readouterr().out
+    assert main(["generate", "--checkpoint", path, "--tokens", "3"]) == 0
+    assert "generated:" in capsys.readouterr().out

@@ -25,7 +25,7 @@ def test_every_public_name_is_on_a_reference_page():
 
 # Tutorials 8 and 9 train eight and six models (about a minute together): their cells are
 # compiled here, and the strict docs build executes the same code on every CI run.
-TRAINS_MANY_MODELS = {"which-memory.md", "vision.md"}
+TRAINS_MANY_MODELS = {"which-memory.md", "vision.md", "why-the-lstm-remembers.md"}
 
 
 @pytest.mark.no_cover        # training runs: slow under line tracing, and about the docs
@@ -67,8 +67,8 @@ def test_equation_numbers_are_displayed_in_order_and_every_citation_exists():
                 f"{page.name}: ({prefix}.n) displayed in the order {numbers}"
     root = DOCS.parent
     sources = [*DOCS.rglob("*.md"), *(root / "minirnn").rglob("*.py")]
-    cited = {m for f in sources for m in re.findall(r"\((A|G|GR|L|M|MR|O|R|RNN|V)\.(\d+)\)",
-                                                    f.read_text())}
+    prefixes = "A|DR|G|GR|GRU|L|LSTM|M|MIN|ML|MR|O|R|RNN|V"
+    cited = {m for f in sources for m in re.findall(rf"\(({prefixes})\.(\d+)\)", f.read_text())}
     missing = sorted(f"{p}.{n}" for p, n in cited if f"{p}.{n}" not in displayed)
     assert not missing, f"cited but never displayed: {missing}"
 

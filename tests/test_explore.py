@@ -25,9 +25,13 @@ def differences(text: str) -> list[float]:
 
 
 def test_the_mechanisms_are_the_walk_modules_in_the_order_of_the_math_floor():
-    assert MECHANISMS == ("rnn", "attention", "retention", "gated", "msr", "vision", "delta")
+    assert MECHANISMS == ("rnn", "attention", "retention", "gated", "msr", "vision", "delta",
+                          "lstm", "gru", "mlstm", "mingru")
     math = next(modules for name, _, modules in FLOORS if name == "math")
-    assert list(MECHANISMS) == [m for m in math if m in MECHANISMS]
+    named = [m for m in MECHANISMS if m in math]               # walks of a math module first,
+    assert named == [m for m in math if m in MECHANISMS]        # in the floor's order,
+    rest = list(MECHANISMS[len(named):])                        # then the others (mingru walks
+    assert rest == sorted(rest) and not set(rest) & set(math)   # minrnn.py), alphabetically
     modules = {m.name for m in pkgutil.iter_modules(explore.__path__)}
     assert "printing" in modules
     assert modules - {"printing"} == set(MECHANISMS)          # every other module is a walk
@@ -37,7 +41,7 @@ def test_the_mechanisms_are_the_walk_modules_in_the_order_of_the_math_floor():
         assert isinstance(walk.FORMS, tuple) and len(walk.FORMS) >= 1
         assert callable(walk.walk)
         assert FORMS[name] == walk.FORMS
-    assert len(CASES) == 2 * sum(len(f) for f in FORMS.values()) == 36
+    assert len(CASES) == 2 * sum(len(f) for f in FORMS.values()) == 50
 
 
 def test_a_new_walk_module_is_found_without_any_list(tmp_path, monkeypatch):
@@ -140,8 +144,8 @@ def test_interactive_quit_and_bad_options(capsys):
     assert shown == 2
     with pytest.raises(ValueError, match="keep the example tiny"):
         run_explorer("rnn", T=50, pause=False, out=lambda s: None)
-    with pytest.raises(ValueError, match="unknown mechanism 'lstm'"):
-        run_explorer("lstm", pause=False, out=lambda s: None)
+    with pytest.raises(ValueError, match="unknown mechanism 'tcn'"):
+        run_explorer("tcn", pause=False, out=lambda s: None)
     assert main(["step", "msr", "--d", "3", "--no-pause"]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "d must be even" in err
@@ -152,7 +156,7 @@ def test_interactive_quit_and_bad_options(capsys):
     assert main(["step", "vision", "--form", "recurrent", "--no-pause"]) == 1
     assert "its forms are masa, masa_decomposed, retention_2d" in capsys.readouterr().err
     with pytest.raises(SystemExit):
-        main(["step", "lstm"])
+        main(["step", "tcn"])
     with pytest.raises(SystemExit):
         main(["step", "retention", "--form", "sideways"])
 

@@ -13,6 +13,9 @@ from minirnn.models import (
     DeltaNetConfig,
     GatedConfig,
     GatedDeltaNetConfig,
+    GRUConfig,
+    LSTMConfig,
+    MinGRUConfig,
     RetNetConfig,
     RNNConfig,
     TransformerConfig,
@@ -29,7 +32,11 @@ TINY = [RNNConfig(V, d_model=4, hidden=5),
         DeltaNetConfig(V, d_model=4, n_heads=2, n_layers=2, dv=3, d_ff=6, form="chunkwise",
                        chunk_size=2),
         GatedDeltaNetConfig(V, d_model=4, n_heads=2, n_layers=2, dv=3, d_ff=6, form="parallel",
-                            tau=2.0)]
+                            tau=2.0),
+        LSTMConfig(V, d_model=4, hidden=5),
+        GRUConfig(V, d_model=4, hidden=5, reset="after"),
+        GRUConfig(V, d_model=4, hidden=3, reset="before"),
+        MinGRUConfig(V, d_model=4, hidden=5, form="parallel")]
 
 
 def batch(seed, B=2, T=5):

@@ -86,3 +86,18 @@ def test_overwrite_asks_for_the_latest_of_values_that_really_changed():
     assert np.sum(targets >= 0) == 64 * 3
     with pytest.raises(ValueError, match="twice"):
         make_task("overwrite", n_pairs=5, n_distinct=4)
+
+
+def test_copy_with_a_delay_holds_the_string_and_round_trips():
+    from minirnn.tasks import CopyTask, task_from_dict, task_to_dict
+    task = CopyTask(length=3, n_symbols=5, delay=4)
+    tokens, targets = task.batch(np.random.default_rng(0), 2)
+    assert tokens.shape == targets.shape == (2, task.seq_len) == (2, 10)
+    np.testing.assert_array_equal(tokens[:, 3:8], 5)              # 1 + delay separators
+    np.testing.assert_array_equal(targets[:, 7:], tokens[:, :3])  # scored: the copy only
+    assert np.all(targets[:, :7] < 0)
+    prompt, expected = task.question(np.random.default_rng(1))
+    np.testing.assert_array_equal(task.answer(prompt), expected)
+    assert task.answer(prompt[:-1]) is None                       # one separator short
+    assert task_from_dict(task_to_dict(task)) == task
+    assert task_from_dict(task_to_dict(CopyTask())) == CopyTask()

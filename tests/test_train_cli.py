@@ -21,6 +21,9 @@ from minirnn.train import TrainConfig, TrainingInterrupted, load_checkpoint, tra
 
 CLI = [sys.executable, "-m", "minirnn"]
 SMALL = {"rnn": m.RNNConfig(9, d_model=8, hidden=8),
+         "lstm": m.LSTMConfig(9, d_model=8, hidden=8),
+         "gru": m.GRUConfig(9, d_model=8, hidden=8),
+         "mingru": m.MinGRUConfig(9, d_model=8, hidden=8, form="parallel"),
          "transformer": m.TransformerConfig(9, d_model=8, n_heads=2, n_layers=1, d_ff=16,
                                             max_len=32),
          "retnet": m.RetNetConfig(9, d_model=8, n_heads=2, n_layers=1, dv=4, d_ff=16,
