@@ -100,6 +100,7 @@ class GradcheckCase(NamedTuple):
     backward: Callable
     inputs: dict
     params: dict | None
+    eps: float = 1e-6       # the finite-difference step (G.3)
 
 
 def gradcheck_cases(seed: int = 0) -> Iterator[GradcheckCase]:
@@ -191,7 +192,8 @@ def gradcheck_cases(seed: int = 0) -> Iterator[GradcheckCase]:
     yield GradcheckCase("gated DeltaNet layer",
                         lambda x, params: deltanet_forward(x, params, 2, "chunkwise",
                                                            chunk_size=2),
-                        deltanet_backward, {"x": x_msr}, delta_params)
+                        deltanet_backward, {"x": x_msr}, delta_params,
+                        eps=1e-7)   # short queries: the normalisation's curvature (DR.11)
     image = rng.standard_normal((B, 4, 4, 1))
     embed = {"W": rng.standard_normal((4, 3)), "b": rng.standard_normal(3),
              "cls": rng.standard_normal(3), "pos": rng.standard_normal((5, 3))}
@@ -222,7 +224,8 @@ def gradcheck_table(seed: int = 0) -> tuple[str, bool]:
     """Part (a): the gradcheck table and whether every row passed."""
     rows, ok = [], True
     for case in gradcheck_cases(seed):
-        report = check_gradients(case.forward, case.backward, case.inputs, case.params, seed=seed)
+        report = check_gradients(case.forward, case.backward, case.inputs, case.params, seed=seed,
+                                 eps=case.eps)
         for name, err in report.items():
             passed = err < GRADCHECK_TOL
             ok &= passed
