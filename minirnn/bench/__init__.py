@@ -237,7 +237,7 @@ def _training_step(method, q, k, v, dout, gamma):
     return lambda: retention_chunkwise_backward(dout, retention_chunkwise(q, k, v, gamma, C)[2])
 
 
-def delta_training_benchmark(lengths=(256, 512, 1024, 2048, 4096), n_heads=4, d=32, chunk=64,
+def delta_training_benchmark(lengths=(256, 512, 1024, 2048, 4096), n_heads=4, d=32, chunk=32,
                              parallel_max=1024, seed=0, dtype=np.float32) -> list[dict]:
     """Forward + backward time and peak memory of the delta rule's three forms against T
     (batch 1, ``n_heads`` heads, ``d = dv``, unit keys and queries, ``beta`` in (0, 1)), and
