@@ -141,7 +141,7 @@ def _decode_row(rng, n, D, n_heads, batch, rounds, block, dtype, p) -> dict:
     return row
 
 
-def decode_floor_benchmark(context=8192, D=512, n_heads=8, batch=1, rounds=30, block=3, seed=0,
+def decode_floor_benchmark(context=128, D=512, n_heads=8, batch=1, rounds=30, block=3, seed=0,
                            dtype=np.float32) -> list[dict]:
     """Every one-token step against its floor: the time of its own projections.
 
