@@ -295,7 +295,7 @@ def _bench(args) -> int:
                                 f"{r[c]:.3g}" if isinstance(r[c], float) else str(r[c])
                                 for c in cols] for r in run[name]]))
     if args.out:
-        bench.write_json(args.out, args.which, runs, threads=args.threads)
+        bench.write_json(args.out, args.which, runs, args.threads)
         print(f"wrote {args.out}")
     return 0
 

@@ -173,7 +173,7 @@ def delta_decays(log_decay: np.ndarray | None, beta: np.ndarray, dtype=None):
     dtype = beta.dtype if dtype is None else dtype
     if log_decay is None:                           # plain: every g_t = 0, so every factor is 1
         T = beta.shape[-1]
-        return (np.broadcast_to(np.tril(np.ones((T, T), dtype)), beta.shape + (T,)),
+        return (np.broadcast_to(np.tril(np.ones((T, T), dtype)), (*beta.shape, T)),
                 np.ones(beta.shape, dtype), np.ones(beta.shape, dtype))
     f = gated_chunk_decays(log_decay, np.zeros(beta.shape[:-1]), normalize=False, dtype=dtype)
     return f.Gamma, f.xi, f.zeta

@@ -283,11 +283,14 @@ def repeat_runs(fn: Callable[[], dict], runs: int = 1, n_threads: int | None = N
         return [fn() for _ in range(runs)]
 
 
-def write_json(path: str | Path, name: str, runs: list[list[dict]], **meta) -> None:
-    """Save the rows of every run with the environment, so tables can be made later."""
+def write_json(path: str | Path, name: str, runs: list[dict], n_threads: int | None = None) -> None:
+    """Save the tables of every run with the environment (read with ``n_threads`` threads, as
+    the runs were), so the docs can draw them later."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    with threads(n_threads):
+        env = environment()
     path.write_text(json.dumps({"benchmark": name, "date": time.strftime("%Y-%m-%d %H:%M UTC",
                                                                          time.gmtime()),
-                                "environment": environment(), **meta, "runs": runs,
-                                "rows": runs[0]}, indent=1))
+                                "environment": env, "threads": n_threads, "runs": runs},
+                               indent=1))
