@@ -155,7 +155,11 @@ def blas_kernel() -> str:
     if not pools:
         return "none found"
     return "; ".join(f"{p.get('internal_api')} {p.get('version')} ({p.get('architecture')} "
-                     f"kernel, {p.get('num_threads')} threads)" for p in pools)
+                     f"kernel, {_threads_text(p.get('num_threads'))})" for p in pools)
+
+
+def _threads_text(n) -> str:
+    return f"{n} thread" + ("" if n == 1 else "s")
 
 
 def thread_settings() -> dict:
