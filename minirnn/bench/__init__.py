@@ -109,15 +109,27 @@ def decode_benchmark(contexts=(128, 256, 512, 1024, 2048, 4096, 8192), D=512, n_
     return [_decode_row(rng, n, D, n_heads, batch, rounds, block, dtype, p) for n in contexts]
 
 
-def _decode_row(rng, n, D, n_heads, batch, rounds, block, dtype, p) -> dict:
-    prompt = rng.standard_normal((batch, n, D)).astype(dtype)
+def _prompted(rng, n, D, n_heads, batch, dtype, p, prompt_len=512):
+    """The states after ``n`` tokens: a real prompt of at most ``prompt_len`` tokens, then (the
+    cost of one step does not depend on what the earlier tokens were) the KV cache filled up to
+    ``n`` positions with random keys and values, and retention's state moved on to position
+    ``n`` (its size never changes), as [`decode_time`][minirnn.tour.decode_time] does."""
+    prompt = rng.standard_normal((batch, min(n, prompt_len), D)).astype(dtype)
     cache = init_kv_cache(batch, D, n_heads, capacity=n + 8, dtype=dtype)
-    for start in range(0, n, 512):                      # the prompt, 512 tokens at a time
-        mha_step(prompt[:, start:start + 512], p["attention"], n_heads, cache)
-    _, ret_state, _ = msr_forward(prompt, p["retention"], n_heads, "chunkwise", chunk_size=512)
-    # a DeltaNet step costs the same whatever the tokens before were: a 512-token prompt
-    _, delta_state, _ = deltanet_forward(prompt[:, :512], p["delta"], n_heads, "chunkwise",
-                                         chunk_size=64)
+    mha_step(prompt, p["attention"], n_heads, cache)
+    shape = (batch, n_heads, n - cache.length, D // n_heads)
+    cache.append(rng.standard_normal(shape).astype(dtype), rng.standard_normal(shape).astype(dtype))
+    states = {"attention": cache}
+    for name, forward, chunk in (("retention", msr_forward, 512), ("gated", gated_msr_forward, 512),
+                                 ("delta", deltanet_forward, 64)):
+        _, state, _ = forward(prompt, p[name], n_heads, "chunkwise", chunk_size=chunk)
+        states[name] = state._replace(position=n)
+    return states
+
+
+def _decode_row(rng, n, D, n_heads, batch, rounds, block, dtype, p) -> dict:
+    states = _prompted(rng, n, D, n_heads, batch, dtype, p)
+    cache, ret_state, delta_state = states["attention"], states["retention"], states["delta"]
     token = rng.standard_normal((batch, D)).astype(dtype)
 
     def attention():
@@ -154,14 +166,9 @@ def decode_floor_benchmark(context=128, D=512, n_heads=8, batch=1, rounds=30, bl
     rng = np.random.default_rng(seed)
     p = _decode_layers(D, n_heads, seed, dtype)
     x = rng.standard_normal((batch, D)).astype(dtype)
-    cache = init_kv_cache(batch, D, n_heads, capacity=context + 8, dtype=dtype)
-    prompt = rng.standard_normal((batch, min(context, 512), D)).astype(dtype)
-    for _ in range(0, context, 512):                    # random keys and values fill the cache
-        mha_step(prompt, p["attention"], n_heads, cache)
-    _, ret_state, _ = msr_forward(prompt, p["retention"], n_heads, "chunkwise", chunk_size=512)
-    _, gated_state, _ = gated_msr_forward(prompt, p["gated"], n_heads, "chunkwise",
-                                          chunk_size=512)
-    _, delta_state, _ = deltanet_forward(prompt, p["delta"], n_heads, "chunkwise", chunk_size=64)
+    states = _prompted(rng, context, D, n_heads, batch, dtype, p)
+    cache, ret_state = states["attention"], states["retention"]
+    gated_state, delta_state = states["gated"], states["delta"]
     heads_out = rng.standard_normal((batch, D)).astype(dtype)   # (B, h*dv), the input of Wo
 
     def projections(names, params):
@@ -200,7 +207,7 @@ def decode_floor_benchmark(context=128, D=512, n_heads=8, batch=1, rounds=30, bl
 # --- 2. training cost against T ----------------------------------------------------------------
 
 def training_benchmark(lengths=(256, 512, 1024, 2048, 4096, 8192), n_heads=2, d=64,
-                       chunks=(64, 256), parallel_max=8192, seed=0,
+                       chunks=(64, 256), parallel_max=4096, seed=0,
                        dtype=np.float32) -> list[dict]:
     """Forward + backward time and peak memory of retention (parallel, chunkwise) and causal
     attention, one sequence of ``n_heads`` heads; the methods of one length are interleaved, and
