@@ -244,7 +244,7 @@ def _training_step(method, q, k, v, dout, gamma):
     return lambda: retention_chunkwise_backward(dout, retention_chunkwise(q, k, v, gamma, C)[2])
 
 
-def delta_training_benchmark(lengths=(256, 512, 1024, 2048, 4096), n_heads=4, d=32, chunk=32,
+def delta_training_benchmark(lengths=(512, 1024, 2048, 4096), n_heads=4, d=32, chunk=32,
                              parallel_max=1024, seed=0, dtype=np.float32) -> list[dict]:
     """Forward + backward time and peak memory of the delta rule's three forms against T
     (batch 1, ``n_heads`` heads, ``d = dv``, unit keys and queries, ``beta`` in (0, 1)), and
@@ -258,7 +258,7 @@ def delta_training_benchmark(lengths=(256, 512, 1024, 2048, 4096), n_heads=4, d=
         beta = 1.0 / (1.0 + np.exp(-rng.standard_normal((1, n_heads, T))))
         fns = _delta_steps(*(a.astype(dtype) for a in (q, k, v, dout, beta)), chunk,
                            T <= parallel_max)
-        rounds, block = (5, 1) if T >= 2048 else (9, 1)
+        rounds, block = (5, 1) if T >= 1024 else (9, 1)
         times = interleaved(fns, rounds, block, warmup=1)
         vs = spread(times["recurrent"] / times[f"chunkwise {chunk}"])
         for m, fn in fns.items():
