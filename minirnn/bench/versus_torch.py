@@ -1,5 +1,7 @@
 """PyTorch twins of minirnn's layers and models, used only to time them against minirnn.
 
+DeltaNet's twin solves each chunk's triangular system with ``torch.linalg.solve_triangular``.
+
 Same shapes, same equations (retention with its three normalisations, rotation, per-head group
 norm, swish gate; pre-LN blocks with tanh-GELU feed-forward), float32, autograd for the
 backward. Imported only by ``python -m minirnn bench torch`` when torch is installed (the
@@ -96,6 +98,71 @@ class MSR(nn.Module):
         return self.o(nn.functional.silu(self.gate(x)) * y)
 
 
+def delta_rule_chunkwise(q, k, v, beta, log_decay, chunk: int):
+    """The delta rule chunk by chunk, eqs. (DR.6)-(DR.7): per chunk the UT transform
+    ``T_c = M^{-1} diag(beta)`` (torch's unit lower triangular solve), ``W``, ``U``, the
+    corrections ``U - W S``, the output and the state handed on. ``log_decay`` None: plain."""
+    B, h, T, d = q.shape
+    scale = d ** -0.5
+    S = q.new_zeros(B, h, d, v.shape[-1])
+    outs = []
+    for start in range(0, T, chunk):
+        qc, kc, vc, bc = (x[:, :, start:start + chunk] for x in (q, k, v, beta))
+        L = qc.shape[2]
+        if log_decay is None:
+            Gamma = torch.ones(L, L, dtype=q.dtype).tril()
+            xi = zeta = torch.ones(L, dtype=q.dtype)
+        else:
+            b = log_decay[:, :, start:start + chunk].cumsum(-1)
+            Gamma = (b[..., :, None] - b[..., None, :]).clamp(max=0).exp().tril()
+            xi, zeta = b.exp(), (b[..., -1:] - b).exp()
+        KK = (kc @ kc.transpose(-1, -2)) * Gamma
+        M = torch.eye(L, dtype=q.dtype) + (bc[..., None] * KK).tril(-1)
+        T_c = torch.linalg.solve_triangular(M, torch.diag_embed(bc), upper=False,
+                                            unitriangular=True)
+        W = T_c @ (xi[..., None] * kc)
+        U = T_c @ vc - W @ S
+        R = (qc @ kc.transpose(-1, -2)).tril() * Gamma
+        outs.append(scale * (xi[..., None] * (qc @ S) + R @ U))
+        S = xi[..., -1, None, None] * S + kc.transpose(-1, -2) @ (zeta[..., None] * U)
+    return torch.cat(outs, dim=2)
+
+
+class DeltaNet(nn.Module):
+    """The DeltaNet layer (gated: gated DeltaNet): unit queries and keys, beta = sigmoid,
+    the delta rule chunkwise, per-head group norm, swish gate."""
+
+    def __init__(self, D: int, n_heads: int, dv: int, gated: bool, chunk: int, eps: float,
+                 tau: float = 1.0):
+        super().__init__()
+        self.h, self.dv, self.chunk, self.tau = n_heads, dv, chunk, tau
+        self.q, self.k = nn.Linear(D, D, bias=False), nn.Linear(D, D, bias=False)
+        self.v = nn.Linear(D, n_heads * dv, bias=False)
+        self.gate = nn.Linear(D, n_heads * dv, bias=False)
+        self.o = nn.Linear(n_heads * dv, D, bias=False)
+        self.beta = nn.Linear(D, n_heads)
+        self.a = nn.Linear(D, n_heads) if gated else None
+        self.norm = nn.GroupNorm(n_heads, n_heads * dv, eps=eps)
+
+    def forward(self, x):
+        B, T, D = x.shape
+
+        def heads(t, w):
+            return t.view(B, T, self.h, w).transpose(1, 2)
+
+        def unit(t):                                    # (DR.11)
+            return t / (t * t).sum(-1, keepdim=True).add(1e-6).sqrt()
+
+        q, k = unit(heads(self.q(x), D // self.h)), unit(heads(self.k(x), D // self.h))
+        v = heads(self.v(x), self.dv)
+        beta = torch.sigmoid(self.beta(x)).transpose(1, 2)
+        g = None if self.a is None else \
+            nn.functional.logsigmoid(self.a(x)).transpose(1, 2) / self.tau
+        o = delta_rule_chunkwise(q, k, v, beta, g, self.chunk)
+        y = self.norm(o.transpose(1, 2).reshape(B * T, -1)).view(B, T, -1)
+        return self.o(nn.functional.silu(self.gate(x)) * y)
+
+
 class Block(nn.Module):
     def __init__(self, D: int, mix: nn.Module, d_ff: int):
         super().__init__()
@@ -133,6 +200,9 @@ class LM(nn.Module):
         if c.kind == "transformer":
             self.pos = nn.Parameter(0.1 * torch.randn(c.max_len, c.d_model))
             mixes = [CausalMHA(c.d_model, c.n_heads) for _ in range(c.n_layers)]
+        elif c.kind in ("delta", "gated-delta"):
+            mixes = [DeltaNet(c.d_model, c.n_heads, c.dv, c.kind == "gated-delta", c.chunk_size,
+                              c.eps, getattr(c, "tau", 1.0)) for _ in range(c.n_layers)]
         else:
             mixes = [MSR(c.d_model, c.n_heads, c.dv, c.form, c.chunk_size, c.eps)
                      for _ in range(c.n_layers)]
@@ -167,7 +237,8 @@ def torch_benchmark(thread_counts=(1, 2), quick=False, seed=0) -> list[dict]:
     per-round ratios minirnn / PyTorch with its interquartile range. Layers at the tutorial
     sizes; language models also at a size where the arithmetic dominates the per-call overhead
     (B = 8, T = 256, D = 256, 4 heads). Only models with a faithful PyTorch twin are timed (the
-    Elman RNN, the transformer, RetNet). minirnn's calls are timed as inside a model: checked
+    Elman RNN, the transformer, RetNet, DeltaNet and gated DeltaNet; gated retention has none
+    yet). minirnn's calls are timed as inside a model: checked
     once, then trusted (``minirnn._checks.core.trusted``); a language model's training step
     checks its own inputs at every call anyway.
     """
@@ -244,17 +315,30 @@ def _pairs(size, B, T, D, H, n_heads, V, seed):
 
 def _models(size, B, T, D, H, n_heads, V):
     """The language models with a PyTorch twin, at the tutorial size or the compute size."""
-    from ..models import RetNetConfig, RNNConfig, TransformerConfig
+    from ..models import (
+        DeltaNetConfig,
+        GatedDeltaNetConfig,
+        RetNetConfig,
+        RNNConfig,
+        TransformerConfig,
+    )
     from ..tour import tour_models
 
     if size == "tutorial" and D == TUTORIAL["D"]:
         tour = tour_models(V)
-        return {name: tour[name] for name in ("rnn", "transformer", "retnet")}
-    return {"rnn": RNNConfig(V, d_model=D, hidden=H),
-            "transformer": TransformerConfig(V, d_model=D, n_heads=n_heads, n_layers=2,
-                                             d_ff=4 * D, max_len=T),
-            "retnet": RetNetConfig(V, d_model=D, n_heads=n_heads, n_layers=2, dv=D // n_heads,
-                                   d_ff=4 * D, form="chunkwise", chunk_size=min(T, 64))}
+        models = {name: tour[name] for name in ("rnn", "transformer", "retnet")}
+        dv, d_ff, chunk = tour["retnet"].dv, tour["retnet"].d_ff, tour["retnet"].chunk_size
+    else:
+        dv, d_ff, chunk = D // n_heads, 4 * D, min(T, 64)
+        models = {"rnn": RNNConfig(V, d_model=D, hidden=H),
+                  "transformer": TransformerConfig(V, d_model=D, n_heads=n_heads, n_layers=2,
+                                                   d_ff=d_ff, max_len=T),
+                  "retnet": RetNetConfig(V, d_model=D, n_heads=n_heads, n_layers=2, dv=dv,
+                                         d_ff=d_ff, form="chunkwise", chunk_size=chunk)}
+    for name, config_class in (("delta", DeltaNetConfig), ("gated-delta", GatedDeltaNetConfig)):
+        models[name] = config_class(V, d_model=D, n_heads=n_heads, n_layers=2, dv=dv, d_ff=d_ff,
+                                    form="chunkwise", chunk_size=chunk)
+    return models
 
 
 def _training_steps(config, rng, B, T, V, seed):
