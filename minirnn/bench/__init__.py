@@ -206,7 +206,7 @@ def decode_floor_benchmark(context=128, D=512, n_heads=8, batch=1, rounds=30, bl
 
 # --- 2. training cost against T ----------------------------------------------------------------
 
-def training_benchmark(lengths=(256, 512, 1024, 2048, 4096, 8192), n_heads=2, d=64,
+def training_benchmark(lengths=(512, 1024, 2048, 4096, 8192), n_heads=2, d=64,
                        chunks=(64, 256), parallel_max=4096, seed=0,
                        dtype=np.float32) -> list[dict]:
     """Forward + backward time and peak memory of retention (parallel, chunkwise) and causal
@@ -226,7 +226,7 @@ def training_benchmark(lengths=(256, 512, 1024, 2048, 4096, 8192), n_heads=2, d=
 
 def _length_rows(T, fns, size):
     """Time the methods of one length interleaved (fewer rounds for long sequences)."""
-    rounds, block = (5, 1) if size >= 4096 else (9, 1) if size >= 1024 else (15, 2)
+    rounds, block = (5, 1) if size >= 2048 else (9, 1) if size >= 1024 else (15, 2)
     times = interleaved(fns, rounds, block, warmup=1)
     return [{"T": T, "method": m, "ms": spread(1e3 * times[m]), "peak_bytes": peak_bytes(fn)}
             for m, fn in fns.items()]
