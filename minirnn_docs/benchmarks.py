@@ -150,7 +150,11 @@ def _headline(name: str, run: int) -> dict[str, dict]:
             out[f"RetNet speed-up, {r['context']} tokens, batch {r['batch']}"] = r["speedup"]
         for r in rows(name, "against the projections", run):
             out[f"{r['step']} step / projections, batch {r['batch']}"] = r["ratio"]
-    elif name in ("training", "delta"):
+    elif name == "delta":
+        for r in rows(name, run=run):
+            if r["method"] != "recurrent":
+                out[f"recurrent / {r['method']}, T = {r['T']}"] = r["recurrent_over_this"]
+    elif name == "training":
         for r in rows(name, run=run):
             out[f"{r['method']}, T = {r['T']} (ms)"] = r["ms"]
     else:
