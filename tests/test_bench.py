@@ -78,8 +78,8 @@ def test_a_spread_that_crosses_the_goal_is_not_a_pass():
 
 def test_runs_agree_when_their_spreads_overlap(monkeypatch):
     def run(m, lo, hi):
-        return {"delta rule": [{"T": 8, "method": "recurrent",
-                                "ms": {"median": m, "q1": lo, "q3": hi}}]}
+        return {"delta rule": [{"T": 8, "method": "chunkwise 4",
+                                "recurrent_over_this": {"median": m, "q1": lo, "q3": hi}}]}
 
     data = {"runs": [run(1.0, 0.9, 1.1), run(1.05, 1.0, 1.2), run(1.2, 1.08, 1.3)]}
     monkeypatch.setattr("minirnn_docs.benchmarks.load", lambda name: data)
