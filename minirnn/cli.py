@@ -203,7 +203,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--runs", type=_positive, default=1,
                        help="consecutive runs of the whole benchmark (3: do the medians agree?)")
     bench.add_argument("--threads", type=_positive, default=None,
-                       help="threads of NumPy's BLAS (threadpoolctl); torch runs 1 and 2")
+                       help="threads of NumPy's BLAS (threadpoolctl) and torch; without it, torch "
+                            "runs 1 and then 2")
     bench.add_argument("--out", type=Path, default=None, help="JSON file to write")
 
     grade = sub.add_parser("grade",
@@ -271,6 +272,8 @@ def _step(args) -> int:
 
 
 def _bench(args) -> int:
+    from functools import partial
+
     from .bench.timing import BENCH_EXTRA, fmt, have_threadpoolctl
 
     if args.which == "torch":
@@ -286,6 +289,9 @@ def _bench(args) -> int:
     from .tour import table
 
     tables = _BENCH_TABLES[args.which]
+    if args.which == "torch" and args.threads:              # one thread count on both sides
+        tables = [(name, partial(make, thread_counts=(args.threads,)), cols)
+                  for name, make, cols in tables]
     runs = bench.repeat_runs(lambda: {name: make(args.quick) for name, make, _ in tables},
                              args.runs, args.threads)
     for i, run in enumerate(runs):
@@ -328,10 +334,10 @@ def _bench_delta(quick):
                                              else {}))
 
 
-def _bench_torch(quick):
+def _bench_torch(quick, thread_counts=(1, 2)):
     from .bench.versus_torch import torch_benchmark
 
-    return torch_benchmark(quick=quick)
+    return torch_benchmark(thread_counts, quick=quick)
 
 
 # which -> [(table name, function of quick, columns to print)]
