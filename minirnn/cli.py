@@ -6,7 +6,7 @@
 - ``plot``: draw learning curves from the metrics logs ``train`` writes.
 - ``exercise list|start NAME`` and ``grade FILE``: classroom exercises, graded offline.
 - ``step MECHANISM``: follow a tiny example number by number.
-- ``bench decode|training``: measure the cost of each way to remember.
+- ``bench decode|training|delta|torch``: measure the cost of each way to remember.
 
 Errors in what the user asked for end with one line on stderr and a non-zero exit code.
 """
@@ -201,8 +201,13 @@ def build_parser() -> argparse.ArgumentParser:
                            formatter_class=Formatter,
                            help="time decoding and training of the mechanisms",
                            description="Benchmarks as ratios within one run; writes JSON.")
-    bench.add_argument("which", choices=["decode", "training", "torch"])
+    bench.add_argument("which", choices=["decode", "training", "delta", "torch"])
     bench.add_argument("--quick", action="store_true", help="small sizes, for a smoke test")
+    bench.add_argument("--runs", type=_positive, default=1,
+                       help="consecutive runs of the whole benchmark (3: do the medians agree?)")
+    bench.add_argument("--threads", type=_positive, default=None,
+                       help="threads of NumPy's BLAS (threadpoolctl) and torch; without it, torch "
+                            "runs 1 and then 2")
     bench.add_argument("--out", type=Path, default=None, help="JSON file to write")
 
     grade = sub.add_parser("grade",
@@ -270,33 +275,88 @@ def _step(args) -> int:
 
 
 def _bench(args) -> int:
+    from functools import partial
+
+    from .bench.timing import BENCH_EXTRA, fmt, have_threadpoolctl
+
+    if args.which == "torch":
+        try:
+            import torch  # noqa: F401
+        except ImportError:
+            print(f"torch is not installed: {BENCH_EXTRA} for the comparison with PyTorch")
+            return 0
+    if not have_threadpoolctl():
+        print(f"threadpoolctl is not installed ({BENCH_EXTRA}): BLAS threads are left as they "
+              "are and the BLAS kernel is not named")
     from . import bench
     from .tour import table
 
-    if args.which == "decode":
-        sizes = dict(contexts=(16, 64), D=32, n_heads=2, steps=3) if args.quick else {}
-        rows = [r for b in (1, 8) for r in bench.decode_benchmark(batch=b, **sizes)]
-        cols = ["context", "batch", "attention_ms", "retnet_ms", "speedup", "kv_cache_bytes",
-                "state_bytes"]
-    elif args.which == "training":
-        sizes = dict(lengths=(64, 128), d=8, chunks=(16,)) if args.quick else {}
-        rows = bench.training_benchmark(**sizes)
-        cols = ["T", "method", "seconds", "peak_bytes"]
-    else:
-        try:
-            from .bench.versus_torch import torch_benchmark
-        except ImportError:
-            print("torch is not installed: python -m pip install -e '.[bench]' for the "
-                  "comparison with PyTorch")
-            return 0
-        rows = torch_benchmark(repeat=3 if args.quick else 20)
-        cols = ["layer", "minirnn_ms", "torch_ms", "ratio"]
-    print(table(cols, [[f"{r[c]:.3g}" if isinstance(r[c], float) else r[c] for c in cols]
-                       for r in rows]))
+    tables = _BENCH_TABLES[args.which]
+    if args.which == "torch" and args.threads:              # one thread count on both sides
+        tables = [(name, partial(make, thread_counts=(args.threads,)), cols)
+                  for name, make, cols in tables]
+    runs = bench.repeat_runs(lambda: {name: make(args.quick) for name, make, _ in tables},
+                             args.runs, args.threads)
+    for i, run in enumerate(runs):
+        for name, _, cols in tables:
+            print(f"\n{args.which}, {name}" + (f", run {i + 1}" if len(runs) > 1 else ""))
+            print(table(cols, [[fmt(r[c]) if isinstance(r[c], dict) else
+                                f"{r[c]:.3g}" if isinstance(r[c], float) else str(r[c])
+                                for c in cols] for r in run[name]]))
     if args.out:
-        bench.write_json(args.out, args.which, rows)
+        bench.write_json(args.out, args.which, runs, args.threads)
         print(f"wrote {args.out}")
     return 0
+
+
+def _bench_decode(quick):
+    from . import bench
+
+    sizes = dict(contexts=(16, 64), D=32, n_heads=2, rounds=3) if quick else {}
+    return [r for b in (1, 8) for r in bench.decode_benchmark(batch=b, **sizes)]
+
+
+def _bench_floors(quick):
+    from . import bench
+
+    sizes = dict(context=64, D=32, n_heads=2, rounds=3) if quick else {}
+    return [r for b in (1, 8) for r in bench.decode_floor_benchmark(batch=b, **sizes)]
+
+
+def _bench_training(quick):
+    from . import bench
+
+    return bench.training_benchmark(**(dict(lengths=(64, 128), d=8, chunks=(16,)) if quick
+                                       else {}))
+
+
+def _bench_delta(quick):
+    from . import bench
+
+    return bench.delta_training_benchmark(**(dict(lengths=(32, 64), d=8, chunk=16) if quick
+                                             else {}))
+
+
+def _bench_torch(quick, thread_counts=(1, 2)):
+    from .bench.versus_torch import torch_benchmark
+
+    return torch_benchmark(thread_counts, quick=quick)
+
+
+# which -> [(table name, function of quick, columns to print)]
+_BENCH_TABLES = {
+    "decode": [("per token", _bench_decode,
+                ["context", "batch", "attention_ms", "retnet_ms", "delta_ms", "speedup",
+                 "delta_speedup", "kv_cache_bytes", "state_bytes"]),
+               ("against the projections", _bench_floors,
+                ["step", "batch", "step_ms", "projections_ms", "ratio"])],
+    "training": [("retention and attention", _bench_training,
+                  ["T", "method", "ms", "peak_bytes"])],
+    "delta": [("delta rule", _bench_delta,
+               ["T", "method", "ms", "peak_bytes", "recurrent_over_this"])],
+    "torch": [("minirnn / PyTorch eager", _bench_torch,
+               ["threads", "size", "layer", "minirnn_ms", "torch_ms", "ratio"])],
+}
 
 
 IMAGE_MODELS, IMAGE_TASKS = ("vit", "rmt", "vir"), ("shapes", "relation")

@@ -169,9 +169,12 @@ def delta_decays(log_decay: np.ndarray | None, beta: np.ndarray, dtype=None):
     xi, zeta : ndarray, shape (B, h, T)
     """
     log_decay, beta = check.delta_decays(log_decay, beta)
-    gates = np.zeros(beta.shape) if log_decay is None else log_decay  # plain: every g_t = 0
-    f = gated_chunk_decays(gates, np.zeros(beta.shape[:-1]), normalize=False,
-                           dtype=beta.dtype if dtype is None else dtype)
+    dtype = beta.dtype if dtype is None else dtype
+    if log_decay is None:                           # plain: every g_t = 0, so every factor is 1
+        T = beta.shape[-1]
+        return (np.broadcast_to(np.tril(np.ones((T, T), dtype)), (*beta.shape, T)),
+                np.ones(beta.shape, dtype), np.ones(beta.shape, dtype))
+    f = gated_chunk_decays(log_decay, np.zeros(beta.shape[:-1]), normalize=False, dtype=dtype)
     return f.Gamma, f.xi, f.zeta
 
 
@@ -524,7 +527,9 @@ def delta_rule_chunkwise(q: np.ndarray, k: np.ndarray, v: np.ndarray, beta: np.n
     carried memory already returns is subtracted), the outputs
     ``O = scale (diag(xi) Q S_prev + (Q K^T * Gamma) U')`` and the state handed on
     ``S_next = xi_{L-1} S_prev + K^T diag(zeta) U'``, exactly the parallel form (DR.4) of the
-    chunk with the system already solved. Any ``chunk_size``: the last chunk is simply shorter.
+    chunk with the system already solved. The transforms do not depend on the carried state, so
+    they are made first, for all chunks together; only the state walks from chunk to chunk. Any
+    ``chunk_size``: the last chunk is simply shorter.
 
     Cost: O(T C (d + dv) + T d dv) time for chunk size C (plus O(T C^2) for the transforms).
 
@@ -551,12 +556,15 @@ def delta_rule_chunkwise(q: np.ndarray, k: np.ndarray, v: np.ndarray, beta: np.n
     if state is None:
         state = DeltaState.zeros(B, h, d, v.shape[-1], q.dtype)     # an empty memory
     scale = float(1.0 / np.sqrt(d)) if scale is None else scale
-    outs, bounds, transforms, chunks = [], [], [], []
-    for start in range(0, T, chunk_size):                            # across chunks
-        rows = slice(start, min(start + chunk_size, T))
+    bounds = [(start, min(start + chunk_size, T)) for start in range(0, T, chunk_size)]
+    transforms = _per_chunk(delta_chunk_transform, [                 # inside the chunks (DR.6)
+        (k[:, :, a:b], v[:, :, a:b], beta[:, :, a:b],
+         None if log_decay is None else log_decay[:, :, a:b]) for a, b in bounds])
+    outs, chunks = [], []
+    for (start, stop), f in zip(bounds, transforms):                 # across chunks
+        rows = slice(start, stop)
         qc, kc, vc, bc = q[:, :, rows], k[:, :, rows], v[:, :, rows], beta[:, :, rows]
         gc = None if log_decay is None else log_decay[:, :, rows]
-        f = delta_chunk_transform(kc, vc, bc, gc)                    # inside the chunk (DR.6)
         U = f.U - f.W @ state.S                                      # U' = U - W S_prev
         R = np.tril(qc @ np.swapaxes(kc, -1, -2)) * f.Gamma
         outs.append(scale * (f.xi[..., None] * (qc @ state.S) + R @ U))            # (DR.7)
@@ -565,8 +573,6 @@ def delta_rule_chunkwise(q: np.ndarray, k: np.ndarray, v: np.ndarray, beta: np.n
         chunks.append(DeltaParallelCache(q=qc, k=kc, v=vc, beta=bc, log_decay=gc, Gamma=f.Gamma,
                                          xi=f.xi, zeta=f.zeta, M=f.M, R=R, U=U, state=state,
                                          final=final, scale=scale))
-        bounds.append((rows.start, rows.stop))
-        transforms.append(f)
         state = final                                                # handed on
     return np.concatenate(outs, axis=2), state, DeltaChunkwiseCache(
         bounds=bounds, transforms=transforms, chunks=chunks)
@@ -584,7 +590,8 @@ def delta_rule_chunkwise_backward(dout: np.ndarray, cache: DeltaChunkwiseCache,
     products, and ``T_c = M^{-1} diag(beta)`` gives, with ``drhs = M^{-T} dT_c`` (back
     substitution), ``dbeta = diag(drhs)`` and ``dM = -tril(drhs T_c^T, -1)``. Across chunks the
     gradient of the carried state walks back, each chunk handing the chunk before it the
-    gradient of the state it received.
+    gradient of the state it received; the transposed solves do not feed that walk, so they run
+    after it, for all chunks together.
 
     Parameters
     ----------
@@ -601,15 +608,20 @@ def delta_rule_chunkwise_backward(dout: np.ndarray, cache: DeltaChunkwiseCache,
     dstate_prev : DeltaStateGrad
     """
     dout, dstate = check.delta_rule_chunkwise_backward(dout, cache, dstate)
-    parts = []
-    for (start, stop), f, c in reversed(list(zip(cache.bounds, cache.transforms, cache.chunks))):
+    walk = list(zip(cache.bounds, cache.transforms, cache.chunks))
+    back = [None] * len(walk)
+    for i, ((start, stop), f, c) in reversed(list(enumerate(walk))):   # the state, walking back
         o = delta_output_backward(dout[:, :, start:stop], c, dstate)   # downstream of U'
         dW = -o.dU @ np.swapaxes(c.state.S, -1, -2)                  # U' = U - W S_prev
-        xk = f.xi[..., None] * c.k
-        dT = o.dU @ np.swapaxes(c.v, -1, -2) + dW @ np.swapaxes(xk, -1, -2)   # U = T V, W = T xi K
-        dxk = np.swapaxes(f.T_c, -1, -2) @ dW
-        drhs = solve_unit_lower(f.M - np.eye(f.M.shape[-1], dtype=f.M.dtype), dT,
-                             transpose=True)                         # M^{-T} dT     (DR.10)
+        dT = o.dU @ np.swapaxes(c.v, -1, -2) + dW @ np.swapaxes(f.xi[..., None] * c.k, -1, -2)
+        back[i] = (o, dW, dT)                                        # U = T V, W = T xi K
+        dstate = DeltaStateGrad(S=o.dS_prev - np.swapaxes(f.W, -1, -2) @ o.dU)
+    drhs_all = _per_chunk(lambda M, dT: solve_unit_lower(M - np.eye(M.shape[-1], dtype=M.dtype),
+                                                          dT, transpose=True),
+                          [(f.M, dT) for (_, f, _), (_, _, dT) in zip(walk, back)])  # M^{-T} dT
+    parts = []
+    for (_, f, c), (o, dW, _), drhs in zip(walk, back, drhs_all):   # each chunk's transform
+        dxk = np.swapaxes(f.T_c, -1, -2) @ dW                        # (DR.10)
         dM = -np.tril(drhs @ np.swapaxes(f.T_c, -1, -2), -1)
         KK = c.k @ np.swapaxes(c.k, -1, -2)
         E = dM * c.beta[..., None] * f.Gamma                         # gradient of K K^T
@@ -619,11 +631,34 @@ def delta_rule_chunkwise_backward(dout: np.ndarray, cache: DeltaChunkwiseCache,
             c.log_decay, o.dGamma + dM * c.beta[..., None] * KK,
             o.dxi + np.sum(dxk * c.k, axis=-1), o.dzeta, o.dxi_last, c.q.dtype)
         parts.append((o.dq, dk, np.swapaxes(f.T_c, -1, -2) @ o.dU, dbeta, dlog))
-        dstate = DeltaStateGrad(S=o.dS_prev - np.swapaxes(f.W, -1, -2) @ o.dU)
     dq, dk, dv, dbeta, dlog_decay = (
-        None if pieces[0] is None else np.concatenate(pieces[::-1], axis=2)
+        None if pieces[0] is None else np.concatenate(pieces, axis=2)
         for pieces in zip(*parts))
     return dq, dk, dv, dbeta, dlog_decay, dstate
+
+
+def _per_chunk(fn, chunk_args: list) -> list:
+    """``fn(*args)`` for every chunk's ``args``, with one call for all the chunks of one length.
+
+    The chunks' own work (the UT transform and the transposed solve of its backward) does not
+    depend on the carried state, so the chunks of equal length are stacked along the batch axis
+    (B -> n B) and go through one forward substitution together: its row loop runs once for
+    all of them instead of once per chunk. The math of every chunk is unchanged. ``fn`` returns
+    an array or a NamedTuple of arrays with the batch axis first; ``None`` arguments stay None.
+    """
+    results = [None] * len(chunk_args)
+    lengths = [args[0].shape[2] for args in chunk_args]
+    for L in dict.fromkeys(lengths):
+        idx = [i for i, n in enumerate(lengths) if n == L]
+        out = fn(*(None if chunk_args[idx[0]][j] is None else
+                   np.concatenate([chunk_args[i][j] for i in idx])
+                   for j in range(len(chunk_args[idx[0]]))))
+        B = chunk_args[idx[0]][0].shape[0]
+        for n, i in enumerate(idx):
+            part = slice(n * B, (n + 1) * B)
+            results[i] = out[part] if isinstance(out, np.ndarray) else \
+                out._make(a[part] for a in out)
+    return results
 
 
 def delta_rule_forms(chunk_size: int | None = None) -> dict:

@@ -27,7 +27,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ._checks import deltanet as check
-from .delta import delta_rule_forms, delta_rule_recurrent
+from .delta import delta_rule_forms
 from .gated_msr import gated_msr_gates, gated_msr_gates_backward
 from .layers import merge_heads, split_heads
 from .msr import MSROutputCache, msr_gammas, msr_output, msr_output_backward
@@ -255,8 +255,9 @@ def deltanet_step(x: np.ndarray, params: dict[str, np.ndarray], n_heads: int,
     """Decode one token: O(1) time and memory per token.
 
     The new token's projections, normalisations, writing strength and gate, one step of the
-    delta rule (DR.1) for every head, then the output part (M.3)-(M.5). Equal to the matching row
-    of [`deltanet_forward`][minirnn.deltanet.deltanet_forward].
+    delta rule (DR.1) for every head, written out for the one token (read, correct, write, read
+    out: four small products per head), then the output part (M.3)-(M.5). Equal to the matching
+    row of [`deltanet_forward`][minirnn.deltanet.deltanet_forward].
 
     Parameters
     ----------
@@ -272,13 +273,21 @@ def deltanet_step(x: np.ndarray, params: dict[str, np.ndarray], n_heads: int,
     state : DeltaState
     """
     x, params, state = check.deltanet_step(x, params, n_heads, state, eps, tau)
+    B, D = x.shape
+    if state is None:
+        state = DeltaState.zeros(B, n_heads, D // n_heads, params["gn_w"].shape[1], x.dtype)
     xt = x[:, None]                                                  # a sequence of one token
-    q, _ = l2_normalize(split_heads(xt @ params["Wq"], n_heads))     # (DR.11)
+    q, _ = l2_normalize(split_heads(xt @ params["Wq"], n_heads))     # (DR.11), (B, h, 1, d)
     k, _ = l2_normalize(split_heads(xt @ params["Wk"], n_heads))
-    v = split_heads(xt @ params["Wv"], n_heads)
-    z = xt @ params["Wb"] + params["bb"]
-    beta = np.swapaxes(0.5 + 0.5 * np.tanh(0.5 * z), 1, 2)
-    log_decay = gated_msr_gates(xt, params, tau)[0] if "Wa" in params else None
-    o, state, _ = delta_rule_recurrent(q, k, v, beta, log_decay=log_decay, state=state)   # (DR.1)
+    v = split_heads(xt @ params["Wv"], n_heads)                      # (B, h, 1, dv)
+    z = x @ params["Wb"] + params["bb"]                              # (B, h)
+    beta = (0.5 + 0.5 * np.tanh(0.5 * z))[..., None, None]           # sigmoid, (B, h, 1, 1)
+    S = state.S                                                      # S_{t-1}, (B, h, d, dv)
+    if "Wa" in params:                                               # gated DeltaNet (GR.9)
+        log_decay, _ = gated_msr_gates(xt, params, tau)              # (B, h, 1)
+        S = np.exp(log_decay.astype(np.float64)).astype(S.dtype)[..., None] * S   # alpha_t S
+    u = beta * (v - k @ S)                                           # the correction  (DR.1)
+    S = S + np.swapaxes(k, -1, -2) @ u                               # write it
+    o = float(1.0 / np.sqrt(q.shape[-1])) * (q @ S)                  # o_t = scale q_t S_t
     out, _ = msr_output(o, xt, params, eps)                          # (M.3)-(M.5)
-    return out[:, 0], state
+    return out[:, 0], DeltaState(S=S, position=state.position + 1)

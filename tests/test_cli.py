@@ -120,6 +120,9 @@ def test_bench_smoke(tmp_path, capsys):
     assert "speedup" in capsys.readouterr().out and out.exists()
     assert main(["bench", "training", "--quick"]) == 0
     assert "chunkwise 16" in capsys.readouterr().out
+    assert main(["bench", "delta", "--quick", "--runs", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "recurrent" in out and "run 2" in out and "[" in out    # medians with their spread
     assert main(["bench", "torch", "--quick"]) == 0          # a table, or a note without torch
     out = capsys.readouterr().out
     assert "layer norm" in out or "torch is not installed" in out

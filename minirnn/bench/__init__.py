@@ -1,9 +1,10 @@
-"""Benchmarks: the cost of each way to remember, measured as ratios within one run.
+"""Benchmarks: the cost of each way to remember, measured as ratios that hold still.
 
-Used by ``python -m minirnn bench`` and the scripts in ``benchmarks/``. Timings are medians of
-repeated calls after warm-up; memory is the peak of NumPy allocations (``tracemalloc``) or the
-bytes of the state or cache itself. Machines are shared and noisy, so results are read as
-ratios between rows of one run, never as absolute targets in tests.
+Used by ``python -m minirnn bench`` and the scripts in ``benchmarks/``. Every comparison runs its
+sides interleaved in small warm blocks (:mod:`minirnn.bench.timing`) and reports the median of
+the per-round ratios with their interquartile range; memory is the peak of NumPy allocations
+(``tracemalloc``) or the bytes of the state or cache itself. Machines are shared and noisy, so
+results are read as ratios within one run, never as absolute targets in tests.
 """
 
 from __future__ import annotations
@@ -18,13 +19,17 @@ from pathlib import Path
 import numpy as np
 
 from .._checks.core import trusted
-from ..attention import (
-    attention_backward,
-    attention_forward,
-    init_kv_cache,
-    init_mha_params,
-    mha_step,
+from ..attention import init_kv_cache, init_mha_params, mha_step
+from ..delta import (
+    delta_rule_chunkwise,
+    delta_rule_chunkwise_backward,
+    delta_rule_parallel,
+    delta_rule_parallel_backward,
+    delta_rule_recurrent,
+    delta_rule_recurrent_backward,
 )
+from ..deltanet import deltanet_forward, deltanet_step, init_deltanet_params
+from ..gated_msr import gated_msr_forward, gated_msr_step, init_gated_msr_params
 from ..msr import init_msr_params, msr_forward, msr_step
 from ..retention import (
     retention_chunkwise,
@@ -32,18 +37,15 @@ from ..retention import (
     retention_parallel,
     retention_parallel_backward,
 )
-
-
-def median_time(fn: Callable[[], object], repeat: int = 7, warmup: int = 2) -> float:
-    """Median wall time of ``fn()`` in seconds over ``repeat`` calls after ``warmup`` calls."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
+from .timing import (  # noqa: F401  (median_time: for the tour and the docs)
+    blas_kernel,
+    interleaved,
+    median_time,
+    spread,
+    summary,
+    thread_settings,
+    threads,
+)
 
 
 def peak_bytes(fn: Callable[[], object]) -> int:
@@ -57,16 +59,16 @@ def peak_bytes(fn: Callable[[], object]) -> int:
 
 
 def environment() -> dict:
-    """Where the numbers come from: CPU, NumPy and its BLAS, thread counts."""
+    """Where the numbers come from: CPU, NumPy, its BLAS kernel, thread counts."""
     info = {"python": platform.python_version(), "numpy": np.__version__,
-            "machine": platform.machine(), "cpu": _cpu_name()}
+            "machine": platform.machine(), "cpu": _cpu_name(), "blas": blas_kernel(),
+            "threads": thread_settings()}
     try:
-        from threadpoolctl import threadpool_info
+        import torch
 
-        info["blas"] = [{k: p.get(k) for k in ("internal_api", "version", "num_threads",
-                                                "architecture")} for p in threadpool_info()]
+        info["torch"] = torch.__version__
     except ImportError:
-        info["blas"] = "threadpoolctl not installed"
+        pass
     return info
 
 
@@ -82,52 +84,134 @@ def _cpu_name() -> str:
 
 # --- 1. decoding --------------------------------------------------------------------------------
 
-def decode_benchmark(contexts=(128, 256, 512, 1024, 2048, 4096, 8192), D=512, n_heads=8, batch=1,
-                     steps=50, seed=0, dtype=np.float32) -> list[dict]:
-    """Per-token time and state/cache bytes of RetNet's recurrent step vs a KV-cache step.
+def _decode_layers(D, n_heads, seed, dtype):
+    """The four layers that decode: parameters of attention, retention, gated retention and
+    DeltaNet at width ``D`` (value head width ``D / n_heads``)."""
+    dv = D // n_heads
+    return {"attention": init_mha_params(D, n_heads, seed=seed, dtype=dtype),
+            "retention": init_msr_params(D, n_heads, dv, seed=seed, dtype=dtype),
+            "gated": init_gated_msr_params(D, n_heads, dv, seed=seed, dtype=dtype),
+            "delta": init_deltanet_params(D, n_heads, dv, seed=seed, dtype=dtype)}
 
-    Both steps are timed the way a language model runs them while generating: the inputs are
+
+def decode_benchmark(contexts=(128, 256, 512, 1024, 2048, 4096, 8192), D=512, n_heads=8, batch=1,
+                     rounds=30, block=3, seed=0, dtype=np.float32) -> list[dict]:
+    """Per-token time of a KV-cache attention step against retention's and DeltaNet's
+    recurrent steps, interleaved, and the bytes each carries, against the context.
+
+    Every step is timed the way a language model runs it while generating: the inputs are
     checked once, then every timed step trusts them (``minirnn._checks.core.trusted``), so the
-    numbers are the cost of the math of one token, not of re-validating the weights.
+    numbers are the cost of the math of one token, not of re-validating the weights. Speed-ups
+    are medians of per-round ratios with their interquartile range.
     """
     rng = np.random.default_rng(seed)
-    d = D // n_heads
-    msr_p = init_msr_params(D, n_heads, d, seed=seed, dtype=dtype)
-    mha_p = init_mha_params(D, n_heads, seed=seed, dtype=dtype)
-    return [_decode_row(rng, n, D, n_heads, batch, steps, dtype, msr_p, mha_p)
-            for n in contexts]
+    p = _decode_layers(D, n_heads, seed, dtype)
+    return [_decode_row(rng, n, D, n_heads, batch, rounds, block, dtype, p) for n in contexts]
 
 
-def _decode_row(rng, n, D, n_heads, batch, steps, dtype, msr_p, mha_p) -> dict:
-    prompt = rng.standard_normal((batch, n, D)).astype(dtype)
+def _prompted(rng, n, D, n_heads, batch, dtype, p, prompt_len=512):
+    """The states after ``n`` tokens: a real prompt of at most ``prompt_len`` tokens, then (the
+    cost of one step does not depend on what the earlier tokens were) the KV cache filled up to
+    ``n`` positions with random keys and values, and retention's state moved on to position
+    ``n`` (its size never changes), as [`decode_time`][minirnn.tour.decode_time] does."""
+    prompt = rng.standard_normal((batch, min(n, prompt_len), D)).astype(dtype)
     cache = init_kv_cache(batch, D, n_heads, capacity=n + 8, dtype=dtype)
-    for start in range(0, n, 512):                      # the prompt, 512 tokens at a time
-        mha_step(prompt[:, start:start + 512], mha_p, n_heads, cache)
-    _, state, _ = msr_forward(prompt, msr_p, n_heads, "chunkwise", chunk_size=512)
+    mha_step(prompt, p["attention"], n_heads, cache)
+    shape = (batch, n_heads, n - cache.length, D // n_heads)
+    cache.append(rng.standard_normal(shape).astype(dtype), rng.standard_normal(shape).astype(dtype))
+    states = {"attention": cache}
+    for name, forward, chunk in (("retention", msr_forward, 512), ("gated", gated_msr_forward, 512),
+                                 ("delta", deltanet_forward, 64)):
+        _, state, _ = forward(prompt, p[name], n_heads, "chunkwise", chunk_size=chunk)
+        states[name] = state._replace(position=n)
+    return states
+
+
+def _decode_row(rng, n, D, n_heads, batch, rounds, block, dtype, p) -> dict:
+    states = _prompted(rng, n, D, n_heads, batch, dtype, p)
+    cache, ret_state, delta_state = states["attention"], states["retention"], states["delta"]
     token = rng.standard_normal((batch, D)).astype(dtype)
 
-    def attention_step():
+    def attention():
         cache.length = n                                # decode the same position every time
-        mha_step(token, mha_p, n_heads, cache)
+        mha_step(token, p["attention"], n_heads, cache)
 
-    attention_step()                                    # both checked once, as a model does:
-    msr_step(token, msr_p, n_heads, state)              # then the timed steps trust the inputs
+    steps = {"attention": attention,
+             "retnet": lambda: msr_step(token, p["retention"], n_heads, ret_state),
+             "delta": lambda: deltanet_step(token, p["delta"], n_heads, delta_state)}
+    for step in steps.values():                         # each checked once, as a model does:
+        step()
+    with trusted():                                     # then the timed steps trust the inputs
+        times = interleaved(steps, rounds, block)
+    row = {"context": n, "batch": batch}
+    row.update(summary(times, {"speedup": ("attention", "retnet"),
+                               "delta_speedup": ("attention", "delta")}))
+    itemsize = np.dtype(dtype).itemsize
+    row.update({"kv_cache_bytes": 2 * batch * n * D * itemsize,
+                "state_bytes": int(ret_state.S.nbytes + ret_state.z.nbytes + ret_state.s.nbytes),
+                "delta_state_bytes": int(delta_state.S.nbytes)})
+    return row
+
+
+def decode_floor_benchmark(context=128, D=512, n_heads=8, batch=1, rounds=30, block=3, seed=0,
+                           dtype=np.float32) -> list[dict]:
+    """Every one-token step against its floor: the time of its own projections.
+
+    A step cannot avoid its GEMVs: the new token times every projection matrix (queries, keys,
+    values, the output gate, the gates and writing strengths of the layer) and the heads' output
+    times ``Wo``. Each step and its projections alone are timed interleaved; the ratio
+    step / projections (median and interquartile range of per-round ratios) says how far the
+    step is from what NumPy can do. Attention decodes at ``context`` tokens.
+    """
+    rng = np.random.default_rng(seed)
+    p = _decode_layers(D, n_heads, seed, dtype)
+    x = rng.standard_normal((batch, D)).astype(dtype)
+    states = _prompted(rng, context, D, n_heads, batch, dtype, p)
+    cache, ret_state = states["attention"], states["retention"]
+    gated_state, delta_state = states["gated"], states["delta"]
+    heads_out = rng.standard_normal((batch, D)).astype(dtype)   # (B, h*dv), the input of Wo
+
+    def projections(names, params):
+        mats = [params[k] for k in names]
+        Wo = params["Wo"]
+        return lambda: ([x @ W for W in mats], heads_out @ Wo)
+
+    def attention():
+        cache.length = context
+        mha_step(x, p["attention"], n_heads, cache)
+
+    sides = {
+        "attention": (attention, projections(("Wq", "Wk", "Wv"), p["attention"])),
+        "retnet": (lambda: msr_step(x, p["retention"], n_heads, ret_state),
+                   projections(("Wq", "Wk", "Wv", "Wg"), p["retention"])),
+        "gated": (lambda: gated_msr_step(x, p["gated"], n_heads, gated_state),
+                  projections(("Wq", "Wk", "Wv", "Wg", "Wa"), p["gated"])),
+        "delta": (lambda: deltanet_step(x, p["delta"], n_heads, delta_state),
+                  projections(("Wq", "Wk", "Wv", "Wg", "Wb"), p["delta"])),
+    }
+    fns = {}
+    for name, (step, floor) in sides.items():
+        step()                                          # checked once
+        fns[name], fns[f"{name} projections"] = step, floor
     with trusted():
-        t_att = median_time(attention_step, steps)
-        t_ret = median_time(lambda: msr_step(token, msr_p, n_heads, state), steps)
-    return {"context": n, "batch": batch, "attention_ms": 1e3 * t_att,
-            "retnet_ms": 1e3 * t_ret, "speedup": t_att / t_ret,
-            "kv_cache_bytes": 2 * batch * n * D * np.dtype(dtype).itemsize,
-            "state_bytes": int(state.S.nbytes + state.z.nbytes + state.s.nbytes)}
+        times = interleaved(fns, rounds, block)
+    rows = []
+    for name in sides:
+        row = {"step": name, "batch": batch, "context": context if name == "attention" else None}
+        row.update(summary({"step": times[name], "projections": times[f"{name} projections"]},
+                           {"ratio": ("step", "projections")}))
+        rows.append(row)
+    return rows
 
 
 # --- 2. training cost against T ----------------------------------------------------------------
 
-def training_benchmark(lengths=(256, 512, 1024, 2048, 4096, 8192), n_heads=2, d=64,
-                       chunks=(64, 256), parallel_max=8192, seed=0,
+def training_benchmark(lengths=(512, 1024, 2048, 4096, 8192), n_heads=2, d=64,
+                       chunks=(64, 256), parallel_max=4096, seed=0,
                        dtype=np.float32) -> list[dict]:
     """Forward + backward time and peak memory of retention (parallel, chunkwise) and causal
-    attention, one sequence of ``n_heads`` heads."""
+    attention, one sequence of ``n_heads`` heads; the methods of one length are interleaved, and
+    each time is the median over rounds with its interquartile range."""
     rng = np.random.default_rng(seed)
     gamma = 1 - 2.0 ** (-5 - np.arange(n_heads))
     rows = []
@@ -135,16 +219,23 @@ def training_benchmark(lengths=(256, 512, 1024, 2048, 4096, 8192), n_heads=2, d=
         q, k, v, dout = (rng.standard_normal((1, n_heads, T, d)).astype(dtype) for _ in range(4))
         methods = (["parallel", "attention"] if T <= parallel_max else []) + \
             [f"chunkwise {C}" for C in chunks]
-        for method in methods:
-            fn = _training_step(method, q, k, v, dout, gamma)
-            rows.append({"T": T, "method": method,
-                         "seconds": median_time(fn, 3 if T >= 4096 else 5, 1),
-                         "peak_bytes": peak_bytes(fn)})
+        fns = {m: _training_step(m, q, k, v, dout, gamma) for m in methods}
+        rows += _length_rows(T, fns, T)
     return rows
+
+
+def _length_rows(T, fns, size):
+    """Time the methods of one length interleaved (fewer rounds for long sequences)."""
+    rounds, block = (5, 1) if size >= 2048 else (9, 1) if size >= 1024 else (15, 2)
+    times = interleaved(fns, rounds, block, warmup=1)
+    return [{"T": T, "method": m, "ms": spread(1e3 * times[m]), "peak_bytes": peak_bytes(fn)}
+            for m, fn in fns.items()]
 
 
 def _training_step(method, q, k, v, dout, gamma):
     """A function running forward and backward of one method on fixed inputs."""
+    from ..attention import attention_backward, attention_forward
+
     if method == "parallel":
         return lambda: retention_parallel_backward(dout, retention_parallel(q, k, v, gamma)[2])
     if method == "attention":
@@ -153,10 +244,60 @@ def _training_step(method, q, k, v, dout, gamma):
     return lambda: retention_chunkwise_backward(dout, retention_chunkwise(q, k, v, gamma, C)[2])
 
 
-def write_json(path: str | Path, name: str, rows: list[dict]) -> None:
-    """Save ``rows`` with the environment, so plots and tables can be made later."""
+def delta_training_benchmark(lengths=(512, 1024, 2048, 4096), n_heads=4, d=32, chunk=32,
+                             parallel_max=1024, seed=0, dtype=np.float32) -> list[dict]:
+    """Forward + backward time and peak memory of the delta rule's three forms against T
+    (batch 1, ``n_heads`` heads, ``d = dv``, unit keys and queries, ``beta`` in (0, 1)), and
+    how many times faster the chunkwise form is than the recurrent one (per-round ratios)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for T in lengths:
+        q, k = (x / np.linalg.norm(x, axis=-1, keepdims=True)
+                for x in (rng.standard_normal((1, n_heads, T, d)) for _ in range(2)))
+        v, dout = (rng.standard_normal((1, n_heads, T, d)) for _ in range(2))
+        beta = 1.0 / (1.0 + np.exp(-rng.standard_normal((1, n_heads, T))))
+        fns = _delta_steps(*(a.astype(dtype) for a in (q, k, v, dout, beta)), chunk,
+                           T <= parallel_max)
+        rounds, block = (5, 1) if T >= 1024 else (9, 1)
+        times = interleaved(fns, rounds, block, warmup=1)
+        vs = spread(times["recurrent"] / times[f"chunkwise {chunk}"])
+        for m, fn in fns.items():
+            rows.append({"T": T, "method": m, "ms": spread(1e3 * times[m]),
+                         "peak_bytes": peak_bytes(fn),
+                         "recurrent_over_this": spread(times["recurrent"] / times[m])})
+        rows[-len(fns)]["chunkwise_speedup"] = vs
+    return rows
+
+
+def _delta_steps(q, k, v, dout, beta, chunk, parallel):
+    """Forward + backward of each form of the delta rule on fixed inputs."""
+    fns = {"recurrent": lambda: delta_rule_recurrent_backward(
+               dout, delta_rule_recurrent(q, k, v, beta)[2]),
+           f"chunkwise {chunk}": lambda: delta_rule_chunkwise_backward(
+               dout, delta_rule_chunkwise(q, k, v, beta, chunk)[2])}
+    if parallel:
+        fns["parallel"] = lambda: delta_rule_parallel_backward(
+            dout, delta_rule_parallel(q, k, v, beta)[2])
+    return fns
+
+
+# --- runs and files ----------------------------------------------------------------------------
+
+def repeat_runs(fn: Callable[[], dict], runs: int = 1, n_threads: int | None = None) -> list:
+    """``runs`` consecutive runs of a benchmark, each ``{table: rows}``, with ``n_threads`` threads
+    on NumPy's BLAS (and on torch, when loaded)."""
+    with threads(n_threads):
+        return [fn() for _ in range(runs)]
+
+
+def write_json(path: str | Path, name: str, runs: list[dict], n_threads: int | None = None) -> None:
+    """Save the tables of every run with the environment (read with ``n_threads`` threads, as
+    the runs were), so the docs can draw them later."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"benchmark": name, "date": time.strftime("%Y-%m-%d"),
-                                "environment": environment(), "rows": rows}, indent=1))
-
+    with threads(n_threads):
+        env = environment()
+    path.write_text(json.dumps({"benchmark": name, "date": time.strftime("%Y-%m-%d %H:%M UTC",
+                                                                         time.gmtime()),
+                                "environment": env, "threads": n_threads, "runs": runs},
+                               indent=1))

@@ -1,5 +1,7 @@
 """PyTorch twins of minirnn's layers and models, used only to time them against minirnn.
 
+DeltaNet's twin solves each chunk's triangular system with ``torch.linalg.solve_triangular``.
+
 Same shapes, same equations (retention with its three normalisations, rotation, per-head group
 norm, swish gate; pre-LN blocks with tanh-GELU feed-forward), float32, autograd for the
 backward. Imported only by ``python -m minirnn bench torch`` when torch is installed (the
@@ -12,7 +14,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from .._checks.core import trusted
 from ..msr import msr_gammas, rotation_angles
+from .timing import interleaved, summary
 
 
 def _rotate(x: torch.Tensor) -> torch.Tensor:
@@ -94,6 +98,71 @@ class MSR(nn.Module):
         return self.o(nn.functional.silu(self.gate(x)) * y)
 
 
+def delta_rule_chunkwise(q, k, v, beta, log_decay, chunk: int):
+    """The delta rule chunk by chunk, eqs. (DR.6)-(DR.7): per chunk the UT transform
+    ``T_c = M^{-1} diag(beta)`` (torch's unit lower triangular solve), ``W``, ``U``, the
+    corrections ``U - W S``, the output and the state handed on. ``log_decay`` None: plain."""
+    B, h, T, d = q.shape
+    scale = d ** -0.5
+    S = q.new_zeros(B, h, d, v.shape[-1])
+    outs = []
+    for start in range(0, T, chunk):
+        qc, kc, vc, bc = (x[:, :, start:start + chunk] for x in (q, k, v, beta))
+        L = qc.shape[2]
+        if log_decay is None:
+            Gamma = torch.ones(L, L, dtype=q.dtype).tril()
+            xi = zeta = torch.ones(L, dtype=q.dtype)
+        else:
+            b = log_decay[:, :, start:start + chunk].cumsum(-1)
+            Gamma = (b[..., :, None] - b[..., None, :]).clamp(max=0).exp().tril()
+            xi, zeta = b.exp(), (b[..., -1:] - b).exp()
+        KK = (kc @ kc.transpose(-1, -2)) * Gamma
+        M = torch.eye(L, dtype=q.dtype) + (bc[..., None] * KK).tril(-1)
+        T_c = torch.linalg.solve_triangular(M, torch.diag_embed(bc), upper=False,
+                                            unitriangular=True)
+        W = T_c @ (xi[..., None] * kc)
+        U = T_c @ vc - W @ S
+        R = (qc @ kc.transpose(-1, -2)).tril() * Gamma
+        outs.append(scale * (xi[..., None] * (qc @ S) + R @ U))
+        S = xi[..., -1, None, None] * S + kc.transpose(-1, -2) @ (zeta[..., None] * U)
+    return torch.cat(outs, dim=2)
+
+
+class DeltaNet(nn.Module):
+    """The DeltaNet layer (gated: gated DeltaNet): unit queries and keys, beta = sigmoid,
+    the delta rule chunkwise, per-head group norm, swish gate."""
+
+    def __init__(self, D: int, n_heads: int, dv: int, gated: bool, chunk: int, eps: float,
+                 tau: float = 1.0):
+        super().__init__()
+        self.h, self.dv, self.chunk, self.tau = n_heads, dv, chunk, tau
+        self.q, self.k = nn.Linear(D, D, bias=False), nn.Linear(D, D, bias=False)
+        self.v = nn.Linear(D, n_heads * dv, bias=False)
+        self.gate = nn.Linear(D, n_heads * dv, bias=False)
+        self.o = nn.Linear(n_heads * dv, D, bias=False)
+        self.beta = nn.Linear(D, n_heads)
+        self.a = nn.Linear(D, n_heads) if gated else None
+        self.norm = nn.GroupNorm(n_heads, n_heads * dv, eps=eps)
+
+    def forward(self, x):
+        B, T, D = x.shape
+
+        def heads(t, w):
+            return t.view(B, T, self.h, w).transpose(1, 2)
+
+        def unit(t):                                    # (DR.11)
+            return t / (t * t).sum(-1, keepdim=True).add(1e-6).sqrt()
+
+        q, k = unit(heads(self.q(x), D // self.h)), unit(heads(self.k(x), D // self.h))
+        v = heads(self.v(x), self.dv)
+        beta = torch.sigmoid(self.beta(x)).transpose(1, 2)
+        g = None if self.a is None else \
+            nn.functional.logsigmoid(self.a(x)).transpose(1, 2) / self.tau
+        o = delta_rule_chunkwise(q, k, v, beta, g, self.chunk)
+        y = self.norm(o.transpose(1, 2).reshape(B * T, -1)).view(B, T, -1)
+        return self.o(nn.functional.silu(self.gate(x)) * y)
+
+
 class Block(nn.Module):
     def __init__(self, D: int, mix: nn.Module, d_ff: int):
         super().__init__()
@@ -131,6 +200,9 @@ class LM(nn.Module):
         if c.kind == "transformer":
             self.pos = nn.Parameter(0.1 * torch.randn(c.max_len, c.d_model))
             mixes = [CausalMHA(c.d_model, c.n_heads) for _ in range(c.n_layers)]
+        elif c.kind in ("delta", "gated-delta"):
+            mixes = [DeltaNet(c.d_model, c.n_heads, c.dv, c.kind == "gated-delta", c.chunk_size,
+                              c.eps, getattr(c, "tau", 1.0)) for _ in range(c.n_layers)]
         else:
             mixes = [MSR(c.d_model, c.n_heads, c.dv, c.form, c.chunk_size, c.eps)
                      for _ in range(c.n_layers)]
@@ -151,95 +223,149 @@ class LM(nn.Module):
 
 # --- 3. against PyTorch CPU eager ---------------------------------------------------------------
 
-def torch_benchmark(B=32, T=16, D=32, H=64, n_heads=2, V=32, repeat=20, seed=0) -> list[dict]:
-    """Forward + backward of each layer at the tutorial sizes, minirnn vs PyTorch eager autograd
-    (float32, same shapes, same thread count)."""
-    from threadpoolctl import threadpool_info
+TUTORIAL = dict(B=32, T=16, D=32, H=64, n_heads=2, V=32)
+COMPUTE = dict(B=8, T=256, D=256, H=256, n_heads=4, V=32)   # the arithmetic dominates
 
+
+def torch_benchmark(thread_counts=(1, 2), quick=False, seed=0) -> list[dict]:
+    """Forward + backward of each layer and one training step of each language model, minirnn
+    against PyTorch eager autograd (float32, same shapes, the same thread count on both sides:
+    NumPy's BLAS through threadpoolctl, ``torch.set_num_threads``).
+
+    The two sides run interleaved in small warm blocks
+    ([`interleaved`][minirnn.bench.timing.interleaved]); every ratio is the median of the
+    per-round ratios minirnn / PyTorch with its interquartile range. Layers at the tutorial
+    sizes; language models also at a size where the arithmetic dominates the per-call overhead
+    (B = 8, T = 256, D = 256, 4 heads). Only models with a faithful PyTorch twin are timed (the
+    Elman RNN, the transformer, RetNet, DeltaNet and gated DeltaNet; gated retention has none
+    yet). minirnn's calls are timed as inside a model: checked
+    once, then trusted (``minirnn._checks.core.trusted``); a language model's training step
+    checks its own inputs at every call anyway.
+    """
+    from .timing import threads
+
+    rows = []
+    for n in thread_counts:
+        with threads(n):
+            for size, dims in (("tutorial", TUTORIAL), ("compute", COMPUTE)):
+                if quick:
+                    dims = dict(dims, B=2, T=8, D=8, H=8)
+                rounds, block = (3, 1) if quick else (30, 3) if size == "tutorial" else (12, 1)
+                for name, ours, theirs in _pairs(size, seed=seed, **dims):
+                    ours()                              # checked once, then trusted:
+                    with trusted():                     # timed as inside a model
+                        times = interleaved({"minirnn": ours, "torch": theirs}, rounds, block)
+                    row = {"threads": n, "size": size, "layer": name}
+                    row.update(summary(times, {"ratio": ("minirnn", "torch")}))
+                    rows.append(row)
+    return rows
+
+
+def _pairs(size, B, T, D, H, n_heads, V, seed):
+    """(name, minirnn function, PyTorch function) of every comparison at one size."""
     from ..attention import init_mha_params, mha_backward, mha_forward
     from ..layers import cross_entropy, layer_norm_backward, layer_norm_forward
     from ..msr import init_msr_params, msr_backward, msr_forward
     from ..rnn import init_rnn_params, rnn_backward, rnn_forward
-    from . import median_time
 
-    threads = max((p.get("num_threads") or 1) for p in threadpool_info()) if \
-        threadpool_info() else 1
-    torch.set_num_threads(threads)
+    torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     f32 = np.float32
     x = rng.standard_normal((B, T, D)).astype(f32)
     dy_d = rng.standard_normal((B, T, D)).astype(f32)
-    rows = []
+    xt, dyt = torch.tensor(x, requires_grad=True), torch.tensor(dy_d)
+    pairs = []
+    if size == "tutorial":
+        p = init_rnn_params(D, H, seed=seed, dtype=f32)
+        dh = rng.standard_normal((B, T, H)).astype(f32)
+        h0 = np.zeros((B, H), f32)
+        rnn = torch.nn.RNN(D, H, batch_first=True)
+        dht = torch.tensor(dh)
+        pairs.append((f"Elman RNN, T={T}", lambda: rnn_backward(dh, rnn_forward(x, h0, p)[1]),
+                      lambda: torch.autograd.backward(rnn(xt)[0], dht)))
+        mp = init_mha_params(D, n_heads, seed=seed, dtype=f32)
+        mha = torch.nn.MultiheadAttention(D, n_heads, batch_first=True)
+        mask = torch.triu(torch.ones(T, T, dtype=torch.bool), 1)
+        pairs.append(("causal multi-head attention",
+                      lambda: mha_backward(dy_d, mha_forward(x, mp, n_heads)[1]),
+                      lambda: torch.autograd.backward(
+                          mha(xt, xt, xt, attn_mask=mask, need_weights=False)[0], dyt)))
+        lp = {"w": np.ones(D, f32), "b": np.zeros(D, f32)}
+        ln = torch.nn.LayerNorm(D)
+        pairs.append(("layer norm", lambda: layer_norm_backward(dy_d, layer_norm_forward(x, lp)[1]),
+                      lambda: torch.autograd.backward(ln(xt), dyt)))
+        logits = rng.standard_normal((B, T, V)).astype(f32)
+        targets = rng.integers(0, V, (B, T))
+        lt, tt = torch.tensor(logits, requires_grad=True), torch.tensor(targets)
+        pairs.append(("softmax cross-entropy", lambda: cross_entropy(logits, targets),
+                      lambda: torch.nn.functional.cross_entropy(
+                          lt.reshape(-1, V), tt.reshape(-1)).backward()))
+        dv = D // n_heads
+        sp = init_msr_params(D, n_heads, dv, seed=seed, dtype=f32)
+        for form in ("parallel", "chunkwise"):
+            twin = MSR(D, n_heads, dv, form, chunk=8)
+            pairs.append((f"multi-scale retention ({form})",
+                          lambda form=form: msr_backward(
+                              dy_d, msr_forward(x, sp, n_heads, form, chunk_size=8)[2]),
+                          lambda twin=twin: torch.autograd.backward(twin(xt), dyt)))
+    for name, config in _models(size, B, T, D, H, n_heads, V).items():
+        pairs.append((f"{name} LM training step", *_training_steps(config, rng, B, T, V, seed)))
+    return pairs
 
-    def row(name, ours, theirs):
-        t_ours, t_torch = median_time(ours, repeat), median_time(theirs, repeat)
-        rows.append({"layer": name, "minirnn_ms": 1e3 * t_ours, "torch_ms": 1e3 * t_torch,
-                     "ratio": t_ours / t_torch})
 
-    # RNN over T steps
-    p = init_rnn_params(D, H, seed=seed, dtype=f32)
-    dh = rng.standard_normal((B, T, H)).astype(f32)
-    h0 = np.zeros((B, H), f32)
-    rnn = torch.nn.RNN(D, H, batch_first=True)
-    xt, dht = torch.tensor(x, requires_grad=True), torch.tensor(dh)
-    row(f"Elman RNN, T={T}", lambda: rnn_backward(dh, rnn_forward(x, h0, p)[1]),
-        lambda: torch.autograd.backward(rnn(xt)[0], dht))
-    # multi-head attention
-    mp = init_mha_params(D, n_heads, seed=seed, dtype=f32)
-    mha = torch.nn.MultiheadAttention(D, n_heads, batch_first=True)
-    mask = torch.triu(torch.ones(T, T, dtype=torch.bool), 1)
-    dyt = torch.tensor(dy_d)
-    row("causal multi-head attention", lambda: mha_backward(dy_d, mha_forward(x, mp, n_heads)[1]),
-        lambda: torch.autograd.backward(mha(xt, xt, xt, attn_mask=mask, need_weights=False)[0],
-                                        dyt))
-    # layer norm
-    lp = {"w": np.ones(D, f32), "b": np.zeros(D, f32)}
-    ln = torch.nn.LayerNorm(D)
-    row("layer norm", lambda: layer_norm_backward(dy_d, layer_norm_forward(x, lp)[1]),
-        lambda: torch.autograd.backward(ln(xt), dyt))
-    # cross-entropy
-    logits = rng.standard_normal((B, T, V)).astype(f32)
-    targets = rng.integers(0, V, (B, T))
-    lt, tt = torch.tensor(logits, requires_grad=True), torch.tensor(targets)
-    row("softmax cross-entropy", lambda: cross_entropy(logits, targets),
-        lambda: torch.nn.functional.cross_entropy(lt.reshape(-1, V), tt.reshape(-1)).backward())
-    # multi-scale retention, parallel and chunkwise
-    dv = D // n_heads
-    sp = init_msr_params(D, n_heads, dv, seed=seed, dtype=f32)
-    for form in ("parallel", "chunkwise"):
-        twin = MSR(D, n_heads, dv, form, chunk=8)
-        row(f"multi-scale retention ({form})",
-            lambda form=form: msr_backward(dy_d, msr_forward(x, sp, n_heads, form,
-                                                              chunk_size=8)[2]),
-            lambda twin=twin: torch.autograd.backward(twin(xt), dyt))
-    # one training step of each language model: loss, backward, clipping, AdamW
-    from ..optim import AdamW, clip_grad_norm
-    from ..registry import build_model
+def _models(size, B, T, D, H, n_heads, V):
+    """The language models with a PyTorch twin, at the tutorial size or the compute size."""
+    from ..models import (
+        DeltaNetConfig,
+        GatedDeltaNetConfig,
+        RetNetConfig,
+        RNNConfig,
+        TransformerConfig,
+    )
     from ..tour import tour_models
 
-    tokens = rng.integers(0, V, (B, T))
-    targets = rng.integers(0, V, (B, T))
+    if size == "tutorial" and D == TUTORIAL["D"]:
+        tour = tour_models(V)
+        models = {name: tour[name] for name in ("rnn", "transformer", "retnet")}
+        dv, d_ff, chunk = tour["retnet"].dv, tour["retnet"].d_ff, tour["retnet"].chunk_size
+    else:
+        dv, d_ff, chunk = D // n_heads, 4 * D, min(T, 64)
+        models = {"rnn": RNNConfig(V, d_model=D, hidden=H),
+                  "transformer": TransformerConfig(V, d_model=D, n_heads=n_heads, n_layers=2,
+                                                   d_ff=d_ff, max_len=T),
+                  "retnet": RetNetConfig(V, d_model=D, n_heads=n_heads, n_layers=2, dv=dv,
+                                         d_ff=d_ff, form="chunkwise", chunk_size=chunk)}
+    for name, config_class in (("delta", DeltaNetConfig), ("gated-delta", GatedDeltaNetConfig)):
+        models[name] = config_class(V, d_model=D, n_heads=n_heads, n_layers=2, dv=dv, d_ff=d_ff,
+                                    form="chunkwise", chunk_size=chunk)
+    return models
+
+
+def _training_steps(config, rng, B, T, V, seed):
+    """One training step (loss, backward, clipping, AdamW) of a model and of its twin."""
+    from ..optim import AdamW, clip_grad_norm
+    from ..registry import build_model
+
+    tokens, targets = rng.integers(0, V, (B, T)), rng.integers(0, V, (B, T))
     tt_tokens, tt_targets = torch.tensor(tokens), torch.tensor(targets)
-    for name, config in tour_models(V).items():
-        model = build_model(config)
-        params = model.init(seed)
-        opt = AdamW()
-        state = opt.init(params)
+    model = build_model(config)
+    params = model.init(seed)
+    opt = AdamW()
+    state = opt.init(params)
 
-        def ours(model=model, params=params, opt=opt, state=state):
-            _, grads = model.loss_and_grads(params, tokens, targets)
-            opt.update(params, clip_grad_norm(grads, 1.0)[0], state, 1e-3)
+    def ours():
+        _, grads = model.loss_and_grads(params, tokens, targets)
+        opt.update(params, clip_grad_norm(grads, 1.0)[0], state, 1e-3)
 
-        twin = LM(config)
-        torch_opt = torch.optim.AdamW(twin.parameters(), lr=1e-3, weight_decay=0.01)
+    twin = LM(config)
+    torch_opt = torch.optim.AdamW(twin.parameters(), lr=1e-3, weight_decay=0.01)
 
-        def theirs(twin=twin, torch_opt=torch_opt):
-            loss = torch.nn.functional.cross_entropy(twin(tt_tokens).reshape(-1, V),
-                                                     tt_targets.reshape(-1))
-            torch_opt.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(twin.parameters(), 1.0)
-            torch_opt.step()
+    def theirs():
+        loss = torch.nn.functional.cross_entropy(twin(tt_tokens).reshape(-1, V),
+                                                 tt_targets.reshape(-1))
+        torch_opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(twin.parameters(), 1.0)
+        torch_opt.step()
 
-        row(f"{name} LM training step", ours, theirs)
-    return rows
+    return ours, theirs
