@@ -38,6 +38,15 @@ class Report:
     sizes: dict = field(default_factory=dict)
     file: str = ""
     mistake: str = ""                    # the likely mistake, when one was named
+    location: str = ""                   # the mistake's id and where the first wrong value is
+    wrong: str = ""                      # the outputs that do not match
+
+    @property
+    def student(self) -> str:
+        """The student, from the file name (``alice.py``, ``alice_rnn_backward.py``)."""
+        stem = Path(self.file).stem
+        return stem[:-len(self.exercise) - 1] if stem.endswith("_" + self.exercise) and \
+            len(stem) > len(self.exercise) + 1 else stem
 
     @property
     def passed(self) -> bool:
@@ -62,7 +71,7 @@ class Report:
                 check.message = f"not run: {reason}"
 
     def text(self) -> str:
-        head = f"Exercise {self.exercise}"
+        head = f"{self.file or '(no file)'}: exercise {self.exercise}"
         if self.sizes:
             head += "  (example: " + ", ".join(f"{k} = {v}" for k, v in self.sizes.items()) + ")"
         lines = textwrap.wrap(head, 78, subsequent_indent="    ")
@@ -77,10 +86,12 @@ class Report:
         return "\n".join(lines)
 
     def to_dict(self) -> dict:
-        return {**asdict(self), "score": self.score, "max_score": self.max_score,
+        return {**asdict(self), "student": self.student, "score": self.score,
+                "max_score": self.max_score,
                 "passed": self.passed, "first_failing": self.first_failing}
 
     @classmethod
     def from_dict(cls, data: dict) -> Report:
         return cls(data["exercise"], [Check(**c) for c in data["checks"]], data.get("sizes", {}),
-                   data.get("file", ""), data.get("mistake", ""))
+                   data.get("file", ""), data.get("mistake", ""), data.get("location", ""),
+                   data.get("wrong", ""))
