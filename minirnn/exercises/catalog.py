@@ -175,7 +175,7 @@ def _attention_outputs(mod, c):
 
 
 def _attention_gradcheck(mod, c):
-    small = {k: c[k][:1, :2] for k in "qkv"}             # one example, two heads: quick
+    small = {k: c[k][:1, :2, :5, :4] for k in "qkv"}     # one example, two heads: quick
     return _gradcheck(att.attention_forward, mod.attention_backward, small)
 
 
@@ -240,7 +240,7 @@ def _parallel_backward_outputs(mod, c):
 
 
 def _parallel_backward_gradcheck(mod, c):
-    small = {k: c[k][:1, :2] for k in "qkv"}              # one example, two heads: quick
+    small = {k: c[k][:1, :2, :5, :4] for k in "qkv"}      # one example, two heads: quick
     return _gradcheck(lambda q, k, v: retention.retention_parallel(q, k, v, c["gamma"][:2]),
                       mod.retention_parallel_backward, small)
 
