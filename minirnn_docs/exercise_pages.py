@@ -1,7 +1,8 @@
 """Build-time helper: the part of an exercise page that must match the grader exactly."""
 
-from minirnn.exercises import BY_NAME, PROPERTY_EXERCISE, rubric
 from minirnn.exercises.variants_retention import CHUNKWISE_BUGS
+
+from minirnn.exercises import BY_NAME, PROPERTY_EXERCISE, rubric
 
 
 def grader_section(name: str) -> str:
