@@ -122,7 +122,12 @@ def attention_kv_cache() -> list[tuple[str, str]]:
 
 
 def retention_three_faces() -> list[tuple[str, str]]:
-    from minirnn.exercises.variants_retention import chunkwise
+    from minirnn.exercises import BY_NAME, exercise_source, load_source
+
+    exercise = BY_NAME["retention_chunkwise"]            # the catalogue's "local count" slip
+    chunkwise = load_source(exercise_source(exercise, solution=True,
+                                            edits=exercise.mistake("local-count").edits),
+                            "local_count").retention_chunkwise
 
     rng = np.random.default_rng(0)
     B, h, T, d, dv = 1, 2, 40, 8, 4
@@ -136,7 +141,7 @@ def retention_three_faces() -> list[tuple[str, str]]:
         chk = m.retention_chunkwise(q, k, v, gamma, 16, normalize=normalize)[0]
         agree[normalize] = max(m.rel_error(rec, par), m.rel_error(chk, par))
     par, _, pc = m.retention_parallel(q, k, v, gamma)
-    local = chunkwise(q, k, v, gamma, 16, counts="local")[0]
+    local = chunkwise(q, k, v, gamma, 16)[0]
     dout = rng.standard_normal(par.shape)
     _, _, cc = m.retention_chunkwise(q, k, v, gamma, 16)
     back = max(m.rel_error(a, b) for a, b in zip(

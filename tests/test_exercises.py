@@ -389,6 +389,16 @@ def test_class_report_markdown():
     assert "(A.2)" in text and "*Hint: " in text
 
 
+def test_the_teacher_page_states_the_defaults():
+    from pathlib import Path
+
+    from minirnn.exercises.batch import DEFAULT_FILE_MB, DEFAULT_MEMORY_MB
+
+    page = " ".join((Path(__file__).parents[1] / "docs/exercises/index.md").read_text().split())
+    assert f"`--memory`, {DEFAULT_MEMORY_MB} MB" in page and f"{DEFAULT_FILE_MB} MB" in page
+    assert "Not a security sandbox" in page
+
+
 def test_cli_list_start_grade(tmp_path, capsys):
     assert main(["exercise", "list"]) == 0
     out = capsys.readouterr().out

@@ -180,25 +180,25 @@ def _attention_gradcheck(mod, c):
 
 
 def _kv_case(rng, i=0):
-    params = att.init_mha_params(12, 3, seed=int(rng.integers(1000)))
+    params = att.init_mha_params(12, 4, seed=int(rng.integers(1000)))
     params.update({b: 0.3 * rng.standard_normal(12) for b in ("bq", "bv", "bo")})
-    return {"x": rng.standard_normal((3, 7, 12)), "params": params}
+    return {"x": rng.standard_normal((5, 7, 12)), "params": params}
 
 
 def _kv_outputs(mod, c):
     x, p = c["x"], c["params"]
-    y1, cache = mod.mha_step(x[:, :4], p, 3)                         # a prompt of 4 tokens
-    steps = [mod.mha_step(x[:, t], p, 3, cache)[0][:, None] for t in range(4, 7)]
+    y1, cache = mod.mha_step(x[:, :4], p, 4)                         # a prompt of 4 tokens
+    steps = [mod.mha_step(x[:, t], p, 4, cache)[0][:, None] for t in range(4, 7)]
     return {"outputs (prompt, then one token at a time)": np.concatenate([y1, *steps], axis=1)}
 
 
 def _kv_property(mod, c):
     """Decoding one token at a time equals the same tokens as one prompt."""
     x, p = c["x"], c["params"]
-    whole, _ = mod.mha_step(x, p, 3)
+    whole, _ = mod.mha_step(x, p, 4)
     cache, pieces = None, []
     for t in range(x.shape[1]):
-        y, cache = mod.mha_step(x[:, t], p, 3, cache)
+        y, cache = mod.mha_step(x[:, t], p, 4, cache)
         pieces.append(y[:, None])
     err = rel_error(np.concatenate(pieces, axis=1), whole)
     return err < 1e-8, f"one token at a time vs all at once: relative difference {err:.1e}"
@@ -225,7 +225,9 @@ def _retention_case(rng, i=0):
 
 
 def _retention_sizes(c):
-    return {**_qkv_sizes(c), "gamma": c["gamma"].tolist(), "chunk_size": c["chunk_size"]}
+    """The first case's sizes; the chunk size is shown as text, so it is never taken for a
+    factor (the other cases use other chunk sizes, a carried state and normalize=False)."""
+    return {**_qkv_sizes(c), "gamma": c["gamma"].tolist(), "chunk_size": str(c["chunk_size"])}
 
 
 def _state(prefix, state):
@@ -493,8 +495,8 @@ EXERCISES = (
               "attention_forward are imported; state is the KV cache (a new one when none was "
               "passed): state.append(k, v) stores keys and values, state.keys and state.values "
               "give all stored ones. Set y, the layer output for the new tokens, (B, T_new, D).",
-        make=_kv_case, sizes=lambda c: {"B": 3, "prompt": 4, "then one at a time": 3, "D": 12,
-                                        "h": 3},
+        make=_kv_case, sizes=lambda c: {"B": 5, "D": 12, "h": 4, "d": 3,
+                                        "tokens": "a prompt of 4, then 3 one at a time"},
         outputs=_kv_outputs,
         second=("one token at a time equals the whole sequence at once", _kv_property),
         locate=locate.by_positions(prompt=4)),
