@@ -196,7 +196,7 @@ def test_every_gradient_is_reported_and_broken_files(tmp_path):
     shape = softmax.replace("return y * (dy -", "return (y * (dy -").replace(
         "keepdims=True))", "keepdims=True)))[0]")
     report = grade(write(tmp_path, "shape", shape))
-    assert "shape (5,), expected (3, 5)" in report.text()
+    assert "shape (3, 5), expected (2, 3, 5)" in report.text()
     assert all(c.message == "not run: fix the shapes first" for c in report.checks[3:])
     broken = write(tmp_path, "syntax", "EXERCISE = 'softmax_backward'\ndef f(:\n")
     report = grade(broken)

@@ -136,7 +136,7 @@ SOFTMAX_AXES = (-1, 0, 1)
 
 
 def _softmax_case(rng, i=0):
-    return {"x": 2 * rng.standard_normal((3, 5)), "dy": rng.standard_normal((3, 5)),
+    return {"x": 2 * rng.standard_normal((2, 3, 5)), "dy": rng.standard_normal((2, 3, 5)),
             "axis": SOFTMAX_AXES[i % 3]}
 
 
@@ -147,7 +147,7 @@ def _softmax_outputs(mod, c):
 
 def _softmax_gradcheck(mod, c):
     ok, msg = True, []
-    for axis in (-1, 0):
+    for axis in (-1, 1):
         good, text = _gradcheck(lambda x, a=axis: att.softmax_forward(x, axis=a),
                                 mod.softmax_backward, {"x": c["x"]})
         ok, msg = ok and good, [*msg, f"axis={axis}: {text}"]
@@ -160,7 +160,8 @@ QKV = {"B": 3, "h": 4, "d": 25, "dv": 6}     # 2, B, h, sqrt(d), T and 1/T all d
 def _attention_case(rng, i=0):
     B, h, d, dv, T = QKV["B"], QKV["h"], QKV["d"], QKV["dv"], 7
     return {"q": rng.standard_normal((B, h, T, d)), "k": rng.standard_normal((B, h, T, d)),
-            "v": rng.standard_normal((B, h, T, dv)), "dout": rng.standard_normal((B, h, T, dv))}
+            "v": rng.standard_normal((B, h, T, dv)), "dout": rng.standard_normal((B, h, T, dv)),
+            "causal": i != 1}                                  # case 1: no mask
 
 
 def _qkv_sizes(c):
@@ -169,7 +170,7 @@ def _qkv_sizes(c):
 
 
 def _attention_outputs(mod, c):
-    _, cache = att.attention_forward(c["q"], c["k"], c["v"], causal=True)
+    _, cache = att.attention_forward(c["q"], c["k"], c["v"], causal=c["causal"])
     dq, dk, dv = mod.attention_backward(c["dout"], cache)
     return {"dq": dq, "dk": dk, "dv": dv}
 
@@ -327,8 +328,9 @@ def _gated_case(rng, i=0):
     return {"q": rng.standard_normal((B, h, T, d)), "k": rng.standard_normal((B, h, T, d)),
             "v": rng.standard_normal((B, h, T, dv)), "log_decay": log_decay,
             "dout": rng.standard_normal((B, h, T, dv)), "state": state, "normalize": normalize,
-            "dfinal": GatedStateGrad(rng.standard_normal((B, h, d, dv)),
-                                     rng.standard_normal((B, h, d)), rng.standard_normal((B, h)))}
+            "dfinal": None if i == 0 else                     # case 0: no later call
+            GatedStateGrad(rng.standard_normal((B, h, d, dv)), rng.standard_normal((B, h, d)),
+                           rng.standard_normal((B, h)))}
 
 
 def _gated_recurrent_outputs(mod, c):
@@ -356,7 +358,8 @@ def _decay_gradient_inputs(c):
     _, final, cache = gated.gated_retention_recurrent(c["q"], c["k"], c["v"], c["log_decay"],
                                                       state, c["normalize"])
     dq, dk, _, _, _ = gated.gated_retention_recurrent_backward(c["dout"], cache, c["dfinal"])
-    return c["q"], dq, c["k"], dk, c["log_decay"], cache.s, final, c["dfinal"]
+    given = c["dfinal"] is not None                 # no later call: neither final nor dfinal
+    return c["q"], dq, c["k"], dk, c["log_decay"], cache.s, final if given else None, c["dfinal"]
 
 
 def _decay_gradient_outputs(mod, c):
@@ -368,7 +371,9 @@ def _decay_gradient_fd(mod, c):
     """The student's dlog_decay against central differences of the loss in the log-gates."""
     from ..gradcheck import numerical_gradient
 
-    d = c["dfinal"]
+    B, h, _, dk_ = c["q"].shape
+    d = c["dfinal"] or GatedStateGrad(np.zeros((B, h, dk_, c["v"].shape[-1])),
+                                      np.zeros((B, h, dk_)), np.zeros((B, h)))
     state = c["state"] if c["state"] is not None else GatedState(
         np.zeros_like(d.S), np.zeros_like(d.z), np.zeros_like(d.s), 0)
 
@@ -473,9 +478,10 @@ EXERCISES = (
         equations="(A.2)", page="derivations/attention.md",
         given="cache.y is the softmax output and cache.axis the axis it normalised over (any "
               "axis, not only the last). Return dx, the shape of dy.",
-        make=_softmax_case, sizes=lambda c: {"rows": c["x"].shape[0], "n": c["x"].shape[1]},
+        make=_softmax_case,
+        sizes=lambda c: {"shape": "x".join(map(str, c["x"].shape)), "axis": str(c["axis"])},
         outputs=_softmax_outputs, second=(GRADCHECK, _softmax_gradcheck),
-        locate=locate.by_rows("row")),
+        locate=locate.by_rows("example", "row")),
     Exercise(
         name="attention_backward", goal="backward of causal scaled dot-product attention",
         difficulty="2", module="minirnn.attention", functions=("attention_backward",),
