@@ -403,7 +403,7 @@ def test_cli_list_start_grade(tmp_path, capsys):
     assert main(["exercise", "list"]) == 0
     out = capsys.readouterr().out
     assert all(name in out for name, _, _ in exercise_list())
-    assert len(exercise_list()) == len(EXERCISES) == 13
+    assert len(exercise_list()) == len(EXERCISES) == 15
     new = tmp_path / "new" / "dir"
     assert main(["exercise", "start", "softmax_backward", "--dir", str(new)]) == 0
     path = new / "softmax_backward.py"

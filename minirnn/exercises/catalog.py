@@ -22,10 +22,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import attention as att
-from .. import gated, msr, retention, rnn
+from .. import delta, gated, msr, retention, rnn
 from .._checks.core import trusted
 from ..gradcheck import check_gradients, rel_error
-from ..states import GatedState, GatedStateGrad
+from ..states import DeltaState, GatedState, GatedStateGrad
 from . import locate
 from .mistake import Mistake
 from .mistakes import CATALOGUE
@@ -88,8 +88,8 @@ def _from_cache(backward, names, dout, cache, *extra):
             grads = backward(dout, cache, *extra)
     except Exception:                     # a cache the backward cannot read: all NaN
         return {f"the backward from your cache: {n}": np.full(1, np.nan) for n in names}
-    return {f"the backward from your cache: {n}": np.asarray(g, dtype=float)
-            for n, g in zip(names, grads)}
+    return {f"the backward from your cache: {n}": np.asarray(grad, dtype=float)
+            for n, grad in zip(names, grads) if grad is not None}
 
 
 # --- the RNN ------------------------------------------------------------------------------------
@@ -449,6 +449,73 @@ def _group_norm_gradcheck(mod, c):
                       backward, {"x": c["x"][:1, :2]}, {"w": c["w"], "b": c["b"]})
 
 
+# --- the delta rule ------------------------------------------------------------------------------
+
+# case i: (T, gated?, a carried state?, an explicit output scale)
+DELTA_VARIANTS = ((7, False, False, None), (6, True, True, None), (6, True, False, 0.5))
+
+
+def _delta_case(rng, i=0):
+    T, gates, with_state, scale = DELTA_VARIANTS[i % 3]
+    B, h, d, dv = QKV["B"], QKV["h"], QKV["d"], QKV["dv"]
+    k = rng.standard_normal((B, h, T, d))
+    k /= np.linalg.norm(k, axis=-1, keepdims=True)             # unit keys, as DeltaNet's
+    return {"q": rng.standard_normal((B, h, T, d)), "k": k, "v": rng.standard_normal((B, h, T, dv)),
+            "beta": rng.uniform(0.1, 1.9, (B, h, T)),
+            "log_decay": -rng.exponential(0.4, (B, h, T)) if gates else None,
+            "state": DeltaState(rng.standard_normal((B, h, d, dv)), 3) if with_state else None,
+            "scale": scale, "dout": rng.standard_normal((B, h, T, dv))}
+
+
+def _delta_sizes(c):
+    return {**_qkv_sizes(c), "gates": "none (then per token)", "scale": "1/sqrt(d) (then 0.5)"}
+
+
+def _delta_recurrent_outputs(mod, c):
+    out, state, cache = mod.delta_rule_recurrent(c["q"], c["k"], c["v"], c["beta"],
+                                                 c["log_decay"], c["state"], c["scale"])
+    return {"out": out, "state.S": state.S,
+            **_from_cache(delta.delta_rule_recurrent_backward,
+                          ("dq", "dk", "dv", "dbeta", "dlog_decay"), c["dout"], cache)}
+
+
+def _delta_recurrent_property(mod, c):
+    """Two calls that carry the state equal one call; the parallel form agrees."""
+    q, k, v, beta, log_decay = c["q"], c["k"], c["v"], c["beta"], c["log_decay"]
+    whole, final, _ = mod.delta_rule_recurrent(q, k, v, beta, log_decay)
+
+    def cut(x, rows):
+        return None if x is None else x[:, :, rows]
+    first, state, _ = mod.delta_rule_recurrent(*(cut(x, slice(0, 3)) for x in (q, k, v)),
+                                               beta[..., :3], cut(log_decay, slice(0, 3)))
+    rest, end, _ = mod.delta_rule_recurrent(*(cut(x, slice(3, None)) for x in (q, k, v)),
+                                            beta[..., 3:], cut(log_decay, slice(3, None)), state)
+    err = rel_error(np.concatenate([first, rest], axis=2), whole)
+    err_state = rel_error(end.S, final.S)
+    par = rel_error(whole, delta.delta_rule_parallel(q, k, v, beta, log_decay)[0])
+    worst = max(err, err_state, par)
+    return worst < 1e-8, f"two calls vs one: outputs {err:.1e}, final states {err_state:.1e}; " \
+        f"against the parallel form: {par:.1e}"
+
+
+def _transform_outputs(mod, c):
+    f = mod.delta_chunk_transform(c["k"], c["v"], c["beta"], c["log_decay"])
+    return {"T_c": f.T_c, "W": f.W, "U": f.U, "M": f.M}
+
+
+def _transform_property(mod, c):
+    """U - W S_prev are the corrections u_t the recurrent form writes after S_prev."""
+    B, h, _, d = c["k"].shape
+    S_prev = c["state"].S if c["state"] is not None else \
+        np.random.default_rng(1).standard_normal((B, h, d, c["v"].shape[-1]))
+    f = mod.delta_chunk_transform(c["k"], c["v"], c["beta"], c["log_decay"])
+    _, _, cache = delta.delta_rule_recurrent(c["q"], c["k"], c["v"], c["beta"], c["log_decay"],
+                                             DeltaState(S_prev, 0))
+    err = rel_error(np.asarray(f.U) - np.asarray(f.W) @ S_prev, cache.u)
+    return err < 1e-8, f"U - W S_prev against the recurrent form's corrections u_t: relative " \
+        f"difference {err:.1e}"
+
+
 GRADCHECK = "gradient matches finite differences (every input and parameter)"
 SPLIT = "two calls that carry the state equal one call (outputs and final state)"
 
@@ -606,6 +673,32 @@ EXERCISES = (
         make=_gated_case, sizes=_qkv_sizes, outputs=_decay_gradient_outputs,
         second=("dlog_decay matches finite differences in the log-gates", _decay_gradient_fd),
         locate=locate.by_time(axis=2, key="dlog_decay", backward=True, name="t")),
+    Exercise(
+        name="delta_rule_recurrent",
+        goal="the delta rule one token at a time: read, correct, write", difficulty="2",
+        module="minirnn.delta", functions=("delta_rule_recurrent",), equations="(DR.1)",
+        page="derivations/delta-rule.md",
+        given="alpha holds the gates alpha_t (B, h, T) (all ones for plain DeltaNet); S is the "
+              "incoming memory (B, h, d, dv); scale is the output scale (1/sqrt(d) unless "
+              "given); u, out and S_all (B, h, T + 1, d, dv, with S_all[:, :, 0] the incoming "
+              "memory) are allocated and must be filled: the backward reads u and S_all.",
+        make=_delta_case, sizes=_delta_sizes, outputs=_delta_recurrent_outputs,
+        second=("two calls that carry the state equal one call; the parallel form agrees",
+                _delta_recurrent_property),
+        locate=locate.by_time(axis=2, key="out")),
+    Exercise(
+        name="delta_chunk_transform",
+        goal="the UT transform of a chunk: T_c, W and U by forward substitution",
+        difficulty="3", module="minirnn.delta", functions=("delta_chunk_transform",),
+        equations="(DR.4)-(DR.6)", page="derivations/delta-rule.md",
+        given="Gamma (B, h, L, L), xi and zeta (B, h, L) are the chunk's decay factors "
+              "(delta_decays, all ones without gates). solve_unit_lower(lower, rhs) solves "
+              "(I + lower) X = rhs for a strictly lower triangular lower. Set lower (the "
+              "strictly lower part of M), T_c, W and U; M = I + lower and the return are "
+              "written.",
+        make=_delta_case, sizes=_delta_sizes, outputs=_transform_outputs,
+        second=("U - W S_prev equals the recurrent form's corrections", _transform_property),
+        locate=locate.by_rows("batch", "head", "row")),
     Exercise(
         name=PROPERTY_EXERCISE,
         goal="write a Hypothesis property that catches a wrong chunkwise retention",

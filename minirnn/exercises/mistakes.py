@@ -545,6 +545,74 @@ GATED_DECAY_GRADIENT += (
             (("ds = -qdq / (2.0 * s) if normalize else np.zeros_like(s)", "ds = -qdq / (2.0 * s)"),)),
 )
 
+DR_DECAY = "S = alpha[:, :, t, None, None] * S                           # decay the memory"
+DR_READ = 'read = np.einsum("bhd,bhde->bhe", k[:, :, t], S)             # what it returns for k_t'
+DR_U = "u[:, :, t] = beta[:, :, t, None] * (v[:, :, t] - read)"
+DR_WRITE = "S = S + k[:, :, t, :, None] * u[:, :, t, None, :]"
+DR_OUT = 'out[:, :, t] = scale * np.einsum("bhd,bhde->bhe", q[:, :, t], S)'
+
+DELTA_RULE_RECURRENT = (
+    Mistake("no-beta-on-erase", "(DR.1)",
+            "beta multiplies the new value but not the erased one: u = beta v - k S",
+            "u_t = beta_t (v_t - k_t S): how strongly is the old value erased?",
+            ((DR_U, "u[:, :, t] = beta[:, :, t, None] * v[:, :, t] - read"),)),
+    Mistake("correction-sign-flipped", "(DR.1)",
+            "the correction is read minus value: u = beta (k S - v)",
+            "the write must move what the memory returns for k_t towards v_t",
+            ((DR_U, "u[:, :, t] = beta[:, :, t, None] * (read - v[:, :, t])"),)),
+    Mistake("read-before-decay", "(DR.1)",
+            "the memory is read before it is decayed (k_t S_(t-1) where k_t alpha_t S_(t-1) "
+            "belongs)", "the correction is measured against the memory as it is now, after the "
+            "gate", ((DR_READ, 'read = np.einsum("bhd,bhde->bhe", k[:, :, t], S_all[:, :, t])'),)),
+    Mistake("decay-on-write", "(DR.1)",
+            "the gate decays the new write too: S_t = alpha_t (S_(t-1) + k_t^T u_t)",
+            "alpha_t fades what was there before token t, not what token t writes",
+            ((DR_DECAY, "pass"),
+             (DR_WRITE, "S = alpha[:, :, t, None, None] * (S + k[:, :, t, :, None] * u[:, :, t, None, :])"))),
+    Mistake("output-before-write", "(DR.1)",
+            "the output reads the memory before token t is written (S_(t-1) where S_t belongs)",
+            "o_t = q_t S_t: does output t see its own token's write?",
+            ((DR_OUT, 'out[:, :, t] = scale * np.einsum("bhd,bhde->bhe", q[:, :, t], S - k[:, :, t, :, None] * u[:, :, t, None, :])'),)),
+    Mistake("no-output-scale", "(DR.1)", "the output scale is forgotten: o_t = q_t S_t",
+            "o_t = scale q_t S_t, and scale is given (1/sqrt(d) unless passed)",
+            ((DR_OUT, 'out[:, :, t] = np.einsum("bhd,bhde->bhe", q[:, :, t], S)'),)),
+    Mistake("beta-twice", "(DR.1)", "beta is applied twice: to the correction and to the write",
+            "u_t already holds beta_t", ((DR_WRITE, "S = S + beta[:, :, t, None, None] * k[:, :, t, :, None] * u[:, :, t, None, :]"),)),
+    Mistake("one-minus-gate", "(DR.1)", "the memory is decayed by 1 - alpha_t",
+            "alpha_t = exp(g_t) is how much of the memory is kept",
+            ((DR_DECAY, "S = (1 - alpha[:, :, t, None, None]) * S"),)),
+)
+
+DT_LOWER = "lower = np.tril(beta[..., None] * KK, -1)"
+DT_TC = "T_c = solve_unit_lower(lower, beta[..., None] * np.eye(k.shape[-2], dtype=k.dtype))"
+
+DELTA_CHUNK_TRANSFORM = (
+    Mistake("diagonal-kept", "(DR.4)", "the diagonal is kept in lower (tril(..., 0))",
+            "M = I + the strictly lower part: the diagonal of M is already the I",
+            ((DT_LOWER, "lower = np.tril(beta[..., None] * KK)"),)),
+    Mistake("no-beta-in-M", "(DR.4)", "the rows of M are not scaled by beta",
+            "M = I + tril(diag(beta) (K K^T * Gamma), -1)",
+            ((DT_LOWER, "lower = np.tril(KK, -1)"),)),
+    Mistake("no-beta-on-right", "(DR.6)", "T_c = M^(-1) without diag(beta) on the right",
+            "T_c = M^(-1) diag(beta): solve with diag(beta) as the right-hand side",
+            ((DT_TC, "T_c = solve_unit_lower(lower, np.broadcast_to(np.eye(k.shape[-2], dtype=k.dtype), lower.shape))"),)),
+    Mistake("W-without-xi", "(DR.6)", "W misses the decays xi: W = T_c K",
+            "the carried state has decayed by xi_t when token t reads it",
+            (("W = T_c @ (xi[..., None] * k)", "W = T_c @ k"),)),
+    Mistake("xi-on-U", "(DR.6)", "the decays xi are applied to U as well: U = T_c diag(xi) V",
+            "xi belongs to the carried state's term, W; U = T_c V",
+            (("U = T_c @ v", "U = T_c @ (xi[..., None] * v)"),)),
+    Mistake("no-gate-mask", "(DR.4)", "K K^T is not multiplied by the segment decay Gamma",
+            "the earlier tokens' writes have decayed when token t reads them",
+            (("KK = (k @ np.swapaxes(k, -1, -2)) * Gamma", "KK = k @ np.swapaxes(k, -1, -2)"),)),
+    Mistake("upper-triangle", "(DR.4)", "the upper triangle is taken instead of the lower",
+            "token t corrects for the tokens before it: the entries below the diagonal",
+            ((DT_LOWER, "lower = np.triu(beta[..., None] * KK, 1)"),)),
+    Mistake("beta-on-columns", "(DR.4)", "beta scales the columns of K K^T instead of its rows",
+            "row t of M belongs to token t's correction, so beta_t scales row t",
+            ((DT_LOWER, "lower = np.tril(KK * beta[..., None, :], -1)"),)),
+)
+
 # The write_a_property exercise: chunkwise retention with a bug that shows only in the returned
 # state (a property that never looks at it misses it).
 PROPERTY_ONLY = (
@@ -568,5 +636,7 @@ CATALOGUE = {
     "gated_retention_recurrent": GATED_RETENTION_RECURRENT,
     "manhattan_decay_mask": MANHATTAN_DECAY_MASK,
     "gated_decay_gradient": GATED_DECAY_GRADIENT,
+    "delta_rule_recurrent": DELTA_RULE_RECURRENT,
+    "delta_chunk_transform": DELTA_CHUNK_TRANSFORM,
     "write_a_property": RETENTION_CHUNKWISE + PROPERTY_ONLY,
 }
