@@ -254,11 +254,12 @@ def _cases(name: str, seed: int) -> tuple:
 
 def _candidates(ex, seed):
     """(mistake, terms, numbers) for every mistake, then for every proper subset of its edits
-    (a slip that makes only some of the mistake's terms), largest first."""
+    (a slip that makes only some of the mistake's terms), smallest first (the fewest terms
+    that give the student's numbers)."""
     for full in (True, False):
         for mistake in ex.mistakes:
             n = len(mistake.edits)
-            sizes = [n] if full else range(n - 1, 0, -1)
+            sizes = [n] if full else range(1, n)
             for size in sizes:
                 for terms in itertools.combinations(range(n), size):
                     numbers = _mistake_numbers(ex.name, seed,
@@ -315,7 +316,7 @@ def _function_line(ex, wrong) -> str:
     """Which of the exercise's functions are wrong, each graded on its own."""
     if not ex.helpers:
         return ""
-    main = ex.functions[-1]
+    main = next(f for f in ex.functions if f not in ex.helpers)
     verdict = []
     for name in [*ex.helpers, main]:
         own = [k for k in wrong if k.startswith((name + " ", name + "."))] if name != main else \
@@ -343,8 +344,8 @@ def _matches(ex, student: list, wanted: list, cases: list, sizes: dict, seed: in
     for mistake, terms, keys in found:
         part = "" if terms is None and set(keys) == set(wrong) else \
             f" (in {', '.join(k for k in wrong if k in keys)}" + \
-            ("; only part of it: " + ", ".join(f"term {i + 1} of {len(mistake.edits)}"
-                                               for i in terms) if terms else "") + ")"
+            (f"; only part of it: {len(terms)} of its {len(mistake.edits)} terms, the rest is "
+             "right" if terms else "") + ")"
         lines.append(f"Likely mistake [{mistake.id}]: {mistake.describe()}{part}")
     covered = set().union(*(keys for *_, keys in found)) if found else set()
     lines += [f"{k} {explain(student[0][k], wanted[0][k], sizes)}"

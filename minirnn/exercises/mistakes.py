@@ -613,6 +613,46 @@ DELTA_CHUNK_TRANSFORM = (
             ((DT_LOWER, "lower = np.tril(KK * beta[..., None, :], -1)"),)),
 )
 
+# --- more of the common slips ------------------------------------------------------------------
+
+KAPPA_SQRT = "the row factor is sqrt(s_n) instead of 1 / sqrt(s_n)"
+
+RNN_BACKWARD += (
+    Mistake("db-mean-over-batch", "(RNN.5)", "db averages over the batch instead of summing",
+            "every example's loss adds up, so how do their gradients combine?",
+            (('"b": da.sum(axis=(0, 1)),', '"b": da.sum(axis=(0, 1)) / da.shape[0],'),)),
+)
+RETENTION_PARALLEL_BACKWARD += (
+    Mistake("dv-untransposed-R", "(R.10)", "dv uses R where its transpose belongs",
+            "Omega = R V: which side of R does dOmega come back through to V?",
+            (("dv = np.swapaxes(c.R, -1, -2) @ dOmega", "dv = c.R @ dOmega"),)),
+)
+RETENTION_RECURRENT += (
+    Mistake("kappa-sqrt-s", "(R.5)", KAPPA_SQRT, KAPPA_HINT,
+            (("kappa[:, n] = 1.0 / np.sqrt(s)", "kappa[:, n] = np.sqrt(s)"),)),
+)
+GATED_RETENTION_RECURRENT += (
+    Mistake("kappa-sqrt-s", "(GR.2)", KAPPA_SQRT, KAPPA_HINT,
+            (("kappa[:, :, n] = 1.0 / np.sqrt(s)", "kappa[:, :, n] = np.sqrt(s)"),)),
+)
+GATED_DECAY_GRADIENT += (
+    Mistake("ds-prev-missing", "(GR.7)", "ds_prev is left at zero",
+            "the incoming count s_prev feeds s_0 = alpha_0 s_prev + 1, so the row factors "
+            "depend on it", (("ds_prev = alpha[..., 0] * (ds[..., 0] + rho[..., 0])",
+                              "ds_prev = np.zeros_like(ds[..., 0])"),)),
+)
+KV_CACHE_STEP += (
+    Mistake("Wo-transposed", "(A.9)", "the output projection uses Wo transposed",
+            "y = merge_heads(out) Wo: rows of Wo meet the heads' features",
+            (('y = merge_heads(out) @ p["Wo"] + b["bo"]',
+              'y = merge_heads(out) @ p["Wo"].T + b["bo"]'),)),
+)
+DELTA_RULE_RECURRENT += (
+    Mistake("no-beta", "(DR.1)", "the writing strength beta is left out: u = v - k S",
+            "u_t = beta_t (v_t - k_t S): beta_t says how much of the correction is written",
+            ((DR_U, "u[:, :, t] = v[:, :, t] - read"),)),
+)
+
 # The write_a_property exercise: chunkwise retention with a bug that shows only in the returned
 # state (a property that never looks at it misses it).
 PROPERTY_ONLY = (
