@@ -115,11 +115,23 @@ def test_an_output_right_where_the_mistake_breaks_it_still_names_it(tmp_path):
     assert report.mistake_ids == ["carry-untransposed-Wh"], flat(report)
 
 
+def test_two_slips_in_different_outputs_are_both_named(tmp_path):
+    ex = BY_NAME["rnn_step_backward"]
+    text = edited(ex, [*ex.mistake("db-mean-over-batch").edits,
+                       *ex.mistake("dh_prev-untransposed-Wh").edits])
+    report = grade(write(tmp_path, "two", text))
+    assert sorted(report.mistake_ids) == ["db-mean-over-batch", "dh_prev-untransposed-Wh"]
+
+
 def test_the_helpers_are_graded_on_their_own(tmp_path):
     ex = BY_NAME["retention_chunkwise"]
     report = grade(write(tmp_path, "final", edited(ex, ex.mistake("final-count-not-decayed")
                                                    .edits)))
     assert "functions on their own: chunk_decays right; retention_final_state WRONG" in \
+        flat(report)
+    ex = BY_NAME["group_norm_backward"]
+    report = grade(write(tmp_path, "dw", edited(ex, ex.mistake("dw-db-averaged").edits)))
+    assert "functions on their own: standardize_backward right; group_norm_backward WRONG" in \
         flat(report)
 
 

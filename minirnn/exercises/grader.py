@@ -269,47 +269,43 @@ def _candidates(ex, seed):
 
 
 def _explained(student, wanted, numbers, wrong):
-    """(the wrong outputs ``numbers`` explains, how many outputs the student got right where
-    the mistake's are wrong), if every output of the student equals either the mistake's or
-    the correct one in every case; else None."""
+    """(the wrong outputs whose numbers ``numbers`` reproduces in every case, how many right
+    outputs the mistake would have broken: the student got those right)."""
     explained, spared = set(), 0
     for key in wanted[0]:
-        if all(key in t for t in numbers) and \
-                all(same_numbers(s[key], t[key]) for s, t in zip(student, numbers)):
-            if key in wrong:
-                explained.add(key)
-        elif key not in wrong:
-            spared += 1                           # the student got right what the slip breaks
-        else:
-            return None
+        same = all(key in t for t in numbers) and \
+            all(same_numbers(s[key], t[key]) for s, t in zip(student, numbers))
+        if same and key in wrong:
+            explained.add(key)
+        elif not same and key not in wrong:
+            spared += 1
     return explained, spared
 
 
 def name_mistakes(ex, student, wanted, wrong, seed=0):
-    """The catalogued mistakes that produce the student's numbers: [(mistake, terms, keys)],
-    the one that explains the most wrong outputs (and breaks the fewest right ones) first,
-    then (if some are left) a second."""
-    candidates = list(_candidates(ex, seed))
-    found, left = [], set(wrong)
-    while left and len(found) < 2:
-        best, best_rank = None, None
-        for mistake, terms, numbers in candidates:
-            if any(mistake is m for m, *_ in found):
-                continue
-            result = _explained(student, wanted, numbers, left)
-            if not result or not result[0]:
-                continue
-            keys, spared = result
-            rank = (len(keys), -spared)
-            if best is None or rank > best_rank:
-                best, best_rank = (mistake, terms, keys), rank
-                if keys == left and spared == 0:
-                    break
-        if best is None:
-            break
-        found.append(best)
-        left -= best[2]
-    return found
+    """The catalogued mistakes that produce the student's numbers: [(mistake, terms, keys)].
+
+    One mistake that reproduces every wrong output (the one that breaks the fewest outputs the
+    student got right, whole mistakes before parts of them); failing that, two mistakes that
+    between them reproduce every wrong output; failing that, nothing: a mistake is named only
+    when the student's numbers are exactly its numbers."""
+    wrong = set(wrong)
+    scored = []
+    for mistake, terms, numbers in _candidates(ex, seed):
+        keys, spared = _explained(student, wanted, numbers, wrong)
+        if keys:
+            scored.append((mistake, terms, keys, spared))
+    whole = [s for s in scored if s[2] == wrong]
+    if whole:
+        best = min(whole, key=lambda s: s[3])          # min keeps the first of equals
+        return [best[:3]]
+    pairs = [(a, b) for i, a in enumerate(scored) for b in scored[i + 1:]
+             if a[0] is not b[0] and a[2] | b[2] == wrong and not a[2] <= b[2]
+             and not b[2] <= a[2]]
+    if pairs:
+        a, b = min(pairs, key=lambda p: p[0][3] + p[1][3])
+        return [a[:3], b[:3]]
+    return []
 
 
 def _function_line(ex, wrong) -> str:

@@ -641,6 +641,12 @@ GATED_DECAY_GRADIENT += (
             "depend on it", (("ds_prev = alpha[..., 0] * (ds[..., 0] + rho[..., 0])",
                               "ds_prev = np.zeros_like(ds[..., 0])"),)),
 )
+RETENTION_CHUNKWISE += (
+    Mistake("zeta-reversed", "(R.4)",
+            "zeta runs the wrong way: gamma^j where gamma^(L-1-j) belongs",
+            "when the chunk hands its state on, its last token is the newest: which token has "
+            "decayed the most?", (("zeta = p[:, L - 1::-1]", "zeta = p[:, :L]"),)),
+)
 KV_CACHE_STEP += (
     Mistake("Wo-transposed", "(A.9)", "the output projection uses Wo transposed",
             "y = merge_heads(out) Wo: rows of Wo meet the heads' features",
