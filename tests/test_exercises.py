@@ -336,7 +336,7 @@ SUBMISSIONS = {
                "    return getattr(minirnn.rnn, 'rnn_step_' + 'backward')(dh, cache)\n",
     # limits: too much memory, a fork, a large file
     "ivan.py": ("da = dh * (1.0 - cache.h ** 2)",
-                "da = dh * (1.0 - cache.h ** 2) + 0 * np.ones((60, 2**27)).sum()"),
+                "da = dh * (1.0 - cache.h ** 2) + 0 * np.ones((3, 2**26)).sum()"),
     "judy.py": ("da = dh * (1.0 - cache.h ** 2)",
                 "import os\n    os.fork()\n    da = dh * (1.0 - cache.h ** 2)"),
     "kim.py": ("da = dh * (1.0 - cache.h ** 2)",
