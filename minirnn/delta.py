@@ -30,7 +30,6 @@ state ([`DeltaState`][minirnn.states.DeltaState]) holds ``S`` (B, h, d, dv) and 
 
 from __future__ import annotations
 
-from functools import partial
 from typing import NamedTuple
 
 import numpy as np
@@ -644,7 +643,11 @@ def delta_rule_forms(chunk_size: int | None = None) -> dict:
     -------
     dict
     """
+    def chunkwise(q, k, v, beta, log_decay=None, state=None, scale=None):
+        # chunk_size comes before log_decay in delta_rule_chunkwise's signature, so a partial
+        # would not take the other forms' positional arguments
+        return delta_rule_chunkwise(q, k, v, beta, chunk_size, log_decay, state, scale)
+
     return {"parallel": (delta_rule_parallel, delta_rule_parallel_backward),
             "recurrent": (delta_rule_recurrent, delta_rule_recurrent_backward),
-            "chunkwise": (partial(delta_rule_chunkwise, chunk_size=chunk_size),
-                          delta_rule_chunkwise_backward)}
+            "chunkwise": (chunkwise, delta_rule_chunkwise_backward)}

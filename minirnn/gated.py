@@ -135,7 +135,11 @@ def segment_decay(log_decay: np.ndarray) -> np.ndarray:
     ``Gamma^g[n, m] = alpha_{m+1} ... alpha_n``, the product of the gates *after* token ``m`` up to
     and including token ``n`` (``Gamma^g[n, n] = 1``). Built as ``exp(min(b_n - b_m, 0))`` under
     the causal mask: every exponent is ``<= 0``, so nothing overflows however long the sequence
-    or closed the gates. Writing it as ``exp(b_n) * exp(-b_m)`` would overflow to ``inf * 0``.
+    or closed the gates. Writing it as ``exp(b_n) * exp(-b_m)`` would overflow: ``exp(-b_m)`` is
+    ``inf`` once ``b_m < -709.8`` (float64) or ``-88.7`` (float32), and the product is ``inf``, or
+    ``NaN`` where ``exp(b_n)`` underflows to 0 or a mask multiplies it by 0. The clamp at 0 also
+    keeps a difference that rounding left slightly positive (Mamba-2's bug, state-spaces/mamba#713)
+    from growing the decay above 1.
 
     Parameters
     ----------

@@ -202,8 +202,8 @@ def score_normaliser_backward(dout: np.ndarray, out: np.ndarray, r: np.ndarray,
     the division and ``r`` the row sum of the scores. ``dOmega = dO / c``. Where ``|r| > 1``,
     ``c = |r|`` depends on ``r``: ``dc = -(dO . O) / c`` and ``dr = dc sign(r)``. Where
     ``|r| < 1``, ``c = 1`` is constant and ``dr = 0``. At ``|r| = 1`` exactly, ``c`` has a
-    kink (slope 0 from inside, 1 from outside); this takes the inside value ``dr = 0``, one
-    valid subgradient.
+    kink (slope 0 from inside, ``sign(r)`` from outside: +1 at ``r = 1``, -1 at ``r = -1``);
+    this takes the inside value ``dr = 0``, one valid subgradient.
 
     Parameters
     ----------

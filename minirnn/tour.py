@@ -2,7 +2,7 @@
 
 (a) gradchecks every forward/backward pair on small random float64 data against finite
 differences; (b) computes retention and gated retention three ways, and attention with and
-without a KV cache, and compares; (c) trains the four tiny language models on associative
+without a KV cache, and compares; (c) trains the tiny language models on associative
 recall (MQAR) with the same budget; (d) asks each for an answer and times one generated token
 at three context lengths; (e) checks the vision pieces and trains the three image classifiers.
 """
@@ -27,6 +27,8 @@ from .attention import (
 from .bench import median_time
 from .blocks import count_parameters
 from .classifiers import RMTConfig, ViRConfig, ViTConfig
+from .delta import delta_rule_chunkwise, delta_rule_chunkwise_backward, delta_rule_forms
+from .deltanet import deltanet_backward, deltanet_forward, init_deltanet_params
 from .gated import (
     gated_retention_chunkwise,
     gated_retention_chunkwise_backward,
@@ -34,7 +36,14 @@ from .gated import (
 )
 from .gated_msr import gated_msr_backward, gated_msr_forward, init_gated_msr_params
 from .gradcheck import check_gradients, rel_error
-from .models import GatedConfig, RetNetConfig, RNNConfig, TransformerConfig
+from .models import (
+    DeltaNetConfig,
+    GatedConfig,
+    GatedDeltaNetConfig,
+    RetNetConfig,
+    RNNConfig,
+    TransformerConfig,
+)
 from .msr import init_msr_params, msr_backward, msr_forward
 from .registry import build_model
 from .retention import retention_forms
@@ -120,6 +129,19 @@ def gradcheck_cases(seed: int = 0) -> Iterator[GradcheckCase]:
                         lambda x, params: gated_msr_forward(x, params, 2, "chunkwise",
                                                             chunk_size=2),
                         gated_msr_backward, {"x": x_msr}, gated_params)
+    keys = qkv["k"] / np.linalg.norm(qkv["k"], axis=-1, keepdims=True)   # unit, as the layer's
+    delta = {**qkv, "k": keys, "beta": rng.uniform(0.1, 1.0, (B, h, T)),
+             "log_decay": gates["log_decay"]}
+    yield GradcheckCase("gated delta rule (chunkwise)",
+                        lambda q, k, v, beta, log_decay: delta_rule_chunkwise(
+                            q, k, v, beta, 2, log_decay),
+                        delta_rule_chunkwise_backward, delta, None)
+    delta_params = init_deltanet_params(4, 2, 3, gated=True, seed=seed)
+    delta_params["Wa"] = rng.standard_normal((4, 2))                 # gates that vary
+    yield GradcheckCase("gated DeltaNet layer",
+                        lambda x, params: deltanet_forward(x, params, 2, "chunkwise",
+                                                           chunk_size=2),
+                        deltanet_backward, {"x": x_msr}, delta_params)
     image = rng.standard_normal((B, 4, 4, 1))
     embed = {"W": rng.standard_normal((4, 3)), "b": rng.standard_normal(3),
              "cls": rng.standard_normal(3), "pos": rng.standard_normal((5, 3))}
@@ -232,6 +254,40 @@ def gated_forms_table(seed: int = 0) -> tuple[str, bool]:
     return table(header, rows), all_ok
 
 
+def delta_forms_table(seed: int = 0) -> tuple[str, bool]:
+    """Part (b): the delta rule's three forms on unit keys, plain and gated, including the
+    gradients of the writing strengths and the gates."""
+    rng = np.random.default_rng(seed + 2)
+    B, h, T, d, dv = 2, 3, 50, 8, 6
+    q, k = rng.standard_normal((2, B, h, T, d))
+    k /= np.linalg.norm(k, axis=-1, keepdims=True)                   # unit keys
+    v = rng.standard_normal((B, h, T, dv))
+    beta = rng.uniform(0.0, 1.0, (B, h, T))
+    dout = rng.standard_normal((B, h, T, dv))
+    rows, all_ok = [], True
+    for gated in (False, True):
+        log_decay = np.log(rng.uniform(0.5, 1.0, (B, h, T))) if gated else None
+        ref = None
+        for chunk in (None, 7, 16):
+            for form, (forward, backward) in delta_rule_forms(chunk).items():
+                if (chunk is None) == (form == "chunkwise"):
+                    continue
+                out, state, cache = forward(q, k, v, beta, log_decay)
+                grads = backward(dout, cache)[:5]
+                got = (out, state.S, *(grad for grad in grads if grad is not None))
+                if ref is None:
+                    ref = got                          # the parallel form, computed first
+                    continue
+                errs = [rel_error(a, b) for a, b in zip(got, ref, strict=True)]
+                ok = max(errs) <= AGREE_TOL
+                all_ok &= ok
+                rows.append([form + (f", chunk {chunk}" if chunk else ""),
+                             "gated" if gated else "plain", f"{errs[0]:.1e}", f"{errs[1]:.1e}",
+                             f"{max(errs[2:]):.1e}", "pass" if ok else "FAIL"])
+    header = ["delta rule, vs parallel", "gates", "out", "state", "max grad", "result"]
+    return table(header, rows), all_ok
+
+
 def msr_forms_table(seed: int = 0) -> tuple[str, bool]:
     """Part (b): the whole multi-scale retention layer (group norm eps = 1e-5) in each form."""
     rng = np.random.default_rng(seed)
@@ -254,7 +310,7 @@ def msr_forms_table(seed: int = 0) -> tuple[str, bool]:
 
 
 def tour_models(vocab_size: int, max_len: int = 64) -> dict:
-    """The four tiny models of parts (c) and (d), of comparable size."""
+    """The tiny models of parts (c) and (d), of comparable size."""
     return {
         "rnn": RNNConfig(vocab_size, d_model=32, hidden=64),
         "transformer": TransformerConfig(vocab_size, d_model=32, n_heads=2, n_layers=2,
@@ -263,11 +319,15 @@ def tour_models(vocab_size: int, max_len: int = 64) -> dict:
                                form="chunkwise", chunk_size=16),
         "gated": GatedConfig(vocab_size, d_model=32, n_heads=2, n_layers=2, dv=16, d_ff=64,
                              form="chunkwise", chunk_size=16),
+        "delta": DeltaNetConfig(vocab_size, d_model=32, n_heads=2, n_layers=2, dv=16, d_ff=64,
+                                form="chunkwise", chunk_size=16),
+        "gated-delta": GatedDeltaNetConfig(vocab_size, d_model=32, n_heads=2, n_layers=2, dv=16,
+                                           d_ff=64, form="chunkwise", chunk_size=16),
     }
 
 
 def training_table(steps: int = 500, seed: int = 0, progress: bool = False):
-    """Part (c): the four models trained on associative recall with the same budget."""
+    """Part (c): the models trained on associative recall with the same budget."""
     task = RecallTask(n_pairs=4, n_queries=4, n_keys=16, n_values=16)
     config = TrainConfig(steps=steps, batch_size=32, lr=3e-3, eval_every=steps, seed=seed)
     rows, trained = [], {}
@@ -383,7 +443,7 @@ def run_tour(seed: int = 0, out: Callable[[str], None] = print, steps: int = 500
              progress: bool = False) -> bool:
     """Run every part of the tour, printing as it goes; return True when all checks pass.
 
-    ``steps`` is the training budget of part (c), the same for the four models.
+    ``steps`` is the training budget of part (c), the same for every model.
     """
     out("minirnn tour: every mechanism, checked by the numbers\n")
     out(f"(a) Gradient checks: hand-written backward vs central differences\n"
@@ -401,17 +461,21 @@ def run_tour(seed: int = 0, out: Callable[[str], None] = print, steps: int = 500
     out("\n    The whole multi-scale retention layer (h=4, T=50, group norm eps = 1e-5)\n")
     text, msr_ok = msr_forms_table(seed)
     out(text)
+    out("\n    The delta rule: unit keys, writing strengths in (0, 1), plain and gated\n"
+        "    (gates in (0.5, 1)); max grad: the largest over dq, dk, dv, dbeta (and dg)\n")
+    text, delta_ok = delta_forms_table(seed)
+    out(text)
     out("\n    Attention, computed two ways (float64, max relative difference)\n")
     text, cache_ok = kv_cache_table(seed)
     out(text)
-    ok = ok and forms_ok and gated_ok and msr_ok and cache_ok
-    out(f"\n(c) Four ways to remember, trained on associative recall (MQAR)\n"
+    ok = ok and forms_ok and gated_ok and msr_ok and delta_ok and cache_ok
+    out(f"\n(c) The language models, trained on associative recall (MQAR)\n"
         f"    ({steps} steps of 32 sequences each, the same for every model)\n")
     text, task, trained = training_table(steps, seed, progress)
     out(text)
     out("\n(d) Decoding: a greedy answer from each model, and the time per generated token\n"
         "    (ms/token) after a context of 64, 4096 and 65536 tokens. The transformer\n"
-        "    attends over a KV cache that grows; RNN, RetNet and gated carry a state of\n"
+        "    attends over a KV cache that grows; the others carry a state of\n"
         "    fixed size. At D = 32 a step is mostly Python and NumPy call overhead, and\n"
         "    RetNet's rotation, group norm and gate make more calls than a short cache\n"
         "    scan: the cache wins at short context, the fixed state once it is long.\n")

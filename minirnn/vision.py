@@ -12,7 +12,7 @@ equations are numbered as on ``derivations/vision.md``::
     decayed attention, code:  O = softmax(Q K^T / sqrt d + ln Gamma) V  = (V.5) renormalised  (V.6)
     decomposed MaSA: a row pass with Gamma^x, then a column pass with Gamma^y         (V.7)
     softmax-free 2-D retention O = (Q K^T * Gamma) V                                       (V.8)
-    its recurrent dual: U_n = k_n^T v_n, S = F_H F_W U, o_n = q_n S_n, where
+    its scan form:  U_n = k_n^T v_n, S = F_H F_W U, o_n = q_n S_n, where
     F sums gamma^|i - j| u_j with two 1-D scans: forward + backward - u                   (V.9)
 
 Images are (B, Y, X, C): ``Y`` rows and ``X`` columns of pixels, ``C`` channels; the patch size
@@ -392,7 +392,7 @@ def masa_decomposed_backward(dout: np.ndarray, cache: Masa2Cache):
     return tuple(a.reshape(B, h, n_y * n_x, -1) for a in (dq, dk, dvr))
 
 
-# --- softmax-free 2-D retention and its recurrent dual -------------------------------------------
+# --- softmax-free 2-D retention and its scan form -----------------------------------------------
 
 class Retention2dCache(NamedTuple):
     """What the backward of either form of 2-D retention needs."""
@@ -481,8 +481,10 @@ def retention_2d_scan(q: np.ndarray, k: np.ndarray, v: np.ndarray, grid, gamma):
 
     The state field ``S_n = sum_m Gamma[n, m] k_m^T v_m`` is a separable filter of
     ``U_m = k_m^T v_m``: scan along the rows, then along the columns (four 1-D scans in all),
-    then ``o_n = q_n S_n``. Cost: O(N d dv) per head. The dual form survives in 2-D exactly
-    because the softmax is gone (with a softmax the weights do not factorise).
+    then ``o_n = q_n S_n``. Cost: O(N d dv) per head. This second form exists in 2-D because
+    the softmax is gone (with a softmax the weights do not factorise). It is not a recurrent
+    form: the scans run both ways (nothing is causal) and build one ``d x dv`` state per token,
+    ``N d dv`` numbers, more than the ``N^2`` scores when ``N < d dv``.
 
     Returns
     -------

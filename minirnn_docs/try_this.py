@@ -3,10 +3,39 @@ by the library while the docs are built (so they are never stale), folded away u
 
 from __future__ import annotations
 
+import contextlib
+import io
+import re
+from pathlib import Path
+
 import numpy as np
 
 import minirnn as m
 from minirnn.bench import median_time
+
+TUTORIALS = Path(__file__).resolve().parent.parent / "docs" / "tutorials"
+VISIBLE = re.compile(r'^```python exec="on"(?P<attrs>[^\n]*)\n(?P<code>.*?)^```\s*$',
+                     re.DOTALL | re.MULTILINE)
+
+
+def tutorial_variables(page: str, session: str, blocks: int) -> dict:
+    """The variables a student has after running the first ``blocks`` visible code blocks of
+    ``session`` on ``tutorials/<page>.md``, exactly as the page shows them (output discarded).
+
+    The answers start from these, so they use the tutorial's own setup, never a hidden one."""
+    text = (TUTORIALS / f"{page}.md").read_text(encoding="utf-8")
+    codes = [match["code"] for match in VISIBLE.finditer(text)
+             if 'source="above"' in match["attrs"] and f'session="{session}"' in match["attrs"]]
+    if len(codes) < blocks:
+        raise ValueError(f"tutorial_variables: {page} has {len(codes)} visible blocks of "
+                         f"session {session!r}, asked for {blocks}")
+    namespace: dict = {"__name__": f"tutorial_{session}"}
+    with contextlib.redirect_stdout(io.StringIO()):
+        for code in codes[:blocks]:
+            exec(compile(code, f"{page}.md", "exec"), namespace)
+    if "plt" in namespace:
+        namespace["plt"].close("all")
+    return namespace
 
 
 def _answer(prompt: str, answer: str) -> str:
@@ -36,6 +65,9 @@ def gradient_checking() -> list[tuple[str, str]]:
 
     m.check_gradients(counted, m.rnn_step_backward, inputs, params)
     sizes = sum(a.size for a in (*inputs.values(), *params.values()))
+    arrays = len(inputs) + len(params)
+    extra = len(calls) - 2 * sizes
+    assert extra == 1 + arrays, (len(calls), sizes, arrays)   # the answer below explains them
     return [
         ("Run `check_gradients` on `rnn_step_forward`/`rnn_step_backward` with `eps` of "
          "`1e-2`, `1e-6` and `1e-10`. Which step gives the smallest error, and why?",
@@ -50,100 +82,99 @@ def gradient_checking() -> list[tuple[str, str]]:
         ("How many times does `check_gradients` run the forward for `rnn_step_forward` with "
          "B = 2, D = 3, H = 4?",
          f"{len(calls)} times: two per number of x, h_prev, Wx, Wh and b ({sizes} numbers, "
-         f"{2 * sizes} calls), and {len(calls) - 2 * sizes} more for the outputs and the "
-         "analytic gradients. Finite differences cost two forward passes per input element, "
+         f"{2 * sizes} calls), and {extra} more: one that gives the output and the cache for "
+         f"the analytic gradients, and {arrays}, one per array, in which "
+         "`numerical_gradient` runs the forward once to read the output's shape before it "
+         "nudges that array. Finite differences cost two forward passes per input element, "
          "which is why checks use tiny shapes."),
     ]
 
 
 def bptt() -> list[tuple[str, str]]:
-    rng = np.random.default_rng(0)
-    T, D, H = 60, 4, 8
-    params = m.init_rnn_params(D, H, seed=0)
-    x = rng.standard_normal((1, T, D))
-    h, cache = m.rnn_forward(x, np.zeros((1, H)), params)
-    last, every = np.zeros_like(h), np.ones_like(h)
-    last[:, -1] = 1.0
-    norms = {name: np.linalg.norm(m.rnn_backward(dh, cache)[0], axis=(0, 2))
-             for name, dh in (("last", last), ("every", every))}
-    p2 = dict(params, Wh=2.0 * params["Wh"])
-    _, c2 = m.rnn_forward(x, np.zeros((1, H)), p2)
-    g = m.rnn_backward(last, c2)[2]
-    clipped, _ = m.clip_grad_norm(g, 1.0)
+    t = tutorial_variables("bptt", "t2", 4)              # the tutorial's x, params, dh, norms, g
+    x, params, dh, norms, T = t["x"], t["params"], t["dh"], t["norms"], t["T"]
+    _, cache = m.rnn_forward(x, np.zeros((x.shape[0], params["Wh"].shape[0])), params)
+    dh_all = np.repeat(dh[:, -1:], T, axis=1)
+    every = np.linalg.norm(m.rnn_backward(dh_all, cache)[0], axis=(0, 2))
+    ratio = norms[0] / norms[-1]
+    g, clipped = t["g"], t["clipped"]
     flat = np.concatenate([v.ravel() for v in g.values()])
-    flat_c = np.concatenate([v.ravel() for v in clipped.values()])
+    flat_c = np.concatenate([clipped[k].ravel() for k in g])
     cos = float(flat @ flat_c / np.linalg.norm(flat) / np.linalg.norm(flat_c))
     return [
-        (f"With the orthogonal $W_h$ of `init_rnn_params` and T = {T}, how much gradient "
-         "reaches $x_0$ compared with $x_{T-1}$ when the loss reads only the last state?",
-         f"$\\|dx_0\\| / \\|dx_{{T-1}}\\| = {norms['last'][0] / norms['last'][-1]:.1e}$: "
-         "even with all singular values 1, the tanh derivative below 1 shrinks it step "
-         "after step."),
-        ("Make the loss read every state (`dh` all ones). How does the gradient at $x_0$ "
-         "change?",
-         f"It grows from {norms['last'][0]:.1e} to {norms['every'][0]:.2f}: the nearby "
-         "steps' losses reach $x_0$ through few factors, so short-range learning still "
-         "works; only the long-range part vanishes."),
-        ("With $\\rho = 2$, does clipping to a global norm of 1 change the *direction* of the "
-         "gradient?",
-         f"No: the cosine between the clipped and the original gradient is {cos:.6f}. "
-         "Clipping only rescales all gradients together (O.4)."),
+        (f"In the first experiment (orthogonal $W_h$, T = {T}, the loss reads only the last "
+         "state), how much smaller is the gradient reaching $x_0$ than the one reaching "
+         "$x_{T-1}$? Use the tutorial's `norms`.",
+         f"`norms[0] / norms[-1]` = {ratio:.2e}, about a factor {ratio ** (1 / (T - 1)):.4f} "
+         "per step: even with all singular values 1, the tanh derivative, below 1 wherever "
+         "$h \\ne 0$, shrinks it a little at every step back."),
+        ("Let the loss read every state with the same upstream vector, "
+         "`dh_all = np.repeat(dh[:, -1:], T, axis=1)`, and backpropagate it through the first "
+         "experiment's forward. How does the gradient at $x_0$ change?",
+         f"It grows from {norms[0]:.2e} to {every[0]:.2e} (and at $x_{{T-1}}$ it stays "
+         f"{every[-1]:.2e}, since only the last loss reaches it): the losses of nearby steps "
+         "reach $x_0$ through few factors, so short-range learning still works; only the "
+         "long-range part vanishes."),
+        ("In the clipping experiment ($W_h$ scaled by 2), does clipping to a global norm of 1 "
+         "change the *direction* of the gradient `g`?",
+         f"No: the cosine between `clipped` and `g` is {cos:.6f}. Clipping only rescales all "
+         "gradients together (O.4)."),
     ]
 
 
 def attention_kv_cache() -> list[tuple[str, str]]:
-    rng = np.random.default_rng(0)
-    D, h = 8, 2
-    params = m.init_mha_params(D, h, seed=0)
-    x = rng.standard_normal((1, 5, D))
-    full, _ = m.mha_forward(x, params, h)
-    cache, steps = None, []
-    for t in range(5):
-        y, cache = m.mha_step(x[:, t], params, h, cache)
-        steps.append(y)
-    err = m.rel_error(np.stack(steps, axis=1), full)
+    t = tutorial_variables("attention-kv-cache", "t3", 2)   # x (20 tokens), params, heads, full
+    x, params, heads, D, full = t["x"], t["params"], t["heads"], t["D"], t["full"]
+    cache = m.init_kv_cache(1, D, heads)
+    first, _ = m.mha_step(x[:, :15], params, heads, cache)      # a prompt of 15 in one call
+    rest = [m.mha_step(x[:, i], params, heads, cache)[0] for i in range(15, 20)]
+    err = m.rel_error(np.concatenate([first, np.stack(rest, axis=1)], axis=1), full)
     x2 = x.copy()
     x2[:, 4] += 1.0
-    causal_same = np.allclose(m.mha_forward(x2, params, h)[0][:, 0], full[:, 0])
-    free = m.mha_forward(x, params, h, causal=False)[0][:, 0]
-    free2 = m.mha_forward(x2, params, h, causal=False)[0][:, 0]
+    causal = np.abs(m.mha_forward(x2, params, heads)[0][:, 0] - full[:, 0]).max()
+    free = m.mha_forward(x, params, heads, causal=False)[0][:, 0]
+    free2 = m.mha_forward(x2, params, heads, causal=False)[0][:, 0]
     return [
         ("How many bytes does a float32 KV cache hold after 1000 tokens of one sequence, "
          "for D = 512 and one layer?",
          f"Keys and values, 2 x 1000 x 512 numbers of 4 bytes: {2 * 1000 * 512 * 4:,} bytes "
          "(about 4 MB), growing with every token."),
-        ("Decode 5 tokens one at a time with `mha_step` and compare with `mha_forward` on "
-         "all 5. How large is the difference?",
-         f"Largest relative difference {err:.1e}: the same numbers up to rounding."),
-        ("Change token 4. Does output 0 change with the causal mask? Without it?",
-         f"With the mask: {'unchanged' if causal_same else 'changed'}. Without it: changed "
-         f"by {np.abs(free2 - free).max():.2f}: every query then sees the future."),
+        ("With the decoding section's `x`, `params` and `heads`, feed the first 15 tokens to "
+         "`mha_step` in one call (a prompt), then the last 5 one at a time, into a fresh "
+         "`init_kv_cache(1, D, heads)`. Do the outputs match `full`?",
+         f"Yes: largest relative difference {err:.1e}. A prompt is the $T_q > 1$ case of "
+         "(A.4); the cache does not care how the tokens arrived."),
+        ("Add 1 to token 4 of `x` and run `mha_forward` again. By how much does output 0 "
+         "change (largest absolute difference) with the causal mask? Without it "
+         "(`causal=False` for both runs)?",
+         f"With the mask: {causal:.1e}, exactly nothing, since query 0 sees only token 0. "
+         f"Without it: {np.abs(free2 - free).max():.2f}, since every query then sees the "
+         "future."),
     ]
 
 
 def retention_three_faces() -> list[tuple[str, str]]:
-    from minirnn.exercises import BY_NAME, exercise_source, load_source
-
-    exercise = BY_NAME["retention_chunkwise"]            # the catalogue's "local count" slip
-    chunkwise = load_source(exercise_source(exercise, solution=True,
-                                            edits=exercise.mistake("local-count").edits),
-                            "local_count").retention_chunkwise
-
-    rng = np.random.default_rng(0)
-    B, h, T, d, dv = 1, 2, 40, 8, 4
-    q, k = rng.standard_normal((2, B, h, T, d))
-    v = rng.standard_normal((B, h, T, dv))
-    gamma = np.array([0.9, 0.99])
+    t = tutorial_variables("retention-three-faces", "t4", 2)   # q, k, v, gamma, par, rng
+    q, k, v, gamma, par, rng = t["q"], t["k"], t["v"], t["gamma"], t["par"], t["rng"]
+    T = q.shape[2]
     agree = {}
     for normalize in (False, True):
-        par = m.retention_parallel(q, k, v, gamma, normalize=normalize)[0]
+        p = m.retention_parallel(q, k, v, gamma, normalize=normalize)[0]
         rec = m.retention_recurrent(q, k, v, gamma, normalize=normalize)[0]
-        chk = m.retention_chunkwise(q, k, v, gamma, 16, normalize=normalize)[0]
-        agree[normalize] = max(m.rel_error(rec, par), m.rel_error(chk, par))
-    par, _, pc = m.retention_parallel(q, k, v, gamma)
-    local = chunkwise(q, k, v, gamma, 16)[0]
+        chk = m.retention_chunkwise(q, k, v, gamma, 7, normalize=normalize)[0]
+        agree[normalize] = max(m.rel_error(rec, p), m.rel_error(chk, p))
+    pieces, state = [], None
+    for start in range(0, T, 7):
+        if state is not None:
+            state = state._replace(s=np.zeros_like(state.s))    # restart the count
+        out, state, _ = m.retention_parallel(q[:, :, start:start + 7], k[:, :, start:start + 7],
+                                             v[:, :, start:start + 7], gamma, state=state)
+        pieces.append(out)
+    local = np.concatenate(pieces, axis=2)
+    first = m.rel_error(local[:, :, :7], par[:, :, :7])
     dout = rng.standard_normal(par.shape)
-    _, _, cc = m.retention_chunkwise(q, k, v, gamma, 16)
+    _, _, pc = m.retention_parallel(q, k, v, gamma)
+    _, _, cc = m.retention_chunkwise(q, k, v, gamma, 7)
     back = max(m.rel_error(a, b) for a, b in zip(
         m.retention_chunkwise_backward(dout, cc)[:3], m.retention_parallel_backward(dout, pc)[:3]))
     T2 = 2048
@@ -152,51 +183,75 @@ def retention_three_faces() -> list[tuple[str, str]]:
     t_par = median_time(lambda: m.retention_parallel(q2, k2, v2, gamma), 3, 1)
     t_chk = median_time(lambda: m.retention_chunkwise(q2, k2, v2, gamma, 128), 3, 1)
     return [
-        ("Run the three forms with `normalize=False` and with `normalize=True`. Do they agree "
-         "in both cases?",
+        ("With the tutorial's `q`, `k`, `v` and `gamma`, run the three forms (chunks of 7) with "
+         "`normalize=False` and with `normalize=True`. Do they agree in both cases?",
          f"Yes: largest relative difference {agree[False]:.1e} without and {agree[True]:.1e} "
          "with the normalisations, because (R.7) and (R.8) carry them exactly."),
         ("What breaks if the chunkwise form restarts the count $s_n$ in every chunk (a pitfall "
-         "of public RetNet code)?",
+         "of public RetNet code)? Call `retention_parallel` on chunks of 7 tokens, passing the "
+         "state on, but before each chunk set `state = state._replace(s=np.zeros_like(state.s))`"
+         ", and compare with `par`.",
          f"The outputs differ from the parallel form by {m.rel_error(local, par):.1e} "
-         "(relative): every row after the first chunk gets the wrong row factor "
-         "$a_n = 1/\\sqrt{s_n}$ (R.8)."),
-        ("Do the backward passes agree too?",
+         f"(relative; {first:.1e} on the first chunk, which has the right count): every row "
+         "after the first chunk gets the wrong row factor $\\kappa_n = 1/\\sqrt{s_n}$ (R.8)."),
+        ("Do the backward passes agree too? Draw `dout = rng.standard_normal(par.shape)` and "
+         "compare `retention_chunkwise_backward` (chunks of 7) with "
+         "`retention_parallel_backward`.",
          f"Chunkwise against parallel: largest relative difference {back:.1e} over dQ, dK, dV."),
-        (f"Time the parallel form and the chunkwise form (chunks of 128) at T = {T2}.",
+        (f"Time the parallel form and the chunkwise form (chunks of 128) at T = {T2}, with "
+         f"`q`, `k`, `v` of shape (1, 2, {T2}, 32) drawn by `rng.standard_normal` and the "
+         "tutorial's `gamma`.",
          f"Parallel {1e3 * t_par:.0f} ms, chunkwise {1e3 * t_chk:.0f} ms on the machine that "
-         "built this page: the parallel form does $T^2$ work, the chunkwise form $T C$."),
+         f"built this page. The parallel form does about $T^2(d + d_v)$ multiply-adds per head "
+         f"({T2 ** 2 * 64 / 1e6:.0f} million) in a few large products; the chunkwise form "
+         f"about $T C (d + d_v) + T d\\,d_v$ ({(T2 * 128 * 64 + T2 * 32 * 32) / 1e6:.0f} "
+         f"million) in {T2 // 128} sequential steps. Which one wins at this length depends "
+         "on how well the machine runs large products; the parallel form's $T^2$ memory "
+         "decides for long sequences."),
     ]
 
 
 def three_models() -> list[tuple[str, str]]:
-    from minirnn.tour import tour_models
+    from dataclasses import replace
 
-    models = tour_models(20)
-    counts = {name: m.count_parameters(m.build_model(c).init(0)) for name, c in models.items()}
-    c = models["retnet"]
-    losses = {}
-    tokens = np.random.default_rng(0).integers(0, 20, (2, 16))
+    t = tutorial_variables("three-models", "three", 1)          # the tutorial's task, configs
+    task, configs = t["task"], t["configs"]
+    counts = {name: m.count_parameters(m.build_model(c).init(seed=0))
+              for name, c in configs.items()}
+    tokens, targets = task.batch(np.random.default_rng(0), 4)
+    c = configs["retnet"]
+    losses, logits = {}, {}
     for form in ("parallel", "chunkwise", "recurrent"):
-        from dataclasses import replace
-
         model = m.build_model(replace(c, form=form))
-        losses[form] = model.loss_and_grads(model.init(0, np.float64), tokens,
-                                            np.roll(tokens, -1, 1))[0]
+        params = model.init(seed=0, dtype=np.float64)
+        losses[form] = model.loss_and_grads(params, tokens, targets)[0]
+        logits[form] = model.forward(params, tokens)[0]
     spread = max(losses.values()) - min(losses.values())
-    t = models["transformer"]
-    kv = 2 * t.n_layers * 1000 * t.d_model
-    state = c.n_layers * (c.n_heads * (c.d_model // c.n_heads) * (c.dv + 1) + c.n_heads)
+    apart = max(m.rel_error(logits[f], logits["parallel"]) for f in ("chunkwise", "recurrent"))
+    tr = configs["transformer"]
+    n = tr.max_len
+    kv = 2 * tr.n_layers * n * tr.d_model
+    d = c.d_model // c.n_heads
+    state = c.n_layers * c.n_heads * (d * c.dv + d + 1)
     return [
-        ("How many parameters does each tour model have?",
-         ", ".join(f"{name}: {n:,}" for name, n in counts.items()) + "."),
-        ("Compute the RetNet's loss with `form='parallel'`, `'chunkwise'` and `'recurrent'`. "
-         "Same number?",
-         f"The three losses differ by at most {spread:.1e}: the forms are one function."),
-        ("How many numbers does each model carry to decode token 1001?",
-         f"RNN: {models['rnn'].hidden} (one hidden vector); transformer: {kv:,} (keys and "
-         f"values of every layer and token); RetNet: {state:,} (S, z and s per layer), "
-         "whatever the position."),
+        ("How many parameters does each of the tutorial's three `configs` have (use "
+         "`count_parameters(build_model(config).init(seed=0))`)?",
+         ", ".join(f"{name}: {k:,}" for name, k in counts.items())
+         + ": the counts the training table prints (training changes values, not shapes)."),
+        ("Compute the RetNet's loss on a batch of `task` with `form='parallel'`, "
+         "`'chunkwise'` and `'recurrent'` (`dataclasses.replace(configs['retnet'], form=...)`, "
+         "the same `init(seed=0, dtype=np.float64)`, and `model.loss_and_grads`). Same number?",
+         f"Loss {losses['parallel']:.6f} in every form (largest difference {spread:.1e}; the "
+         f"logits differ by at most {apart:.1e} relative): the forms are one function."),
+        (f"How many numbers does each model carry to decode after {n} tokens, the most the "
+         f"transformer's `max_len = {n}` allows? And after 1000 tokens?",
+         f"After {n}: RNN {configs['rnn'].hidden} (one hidden vector); transformer {kv:,} "
+         f"(a key and a value of width {tr.d_model} for each of {tr.n_layers} layers and {n} "
+         f"tokens); RetNet {state:,} ($S$, $z$ and $s$ of {c.n_heads} heads in each of "
+         f"{c.n_layers} layers). After 1000: the RNN and the RetNet carry the same numbers; "
+         f"this transformer cannot get there at all, because its learned position embedding "
+         f"has only {n} rows (a transformer without that limit would need "
+         f"{2 * tr.n_layers * 1000 * tr.d_model:,}, growing with every token)."),
     ]
 
 
@@ -218,19 +273,29 @@ def step_through() -> list[tuple[str, str]]:
 
 def multiscale_retention() -> list[tuple[str, str]]:
     gammas = m.msr_gammas(8)
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal((1, 6, 4, 8))
-    w, b = np.ones((4, 8)), np.zeros((4, 8))
-    y0 = m.group_norm_forward(x, w, b, eps=0.0)[0]
-    y1 = m.group_norm_forward(1000.0 * x, w, b, eps=0.0)[0]
+    t = tutorial_variables("multiscale-retention", "t7", 4)   # o, w, b of the group-norm section
+    o, w, b = t["o"], t["w"], t["b"]
+    variance = o.var(axis=-1).mean()
+    change = {}
+    for eps in (0.0, 1e-5):
+        y = m.group_norm_forward(o, w, b, eps)[0]
+        change[eps] = {factor: np.abs(m.group_norm_forward(factor * o, w, b, eps)[0] - y).max()
+                       for factor in (1000.0, 1e-3)}
     return [
         ("How far back does head 7 of an 8-head layer remember?",
          f"$\\gamma_7 = 1 - 2^{{-12}}$, about {1 / (1 - gammas[7]):.0f} tokens: "
          "token $m$ weighs $\\gamma^{n-m}$, so the weights sum to about $1/(1-\\gamma)$ "
          "and the average age they give is about as large."),
-        ("Multiply the input of `group_norm_forward` by 1000 (with `eps=0`). What changes?",
-         f"Nothing: largest difference {np.abs(y1 - y0).max():.1e}. That is why the "
-         "retention output's scale, which the normalisations leave free, cannot matter."),
+        ("Multiply the group norm's input `o` by 1000, then by 1/1000, with `eps=0` and with "
+         "the default `eps=1e-5`. When does the scale of the retention output matter?",
+         f"With `eps=0` never: largest change {change[0.0][1000.0]:.1e} (x1000) and "
+         f"{change[0.0][1e-3]:.1e} (x1/1000). With `eps=1e-5`: {change[1e-5][1000.0]:.1e} "
+         f"when the input grows, but {change[1e-5][1e-3]:.2f} when it shrinks, because the "
+         f"groups' variance (on average {variance:.2f} here) then falls to about "
+         f"{variance * 1e-6:.0e}, below $\\epsilon$, "
+         "which then dominates the root of (M.3). The normalisations of retention leave its "
+         "scale free; the layer ignores that scale only while every group's variance stays "
+         "well above $\\epsilon$."),
         ("Rotate a query at position 5 and a key at position 2, then both at 105 and 102. "
          "Compare the two dot products.",
          "They are equal (up to rounding): the rotation makes $\\tilde q_n\\cdot\\tilde k_m$ "
@@ -266,8 +331,11 @@ def which_memory() -> list[tuple[str, str]]:
          "weight falls below the cross-talk of one other pair, about $1/\\sqrt{d}$ for d = 16?",
          f"$0.9^M < 1/4$ for $M > {np.log(0.25) / np.log(gamma):.1f}$: about "
          f"{int(np.ceil(np.log(0.25) / np.log(gamma)))} tokens. In the table every pair is "
-         "followed by M distractors, so the oldest of the 8 pairs is 7(M + 1) tokens old: "
-         "already 21 at M = 2, past that point, and retention's row falls from there."),
+         "followed by M distractors, 8 (M + 1) tokens in all, so when the state is read the "
+         "oldest pair has decayed by $\\gamma^{8M+7}$: "
+         + ", ".join(f"$\\gamma^{{{8 * M + 7}}} = {gamma ** (8 * M + 7):.2g}$ at M = {M}"
+                     for M in (0, 2)) + ". At M = 2 it is already past that point, and "
+         "retention's row falls from there."),
     ]
 
 

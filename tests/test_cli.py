@@ -14,10 +14,12 @@ def test_tour_passes_and_prints_every_part(capsys):
     out = capsys.readouterr().out
     assert "(a) Gradient checks" in out and "(b) Retention" in out
     for mechanism in ("rnn sequence (BPTT)", "softmax", "attention (causal)",
-                      "multi-head attention", "retention (chunkwise)", "KV cache"):
+                      "multi-head attention", "retention (chunkwise)", "KV cache",
+                      "gated delta rule (chunkwise)", "gated DeltaNet layer"):
         assert mechanism in out
-    assert "(c) Four ways" in out and "recall acc" in out and "ms at 4096" in out
-    assert "gated, vs parallel" in out and "\ngated " in out
+    assert "(c) The language models" in out and "recall acc" in out and "ms at 4096" in out
+    assert "gated, vs parallel" in out and "\ngated " in out and "\ngated-delta " in out
+    assert "delta rule, vs parallel" in out
     assert "(e) Vision" in out and "shapes accuracy" in out
     assert "FAIL" not in out and "All checks passed." in out
     assert max(len(line) for line in out.splitlines()) <= 80     # fits a terminal

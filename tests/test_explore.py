@@ -25,7 +25,7 @@ def differences(text: str) -> list[float]:
 
 
 def test_the_mechanisms_are_the_walk_modules_in_the_order_of_the_math_floor():
-    assert MECHANISMS == ("rnn", "attention", "retention", "gated", "msr", "vision")
+    assert MECHANISMS == ("rnn", "attention", "retention", "gated", "msr", "vision", "delta")
     math = next(modules for name, _, modules in FLOORS if name == "math")
     assert list(MECHANISMS) == [m for m in math if m in MECHANISMS]
     modules = {m.name for m in pkgutil.iter_modules(explore.__path__)}
@@ -37,7 +37,7 @@ def test_the_mechanisms_are_the_walk_modules_in_the_order_of_the_math_floor():
         assert isinstance(walk.FORMS, tuple) and len(walk.FORMS) >= 1
         assert callable(walk.walk)
         assert FORMS[name] == walk.FORMS
-    assert len(CASES) == 2 * sum(len(f) for f in FORMS.values()) == 30
+    assert len(CASES) == 2 * sum(len(f) for f in FORMS.values()) == 36
 
 
 def test_a_new_walk_module_is_found_without_any_list(tmp_path, monkeypatch):
@@ -174,7 +174,7 @@ def test_numbers_that_are_not_zero_never_print_as_zero():
 
 STEPPED = [("rnn", "recurrent", "t", True), ("attention", "parallel", "n", False),
            ("attention", "recurrent", "n", True), ("retention", "recurrent", "n", True),
-           ("gated", "recurrent", "n", False)]
+           ("gated", "recurrent", "n", False), ("delta", "recurrent", "t", False)]
 
 
 @pytest.mark.parametrize(("mechanism", "form", "index", "backward_steps"), STEPPED)
@@ -262,3 +262,16 @@ def test_the_vision_walk_prints_the_library_numbers():
     assert fmt("O", masa_forward(q, k, v, (2, 3), gamma)[0][0, 0]) in lines["masa"]
     assert fmt("O", retention_2d_parallel(q, k, v, (2, 3), gamma)[0][0, 0]) in \
         lines["retention_2d"]
+
+
+def test_the_delta_walk_shows_an_overwrite(capsys):
+    """The second half repeats the first half's keys with beta = 1 somewhere: after such a
+    write, what the memory returns for the key is exactly the new value."""
+    assert main(["step", "delta", "--no-pause", "--T", "6", "--seed", "1"]) == 0
+    out = capsys.readouterr().out
+    returned = re.findall(r"k_t S_t: what the memory now returns for k_t \(2,\) = (.*)", out)
+    values = re.findall(r"^v_t \(2,\) = (.*)", out, flags=re.M)
+    betas = re.findall(r"beta_t = (\S+)", out)
+    assert len(returned) == len(values) == len(betas) == 6
+    overwrites = [r == v for r, v, b in zip(returned, values, betas) if b == "1"]
+    assert overwrites and all(overwrites)

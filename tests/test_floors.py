@@ -136,3 +136,16 @@ def test_the_graph_reader_sees_every_kind_of_import():
     ])
     found = imports_of("explore.rnn", source)
     assert found == {"retention", "explore.gated", "states", "explore.msr", "attention"}
+
+
+def test_the_contributing_guide_draws_the_same_floors():
+    """CONTRIBUTING.md's table of floors, row by row, is minirnn/_floors.py's FLOORS."""
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parent.parent / "CONTRIBUTING.md").read_text()
+    table = text.split("## The plan of the house: floors", 1)[1].split("\n\n", 2)[2]
+    rows = [line for line in table.splitlines() if line.startswith("| ")][1:]
+    drawn = [(cells[0], tuple(m.rstrip("/") for m in re.findall(r"`([^`]+)`", cells[1])))
+             for cells in ([c.strip() for c in row.strip("|").split("|")] for row in rows)]
+    assert drawn == [(name, modules) for name, _, modules in FLOORS]

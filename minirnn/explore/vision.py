@@ -274,7 +274,7 @@ def _retention_2d(q, k, v, Gamma, out, cache, table):
     scan_out, scan = retention_2d_scan(q, k, v, (n_y, n_x), cache.gamma)
     U = k[..., :, None] * v[..., None, :]                        # k_m^T v_m, (1, 1, N, d, dv)
     u = U[0, 0, :, 0, 0].reshape(n_y, n_x)
-    yield Step("The dual form without the N x N scores: U_m = k_m^T v_m, one d x dv matrix per "
+    yield Step("The scan form without the N x N scores: U_m = k_m^T v_m, one d x dv matrix per "
                "token; the state field S_n = sum_m Gamma[n, m] U_m is a separable filter. "
                "Entry (0, 0) of every U_m, on the grid:   (V.9)", [fmt("u = U[.., 0, 0]", u)])
     f, f_back = _scans(u, GAMMA, axis=1)
