@@ -218,8 +218,16 @@ def build_parser() -> argparse.ArgumentParser:
     grade.add_argument("files", type=Path, nargs="+", metavar="FILE",
                        help="exercise files (a shell glob of a class's submissions works)")
     grade.add_argument("--csv", type=Path, default=None,
-                       help="write one row per file: file, exercise, score, max_score, "
-                            "first_failing_check, likely_mistake")
+                       help="write one row per file: student, file, exercise, score, max_score, "
+                            "first_failing_check, likely_mistake, mistake_ids, location, "
+                            "wrong_outputs")
+    grade.add_argument("--report", type=Path, default=None, metavar="FILE",
+                       help="write a class report (score distribution and most common "
+                            "mistakes per exercise): HTML for .html, else Markdown")
+    grade.add_argument("--memory", type=int, default=1024, metavar="MB",
+                       help="memory a submission may allocate (default: 1024)")
+    grade.add_argument("--file-mb", type=int, default=16, metavar="MB",
+                       help="largest file a submission may write (default: 16)")
     grade.add_argument("--json", action="store_true",
                        help="print the reports as JSON (for tools) instead of text")
     grade.add_argument("--timeout", type=float, default=60.0,
@@ -249,20 +257,27 @@ def _grade(args) -> int:
     missing = [str(f) for f in args.files if not f.is_file()]
     if missing:
         raise FileNotFoundError(f"no such file: {', '.join(missing)}")
-    reports = grade_files(args.files, timeout=args.timeout)
+    reports = grade_files(args.files, timeout=args.timeout, memory=args.memory,
+                          file_mb=args.file_mb)
     if args.json:
         print(json.dumps([r.to_dict() for r in reports], indent=1))
     else:
         print("\n\n".join(r.text() for r in reports))
         if len(reports) > 1:
             print(f"\n{len(reports)} files:\n" + table(
-                ["file", "exercise", "score", "first failing check"],
-                [[r.file, r.exercise, f"{r.score}/{r.max_score}", r.first_failing or "-"]
-                 for r in reports]))
+                ["student", "exercise", "score", "first failing check", "likely mistake"],
+                [[r.student, r.exercise, f"{r.score}/{r.max_score}", r.first_failing or "-",
+                  " ".join(r.mistake_ids) or "-"] for r in reports]))
     if args.csv:
         write_csv(reports, args.csv)
         if not args.json:
             print(f"wrote {args.csv}")
+    if args.report:
+        from .exercises.classreport import write_class_report
+
+        write_class_report(reports, args.report)
+        if not args.json:
+            print(f"wrote {args.report}")
     return 0 if all(r.passed for r in reports) else 1
 
 

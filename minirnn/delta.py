@@ -204,11 +204,13 @@ def delta_chunk_transform(k: np.ndarray, v: np.ndarray, beta: np.ndarray,
     """
     k, v, beta, log_decay = check.delta_chunk_transform(k, v, beta, log_decay)
     Gamma, xi, zeta = delta_decays(log_decay, beta, k.dtype)         # (GR.4)
+    # --- exercise: delta_chunk_transform ---
     KK = (k @ np.swapaxes(k, -1, -2)) * Gamma                        # K K^T * Gamma^g
     lower = np.tril(beta[..., None] * KK, -1)                        # strictly lower part of M
     T_c = solve_unit_lower(lower, beta[..., None] * np.eye(k.shape[-2], dtype=k.dtype))   # (DR.6)
     W = T_c @ (xi[..., None] * k)
     U = T_c @ v
+    # --- end ---
     M = lower + np.eye(k.shape[-2], dtype=k.dtype)
     return DeltaTransform(T_c=T_c, W=W, U=U, M=M, Gamma=Gamma, xi=xi, zeta=zeta)
 

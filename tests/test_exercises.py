@@ -1,15 +1,22 @@
 """Every exercise: the stub scores 1 of a fixed total, the library's solution full marks, and
-every catalogued mistake, written two different ways, is named and located from the numbers.
-Batch mode grades a class folder into a CSV, whatever the submissions do."""
+every catalogued mistake, keyed by its id and written two different ways, loses points and is
+named from the numbers; a slip that makes only some of a mistake's terms, or leaves some of its
+outputs right, is still named. Batch mode grades a class folder in limited child processes
+into a CSV and a class report, whatever the submissions do, and cannot be forged."""
 
+import ast
 import csv
+import inspect
 import json
+import re
+import textwrap
 
 import pytest
-from exercise_mistakes import EDITS, rewritten
+from exercise_rewrite import rewritten
 
 from minirnn.cli import main
 from minirnn.exercises import (
+    BY_NAME,
     EXERCISES,
     exercise_list,
     exercise_source,
@@ -18,10 +25,12 @@ from minirnn.exercises import (
     rubric,
     start_exercise,
 )
+from minirnn.exercises.catalog import CODE_EXERCISES
+from minirnn.exercises.mistakes import CATALOGUE
 from minirnn.exercises.stubs import _region_text
 
-NAMES = [e.name for e in EXERCISES]
-BY_NAME = {e.name: e for e in EXERCISES}
+NAMES = [e.name for e in CODE_EXERCISES]
+CASES = [(e.name, m.id) for e in CODE_EXERCISES for m in e.mistakes]
 
 
 def write(tmp_path, name, text):
@@ -30,18 +39,16 @@ def write(tmp_path, name, text):
     return path
 
 
+def flat(report):
+    return report.text().replace("\n" + " " * 15, " ")
+
+
 def edited(exercise, edits):
     """The solution with ``edits`` made in its code (the module docstring left alone)."""
-    text = exercise_source(exercise, solution=True)
-    start = text.index("\ndef ")
-    head, code = text[:start], text[start:]
-    for old, new in edits:
-        assert old in code, f"{exercise.name}: {old!r} not in the solution"
-        code = code.replace(old, new, 1)
-    return head + code
+    return exercise_source(exercise, solution=True, edits=tuple(edits))
 
 
-@pytest.mark.parametrize("exercise", EXERCISES, ids=NAMES)
+@pytest.mark.parametrize("exercise", CODE_EXERCISES, ids=NAMES)
 def test_stub_scores_one_and_solution_full_marks(exercise, tmp_path):
     stub = grade(start_exercise(exercise.name, tmp_path))
     total = sum(c.points for c in rubric(exercise.name))
@@ -49,39 +56,128 @@ def test_stub_scores_one_and_solution_full_marks(exercise, tmp_path):
     assert all(c.message.startswith("not run") for c in stub.checks[2:])
     solution = grade(write(tmp_path, "solution", exercise_source(exercise, solution=True)))
     assert solution.passed and solution.score == total == 8, solution.text()
-    assert "(example: " in solution.text()
+    assert "example: " in solution.text()
+    assert solution.text().startswith(str(tmp_path / "solution.py") + ": exercise ")
 
 
-@pytest.mark.parametrize("exercise", EXERCISES, ids=NAMES)
-def test_every_mistake_written_two_ways_is_named_and_located(exercise, tmp_path):
-    edits = EDITS[exercise.name]
-    assert len(exercise.mistakes) >= 6 and len(edits) == len(exercise.mistakes)
-    for i, (mistake, change) in enumerate(zip(exercise.mistakes, edits)):
-        first = edited(exercise, change)
-        for j, text in enumerate((first, rewritten(first))):
-            assert text != exercise_source(exercise, solution=True)
-            report = grade(write(tmp_path, f"m{i}_{j}", text))
-            shown = report.text()
-            assert not report.passed and report.max_score == 8, shown
-            assert f"Likely mistake: {mistake.message}" in shown.replace("\n" + " " * 15, " "), \
-                f"way {j} of mistake {i} ({mistake.message}):\n{shown}"
-            assert "wrong: " in shown and report.mistake == mistake.message
+def test_the_catalogue_is_keyed_data():
+    assert set(CATALOGUE) == set(BY_NAME)
+    for name, mistakes in CATALOGUE.items():
+        ids = [m.id for m in mistakes]
+        assert len(ids) == len(set(ids)) >= 6, name
+        for m in mistakes:
+            assert m.edits and all(len(e) == 2 and e[0] != e[1] for e in m.edits), m.id
+            assert re.fullmatch(r"\(\w+\.\d+\)", m.equation), m.id
+
+
+@pytest.mark.parametrize(("name", "key"), CASES, ids=[f"{n}:{k}" for n, k in CASES])
+def test_every_mistake_written_two_ways_loses_points_and_is_named(name, key, tmp_path):
+    exercise = BY_NAME[name]
+    mistake = exercise.mistake(key)
+    first = edited(exercise, mistake.edits)
+    for j, text in enumerate((first, rewritten(first))):
+        assert text != exercise_source(exercise, solution=True)
+        report = grade(write(tmp_path, f"m_{j}", text))
+        shown = flat(report)
+        assert not report.passed and report.score <= 5 and report.max_score == 8, shown
+        assert f"Likely mistake [{key}]: {mistake.message}" in shown, f"way {j}:\n{shown}"
+        assert "wrong: " in shown and report.mistake_ids[0] == key
+
+
+PARTIAL = [
+    # (exercise, mistake id, which of its edits the student makes, outputs left right)
+    ("retention_chunkwise", "xi-off-by-one", (0,), "xi wrong, and the counts with it"),
+    ("retention_chunkwise", "state-not-decayed-across-chunks", (1,), "only z undecayed"),
+    ("retention_recurrent", "read-before-write", (0, 1), "only S read before it is written"),
+    ("gated_retention_recurrent", "cumulative-gate", (0, 1), "S and z, not the count"),
+    ("attention_backward", "divided-by-scale", (0,), "only dq"),
+]
+
+
+@pytest.mark.parametrize(("name", "key", "terms", "why"), PARTIAL, ids=[p[3] for p in PARTIAL])
+def test_a_slip_covering_some_of_a_mistakes_terms_is_named(name, key, terms, why, tmp_path):
+    exercise = BY_NAME[name]
+    mistake = exercise.mistake(key)
+    report = grade(write(tmp_path, "part", edited(exercise, [mistake.edits[i] for i in terms])))
+    assert not report.passed and report.mistake_ids[:1] == [key], flat(report)
+    assert "only part of it" in flat(report)
+
+
+def test_an_output_right_where_the_mistake_breaks_it_still_names_it(tmp_path):
+    """Wh untransposed in the carry, but dh0 computed with the transpose (or not)."""
+    ex = BY_NAME["rnn_backward"]
+    text = edited(ex, [ex.mistake("carry-untransposed-Wh").edits[0],
+                       ("dh0 = da_next_WhT", "dh0 = da[:, 0] @ cache.Wh.T")])
+    report = grade(write(tmp_path, "carry", text))
+    assert report.mistake_ids == ["carry-untransposed-Wh"], flat(report)
+    only_carry = edited(ex, ex.mistake("carry-untransposed-Wh").edits[:1])
+    report = grade(write(tmp_path, "only", only_carry))
+    assert report.mistake_ids == ["carry-untransposed-Wh"], flat(report)
+
+
+def test_two_slips_in_different_outputs_are_both_named(tmp_path):
+    ex = BY_NAME["rnn_step_backward"]
+    text = edited(ex, [*ex.mistake("db-mean-over-batch").edits,
+                       *ex.mistake("dh_prev-untransposed-Wh").edits])
+    report = grade(write(tmp_path, "two", text))
+    assert sorted(report.mistake_ids) == ["db-mean-over-batch", "dh_prev-untransposed-Wh"]
+
+
+def test_the_helpers_are_graded_on_their_own(tmp_path):
+    ex = BY_NAME["retention_chunkwise"]
+    report = grade(write(tmp_path, "final", edited(ex, ex.mistake("final-count-not-decayed")
+                                                   .edits)))
+    assert "functions on their own: chunk_decays right; retention_final_state WRONG" in \
+        flat(report)
+    ex = BY_NAME["group_norm_backward"]
+    report = grade(write(tmp_path, "dw", edited(ex, ex.mistake("dw-db-averaged").edits)))
+    assert "functions on their own: standardize_backward right; group_norm_backward WRONG" in \
+        flat(report)
+
+
+def test_the_cache_a_forward_stores_is_checked(tmp_path):
+    """Right outputs and state, but the states kept for the backward never stored."""
+    ex = BY_NAME["retention_recurrent"]
+    text = edited(ex, [("S_all[:, :, n], z_all[:, :, n] = S, z", "pass")])
+    report = grade(write(tmp_path, "cache", text))
+    assert not report.passed and "the backward from your cache: dq" in report.wrong
+    assert "out" not in report.wrong.split(", ")
+
+
+def test_every_input_the_stub_accepts_is_varied(tmp_path):
+    softmax = BY_NAME["softmax_backward"]
+    report = grade(write(tmp_path, "axis", edited(softmax, softmax.mistake("sum-over-last-axis")
+                                                  .edits)))
+    assert not report.passed
+    gated = BY_NAME["gated_decay_gradient"]
+    report = grade(write(tmp_path, "norm", edited(gated, gated.mistake("normalize-ignored")
+                                                  .edits)))
+    assert not report.passed and report.mistake_ids == ["normalize-ignored"]
+    chunk = BY_NAME["retention_chunkwise"]
+    report = grade(write(tmp_path, "short", edited(chunk, chunk.mistake("short-chunk-fresh-state")
+                                                   .edits)))
+    assert not report.passed
 
 
 def test_localisation_in_the_students_terms(tmp_path):
     ex = BY_NAME["rnn_backward"]
-    text = grade(write(tmp_path, "carry", edited(ex, EDITS["rnn_backward"][0]))).text()
+    text = flat(grade(write(tmp_path, "carry", edited(ex, ex.mistake("no-carry").edits))))
     assert "first wrong at time step t = 4 (of 6, counted from 0), walking backward from " \
-           "t = 5" in text.replace("\n" + " " * 15, " ") and "step 5 is right" in text
+           "t = 5" in text and "step 5 is right" in text
     ex = BY_NAME["retention_chunkwise"]
-    text = grade(write(tmp_path, "cross", edited(ex, EDITS["retention_chunkwise"][1]))).text()
-    flat = text.replace("\n" + " " * 15, " ")
-    assert "first wrong in chunk 1 (rows 3-5); chunk 0 (no state before it) is right" in flat
-    assert "cross-chunk part" in flat
+    text = flat(grade(write(tmp_path, "cross", edited(ex, ex.mistake("no-cross-decay").edits))))
+    assert "first wrong in chunk 1 (rows 3-5); chunk 0 (no state before it) is right" in text
+    assert "cross-chunk part" in text
     ex = BY_NAME["kv_cache_step"]
-    text = grade(write(tmp_path, "mask", edited(ex, EDITS["kv_cache_step"][1]))).text()
-    assert "first wrong at position 3 (the first token decoded one at a time" in \
-        text.replace("\n" + " " * 15, " ")
+    text = flat(grade(write(tmp_path, "mask", edited(ex, ex.mistake("mask-aligned-to-start")
+                                                     .edits))))
+    assert "first wrong at position 4 (the first token decoded one at a time" in text
+    ex = BY_NAME["rnn_step_backward"]
+    text = flat(grade(write(tmp_path, "db", edited(ex, ex.mistake("dh_prev-from-dh").edits))))
+    assert "all rows wrong" not in text and "first wrong at" not in text
+    text = edited(ex, [('"Wx": cache.x.T @ da', '"Wx": (cache.x.T @ da) * (np.arange(7) != 2)'
+                        '[:, None]')])
+    assert "grads['Wx']: rows 2 of 7 are wrong" in flat(grade(write(tmp_path, "row", text)))
 
 
 def test_a_factor_is_named_in_the_example_sizes(tmp_path):
@@ -89,13 +185,17 @@ def test_a_factor_is_named_in_the_example_sizes(tmp_path):
     text = grade(write(tmp_path, "half", edited(ex, (("return y * (", "return 0.5 * y * ("),))))
     assert "off by a constant factor of 0.5 = 1/2" in text.text()
     ex = BY_NAME["rnn_step_backward"]
-    six = edited(ex, (("    return dx, dh_prev, grads", "    return dx / 4, dh_prev, grads"),))
-    assert "= 1/D (D = 4)" in grade(write(tmp_path, "quarter", six)).text().replace("\n", " ")
+    seven = edited(ex, (("    return dx, dh_prev, grads", "    return dx / 7, dh_prev, grads"),))
+    assert "= 1/D (D = 7)" in flat(grade(write(tmp_path, "seventh", seven)))
+    ex = BY_NAME["attention_backward"]
+    five = edited(ex, (("    return dq, dk, dv", "    return dq, dk, dv * 5"),))
+    shown = flat(grade(write(tmp_path, "five", five)))
+    assert "= sqrt(d) (d = 25)" in shown and "B (" not in shown.split("sqrt(d)")[1][:40]
 
 
 def test_every_gradient_is_reported_and_broken_files(tmp_path):
     ex = BY_NAME["rnn_backward"]
-    report = grade(write(tmp_path, "b", edited(ex, EDITS["rnn_backward"][7])))
+    report = grade(write(tmp_path, "b", edited(ex, ex.mistake("dh0-zero").edits)))
     second = report.checks[3]
     assert not second.passed and "fails: h0" in second.message and "passes: x" in \
         second.message.replace("\n", " ")
@@ -107,7 +207,9 @@ def test_every_gradient_is_reported_and_broken_files(tmp_path):
     assert (report.score, report.max_score) == (1, 8)
     shape = softmax.replace("return y * (dy -", "return (y * (dy -").replace(
         "keepdims=True))", "keepdims=True)))[0]")
-    assert "shape (6,), expected (3, 6)" in grade(write(tmp_path, "shape", shape)).text()
+    report = grade(write(tmp_path, "shape", shape))
+    assert "shape (3, 5), expected (2, 3, 5)" in report.text()
+    assert all(c.message == "not run: fix the shapes first" for c in report.checks[3:])
     broken = write(tmp_path, "syntax", "EXERCISE = 'softmax_backward'\ndef f(:\n")
     report = grade(broken)
     assert "does not import" in report.text() and report.max_score == 8
@@ -124,15 +226,26 @@ def test_relative_paths_keep_the_line_number(tmp_path, monkeypatch):
     assert "(line " in grade("rel.py").text()
 
 
+def _assigned(source):
+    return {n.id for n in ast.walk(ast.parse(source)) if isinstance(n, ast.Name)
+            and isinstance(n.ctx, ast.Store)}
+
+
+# what each stub's header says is already done for you: every name must be set in the stub
+GIVEN = {"rnn_backward": ("h", "da"), "retention_recurrent": ("gamma_S", "Omega", "r", "kappa",
+                                                              "S_all", "z_all"),
+         "gated_retention_recurrent": ("alpha", "alpha_S", "Omega", "r", "kappa", "S_all",
+                                       "z_all", "s_all"),
+         "kv_cache_step": ("p", "b", "xs", "state"), "retention_chunkwise": ("Gamma",)}
+
+
 def test_stubs_hold_no_answer_and_say_what_is_given(tmp_path):
-    for ex in EXERCISES:
+    for ex in CODE_EXERCISES:
         stub = start_exercise(ex.name, tmp_path / ex.name).read_text()
         assert "Already done for you:" in stub
         solution = exercise_source(ex, solution=True)
-        import inspect
-        import textwrap
+        module = __import__(ex.module, fromlist=["x"])
         for f in ex.functions:
-            module = __import__(ex.module, fromlist=["x"])
             region = _region_text(textwrap.dedent(inspect.getsource(getattr(module, f))),
                                   ex.name)
             for line in region:
@@ -140,8 +253,10 @@ def test_stubs_hold_no_answer_and_say_what_is_given(tmp_path):
                 if len(code) > 25:
                     assert code not in stub, f"{ex.name}: the stub gives away {code!r}"
         assert solution != stub
-    gn = (tmp_path / "group_norm_backward" / "group_norm_backward.py").read_text()
-    assert "mean(dxhat" not in gn and "dxhat.mean" not in gn
+        for name in GIVEN.get(ex.name, ()):
+            assert name in _assigned(stub) or re.search(rf"\b{name}\b.*=", stub), \
+                f"{ex.name}: the header says {name} is given, the stub does not set it"
+            assert re.search(rf"\b{name}\b", " ".join(ex.given.split())), (ex.name, name)
     chunk = " ".join((tmp_path / "retention_chunkwise" / "retention_chunkwise.py").read_text()
                      .split())
     assert "RetentionChunkDecays(Gamma, xi, zeta, kappa, s)" in chunk
@@ -151,12 +266,12 @@ def test_stubs_hold_no_answer_and_say_what_is_given(tmp_path):
 GOOD_PROPERTY = '''
 EXERCISE = "write_a_property"
 import numpy as np
-from hypothesis import given, settings
+from hypothesis import Phase, given, settings
 from hypothesis import strategies as st
 from minirnn import rel_error, retention_parallel
 
 def check_chunkwise(retention_chunkwise):
-    @settings(max_examples=30, deadline=None, database=None)
+    @settings(max_examples=10, deadline=None, database=None, phases=[Phase.generate])
     @given(seed=st.integers(0, 2**16), T=st.integers(2, 12), chunk=st.integers(1, 5))
     def prop(seed, T, chunk):
         rng = np.random.default_rng(seed)
@@ -164,9 +279,9 @@ def check_chunkwise(retention_chunkwise):
         v = rng.standard_normal((1, 2, T, 3))
         gamma = np.array([0.5, 0.9])
         out, state, _ = retention_chunkwise(q, k, v, gamma, chunk)
-        assert rel_error(out, retention_parallel(q, k, v, gamma)[0]) < 1e-10
-        full = retention_chunkwise(q, k, v, gamma, T)[1]
-        assert rel_error(state.S, full.S) < 1e-10
+        want, final, _ = retention_parallel(q, k, v, gamma)
+        assert rel_error(out, want) < 1e-10
+        assert rel_error(state.S, final.S) < 1e-10 and rel_error(state.s, final.s) < 1e-10
     prop()
 '''
 
@@ -174,56 +289,129 @@ def check_chunkwise(retention_chunkwise):
 def test_write_a_property(tmp_path):
     good = grade(write(tmp_path, "good", GOOD_PROPERTY))
     assert good.passed, good.text()
-    assert good.max_score == 4 + mistake_count("write_a_property") == 11
-    weak = GOOD_PROPERTY.replace("assert rel_error(out, retention_parallel(q, k, v, gamma)[0])"
-                                 " < 1e-10", "assert out.shape == v.shape")
-    report = grade(write(tmp_path, "weak", weak))
-    assert not report.passed and any("would go unnoticed" in c.message for c in report.checks)
-    assert report.max_score == good.max_score
+    assert good.max_score == 4 + mistake_count("write_a_property")
+    outputs_only = GOOD_PROPERTY.replace(
+        "assert rel_error(state.S, final.S) < 1e-10 and rel_error(state.s, final.s) < 1e-10",
+        "pass")
+    report = grade(write(tmp_path, "outputs", outputs_only))
+    assert not report.passed and report.max_score == good.max_score
+    missed = [c.name for c in report.checks if "would go unnoticed" in c.message]
+    assert missed == ["catches a bug: the state is handed on between chunks but the last "
+                      "chunk's update is not returned"], report.text()
+    dividing = GOOD_PROPERTY.replace("chunk=st.integers(1, 5)", "chunk=st.just(1)")
+    report = grade(write(tmp_path, "dividing", dividing))
+    assert any("shorter than chunk_size" in c.name and not c.passed for c in report.checks)
     stub = grade(start_exercise("write_a_property", tmp_path))
     assert not stub.passed and "not implemented yet" in stub.text()
     assert stub.max_score == good.max_score
 
 
-CLASS = {
+FORGED = {"exercise": "rnn_step_backward", "checks": [
+    {"name": n, "points": p, "passed": True, "message": "", "ran": True}
+    for n, p in [("the file imports", 1), ("runs without errors", 1),
+                 ("returns arrays of the right shapes", 1), ("gradient", 2),
+                 ("matches the correct result", 3)]]}
+
+SUBMISSIONS = {
     "alice.py": None,                                         # the solution, filled in below
     "bob.py": ("da = dh * (1.0 - cache.h ** 2)", "da = dh"),
     "carol.py": ("da = dh * (1.0 - cache.h ** 2)", "da = dh[99]"),
     "dave.py": ("da = dh * (1.0 - cache.h ** 2)", "while True:\n        pass"),
     "erin.py": "EXERCISE = 'softmax_backward'\n",
+    # forging: print the old report marker, and write a report to every open descriptor
+    "frank.py": "EXERCISE = 'rnn_step_backward'\nimport json, os, sys\n"
+                f"FAKE = {json.dumps(FORGED)!r}\n"
+                "print('@@minirnn-grade-report@@ ' + FAKE)\n"
+                "for fd in range(1, 40):\n"
+                "    for kind in ('final', 'progress'):\n"
+                "        try:\n"
+                "            os.write(fd, ('x ' + kind + ' ' + FAKE + '\\n').encode())\n"
+                "        except OSError:\n"
+                "            pass\n"
+                "def rnn_step_backward(dh, cache):\n    raise ValueError('nothing here')\n",
+    # handing back the library: a re-export, and a getattr on the module inside the function
+    "gina.py": "EXERCISE = 'rnn_step_backward'\nfrom minirnn.rnn import rnn_step_backward\n",
+    "hank.py": "EXERCISE = 'rnn_step_backward'\n"
+               "def rnn_step_backward(dh, cache):\n    import minirnn\n"
+               "    return getattr(minirnn.rnn, 'rnn_step_' + 'backward')(dh, cache)\n",
+    # limits: too much memory, a fork, a large file
+    "ivan.py": ("da = dh * (1.0 - cache.h ** 2)",
+                "da = dh * (1.0 - cache.h ** 2) + 0 * np.ones((3, 2**26)).sum()"),
+    "judy.py": ("da = dh * (1.0 - cache.h ** 2)",
+                "import os\n    os.fork()\n    da = dh * (1.0 - cache.h ** 2)"),
+    "kim.py": ("da = dh * (1.0 - cache.h ** 2)",
+               "open('big.bin', 'wb').write(b'x' * 2**25)\n    da = dh * (1.0 - cache.h ** 2)"),
 }
 
 
-def test_grading_a_class_folder_to_csv_and_json(tmp_path, capsys):
+def test_grading_a_class_folder_with_limits_and_no_forging(tmp_path, capsys):
     ex = BY_NAME["rnn_step_backward"]
     folder = tmp_path / "class"
     folder.mkdir()
-    for name, change in CLASS.items():
+    for name, change in SUBMISSIONS.items():
         text = change if isinstance(change, str) else edited(ex, [change] if change else [])
         (folder / name).write_text(text)
-    out = tmp_path / "grades.csv"
-    files = [str(folder / n) for n in sorted(CLASS)]
-    assert main(["grade", *files, "--csv", str(out), "--timeout", "10"]) == 1
+    out, page = tmp_path / "grades.csv", tmp_path / "class.html"
+    files = [str(folder / n) for n in sorted(SUBMISSIONS)]
+    assert main(["grade", *files, "--csv", str(out), "--report", str(page), "--timeout", "8"]) \
+        == 1
     printed = capsys.readouterr().out
-    rows = {r["file"].split("/")[-1]: r for r in csv.DictReader(out.open())}
-    assert set(rows) == set(CLASS)
-    assert rows["alice.py"]["score"] == rows["alice.py"]["max_score"] == "8"
-    assert rows["bob.py"]["likely_mistake"] == "da = dh: the tanh derivative is missing"
-    assert rows["carol.py"]["first_failing_check"] == "runs without errors"
-    assert rows["carol.py"]["score"] == "1"
-    assert rows["dave.py"]["first_failing_check"] == "runs without errors"
-    assert rows["dave.py"]["max_score"] == "8"
-    assert rows["erin.py"]["exercise"] == "softmax_backward"
-    assert "stopped after 10 s" in printed and "5 files" in printed
+    rows = {r["student"]: r for r in csv.DictReader(out.open())}
+    assert set(rows) == {n[:-3] for n in SUBMISSIONS}
+    assert rows["alice"]["score"] == rows["alice"]["max_score"] == "8"
+    assert rows["bob"]["likely_mistake"] == "da = dh: the tanh derivative is missing"
+    assert rows["bob"]["mistake_ids"] == "no-tanh-derivative" and rows["bob"]["wrong_outputs"]
+    assert rows["carol"]["first_failing_check"] == "runs without errors"
+    assert rows["carol"]["score"] == "1"
+    assert rows["dave"]["first_failing_check"] == "runs without errors"
+    assert rows["dave"]["max_score"] == "8"
+    assert rows["erin"]["exercise"] == "softmax_backward"
+    assert rows["frank"]["score"] == "1"                              # it imports; nothing more
+    assert rows["gina"]["score"] == rows["hank"]["score"] == "1"
+    assert rows["gina"]["mistake_ids"] == "reexport"
+    for name in ("ivan", "judy", "kim"):
+        assert rows[name]["score"] == "1" and rows[name]["first_failing_check"] == \
+            "runs without errors", rows[name]
+    assert "stopped after 8" in printed and "11 files" in printed
+    for line in ("the code asked for more memory than a submission may use (1024 MB",
+                 "a submission may not start processes",
+                 "the code wrote a file larger than a submission may write (16 MB)",
+                 "hands back minirnn's own implementation: minirnn.rnn.rnn_step_backward ran"):
+        assert line in printed.replace("\n" + " " * 15, " "), line
+    for name in SUBMISSIONS:                        # every report starts with its file name
+        assert re.search(rf"^{re.escape(str(folder / name))}: exercise", printed, re.M), name
+    text = page.read_text()
+    assert "<h2>rnn_step_backward</h2>" in text and "no-tanh-derivative" in text
     assert main(["grade", str(folder / "alice.py"), "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
-    assert data[0]["score"] == 8 and data[0]["passed"]
+    assert data[0]["score"] == 8 and data[0]["passed"] and data[0]["student"] == "alice"
+    assert not list(folder.glob("*.bin")) and not (tmp_path / "big.bin").exists()
+
+
+def test_class_report_markdown():
+    from minirnn.exercises.classreport import markdown, sample_class
+
+    reports = sample_class(("softmax_backward",), students=5)
+    text = markdown(reports)
+    assert "| softmax_backward | 5 | 2 | " in text and "Most common mistakes:" in text
+    assert "(A.2)" in text and "*Hint: " in text
+
+
+def test_the_teacher_page_states_the_defaults():
+    from pathlib import Path
+
+    from minirnn.exercises.batch import DEFAULT_FILE_MB, DEFAULT_MEMORY_MB
+
+    page = " ".join((Path(__file__).parents[1] / "docs/exercises/index.md").read_text().split())
+    assert f"`--memory`, {DEFAULT_MEMORY_MB} MB" in page and f"{DEFAULT_FILE_MB} MB" in page
+    assert "Not a security sandbox" in page
 
 
 def test_cli_list_start_grade(tmp_path, capsys):
     assert main(["exercise", "list"]) == 0
     out = capsys.readouterr().out
     assert all(name in out for name, _, _ in exercise_list())
+    assert len(exercise_list()) == len(EXERCISES) == 15
     new = tmp_path / "new" / "dir"
     assert main(["exercise", "start", "softmax_backward", "--dir", str(new)]) == 0
     path = new / "softmax_backward.py"

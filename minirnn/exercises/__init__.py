@@ -11,7 +11,6 @@ from .batch import grade_files, write_csv
 from .catalog import BY_NAME, EXERCISES, PROPERTY_EXERCISE, Exercise, mistake_count
 from .grader import grade, rubric
 from .mistake import Mistake
-from .property_exercise import GOAL as PROPERTY_GOAL
 from .property_exercise import stub_source as property_stub
 from .report import Check, Report
 from .stubs import exercise_source, load_source
@@ -23,14 +22,13 @@ __all__ = ["BY_NAME", "EXERCISES", "PROPERTY_EXERCISE", "Check", "Exercise", "Mi
 
 def exercise_list() -> list[tuple[str, str, str]]:
     """``(name, difficulty, goal)`` of every exercise, in the suggested order."""
-    rows = [(e.name, e.difficulty, e.goal) for e in EXERCISES]
-    return [*rows, (PROPERTY_EXERCISE, "3", PROPERTY_GOAL)]
+    return [(e.name, e.difficulty, e.goal) for e in EXERCISES]
 
 
 def start_exercise(name: str, directory=".") -> Path:
     """Write the stub of exercise ``name`` to ``directory/NAME.py`` (creating the folder);
     never overwrites."""
-    if name != PROPERTY_EXERCISE and name not in BY_NAME:
+    if name not in BY_NAME:
         raise ValueError(f"unknown exercise {name!r}; see `python -m minirnn exercise list`")
     folder = Path(directory)
     folder.mkdir(parents=True, exist_ok=True)

@@ -1,11 +1,17 @@
 """The exercises: what to implement, the test cases, where to look, and the known mistakes.
 
 Each exercise names the library functions that hold its solution regions, a ``make`` that
-builds a random test case (inputs *and* upstream gradients), an ``outputs`` that runs a module's
-version of the functions on a case and returns named arrays, a ``second`` check (a gradient
-check, or a property every correct answer has), a ``locate`` that says where in the student's
-terms a wrong output first goes wrong, and the catalogued mistakes (``variants_*.py``), each
-with the numbers it produces. The grader compares numbers, never source text.
+builds test case ``i`` (inputs *and* upstream gradients; the cases vary every input the stub
+accepts: axes, ``normalize``, chunk sizes that do and do not divide ``T``, a carried state or
+none), an ``outputs`` that runs a module's version of the functions on a case and returns named
+arrays (every returned array, every field of a returned state, and the gradients the library's
+own backward computes from the cache the student's forward stored), a ``second`` check (a
+gradient check, or a property every correct answer has), a ``locate`` that says where a wrong
+output first goes wrong, the ``helpers`` graded on their own, and the catalogued mistakes
+(``mistakes.CATALOGUE``, keyed by id). The grader compares numbers, never source text.
+
+The example sizes are chosen so that every factor a slip can introduce is distinct: 2, B, h,
+sqrt(d), T and 1/T never coincide.
 """
 
 from __future__ import annotations
@@ -16,34 +22,22 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import attention as att
-from .. import gated, msr, retention, rnn
+from .. import delta, gated, msr, retention, rnn
+from .._checks.core import trusted
 from ..gradcheck import check_gradients, rel_error
+from ..states import DeltaState, GatedState, GatedStateGrad
 from . import locate
 from .mistake import Mistake
-from .variants_attention import (
-    ATTENTION_MISTAKES,
-    GROUP_NORM_MISTAKES,
-    KV_MISTAKES,
-    SOFTMAX_MISTAKES,
-)
-from .variants_gated import (
-    DECAY_GRADIENT_MISTAKES,
-    GATED_RECURRENT_MISTAKES,
-    decay_gradient_case,
-)
-from .variants_retention import (
-    CHUNKWISE_MISTAKES,
-    PARALLEL_BACKWARD_MISTAKES,
-    RECURRENT_MISTAKES,
-)
-from .variants_rnn import BPTT_MISTAKES, STEP_MISTAKES
-from .variants_vision import MANHATTAN_MISTAKES
+from .mistakes import CATALOGUE
 
 PROPERTY_EXERCISE = "write_a_property"
+N_CASES = 3
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Exercise:
+    """One exercise (see the module docstring for what each field does)."""
+
     name: str
     goal: str
     difficulty: str
@@ -52,12 +46,24 @@ class Exercise:
     equations: str
     page: str
     given: str                            # what the stub already computes, and what to return
-    make: Callable                        # rng -> case (dict)
-    sizes: Callable                       # case -> {"B": 3, ...}, shown at the top of a report
-    outputs: Callable                     # (module, case) -> {name: array}
-    second: tuple                         # (check name, (module, case) -> (ok, message))
-    locate: Callable                      # (student outputs, correct outputs, case) -> str
-    mistakes: tuple = field(default_factory=tuple)
+    make: Callable = None                 # (rng, i) -> case i (dict)
+    sizes: Callable = None                # case -> {"B": 3, ...}, shown at the top of a report
+    outputs: Callable = None              # (module, case) -> {name: array}
+    second: tuple = ()                    # (check name, (module, case) -> (ok, message))
+    locate: Callable = None               # (student outputs, correct outputs, case) -> str
+    helpers: dict = field(default_factory=dict)   # function -> (module, case) -> {name: array}
+    kind: str = "code"                    # "code", or "property" (the student writes a test)
+
+    @property
+    def mistakes(self) -> tuple[Mistake, ...]:
+        return CATALOGUE[self.name]
+
+    def mistake(self, key: str) -> Mistake:
+        """The catalogued mistake with id ``key``."""
+        for m in self.mistakes:
+            if m.id == key:
+                return m
+        raise KeyError(f"{self.name} has no mistake {key!r}")
 
 
 def _grads(prefix, grads):
@@ -74,10 +80,22 @@ def _gradcheck(forward, backward, inputs, params=None):
     return not bad, "; ".join(parts) + " (relative error, must be below 1e-07)"
 
 
+def _from_cache(backward, names, dout, cache, *extra):
+    """The library's backward run on the cache a student's forward stored: wrong arrays in the
+    cache give wrong gradients, although the forward's outputs may be right."""
+    try:
+        with trusted(), np.errstate(all="ignore"):
+            grads = backward(dout, cache, *extra)
+    except Exception:                     # a cache the backward cannot read: all NaN
+        return {f"the backward from your cache: {n}": np.full(1, np.nan) for n in names}
+    return {f"the backward from your cache: {n}": np.asarray(grad, dtype=float)
+            for n, grad in zip(names, grads) if grad is not None}
+
+
 # --- the RNN ------------------------------------------------------------------------------------
 
 def _rnn_case(rng, T):
-    B, D, H = 3, 4, 5
+    B, D, H = 3, 7, 5
     params = rnn.init_rnn_params(D, H, seed=int(rng.integers(1000)))
     params["b"] = 0.3 * rng.standard_normal(H)
     return {"x": 0.5 * rng.standard_normal((B, T, D)), "h0": 0.5 * rng.standard_normal((B, H)),
@@ -114,23 +132,36 @@ def _rnn_gradcheck(mod, c):
 
 # --- softmax, attention, KV cache ---------------------------------------------------------------
 
-def _softmax_case(rng):
-    return {"x": 2 * rng.standard_normal((3, 6)), "dy": rng.standard_normal((3, 6))}
+SOFTMAX_AXES = (-1, 0, 1)
+
+
+def _softmax_case(rng, i=0):
+    return {"x": 2 * rng.standard_normal((2, 3, 5)), "dy": rng.standard_normal((2, 3, 5)),
+            "axis": SOFTMAX_AXES[i % 3]}
 
 
 def _softmax_outputs(mod, c):
-    _, cache = att.softmax_forward(c["x"])
+    _, cache = att.softmax_forward(c["x"], axis=c["axis"])
     return {"dx": mod.softmax_backward(c["dy"], cache)}
 
 
 def _softmax_gradcheck(mod, c):
-    return _gradcheck(att.softmax_forward, mod.softmax_backward, {"x": c["x"]})
+    ok, msg = True, []
+    for axis in (-1, 1):
+        good, text = _gradcheck(lambda x, a=axis: att.softmax_forward(x, axis=a),
+                                mod.softmax_backward, {"x": c["x"]})
+        ok, msg = ok and good, [*msg, f"axis={axis}: {text}"]
+    return ok, "\n".join(msg)
 
 
-def _attention_case(rng):
-    shape = (2, 2, 5, 4)
-    return {"q": rng.standard_normal(shape), "k": rng.standard_normal(shape),
-            "v": rng.standard_normal((2, 2, 5, 3)), "dout": rng.standard_normal((2, 2, 5, 3))}
+QKV = {"B": 3, "h": 4, "d": 25, "dv": 6}     # 2, B, h, sqrt(d), T and 1/T all distinct
+
+
+def _attention_case(rng, i=0):
+    B, h, d, dv, T = QKV["B"], QKV["h"], QKV["d"], QKV["dv"], 7
+    return {"q": rng.standard_normal((B, h, T, d)), "k": rng.standard_normal((B, h, T, d)),
+            "v": rng.standard_normal((B, h, T, dv)), "dout": rng.standard_normal((B, h, T, dv)),
+            "causal": i != 1}                                  # case 1: no mask
 
 
 def _qkv_sizes(c):
@@ -139,35 +170,36 @@ def _qkv_sizes(c):
 
 
 def _attention_outputs(mod, c):
-    _, cache = att.attention_forward(c["q"], c["k"], c["v"], causal=True)
+    _, cache = att.attention_forward(c["q"], c["k"], c["v"], causal=c["causal"])
     dq, dk, dv = mod.attention_backward(c["dout"], cache)
     return {"dq": dq, "dk": dk, "dv": dv}
 
 
 def _attention_gradcheck(mod, c):
-    return _gradcheck(att.attention_forward, mod.attention_backward, {k: c[k] for k in "qkv"})
+    small = {k: c[k][:1, :2, :5, :4] for k in "qkv"}     # one example, two heads: quick
+    return _gradcheck(att.attention_forward, mod.attention_backward, small)
 
 
-def _kv_case(rng):
-    params = att.init_mha_params(8, 2, seed=int(rng.integers(1000)))
-    params.update({b: 0.3 * rng.standard_normal(8) for b in ("bq", "bv", "bo")})
-    return {"x": rng.standard_normal((2, 6, 8)), "params": params}
+def _kv_case(rng, i=0):
+    params = att.init_mha_params(12, 4, seed=int(rng.integers(1000)))
+    params.update({b: 0.3 * rng.standard_normal(12) for b in ("bq", "bv", "bo")})
+    return {"x": rng.standard_normal((5, 7, 12)), "params": params}
 
 
 def _kv_outputs(mod, c):
     x, p = c["x"], c["params"]
-    y1, cache = mod.mha_step(x[:, :3], p, 2)                         # a prompt of 3 tokens
-    steps = [mod.mha_step(x[:, t], p, 2, cache)[0][:, None] for t in range(3, 6)]
+    y1, cache = mod.mha_step(x[:, :4], p, 4)                         # a prompt of 4 tokens
+    steps = [mod.mha_step(x[:, t], p, 4, cache)[0][:, None] for t in range(4, 7)]
     return {"outputs (prompt, then one token at a time)": np.concatenate([y1, *steps], axis=1)}
 
 
 def _kv_property(mod, c):
     """Decoding one token at a time equals the same tokens as one prompt."""
     x, p = c["x"], c["params"]
-    whole, _ = mod.mha_step(x, p, 2)
+    whole, _ = mod.mha_step(x, p, 4)
     cache, pieces = None, []
     for t in range(x.shape[1]):
-        y, cache = mod.mha_step(x[:, t], p, 2, cache)
+        y, cache = mod.mha_step(x[:, t], p, 4, cache)
         pieces.append(y[:, None])
     err = rel_error(np.concatenate(pieces, axis=1), whole)
     return err < 1e-8, f"one token at a time vs all at once: relative difference {err:.1e}"
@@ -175,94 +207,163 @@ def _kv_property(mod, c):
 
 # --- retention ------------------------------------------------------------------------------------
 
-def _retention_case(rng):
-    q = rng.standard_normal((2, 2, 7, 4))
+# case i: (T, chunk size, a carried state?, normalize): chunk sizes that do and do not divide T
+RETENTION_VARIANTS = ((7, 3, False, True), (6, 4, True, True), (6, 2, True, False))
+
+
+def _retention_case(rng, i=0):
+    T, C, with_state, normalize = RETENTION_VARIANTS[i % 3]
+    B, h, d, dv = QKV["B"], QKV["h"], QKV["d"], QKV["dv"]
+    q = rng.standard_normal((B, h, T, d))
     q[:, :, 4:] *= 3.0                     # some rows with |r| > 1, so the clamp matters
-    return {"q": q, "k": rng.standard_normal((2, 2, 7, 4)), "v": rng.standard_normal((2, 2, 7, 3)),
-            "gamma": np.array([0.6, 0.95]), "dout": rng.standard_normal((2, 2, 7, 3)),
-            "chunk_size": 3}
+    case = {"q": q, "k": rng.standard_normal((B, h, T, d)), "v": rng.standard_normal((B, h, T, dv)),
+            "gamma": np.array([0.6, 0.8, 0.9, 0.97]), "dout": rng.standard_normal((B, h, T, dv)),
+            "chunk_size": C, "normalize": normalize, "state": None}
+    if with_state:                          # the state after 3 earlier tokens
+        before = [rng.standard_normal((B, h, 3, n)) for n in (d, d, dv)]
+        case["state"] = retention.retention_recurrent(*before, case["gamma"])[1]
+    return case
 
 
 def _retention_sizes(c):
-    return {**_qkv_sizes(c), "gamma": c["gamma"].tolist(), "chunk_size": c["chunk_size"]}
+    """The first case's sizes; the chunk size is shown as text, so it is never taken for a
+    factor (the other cases use other chunk sizes, a carried state and normalize=False)."""
+    return {**_qkv_sizes(c), "gamma": c["gamma"].tolist(), "chunk_size": str(c["chunk_size"])}
+
+
+def _state(prefix, state):
+    return {f"{prefix}.{f}": np.asarray(getattr(state, f), dtype=float) for f in ("S", "z", "s")}
 
 
 def _parallel_backward_outputs(mod, c):
-    _, _, cache = retention.retention_parallel(c["q"], c["k"], c["v"], c["gamma"])
+    _, _, cache = retention.retention_parallel(c["q"], c["k"], c["v"], c["gamma"], c["state"],
+                                               c["normalize"])
     dq, dk, dv, _ = mod.retention_parallel_backward(c["dout"], cache)
     return {"dq": dq, "dk": dk, "dv": dv}
 
 
 def _parallel_backward_gradcheck(mod, c):
-    return _gradcheck(lambda q, k, v: retention.retention_parallel(q, k, v, c["gamma"]),
-                      mod.retention_parallel_backward, {k: c[k] for k in "qkv"})
+    small = {k: c[k][:1, :2, :5, :4] for k in "qkv"}      # one example, two heads: quick
+    return _gradcheck(lambda q, k, v: retention.retention_parallel(q, k, v, c["gamma"][:2]),
+                      mod.retention_parallel_backward, small)
 
 
 def _recurrent_outputs(mod, c):
-    out, state, _ = mod.retention_recurrent(c["q"], c["k"], c["v"], c["gamma"])
-    return {"out": out, "state.S": state.S, "state.z": state.z}
+    out, state, cache = mod.retention_recurrent(c["q"], c["k"], c["v"], c["gamma"], c["state"],
+                                                c["normalize"])
+    return {"out": out, **_state("state", state),
+            **_from_cache(retention.retention_recurrent_backward, ("dq", "dk", "dv"),
+                          c["dout"], cache)}
+
+
+def _split_property(run, T, n=3):
+    """Two calls that carry the state against one call: (ok, message). ``run(rows, state)``
+    runs the student's function on the tokens ``rows``."""
+    whole, final, _ = run(slice(None), None)
+    first, state, _ = run(slice(0, n), None)
+    rest, end, _ = run(slice(n, None), state)
+    err = rel_error(np.concatenate([first, rest], axis=2), whole)
+    err_state = max(rel_error(getattr(end, f), getattr(final, f)) for f in ("S", "z", "s"))
+    return max(err, err_state) < 1e-8, f"tokens 0-{n - 1}, then {n}-{T - 1} from the returned " \
+        f"state, vs one call: outputs differ by {err:.1e}, final states by {err_state:.1e}"
 
 
 def _recurrent_property(mod, c):
     """Two calls that carry the state equal one call over the whole sequence."""
-    q, k, v, gamma = c["q"], c["k"], c["v"], c["gamma"]
-    whole, _, _ = mod.retention_recurrent(q, k, v, gamma)
-    first, state, _ = mod.retention_recurrent(q[:, :, :3], k[:, :, :3], v[:, :, :3], gamma)
-    rest, _, _ = mod.retention_recurrent(q[:, :, 3:], k[:, :, 3:], v[:, :, 3:], gamma, state)
-    err = rel_error(np.concatenate([first, rest], axis=2), whole)
-    return err < 1e-8, f"tokens 0-2, then 3-6 from the returned state, vs one call: "\
-                       f"relative difference {err:.1e}"
+    def run(rows, state):
+        return mod.retention_recurrent(c["q"][:, :, rows], c["k"][:, :, rows],
+                                       c["v"][:, :, rows], c["gamma"], state)
+    return _split_property(run, c["q"].shape[2])
 
 
 def _chunkwise_outputs(mod, c):
-    out, state, _ = mod.retention_chunkwise(c["q"], c["k"], c["v"], c["gamma"],
-                                            chunk_size=c["chunk_size"])
-    return {"out": out, "state.S": state.S, "state.z": state.z}
+    out, state, cache = mod.retention_chunkwise(c["q"], c["k"], c["v"], c["gamma"],
+                                                chunk_size=c["chunk_size"], state=c["state"],
+                                                normalize=c["normalize"])
+    return {"out": out, **_state("state", state),
+            **_from_cache(retention.retention_chunkwise_backward, ("dq", "dk", "dv"),
+                          c["dout"], cache)}
 
 
 def _chunkwise_property(mod, c):
-    """Every chunk size gives the same outputs."""
+    """Every chunk size gives the same outputs and final state."""
     q, k, v, gamma = c["q"], c["k"], c["v"], c["gamma"]
-    outs = {C: mod.retention_chunkwise(q, k, v, gamma, chunk_size=C)[0] for C in (1, 2, 7)}
-    errs = {C: rel_error(o, outs[7]) for C, o in outs.items()}
+    T = q.shape[2]
+    runs = {C: mod.retention_chunkwise(q, k, v, gamma, chunk_size=C)[:2] for C in (1, 2, 3, T)}
+    errs = {C: max(rel_error(o, runs[T][0]),
+                   *(rel_error(getattr(s, f), getattr(runs[T][1], f)) for f in ("S", "z", "s")))
+            for C, (o, s) in runs.items() if C != T}
     ok = max(errs.values()) < 1e-8
-    return ok, "chunk sizes 1 and 2 against one chunk of 7: relative differences " +\
-        ", ".join(f"{errs[C]:.1e}" for C in (1, 2))
+    return ok, f"chunk sizes 1, 2 and 3 against one chunk of {T} (outputs and final state): " \
+        "relative differences " + ", ".join(f"{e:.1e}" for e in errs.values())
+
+
+def _chunk_decays_helper(mod, c):
+    s_prev = np.zeros(c["gamma"].shape) if c["state"] is None else c["state"].s
+    f = mod.chunk_decays(c["gamma"], c["chunk_size"], s_prev, c["normalize"])
+    return {f"chunk_decays {n}": getattr(f, n) for n in ("xi", "zeta", "kappa", "s")}
+
+
+def _final_state_helper(mod, c):
+    return _state("retention_final_state", mod.retention_final_state(c["k"], c["v"], c["gamma"],
+                                                                     c["state"]))
+
+
+def _parallel_helper(mod, c):
+    out, state, _ = mod.retention_parallel(c["q"], c["k"], c["v"], c["gamma"], c["state"],
+                                           c["normalize"])
+    return {"retention_parallel out": out, **_state("retention_parallel state", state)}
 
 
 # --- gated retention ----------------------------------------------------------------------------
 
-def _gated_sizes(c):
-    B, h, T, d = c["q"].shape
-    return {"B": B, "h": h, "T": T, "d": d, "dv": c["v"].shape[-1]}
+def _gated_case(rng, i=0):
+    """A problem with (or without) a carried state in, and a returned state's gradient out."""
+    T, _, with_state, normalize = RETENTION_VARIANTS[i % 3]
+    B, h, d, dv = QKV["B"], QKV["h"], QKV["d"], QKV["dv"]
+    log_decay = -rng.exponential(0.4, (B, h, T))
+    log_decay[0, 0, 2], log_decay[1, 1, 4] = 0.0, -6.0        # open and nearly closed
+    state = GatedState(rng.standard_normal((B, h, d, dv)), rng.standard_normal((B, h, d)),
+                       1.0 + rng.random((B, h)), 5) if with_state else None
+    return {"q": rng.standard_normal((B, h, T, d)), "k": rng.standard_normal((B, h, T, d)),
+            "v": rng.standard_normal((B, h, T, dv)), "log_decay": log_decay,
+            "dout": rng.standard_normal((B, h, T, dv)), "state": state, "normalize": normalize,
+            "dfinal": None if i == 0 else                     # case 0: no later call
+            GatedStateGrad(rng.standard_normal((B, h, d, dv)), rng.standard_normal((B, h, d)),
+                           rng.standard_normal((B, h)))}
 
 
 def _gated_recurrent_outputs(mod, c):
-    out, state, _ = mod.gated_retention_recurrent(c["q"], c["k"], c["v"], c["log_decay"])
-    return {"out": out, "state.S": state.S, "state.z": state.z, "state.s": state.s}
+    out, state, cache = mod.gated_retention_recurrent(c["q"], c["k"], c["v"], c["log_decay"],
+                                                      c["state"], c["normalize"])
+    return {"out": out, **_state("state", state),
+            **_from_cache(gated.gated_retention_recurrent_backward,
+                          ("dq", "dk", "dv", "dlog_decay"), c["dout"], cache, c["dfinal"])}
 
 
 def _gated_recurrent_property(mod, c):
     """Two calls that carry the state equal one call over the whole sequence."""
-    q, k, v, log_decay = c["q"], c["k"], c["v"], c["log_decay"]
-    whole, _, _ = mod.gated_retention_recurrent(q, k, v, log_decay)
-    first, state, _ = mod.gated_retention_recurrent(*(x[:, :, :3] for x in (q, k, v, log_decay)))
-    rest, _, _ = mod.gated_retention_recurrent(*(x[:, :, 3:] for x in (q, k, v, log_decay)), state)
-    err = rel_error(np.concatenate([first, rest], axis=2), whole)
-    return err < 1e-8, f"tokens 0-2, then 3-6 from the returned state, vs one call: "\
-                       f"relative difference {err:.1e}"
+    def run(rows, state):
+        return mod.gated_retention_recurrent(c["q"][:, :, rows], c["k"][:, :, rows],
+                                             c["v"][:, :, rows], c["log_decay"][..., rows], state)
+    return _split_property(run, c["q"].shape[2])
 
 
 def _decay_gradient_inputs(c):
     """q, dq, k, dk, log_decay, s, final, dfinal of the case, from the library (right)."""
+    state = c["state"]
+    if state is None:
+        B, h, _, d = c["q"].shape
+        state = GatedState.zeros(B, h, d, c["v"].shape[-1])
     _, final, cache = gated.gated_retention_recurrent(c["q"], c["k"], c["v"], c["log_decay"],
-                                                      c["state"])
+                                                      state, c["normalize"])
     dq, dk, _, _, _ = gated.gated_retention_recurrent_backward(c["dout"], cache, c["dfinal"])
-    return c["q"], dq, c["k"], dk, c["log_decay"], cache.s, final, c["dfinal"]
+    given = c["dfinal"] is not None                 # no later call: neither final nor dfinal
+    return c["q"], dq, c["k"], dk, c["log_decay"], cache.s, final if given else None, c["dfinal"]
 
 
 def _decay_gradient_outputs(mod, c):
-    dg, ds_prev = mod.gated_decay_gradient(*_decay_gradient_inputs(c), normalize=True)
+    dg, ds_prev = mod.gated_decay_gradient(*_decay_gradient_inputs(c), normalize=c["normalize"])
     return {"dlog_decay": dg, "ds_prev": ds_prev}
 
 
@@ -270,17 +371,21 @@ def _decay_gradient_fd(mod, c):
     """The student's dlog_decay against central differences of the loss in the log-gates."""
     from ..gradcheck import numerical_gradient
 
-    d = c["dfinal"]
+    B, h, _, dk_ = c["q"].shape
+    d = c["dfinal"] or GatedStateGrad(np.zeros((B, h, dk_, c["v"].shape[-1])),
+                                      np.zeros((B, h, dk_)), np.zeros((B, h)))
+    state = c["state"] if c["state"] is not None else GatedState(
+        np.zeros_like(d.S), np.zeros_like(d.z), np.zeros_like(d.s), 0)
 
     def loss(log_decay):
         out, final, _ = gated.gated_retention_recurrent(c["q"], c["k"], c["v"], log_decay,
-                                                        c["state"])
+                                                        state, c["normalize"])
         return np.asarray(np.sum(out * c["dout"]) + np.sum(final.S * d.S)
                           + np.sum(final.z * d.z) + np.sum(final.s * d.s))
 
     log_decay = np.minimum(c["log_decay"], -1e-3)         # central differences stay in g <= 0
-    case = {**c, "log_decay": log_decay}
-    got = mod.gated_decay_gradient(*_decay_gradient_inputs(case), normalize=True)[0]
+    case = {**c, "log_decay": log_decay, "state": state}
+    got = mod.gated_decay_gradient(*_decay_gradient_inputs(case), normalize=c["normalize"])[0]
     want = numerical_gradient(loss, log_decay, np.array(1.0))
     err = rel_error(np.asarray(got, dtype=float), want)
     return err < 1e-6, f"dlog_decay against central differences: relative error {err:.1e} "\
@@ -289,8 +394,9 @@ def _decay_gradient_fd(mod, c):
 
 # --- the Manhattan decay -----------------------------------------------------------------------
 
-def _manhattan_case(rng):
-    return {"n_y": 3, "n_x": 4, "gamma": np.round(rng.uniform(0.3, 0.95, 2), 2)}
+def _manhattan_case(rng, i=0):
+    n_y, n_x = ((3, 5), (4, 3), (1, 6))[i % 3]
+    return {"n_y": n_y, "n_x": n_x, "gamma": np.round(rng.uniform(0.3, 0.95, 4), 2)}
 
 
 def _manhattan_outputs(mod, c):
@@ -312,9 +418,9 @@ def _manhattan_property(mod, c):
 
 # --- group norm ---------------------------------------------------------------------------------
 
-def _group_norm_case(rng):
-    return {"x": rng.standard_normal((2, 5, 3, 4)), "w": 1 + 0.3 * rng.standard_normal((3, 4)),
-            "b": 0.3 * rng.standard_normal((3, 4)), "dy": rng.standard_normal((2, 5, 3, 4))}
+def _group_norm_case(rng, i=0):
+    return {"x": rng.standard_normal((3, 5, 4, 7)), "w": 1 + 0.3 * rng.standard_normal((4, 7)),
+            "b": 0.3 * rng.standard_normal((4, 7)), "dy": rng.standard_normal((3, 5, 4, 7))}
 
 
 def _group_norm_sizes(c):
@@ -328,161 +434,290 @@ def _group_norm_outputs(mod, c):
     return {"dx": dx, "dw": dw, "db": db}
 
 
+def _standardize_helper(mod, c):
+    _, cache = msr.group_norm_forward(c["x"], c["w"], c["b"])
+    return {"standardize_backward dx": mod.standardize_backward(c["dy"], cache.xhat,
+                                                                cache.sigma)}
+
+
 def _group_norm_gradcheck(mod, c):
     def backward(dy, cache):
         dx, dw, db = mod.group_norm_backward(dy, cache)
         return dx, {"w": dw, "b": db}
 
     return _gradcheck(lambda x, params: msr.group_norm_forward(x, params["w"], params["b"]),
-                      backward, {"x": c["x"]}, {"w": c["w"], "b": c["b"]})
+                      backward, {"x": c["x"][:1, :2]}, {"w": c["w"], "b": c["b"]})
+
+
+# --- the delta rule ------------------------------------------------------------------------------
+
+# case i: (T, gated?, a carried state?, an explicit output scale)
+DELTA_VARIANTS = ((7, False, False, None), (6, True, True, None), (6, True, False, 0.5))
+
+
+def _delta_case(rng, i=0):
+    T, gates, with_state, scale = DELTA_VARIANTS[i % 3]
+    B, h, d, dv = QKV["B"], QKV["h"], QKV["d"], QKV["dv"]
+    k = rng.standard_normal((B, h, T, d))
+    k /= np.linalg.norm(k, axis=-1, keepdims=True)             # unit keys, as DeltaNet's
+    return {"q": rng.standard_normal((B, h, T, d)), "k": k, "v": rng.standard_normal((B, h, T, dv)),
+            "beta": rng.uniform(0.1, 1.9, (B, h, T)),
+            "log_decay": -rng.exponential(0.4, (B, h, T)) if gates else None,
+            "state": DeltaState(rng.standard_normal((B, h, d, dv)), 3) if with_state else None,
+            "scale": scale, "dout": rng.standard_normal((B, h, T, dv))}
+
+
+def _delta_sizes(c):
+    return {**_qkv_sizes(c), "gates": "none (then per token)", "scale": "1/sqrt(d) (then 0.5)"}
+
+
+def _delta_recurrent_outputs(mod, c):
+    out, state, cache = mod.delta_rule_recurrent(c["q"], c["k"], c["v"], c["beta"],
+                                                 c["log_decay"], c["state"], c["scale"])
+    return {"out": out, "state.S": state.S,
+            **_from_cache(delta.delta_rule_recurrent_backward,
+                          ("dq", "dk", "dv", "dbeta", "dlog_decay"), c["dout"], cache)}
+
+
+def _delta_recurrent_property(mod, c):
+    """Two calls that carry the state equal one call; the parallel form agrees."""
+    q, k, v, beta, log_decay = c["q"], c["k"], c["v"], c["beta"], c["log_decay"]
+    whole, final, _ = mod.delta_rule_recurrent(q, k, v, beta, log_decay)
+
+    def cut(x, rows):
+        return None if x is None else x[:, :, rows]
+    first, state, _ = mod.delta_rule_recurrent(*(cut(x, slice(0, 3)) for x in (q, k, v)),
+                                               beta[..., :3], cut(log_decay, slice(0, 3)))
+    rest, end, _ = mod.delta_rule_recurrent(*(cut(x, slice(3, None)) for x in (q, k, v)),
+                                            beta[..., 3:], cut(log_decay, slice(3, None)), state)
+    err = rel_error(np.concatenate([first, rest], axis=2), whole)
+    err_state = rel_error(end.S, final.S)
+    par = rel_error(whole, delta.delta_rule_parallel(q, k, v, beta, log_decay)[0])
+    worst = max(err, err_state, par)
+    return worst < 1e-8, f"two calls vs one: outputs {err:.1e}, final states {err_state:.1e}; " \
+        f"against the parallel form: {par:.1e}"
+
+
+def _transform_outputs(mod, c):
+    f = mod.delta_chunk_transform(c["k"], c["v"], c["beta"], c["log_decay"])
+    return {"T_c": f.T_c, "W": f.W, "U": f.U, "M": f.M}
+
+
+def _transform_property(mod, c):
+    """U - W S_prev are the corrections u_t the recurrent form writes after S_prev."""
+    B, h, _, d = c["k"].shape
+    S_prev = c["state"].S if c["state"] is not None else \
+        np.random.default_rng(1).standard_normal((B, h, d, c["v"].shape[-1]))
+    f = mod.delta_chunk_transform(c["k"], c["v"], c["beta"], c["log_decay"])
+    _, _, cache = delta.delta_rule_recurrent(c["q"], c["k"], c["v"], c["beta"], c["log_decay"],
+                                             DeltaState(S_prev, 0))
+    err = rel_error(np.asarray(f.U) - np.asarray(f.W) @ S_prev, cache.u)
+    return err < 1e-8, f"U - W S_prev against the recurrent form's corrections u_t: relative " \
+        f"difference {err:.1e}"
 
 
 GRADCHECK = "gradient matches finite differences (every input and parameter)"
+SPLIT = "two calls that carry the state equal one call (outputs and final state)"
 
 EXERCISES = (
     Exercise(
-        "rnn_step_backward", "backward of one Elman RNN step", "1 (warm-up)", "minirnn.rnn",
-        ("rnn_step_backward",), "(RNN.4)-(RNN.6)", "derivations/rnn.md",
-        "cache holds x, h_prev, h = tanh(a), Wx and Wh of the forward step. Return dx, dh_prev "
-        "and grads, a dict with keys 'Wx', 'Wh', 'b'.",
-        lambda rng: _rnn_case(rng, 1), _rnn_sizes, _rnn_step_outputs,
-        (GRADCHECK, _rnn_step_gradcheck), locate.by_rows("example"), STEP_MISTAKES),
+        name="rnn_step_backward", goal="backward of one Elman RNN step",
+        difficulty="1 (warm-up)", module="minirnn.rnn", functions=("rnn_step_backward",),
+        equations="(RNN.4)-(RNN.6)", page="derivations/rnn.md",
+        given="cache holds x, h_prev, h = tanh(a), Wx and Wh of the forward step. Return dx, "
+              "dh_prev and grads, a dict with keys 'Wx', 'Wh', 'b'.",
+        make=lambda rng, i=0: _rnn_case(rng, 1), sizes=_rnn_sizes, outputs=_rnn_step_outputs,
+        second=(GRADCHECK, _rnn_step_gradcheck), locate=locate.by_rows("example")),
     Exercise(
-        "rnn_backward", "backpropagation through time for a whole sequence", "2",
-        "minirnn.rnn", ("rnn_backward",), "(RNN.3)-(RNN.6)", "derivations/rnn.md",
-        "cache.h holds every hidden state (h[:, t] is the state after x[:, t]), cache.h0 the "
-        "state before the first step, cache.x, cache.Wx, cache.Wh. h = cache.h, and da, an "
-        "empty array of the shape of h for the da_t of every step, are set for you. "
-        "Return dx, dh0 and grads with keys 'Wx', 'Wh', 'b'.",
-        lambda rng: _rnn_case(rng, 6), _rnn_sizes, _rnn_outputs,
-        (GRADCHECK, _rnn_gradcheck), locate.by_time(axis=1, backward=True, key="dx"),
-        BPTT_MISTAKES),
+        name="rnn_backward", goal="backpropagation through time for a whole sequence",
+        difficulty="2", module="minirnn.rnn", functions=("rnn_backward",),
+        equations="(RNN.3)-(RNN.6)", page="derivations/rnn.md",
+        given="cache.h holds every hidden state (h[:, t] is the state after x[:, t]), cache.h0 "
+              "the state before the first step, cache.x, cache.Wx, cache.Wh. h = cache.h is "
+              "set for you, and da, an array of the shape of h (its values are not set) for "
+              "the da_t of every step. Return dx, dh0 and grads with keys 'Wx', 'Wh', 'b'.",
+        make=lambda rng, i=0: _rnn_case(rng, 6), sizes=_rnn_sizes, outputs=_rnn_outputs,
+        second=(GRADCHECK, _rnn_gradcheck),
+        locate=locate.by_time(axis=1, backward=True, key="dx")),
     Exercise(
-        "softmax_backward", "the softmax Jacobian-vector product", "1 (warm-up)",
-        "minirnn.attention", ("softmax_backward",), "(A.2)", "derivations/attention.md",
-        "cache.y is the softmax output and cache.axis the axis it normalised over. Return dx, "
-        "the shape of dy.",
-        _softmax_case, lambda c: {"rows": c["x"].shape[0], "n": c["x"].shape[1]},
-        _softmax_outputs, (GRADCHECK, _softmax_gradcheck), locate.by_rows("row"),
-        SOFTMAX_MISTAKES),
+        name="softmax_backward", goal="the softmax Jacobian-vector product",
+        difficulty="1 (warm-up)", module="minirnn.attention", functions=("softmax_backward",),
+        equations="(A.2)", page="derivations/attention.md",
+        given="cache.y is the softmax output and cache.axis the axis it normalised over (any "
+              "axis, not only the last). Return dx, the shape of dy.",
+        make=_softmax_case,
+        sizes=lambda c: {"shape": "x".join(map(str, c["x"].shape)), "axis": str(c["axis"])},
+        outputs=_softmax_outputs, second=(GRADCHECK, _softmax_gradcheck),
+        locate=locate.by_rows("example", "row")),
     Exercise(
-        "attention_backward", "backward of causal scaled dot-product attention", "2",
-        "minirnn.attention", ("attention_backward",), "(A.6)-(A.8)",
-        "derivations/attention.md",
-        "cache.P is the attention weights (masked entries are exactly 0); cache.q, "
-        "cache.k, cache.v are the unscaled queries, keys and values; cache.scale is 1/sqrt(d). "
-        "Return dq, dk, dv.",
-        _attention_case, _qkv_sizes, _attention_outputs, (GRADCHECK, _attention_gradcheck),
-        locate.by_rows("batch", "head", "row"), ATTENTION_MISTAKES),
+        name="attention_backward", goal="backward of causal scaled dot-product attention",
+        difficulty="2", module="minirnn.attention", functions=("attention_backward",),
+        equations="(A.6)-(A.8)", page="derivations/attention.md",
+        given="cache.P is the attention weights (masked entries are exactly 0); cache.q, "
+              "cache.k, cache.v are the unscaled queries, keys and values; cache.scale is "
+              "1/sqrt(d). Return dq, dk, dv.",
+        make=_attention_case, sizes=_qkv_sizes, outputs=_attention_outputs,
+        second=(GRADCHECK, _attention_gradcheck), locate=locate.by_rows("batch", "head", "row")),
     Exercise(
-        "kv_cache_step", "decode with a KV cache: new tokens attend to cached keys and values",
-        "2", "minirnn.attention", ("mha_step",), "(A.4) and (A.9)", "derivations/attention.md",
-        "p is params and b holds the biases bq, bv, bo (0.0 where the layer has none); xs is x "
-        "as (B, T_new, D), one token included. split_heads, merge_heads and attention_forward "
-        "are imported; state is the KV cache (a new one when none was passed): "
-        "state.append(k, v) stores keys and values, state.keys and state.values give all "
-        "stored ones. Set y, the layer output for the new tokens, (B, T_new, D).",
-        _kv_case, lambda c: {"B": 2, "prompt": 3, "then one at a time": 3, "D": 8, "h": 2},
-        _kv_outputs, ("one token at a time equals the whole sequence at once", _kv_property),
-        locate.by_positions(prompt=3), KV_MISTAKES),
+        name="kv_cache_step",
+        goal="decode with a KV cache: new tokens attend to cached keys and values",
+        difficulty="2", module="minirnn.attention", functions=("mha_step",),
+        equations="(A.4) and (A.9)", page="derivations/attention.md",
+        given="p is params and b holds the biases bq, bv, bo (0.0 where the layer has none); xs "
+              "is x as (B, T_new, D), one token included. split_heads, merge_heads and "
+              "attention_forward are imported; state is the KV cache (a new one when none was "
+              "passed): state.append(k, v) stores keys and values, state.keys and state.values "
+              "give all stored ones. Set y, the layer output for the new tokens, (B, T_new, D).",
+        make=_kv_case, sizes=lambda c: {"B": 5, "D": 12, "h": 4, "d": 3,
+                                        "tokens": "a prompt of 4, then 3 one at a time"},
+        outputs=_kv_outputs,
+        second=("one token at a time equals the whole sequence at once", _kv_property),
+        locate=locate.by_positions(prompt=4)),
     Exercise(
-        "retention_recurrent", "retention one token at a time, with the state (S, z, s)", "2",
-        "minirnn.retention", ("retention_recurrent",), "(R.7)", "derivations/retention.md",
-        "q is already multiplied by 1/sqrt(d). S, z, s are the incoming state; gamma_S is gamma "
-        "in the dtype of S (use gamma itself for the float64 count s). Omega (the output before "
-        "the division by c), r, kappa (the row factors), S_all, z_all are allocated; the "
-        "division of Omega by c after the loop is written.",
-        _retention_case, _retention_sizes, _recurrent_outputs,
-        ("two calls that carry the state equal one call", _recurrent_property),
-        locate.by_time(axis=2, key="out", name="n"), RECURRENT_MISTAKES),
+        name="retention_recurrent",
+        goal="retention one token at a time, with the state (S, z, s)", difficulty="2",
+        module="minirnn.retention", functions=("retention_recurrent",), equations="(R.7)",
+        page="derivations/retention.md",
+        given="q is already multiplied by 1/sqrt(d) (by 1 when normalize=False). S, z, s are "
+              "the incoming state; gamma_S is gamma in the dtype of S (use gamma itself for the "
+              "float64 count s). Omega (the output before the division by c), r, kappa (the "
+              "row factors, all ones unless you set them), S_all, z_all are allocated and must "
+              "be filled: the backward reads them; the division of Omega by c after the loop "
+              "is written.",
+        make=_retention_case, sizes=_retention_sizes, outputs=_recurrent_outputs,
+        second=(SPLIT, _recurrent_property), locate=locate.by_time(axis=2, key="out", name="n")),
     Exercise(
-        "retention_parallel_backward", "backward of normalised parallel retention", "3",
-        "minirnn.retention", ("retention_parallel_backward",), "(R.9)-(R.10)",
-        "derivations/retention.md",
-        "c is the cache: c.q holds q / sqrt(d) (the scaled queries q'), c.k, c.v, c.R the "
-        "scores, c.Gamma the decay mask (h, T, T) and c.kappa the row factors (h, T), c.r and "
-        "c.c the row sums and normalisers, c.normalize the flag. "
-        "score_normaliser_backward(dout, out, r, c) returns (dOmega, dr). Set dv, dq (the "
-        "gradient of q': the code after yours multiplies it by c.scale = 1/sqrt(d)) and dk; the "
-        "carried state's terms and the return are written.",
-        _retention_case, _retention_sizes, _parallel_backward_outputs,
-        (GRADCHECK, _parallel_backward_gradcheck), locate.by_rows("batch", "head", "row"),
-        PARALLEL_BACKWARD_MISTAKES),
+        name="retention_parallel_backward", goal="backward of normalised parallel retention",
+        difficulty="3", module="minirnn.retention", functions=("retention_parallel_backward",),
+        equations="(R.9)-(R.10)", page="derivations/retention.md",
+        given="c is the cache: c.q holds q / sqrt(d) (the scaled queries q'), c.k, c.v, c.R "
+              "the scores, c.Gamma the decay mask (h, T, T) and c.kappa the row factors (h, T), "
+              "c.r and c.c the row sums and normalisers, c.normalize the flag. "
+              "score_normaliser_backward(dout, out, r, c) returns (dOmega, dr). Set dv, dq (the "
+              "gradient of q': the code after yours multiplies it by c.scale = 1/sqrt(d)) and "
+              "dk; the carried state's terms and the return are written.",
+        make=_retention_case, sizes=_retention_sizes, outputs=_parallel_backward_outputs,
+        second=(GRADCHECK, _parallel_backward_gradcheck),
+        locate=locate.by_rows("batch", "head", "row")),
     Exercise(
-        "retention_chunkwise", "retention chunk by chunk: inner part, cross part, carried state",
-        "3", "minirnn.retention", ("chunk_decays", "retention_parallel",
-                                   "retention_final_state", "retention_chunkwise"),
-        "(R.4), (R.8)",
-        "derivations/retention.md",
-        "chunk_decays returns RetentionChunkDecays(Gamma, xi, zeta, kappa, s): Gamma (h, L, L) "
-        "is decay_mask(gamma, L), computed for you; you compute p, xi, zeta, s (the global "
-        "count of every row) and kappa (the row factors), each (h, L). retention_parallel "
-        "computes the chunk's own part (Omega, r) for you; add the carried state's share "
-        "(set carried, and update Omega and r). retention_final_state gets f = "
-        "chunk_decays(...) and must set S, z, s. retention_chunkwise must fill outs, bounds and "
-        "chunks, calling retention_parallel chunk after chunk and handing the state on.",
-        _retention_case, _retention_sizes, _chunkwise_outputs,
-        ("every chunk size gives the same outputs", _chunkwise_property),
-        locate.by_chunks(), CHUNKWISE_MISTAKES),
+        name="retention_chunkwise",
+        goal="retention chunk by chunk: inner part, cross part, carried state", difficulty="3",
+        module="minirnn.retention",
+        functions=("chunk_decays", "retention_parallel", "retention_final_state",
+                   "retention_chunkwise"),
+        equations="(R.4), (R.8)", page="derivations/retention.md",
+        given="chunk_decays returns RetentionChunkDecays(Gamma, xi, zeta, kappa, s): Gamma "
+              "(h, L, L) is decay_mask(gamma, L), computed for you; you compute p, xi, zeta, s "
+              "(the global count of every row) and kappa (the row factors), each (h, L). "
+              "retention_parallel computes the chunk's own part (Omega, r) for you; add the "
+              "carried state's share (set carried, and update Omega and r). "
+              "retention_final_state gets f = chunk_decays(...) and must set S, z, s. "
+              "retention_chunkwise must fill outs, bounds and chunks, calling retention_parallel "
+              "chunk after chunk and handing the state on.",
+        make=_retention_case, sizes=_retention_sizes, outputs=_chunkwise_outputs,
+        second=("every chunk size gives the same outputs and final state", _chunkwise_property),
+        locate=locate.by_chunks(),
+        helpers={"chunk_decays": _chunk_decays_helper,
+                 "retention_final_state": _final_state_helper,
+                 "retention_parallel": _parallel_helper}),
     Exercise(
-        "group_norm_backward", "backward of the per-head group norm of multi-scale retention",
-        "2", "minirnn.msr", ("group_norm_backward", "standardize_backward"), "(M.4), (L.4)",
-        "derivations/multiscale-retention.md",
-        "cache.xhat is the standardised input, cache.sigma its standard deviation, shape "
-        "(..., h, 1), cache.w the scale. group_norm_backward returns dx, dw, db and may call "
-        "standardize_backward(dxhat, xhat, sigma), which you write too and which returns dx.",
-        _group_norm_case, _group_norm_sizes, _group_norm_outputs,
-        (GRADCHECK, _group_norm_gradcheck), locate.by_rows("example", "token", "head"),
-        GROUP_NORM_MISTAKES),
-)
-
-EXERCISES += (
+        name="group_norm_backward",
+        goal="backward of the per-head group norm of multi-scale retention", difficulty="2",
+        module="minirnn.msr", functions=("group_norm_backward", "standardize_backward"),
+        equations="(M.4), (L.4)", page="derivations/multiscale-retention.md",
+        given="cache.xhat is the standardised input, cache.sigma its standard deviation, shape "
+              "(..., h, 1), cache.w the scale. group_norm_backward returns dx, dw, db and may "
+              "call standardize_backward(dxhat, xhat, sigma), which you write too and which "
+              "returns dx.",
+        make=_group_norm_case, sizes=_group_norm_sizes, outputs=_group_norm_outputs,
+        second=(GRADCHECK, _group_norm_gradcheck),
+        locate=locate.by_rows("example", "token", "head"),
+        helpers={"standardize_backward": _standardize_helper}),
     Exercise(
-        "gated_retention_recurrent", "gated retention one token at a time: a gate per token",
-        "2", "minirnn.gated", ("gated_retention_recurrent",), "(GR.2)",
-        "derivations/gated-retention.md",
-        "q is already multiplied by 1/sqrt(d). S, z, s are the incoming state (s is (B, h), "
-        "float64). alpha = exp(log_decay) is (B, h, T) in float64 and alpha_S the same in the "
-        "dtype of S. Omega (the output before the division by c), r, kappa (the row factors), "
-        "S_all, z_all, s_all are allocated; the division of Omega by c after the loop is "
-        "written.",
-        lambda rng: {k: v for k, v in decay_gradient_case(rng).items()
-                     if k in ("q", "k", "v", "log_decay")},
-        _gated_sizes, _gated_recurrent_outputs,
-        ("two calls that carry the state equal one call", _gated_recurrent_property),
-        locate.by_time(axis=2, key="out", name="n"), GATED_RECURRENT_MISTAKES),
+        name="gated_retention_recurrent",
+        goal="gated retention one token at a time: a gate per token", difficulty="2",
+        module="minirnn.gated", functions=("gated_retention_recurrent",), equations="(GR.2)",
+        page="derivations/gated-retention.md",
+        given="q is already multiplied by 1/sqrt(d) (by 1 when normalize=False). S, z, s are "
+              "the incoming state (s is (B, h), float64). alpha = exp(log_decay) is (B, h, T) "
+              "in float64 and alpha_S the same in the dtype of S. Omega (the output before the "
+              "division by c), r, kappa (the row factors, all ones unless you set them), "
+              "S_all, z_all, s_all are allocated and must be filled: the backward reads them; "
+              "the division of Omega by c after the loop is written.",
+        make=_gated_case, sizes=_qkv_sizes, outputs=_gated_recurrent_outputs,
+        second=(SPLIT, _gated_recurrent_property),
+        locate=locate.by_time(axis=2, key="out", name="n")),
     Exercise(
-        "manhattan_decay_mask", "RMT's 2-D decay over the patch grid", "1 (warm-up)",
-        "minirnn.vision", ("manhattan_decay_mask",), "(V.4)", "derivations/vision.md",
-        "n_y and n_x are the grid's rows and columns, gammas the decays as a float64 array "
-        "(h,). Set Gamma, shape (h, N, N) with N = n_y n_x, Gamma[i, n, m] = gammas[i] ** "
-        "(distance of patches n and m on the grid); patches are in raster order "
-        "(n = row * n_x + column).",
-        _manhattan_case, lambda c: {"n_y": c["n_y"], "n_x": c["n_x"], "h": 2},
-        _manhattan_outputs,
-        ("equals the Kronecker product of the 1-D masks, and is symmetric",
-         _manhattan_property),
-        locate.by_rows("head", "token n"), MANHATTAN_MISTAKES),
+        name="manhattan_decay_mask", goal="RMT's 2-D decay over the patch grid",
+        difficulty="1 (warm-up)", module="minirnn.vision", functions=("manhattan_decay_mask",),
+        equations="(V.4)", page="derivations/vision.md",
+        given="n_y and n_x are the grid's rows and columns, gammas the decays as a float64 "
+              "array (h,). Set Gamma, shape (h, N, N) with N = n_y n_x, Gamma[i, n, m] = "
+              "gammas[i] ** (distance of patches n and m on the grid); patches are in raster "
+              "order (n = row * n_x + column).",
+        make=_manhattan_case, sizes=lambda c: {"n_y": c["n_y"], "n_x": c["n_x"], "h": 4},
+        outputs=_manhattan_outputs,
+        second=("equals the Kronecker product of the 1-D masks, and is symmetric",
+                _manhattan_property),
+        locate=locate.by_rows("head", "patch n")),
     Exercise(
-        "gated_decay_gradient", "the gradient of the gates from dq and dk", "3",
-        "minirnn.gated", ("gated_decay_gradient",), "(GR.7)", "derivations/gated-retention.md",
-        "q, dq, k, dk are (B, h, T, d) (q.dq is the same with or without the 1/sqrt(d) scale); "
-        "log_decay holds the log-gates (B, h, T) and s the count s_n of every row (float64); "
-        "final and dfinal are the returned state and its gradient (None when no later call "
-        "used it), with fields S, z, s. Return dlog_decay (B, h, T), in the dtype of q, and "
-        "ds_prev (B, h), the gradient of the incoming count.",
-        decay_gradient_case, _gated_sizes, _decay_gradient_outputs,
-        ("dlog_decay matches finite differences in the log-gates", _decay_gradient_fd),
-        locate.by_time(axis=2, key="dlog_decay", backward=True, name="t"),
-        DECAY_GRADIENT_MISTAKES),
+        name="gated_decay_gradient", goal="the gradient of the gates from dq and dk",
+        difficulty="3", module="minirnn.gated", functions=("gated_decay_gradient",),
+        equations="(GR.7)", page="derivations/gated-retention.md",
+        given="q, dq, k, dk are (B, h, T, d) (q.dq is the same with or without the 1/sqrt(d) "
+              "scale); log_decay holds the log-gates (B, h, T) and s the count s_n of every row "
+              "(float64); final and dfinal are the returned state and its gradient (None when "
+              "no later call used it), with fields S, z, s; normalize says whether the forward "
+              "divided by sqrt(s_n). Return dlog_decay (B, h, T), in the dtype of q, and "
+              "ds_prev (B, h), the gradient of the incoming count.",
+        make=_gated_case, sizes=_qkv_sizes, outputs=_decay_gradient_outputs,
+        second=("dlog_decay matches finite differences in the log-gates", _decay_gradient_fd),
+        locate=locate.by_time(axis=2, key="dlog_decay", backward=True, name="t")),
+    Exercise(
+        name="delta_rule_recurrent",
+        goal="the delta rule one token at a time: read, correct, write", difficulty="2",
+        module="minirnn.delta", functions=("delta_rule_recurrent",), equations="(DR.1)",
+        page="derivations/delta-rule.md",
+        given="alpha holds the gates alpha_t (B, h, T) (all ones for plain DeltaNet); S is the "
+              "incoming memory (B, h, d, dv); scale is the output scale (1/sqrt(d) unless "
+              "given); u, out and S_all (B, h, T + 1, d, dv, with S_all[:, :, 0] the incoming "
+              "memory) are allocated and must be filled: the backward reads u and S_all.",
+        make=_delta_case, sizes=_delta_sizes, outputs=_delta_recurrent_outputs,
+        second=("two calls that carry the state equal one call; the parallel form agrees",
+                _delta_recurrent_property),
+        locate=locate.by_time(axis=2, key="out")),
+    Exercise(
+        name="delta_chunk_transform",
+        goal="the UT transform of a chunk: T_c, W and U by forward substitution",
+        difficulty="3", module="minirnn.delta", functions=("delta_chunk_transform",),
+        equations="(DR.4)-(DR.6)", page="derivations/delta-rule.md",
+        given="Gamma (B, h, L, L), xi and zeta (B, h, L) are the chunk's decay factors "
+              "(delta_decays, all ones without gates). solve_unit_lower(lower, rhs) solves "
+              "(I + lower) X = rhs for a strictly lower triangular lower. Set lower (the "
+              "strictly lower part of M), T_c, W and U; M = I + lower and the return are "
+              "written.",
+        make=_delta_case, sizes=_delta_sizes, outputs=_transform_outputs,
+        second=("U - W S_prev equals the recurrent form's corrections", _transform_property),
+        locate=locate.by_rows("batch", "head", "row")),
+    Exercise(
+        name=PROPERTY_EXERCISE,
+        goal="write a Hypothesis property that catches a wrong chunkwise retention",
+        difficulty="3", module="minirnn.retention",
+        functions=("chunk_decays", "retention_parallel", "retention_final_state",
+                   "retention_chunkwise"),
+        equations="(R.4), (R.8)", page="derivations/retention.md",
+        given="check_chunkwise(retention_chunkwise) gets an implementation and raises "
+              "AssertionError when it is wrong.", kind="property"),
 )
 
 BY_NAME = {e.name: e for e in EXERCISES}
+CODE_EXERCISES = tuple(e for e in EXERCISES if e.kind == "code")
 
 
 def mistake_count(name: str) -> int:
     """How many mistakes the grader names for exercise ``name``."""
-    return len(CHUNKWISE_MISTAKES) if name == PROPERTY_EXERCISE else len(BY_NAME[name].mistakes)
+    return len(BY_NAME[name].mistakes)
 
 
-__all__ = ["BY_NAME", "EXERCISES", "PROPERTY_EXERCISE", "Exercise", "Mistake", "mistake_count"]
+__all__ = ["BY_NAME", "CODE_EXERCISES", "EXERCISES", "N_CASES", "PROPERTY_EXERCISE", "Exercise",
+           "Mistake", "mistake_count"]

@@ -3,44 +3,66 @@
 Every exercise has the same rubric (``rubric``), so scores compare across students:
 
 1. the file imports (1 point);
-2. the functions run on three random cases without raising (1);
+2. the functions run on three cases without raising (1); the cases vary every input the stub
+   accepts (axes, ``normalize``, chunk sizes that do and do not divide T, a carried state);
 3. every returned array has the expected shape (1);
 4. a gradient check against central differences of the library's forward, reporting every
    array (backward exercises), or a property every correct answer has (forward exercises) (2);
-5. every output matches the correct result (3).
+5. every output matches the correct result (3): every returned array, every field of a
+   returned state, the helpers on their own, and the gradients the library's backward computes
+   from the cache the student's forward stored.
 
 A check that cannot run (the file crashed before it) scores 0 and says why. When 5 fails, the
-report says which outputs are wrong and which are right, *where* the first one goes wrong (the
-time step, chunk, row and head, or decoded position), and which catalogued mistake produces
-exactly the student's numbers; failing that, whether the result is negated, transposed or off
-by a constant factor, named in the example's sizes (``0.1667 = 1/T``).
+report says which outputs are wrong and which are right, which function is wrong, *where* the
+first one goes wrong, and which catalogued mistake produces the student's numbers: matched
+output by output (an output may be right where the mistake's is wrong) and term by term (the
+slip may be only some of a mistake's edits). Failing that, whether the result is negated,
+transposed or off by a constant factor, named in the example's sizes (``0.1667 = 1/T``).
+
+A file that hands back minirnn's own implementation (a re-export, an import inside the
+function, ``getattr`` on the module, a call of the library's function) is caught while it runs
+(``Reexport``) and scores 0 on every check that ran its code.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.util
+import itertools
 import re
+import sys
 from pathlib import Path
 
 import numpy as np
 
 from ..gradcheck import rel_error
-from .catalog import BY_NAME, PROPERTY_EXERCISE
+from .catalog import BY_NAME, N_CASES
 from .report import Check, Report, describe
 
 MATCH_TOL = 1e-8      # float64: a correct implementation agrees to about 1e-15
-N_CASES = 3
 EXERCISE_LINE = re.compile(r"""^EXERCISE\s*=\s*["'](\w+)["']""", re.M)
+
+# Library functions that compute an exercise's answer besides the exercise's own functions:
+# calling them from the student's code is handing back the library's implementation.
+EQUIVALENTS = {
+    "rnn_backward": ("minirnn.rnn.rnn_step_backward",),
+    "retention_recurrent": ("minirnn.retention.retention_parallel",
+                            "minirnn.retention.retention_chunkwise"),
+    "retention_chunkwise": ("minirnn.retention.retention_recurrent",),
+    "gated_retention_recurrent": ("minirnn.gated.gated_retention_parallel",
+                                  "minirnn.gated.gated_retention_chunkwise"),
+    "attention_backward": ("minirnn.attention.mha_backward",),
+}
 
 
 def rubric(name: str) -> list[Check]:
     """The checks of exercise ``name``, in order, with their points (none run yet)."""
-    if name == PROPERTY_EXERCISE:
+    ex = BY_NAME[name]
+    if ex.kind == "property":
         from .property_exercise import property_rubric
 
         return property_rubric()
-    ex = BY_NAME[name]
     return [Check("the file imports", 1), Check("runs without errors", 1),
             Check("returns arrays of the right shapes", 1), Check(ex.second[0], 2),
             Check("matches the correct result", 3)]
@@ -78,10 +100,71 @@ def load_student(path: str | Path):
     except (Exception, SystemExit) as err:
         raise StudentError(f"the file does not import: {describe(err, str(path))}") from None
     name = getattr(module, "EXERCISE", None)
-    if name not in BY_NAME and name != PROPERTY_EXERCISE:
+    if name not in BY_NAME:
         raise StudentError(f"the file has no known EXERCISE = '...' line (found {name!r}); "
                            f"start from `python -m minirnn exercise start NAME`")
     return module, name
+
+
+# --- handing back the library's own implementation -----------------------------------------------
+
+def _library_function(dotted: str):
+    module, _, name = dotted.rpartition(".")
+    return getattr(importlib.import_module(module), name)
+
+
+class Reexport:
+    """Watches the student's functions while they run: if the library's own code of the
+    exercise (or an equivalent, ``EQUIVALENTS``) runs inside them, however it was reached, the
+    file hands back minirnn's implementation. ``hits`` names what ran."""
+
+    def __init__(self, ex):
+        library = [f"{ex.module}.{f}" for f in ex.functions] + list(EQUIVALENTS.get(ex.name, ()))
+        self.codes = {}
+        for dotted in library:
+            code = getattr(_library_function(dotted), "__code__", None)
+            if code is not None:
+                self.codes[code] = dotted
+        self.hits: list[str] = []
+        self._depth = 0
+        self._saved = None
+
+    def _profile(self, frame, event, arg):
+        if event == "call" and frame.f_code in self.codes:
+            dotted = self.codes[frame.f_code]
+            if dotted not in self.hits:
+                self.hits.append(dotted)
+
+    def wrap(self, func):
+        if not callable(func):
+            return func
+
+        @functools.wraps(func)
+        def watched(*args, **kwargs):
+            if self._depth == 0:
+                self._saved = sys.getprofile()
+                sys.setprofile(self._profile)
+            self._depth += 1
+            try:
+                return func(*args, **kwargs)
+            finally:
+                self._depth -= 1
+                if self._depth == 0:
+                    sys.setprofile(self._saved)
+        return watched
+
+    def watch(self, module, names) -> None:
+        """Replace the module's functions ``names`` by watched ones (their calls to each other
+        go through the module's globals, so they are watched too)."""
+        for name in names:
+            if hasattr(module, name):
+                setattr(module, name, self.wrap(getattr(module, name)))
+
+    def message(self) -> str:
+        return ("your file hands back minirnn's own implementation: " + ", ".join(self.hits) +
+                " ran inside your code (a re-export, an import inside the function, or a call "
+                "of the library's function). Write the exercise yourself; every check that ran "
+                "your code scores 0.")
 
 
 # --- naming the mistake from the numbers ---------------------------------------------------------
@@ -89,7 +172,10 @@ def load_student(path: str | Path):
 def same_numbers(got, want, tol=1e-6) -> bool:
     """Equal to ``tol`` relative to the largest entry; NaN and inf exactly where ``want`` has
     them (a mistake that divides by zero is recognised by its NaNs)."""
-    got, want = np.asarray(got, dtype=float), np.asarray(want, dtype=float)
+    try:
+        got, want = np.asarray(got, dtype=float), np.asarray(want, dtype=float)
+    except (TypeError, ValueError):
+        return False
     if got.shape != want.shape:
         return False
     finite = np.isfinite(want)
@@ -135,28 +221,133 @@ def explain(got, want, sizes: dict) -> str:
     return f"differs from the correct result (relative error {rel_error(got, want):.2e})"
 
 
-def _matches(ex, student: list, wanted: list, cases: list, sizes: dict):
+def _outputs(ex, module, case) -> dict:
+    """Every output of ``module`` on ``case``: the exercise's and its helpers' on their own."""
+    out = dict(ex.outputs(module, case))
+    for helper in ex.helpers.values():
+        out.update(helper(module, case))
+    return out
+
+
+@functools.lru_cache(maxsize=4096)
+def _mistake_numbers(name: str, seed: int, edits: tuple):
+    """The outputs of the solution with ``edits`` made, on the grader's cases (cached: every
+    student of a class meets the same cases), or None where it cannot run."""
+    from .._checks.core import trusted
+    from .stubs import exercise_source, load_source
+
+    ex = BY_NAME[name]
+    try:
+        module = load_source(exercise_source(ex, solution=True, edits=edits), f"mistake_{name}")
+        with trusted(), np.errstate(all="ignore"):
+            return tuple(_outputs(ex, module, c) for c in _cases(name, seed))
+    except Exception:                     # pragma: no cover - a slip that cannot run here
+        return None
+
+
+@functools.lru_cache(maxsize=64)
+def _cases(name: str, seed: int) -> tuple:
+    rng = np.random.default_rng(seed)
+    ex = BY_NAME[name]
+    return tuple(ex.make(rng, i) for i in range(N_CASES))
+
+
+def _candidates(ex, seed):
+    """(mistake, terms, numbers) for every mistake, then for every proper subset of its edits
+    (a slip that makes only some of the mistake's terms), smallest first (the fewest terms
+    that give the student's numbers)."""
+    for full in (True, False):
+        for mistake in ex.mistakes:
+            n = len(mistake.edits)
+            sizes = [n] if full else range(1, n)
+            for size in sizes:
+                for terms in itertools.combinations(range(n), size):
+                    numbers = _mistake_numbers(ex.name, seed,
+                                               tuple(mistake.edits[i] for i in terms))
+                    if numbers is not None:
+                        yield mistake, (terms if not full else None), numbers
+
+
+def _explained(student, wanted, numbers, wrong):
+    """(the wrong outputs whose numbers ``numbers`` reproduces in every case, how many right
+    outputs the mistake would have broken: the student got those right)."""
+    explained, spared = set(), 0
+    for key in wanted[0]:
+        same = all(key in t for t in numbers) and \
+            all(same_numbers(s[key], t[key]) for s, t in zip(student, numbers))
+        if same and key in wrong:
+            explained.add(key)
+        elif not same and key not in wrong:
+            spared += 1
+    return explained, spared
+
+
+def name_mistakes(ex, student, wanted, wrong, seed=0):
+    """The catalogued mistakes that produce the student's numbers: [(mistake, terms, keys)].
+
+    One mistake that reproduces every wrong output (the one that breaks the fewest outputs the
+    student got right, whole mistakes before parts of them); failing that, two mistakes that
+    between them reproduce every wrong output; failing that, nothing: a mistake is named only
+    when the student's numbers are exactly its numbers."""
+    wrong = set(wrong)
+    scored = []
+    for mistake, terms, numbers in _candidates(ex, seed):
+        keys, spared = _explained(student, wanted, numbers, wrong)
+        if keys:
+            scored.append((mistake, terms, keys, spared))
+    whole = [s for s in scored if s[2] == wrong]
+    if whole:
+        best = min(whole, key=lambda s: s[3])          # min keeps the first of equals
+        return [best[:3]]
+    pairs = [(a, b) for i, a in enumerate(scored) for b in scored[i + 1:]
+             if a[0] is not b[0] and a[2] | b[2] == wrong and not a[2] <= b[2]
+             and not b[2] <= a[2]]
+    if pairs:
+        a, b = min(pairs, key=lambda p: p[0][3] + p[1][3])
+        return [a[:3], b[:3]]
+    return []
+
+
+def _function_line(ex, wrong) -> str:
+    """Which of the exercise's functions are wrong, each graded on its own."""
+    if not ex.helpers:
+        return ""
+    main = next(f for f in ex.functions if f not in ex.helpers)
+    verdict = []
+    for name in [*ex.helpers, main]:
+        own = [k for k in wrong if k.startswith((name + " ", name + "."))] if name != main else \
+            [k for k in wrong if not any(k.startswith((h + " ", h + ".")) for h in ex.helpers)]
+        verdict.append(f"{name} {'WRONG' if own else 'right'}")
+    return "functions on their own: " + "; ".join(verdict)
+
+
+def _matches(ex, student: list, wanted: list, cases: list, sizes: dict, seed: int = 0):
     """The rubric's last check: which outputs are wrong, where, and the likely mistake."""
     wrong = [k for k in wanted[0] if not all(same_numbers(s[k], w[k], MATCH_TOL)
                                              for s, w in zip(student, wanted))]
     if not wrong:
         worst = max(rel_error(s[k], w[k]) for s, w in zip(student, wanted) for k in w)
-        return True, f"largest relative error {worst:.1e}", ""
+        return True, f"largest relative error {worst:.1e}", "", [], ""
     right = [k for k in wanted[0] if k not in wrong]
     lines = [f"wrong: {', '.join(wrong)}; right: {', '.join(right) or 'none'}"]
+    functions = _function_line(ex, wrong)
+    if functions:
+        lines.append(functions)
     where = ex.locate(student[0], wanted[0], cases[0])
     if where:
         lines.append(where)
-    for mistake in ex.mistakes:
-        try:
-            theirs = [mistake.outputs(c) for c in cases]
-        except Exception:                 # pragma: no cover - a variant that cannot run here
-            continue
-        if all(same_numbers(s[k], t[k]) for s, t in zip(student, theirs) for k in t):
-            lines.append(f"Likely mistake: {mistake.describe()}")
-            return False, "\n".join(lines), mistake.message
-    lines += [f"{k} {explain(student[0][k], wanted[0][k], sizes)}" for k in wrong[:3]]
-    return False, "\n".join(lines), ""
+    found = name_mistakes(ex, student, wanted, wrong, seed)
+    for mistake, terms, keys in found:
+        part = "" if terms is None and set(keys) == set(wrong) else \
+            f" (in {', '.join(k for k in wrong if k in keys)}" + \
+            (f"; only part of it: {len(terms)} of its {len(mistake.edits)} terms, the rest is "
+             "right" if terms else "") + ")"
+        lines.append(f"Likely mistake [{mistake.id}]: {mistake.describe()}{part}")
+    covered = set().union(*(keys for *_, keys in found)) if found else set()
+    lines += [f"{k} {explain(student[0][k], wanted[0][k], sizes)}"
+              for k in wrong if k not in covered][:3]
+    messages = "; ".join(m.message for m, *_ in found)
+    return False, "\n".join(lines), messages, [m.id for m, *_ in found], where
 
 
 def _without_checks(ex, module, cases):
@@ -166,7 +357,7 @@ def _without_checks(ex, module, cases):
 
     try:
         with trusted(), np.errstate(all="ignore"):
-            return [ex.outputs(module, c) for c in cases]
+            return [_outputs(ex, module, c) for c in cases]
     except (Exception, SystemExit):
         return None
 
@@ -191,7 +382,7 @@ def grade(path: str | Path, seed: int = 0, progress=None) -> Report:
     progress = progress or (lambda report: None)
     path = Path(path)
     name = exercise_of(path) if path.is_file() else None
-    known = name in BY_NAME or name == PROPERTY_EXERCISE
+    known = name in BY_NAME
     report = Report(name if known else path.stem,
                     rubric(name) if known else [Check("the file imports", 1)], file=str(path))
     first = report.checks[0]
@@ -203,23 +394,36 @@ def grade(path: str | Path, seed: int = 0, progress=None) -> Report:
         return report
     first.ran = first.passed = True
     progress(report)
-    if name == PROPERTY_EXERCISE:
+    ex = BY_NAME[name]
+    if ex.kind == "property":
         from .property_exercise import grade_property
 
         return grade_property(module, report, progress)
-    return _grade_exercise(BY_NAME[name], module, report, seed, progress)
+    watch = Reexport(ex)
+    watch.watch(module, ex.functions)
+    report = _grade_exercise(ex, module, report, seed, progress)
+    if watch.hits:
+        report.mistake = "hands back minirnn's own implementation"
+        report.location, report.mistake_ids = "", ["reexport"]
+        for check in report.checks[1:]:
+            if check.passed:
+                check.message = "scored 0: it passed with minirnn's own implementation" + \
+                    ("\n" + check.message if check.message else "")
+            check.passed = False
+        report.checks[1].message = watch.message() + (
+            "\n" + report.checks[1].message if report.checks[1].message else "")
+    return report
 
 
 def _grade_exercise(ex, module, report: Report, seed: int, progress) -> Report:
     runs, shapes, second, matches = report.checks[1:]
-    rng = np.random.default_rng(seed)
-    cases = [ex.make(rng) for _ in range(N_CASES)]
+    cases = list(_cases(ex.name, seed))
     report.sizes = ex.sizes(cases[0])
     library = importlib.import_module(ex.module)
-    wanted = [ex.outputs(library, c) for c in cases]
+    wanted = [_outputs(ex, library, c) for c in cases]
     try:
         with np.errstate(all="ignore"):
-            student = [_run(ex.outputs, report.file, module, c) for c in cases]
+            student = [_run(_outputs, report.file, ex, module, c) for c in cases]
         runs.passed = True
     except StudentError as err:
         runs.message = str(err)
@@ -235,7 +439,7 @@ def _grade_exercise(ex, module, report: Report, seed: int, progress) -> Report:
     shapes.passed, shapes.message = _shapes(student[0], wanted[0])
     shapes.ran = True
     if not shapes.passed:
-        report.not_run("the outputs have the wrong shapes")
+        report.not_run("fix the shapes first")
         return report
     progress(report)
     try:
@@ -245,7 +449,11 @@ def _grade_exercise(ex, module, report: Report, seed: int, progress) -> Report:
         second.message = str(err)
     second.ran = True
     progress(report)
-    matches.passed, matches.message, report.mistake = _matches(ex, student, wanted, cases,
-                                                               report.sizes)
+    (matches.passed, matches.message, report.mistake, report.mistake_ids,
+     report.location) = _matches(
+        ex, student, wanted, cases, report.sizes, seed)
+    report.wrong = [line for line in matches.message.splitlines()
+                    if line.startswith("wrong: ")][:1]
+    report.wrong = report.wrong[0][7:].split("; right:")[0] if report.wrong else ""
     matches.ran = True
     return report

@@ -26,15 +26,37 @@ def _span(first: int, last: int, word: str) -> str:
     return f"; {word} {first} is right" if first == last else f"; {word}s {first}-{last} are right"
 
 
+def _weight_rows(key, got, want):
+    """Where a weight's gradient (a 2-D ``grads[...]``) is wrong, in rows and columns."""
+    bad = wrong_mask(got, want)
+    rows, cols = np.flatnonzero(bad.any(axis=1)), np.flatnonzero(bad.any(axis=0))
+    if bad.all():
+        return ""
+    if len(rows) < bad.shape[0]:
+        return f"{key}: rows {', '.join(map(str, rows[:6]))} of {bad.shape[0]} are wrong, the " \
+               f"others right"
+    return f"{key}: columns {', '.join(map(str, cols[:6]))} of {bad.shape[1]} are wrong, the " \
+           f"others right"
+
+
 def by_rows(*names):
-    """The first row (over every axis but the last) that differs, e.g. batch 0, head 1, row 2."""
+    """The first row (over every axis but the last) that differs, e.g. batch 0, head 1, row 2;
+    nothing when every row is wrong (that says nothing about where). A weight's gradient is
+    described by its rows and columns."""
     def locate(student, correct, case):
         for key, want in correct.items():
             got = student[key]
-            if np.ndim(want) - 1 != len(names) or np.shape(got) != np.shape(want):
+            if np.shape(got) != np.shape(want):
+                continue
+            if key.startswith("grads[") and np.ndim(want) == 2:
+                where = _weight_rows(key, got, want)
+                if where:
+                    return where
+                continue
+            if np.ndim(want) - 1 != len(names):
                 continue
             rows = np.any(wrong_mask(got, want), axis=-1)
-            if rows.any():
+            if rows.any() and not rows.all():
                 where = np.argwhere(rows)[0]
                 at = ", ".join(f"{n} {i}" for n, i in zip(names, where))
                 return f"first wrong at {at} of {key} ({int(rows.sum())} of {rows.size} " \
@@ -52,8 +74,8 @@ def by_time(axis: int, key: str, backward: bool = False, name: str = "t"):
         others = tuple(i for i in range(np.ndim(want)) if i != axis)
         wrong = np.flatnonzero(np.any(wrong_mask(got, want), axis=others))
         T = np.shape(want)[axis]
-        if not wrong.size:
-            return ""                                  # the wrong outputs have no time axis
+        if not wrong.size or wrong.size == T:
+            return ""                  # nothing wrong there, or every step: says nothing
         if backward:
             t = int(wrong.max())
             return (f"first wrong at time step {name} = {t} (of {T}, counted from 0), walking "
@@ -73,7 +95,7 @@ def by_positions(prompt: int):
         if np.shape(got) != np.shape(want):
             return ""
         wrong = np.flatnonzero(np.any(wrong_mask(got, want), axis=(0, 2)))
-        if not wrong.size:
+        if not wrong.size or wrong.size == np.shape(want)[1]:
             return ""
         t = int(wrong.min())
         where = (f"inside the {prompt}-token prompt" if t < prompt else

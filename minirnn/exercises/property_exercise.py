@@ -3,18 +3,19 @@
 The student's file defines ``check_chunkwise(retention_chunkwise)``, which must raise (an
 ``AssertionError``, usually from a Hypothesis property) when the given implementation is wrong
 and return quietly when it is right. The grader calls it with the library's correct function and
-with one buggy implementation for every catalogued mistake of the ``retention_chunkwise``
-exercise (``variants_retention.CHUNKWISE_BUGS``), one point each.
+with one buggy implementation for every record of this exercise in the catalogue
+(``mistakes.CATALOGUE["write_a_property"]``: the ``retention_chunkwise`` mistakes, some visible
+only at chunk sizes that do not divide T, and one visible only in the returned state), one point
+each. A buggy implementation is the solution with the record's edits made, like everywhere.
 """
 
 from __future__ import annotations
 
-from functools import partial
-
+from .catalog import BY_NAME, PROPERTY_EXERCISE
 from .report import Check, Report, describe
-from .variants_retention import CHUNKWISE_BUGS, chunkwise
+from .stubs import exercise_source, load_source
 
-GOAL = "write a Hypothesis property that catches a wrong chunkwise retention"
+GOAL = BY_NAME[PROPERTY_EXERCISE].goal
 
 STUB = '''"""Exercise write_a_property: {goal}
 
@@ -67,7 +68,13 @@ def property_rubric() -> list[Check]:
     return [Check("the file imports", 1),
             Check("defines check_chunkwise(retention_chunkwise)", 1),
             Check("passes the correct implementation", 2)] + \
-        [Check(f"catches a bug: {message}", 1) for message, *_ in CHUNKWISE_BUGS]
+        [Check(f"catches a bug: {m.message}", 1) for m in BY_NAME[PROPERTY_EXERCISE].mistakes]
+
+
+def buggy(mistake):
+    """The chunkwise retention of the solution with ``mistake``'s edits made."""
+    text = exercise_source(BY_NAME["retention_chunkwise"], solution=True, edits=mistake.edits)
+    return load_source(text, f"bug_{mistake.id}").retention_chunkwise
 
 
 def grade_property(module, report: Report, progress=lambda report: None) -> Report:
@@ -93,12 +100,12 @@ def grade_property(module, report: Report, progress=lambda report: None) -> Repo
             message = f"your property fails on the correct code: {message}"
         correct.message = message
     correct.ran = True
-    for check, (_, _, hint, switches) in zip(bugs, CHUNKWISE_BUGS):
+    for check, mistake in zip(bugs, BY_NAME[PROPERTY_EXERCISE].mistakes):
         progress(report)
         try:
-            func(partial(chunkwise, **switches))
+            func(buggy(mistake))
             check.message = f"check_chunkwise returned without raising, so this bug would go " \
-                            f"unnoticed. Hint: {hint}"
+                            f"unnoticed. Hint: {mistake.hint}"
         except (Exception, SystemExit) as err:
             check.passed = _assertions_only(err)
             if not check.passed:

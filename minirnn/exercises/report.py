@@ -7,6 +7,8 @@ import traceback
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+LIMITS: dict = {}     # the caps of a grading child (batch._child), to explain what hit them
+
 
 def describe(err: BaseException, path: str) -> str:
     """A student's error in one line, with the line of their file where it happened (the path
@@ -19,6 +21,16 @@ def describe(err: BaseException, path: str) -> str:
         return f"not implemented yet{where}"
     if isinstance(err, SystemExit):
         return f"the code called sys.exit({err.code}){where}"
+    if isinstance(err, MemoryError) and LIMITS:
+        return f"MemoryError{where}: the code asked for more memory than a submission may use " \
+               f"({LIMITS['memory']} MB, `--memory`)"
+    if isinstance(err, OSError) and err.errno == 27 and LIMITS:          # EFBIG
+        return f"OSError{where}: the code wrote a file larger than a submission may write " \
+               f"({LIMITS['file_mb']} MB)"
+    if isinstance(err, PermissionError) and "start processes" in str(err):
+        return f"PermissionError{where}: {err}"
+    if isinstance(err, BlockingIOError) and LIMITS:
+        return f"{type(err).__name__}{where}: a submission may not start processes or threads"
     return f"{type(err).__name__}: {err}{where}"
 
 
@@ -38,6 +50,16 @@ class Report:
     sizes: dict = field(default_factory=dict)
     file: str = ""
     mistake: str = ""                    # the likely mistake, when one was named
+    location: str = ""                   # the mistake's id and where the first wrong value is
+    wrong: str = ""                      # the outputs that do not match
+    mistake_ids: list = field(default_factory=list)   # ids of the named mistakes
+
+    @property
+    def student(self) -> str:
+        """The student, from the file name (``alice.py``, ``alice_rnn_backward.py``)."""
+        stem = Path(self.file).stem
+        return stem[:-len(self.exercise) - 1] if stem.endswith("_" + self.exercise) and \
+            len(stem) > len(self.exercise) + 1 else stem
 
     @property
     def passed(self) -> bool:
@@ -62,10 +84,11 @@ class Report:
                 check.message = f"not run: {reason}"
 
     def text(self) -> str:
-        head = f"Exercise {self.exercise}"
+        lines = [f"{self.file or '(no file)'}: exercise {self.exercise}"]
         if self.sizes:
-            head += "  (example: " + ", ".join(f"{k} = {v}" for k, v in self.sizes.items()) + ")"
-        lines = textwrap.wrap(head, 78, subsequent_indent="    ")
+            lines += textwrap.wrap("example: " + ", ".join(f"{k} = {v}"
+                                                           for k, v in self.sizes.items()),
+                                   78, initial_indent="  ", subsequent_indent="    ")
         for c in self.checks:
             mark = "pass" if c.passed else "FAIL"
             lines.append(f"  [{mark}] {c.points if c.passed else 0}/{c.points}  {c.name}")
@@ -77,10 +100,12 @@ class Report:
         return "\n".join(lines)
 
     def to_dict(self) -> dict:
-        return {**asdict(self), "score": self.score, "max_score": self.max_score,
+        return {**asdict(self), "student": self.student, "score": self.score,
+                "max_score": self.max_score,
                 "passed": self.passed, "first_failing": self.first_failing}
 
     @classmethod
     def from_dict(cls, data: dict) -> Report:
         return cls(data["exercise"], [Check(**c) for c in data["checks"]], data.get("sizes", {}),
-                   data.get("file", ""), data.get("mistake", ""))
+                   data.get("file", ""), data.get("mistake", ""), data.get("location", ""),
+                   data.get("wrong", ""), list(data.get("mistake_ids", [])))

@@ -105,7 +105,19 @@ def _without_answers(source: str) -> str:
     return "\n".join([*lines[:node.lineno - 1], new_doc, *lines[node.end_lineno:]]) + "\n"
 
 
-def exercise_source(exercise, solution: bool = False, replacements=()) -> str:
+def apply_edits(text: str, edits, where: str = "") -> str:
+    """``text`` with every ``(old, new)`` of ``edits`` made once, in its code (the module
+    docstring is left alone); ValueError naming the edit when ``old`` is not there."""
+    start = text.find("\ndef ")
+    head, code = text[:start], text[start:]
+    for old, new in edits:
+        if old not in code:
+            raise ValueError(f"edit {old!r} is not in the solution{where}")
+        code = code.replace(old, new, 1)
+    return head + code
+
+
+def exercise_source(exercise, solution: bool = False, edits=()) -> str:
     """Text of the exercise module: the stub, or the solution (optionally with a mistake).
 
     Parameters
@@ -113,9 +125,13 @@ def exercise_source(exercise, solution: bool = False, replacements=()) -> str:
     exercise : Exercise
     solution : bool
         Keep the solution regions instead of replacing them.
-    replacements : sequence of (old, new)
-        Applied to the solution's regions (each ``old`` must occur there): how the grader
-        builds a known mistake.
+    edits : sequence of (old, new)
+        A catalogued mistake's slip, made in the solution's code (``solution`` must be True).
+
+    Returns
+    -------
+    str
+        Python source of a standalone module with an ``EXERCISE = "..."`` line.
     """
     module, functions = _functions(exercise)
     sources = [textwrap.dedent(inspect.getsource(f)) for f in functions]
@@ -125,13 +141,8 @@ def exercise_source(exercise, solution: bool = False, replacements=()) -> str:
             alias = "check_" + f.__module__.rsplit(".", 1)[-1]
             sources[i] = re.sub(r"\bcheck\.", alias + ".", sources[i])
             foreign.append(f"from {f.__module__} import check as {alias}  # noqa: F401")
-    for old, new in replacements:
-        hits = [i for i, s in enumerate(sources)
-                if old in "\n".join(_region_text(s, exercise.name))]
-        if not hits:
-            raise ValueError(f"mistake replacement {old!r} is not in the solution of "
-                             f"{exercise.name}")
-        sources[hits[0]] = sources[hits[0]].replace(old, new, 1)
+    if edits and not solution:
+        raise ValueError("edits are made in the solution: pass solution=True")
     message = None if solution else (f"implement eq. {exercise.equations} "
                                      f"(docs: {exercise.page})")
     if not solution:
@@ -155,8 +166,9 @@ def exercise_source(exercise, solution: bool = False, replacements=()) -> str:
         "",
     ]
     defined = {f.__name__ for f in functions}
-    return "\n".join(header + _imports(module, sources, defined) + foreign) + "\n\n\n" + \
+    text = "\n".join(header + _imports(module, sources, defined) + foreign) + "\n\n\n" + \
         "\n\n".join(bodies)
+    return apply_edits(text, edits, f" of {exercise.name}") if edits else text
 
 
 def load_source(text: str, name: str = "student") -> types.ModuleType:
