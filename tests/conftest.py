@@ -6,6 +6,11 @@ of mutation testing. Select with ``MINIRNN_HYPOTHESIS_PROFILE=ci``.
 """
 
 import os
+
+# One BLAS thread unless the caller chose (set before NumPy is first imported): the library's
+# matrices are tiny, and OpenBLAS's worker threads only spin on them, badly on a busy machine.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
 from collections import Counter
 
 import pytest
