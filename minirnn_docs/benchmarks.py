@@ -44,9 +44,10 @@ def source(name: str) -> str:
     runs = len(data["runs"])
     thread_text = (f"{threads} thread{'s' if threads != 1 else ''} on both sides" if threads
                    else "threads as listed per row")
+    note = f" **{data['note']}**" if data.get("note") else ""
     return (f"{runs} consecutive run{'s' if runs > 1 else ''} of {data['date']} on "
             f"{env.get('cpu', env['machine'])}: Python {env['python']}, NumPy {env['numpy']}"
-            f"{torch}; BLAS {env['blas']}; {thread_text}.")
+            f"{torch}; BLAS {env['blas']}; {thread_text}.{note}")
 
 
 # --- targets ------------------------------------------------------------------------------------
