@@ -297,10 +297,10 @@ def build(name, draw) -> Call:
             reset=draw(st.sampled_from(["after", "before"]))), {"reset": ["middle", None, 1]}),
         "log_sigmoid": lambda: Call(m.log_sigmoid, dict(a=normal(draw, B, T)), {}),
         "linear_scan_sequential": lambda: Call(m.linear_scan_sequential, dict(
-            log_alpha=-np.abs(normal(draw, B, T, H)), u=normal(draw, B, T, H),
+            log_decay=-np.abs(normal(draw, B, T, H)), u=normal(draw, B, T, H),
             h0=normal(draw, B, H)), {}),
         "linear_scan_parallel": lambda: Call(m.linear_scan_parallel, dict(
-            log_alpha=-np.abs(normal(draw, B, T, H)), u=normal(draw, B, T, H),
+            log_decay=-np.abs(normal(draw, B, T, H)), u=normal(draw, B, T, H),
             h0=normal(draw, B, H)), {}),
         "mingru_forward": lambda: Call(m.mingru_forward, dict(
             x=normal(draw, B, T, D), h0=normal(draw, B, H), params=m.init_mingru_params(D, H),

@@ -26,8 +26,12 @@ from minirnn import (
 )
 
 FORMS_TOL = 1e-10
-log_gates = st.one_of(st.just(0.0), st.floats(-3.0, 0.0), st.just(-30.0), st.floats(-1e-4, 0.0))
-betas = st.one_of(st.floats(0.0, 1.0), st.just(1.0), st.floats(1.0, 2.0), st.just(0.0))
+log_gates = st.one_of(st.just(0.0), st.floats(-3.0, 0.0, allow_subnormal=False), st.just(-30.0),
+                      st.floats(-1e-4, 0.0, allow_subnormal=False))
+# no subnormal strengths: 5e-324 is not a writing strength anyone trains, and the forms then
+# differ only in how each rounds a denormal
+betas = st.one_of(st.floats(0.0, 1.0, allow_subnormal=False), st.just(1.0), st.floats(1.0, 2.0),
+                  st.just(0.0))
 
 
 @st.composite

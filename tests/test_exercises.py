@@ -420,3 +420,19 @@ def test_cli_list_start_grade(tmp_path, capsys):
     assert "not overwriting" in capsys.readouterr().err
     assert main(["exercise", "start", "no_such"]) == 1
     assert main(["grade", str(tmp_path / "missing.py")]) == 1
+
+
+def test_a_property_that_asserts_and_then_crashes_on_a_bug_has_caught_it():
+    """Hypothesis reports distinct failures together: one assertion among them is a catch (a
+    wrong implementation may also make a later line crash), a crash alone is not."""
+    from minirnn.exercises.property_exercise import _caught
+
+    class Group(Exception):                       # like ExceptionGroup (Python 3.11+)
+        def __init__(self, *inner):
+            super().__init__("group")
+            self.exceptions = inner
+
+    assert _caught(AssertionError("x"))
+    assert _caught(Group(AssertionError("x"), AttributeError("S")))
+    assert not _caught(Group(AttributeError("S")))
+    assert not _caught(TypeError("x"))

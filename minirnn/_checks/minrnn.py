@@ -20,16 +20,16 @@ def log_sigmoid(a):
 
 def _scan(func, log_decay, u, h0):
     s = Shapes(func)
-    log_decay = s.array("log_alpha", log_decay, "B T H")
+    log_decay = s.array("log_decay", log_decay, "B T H")
     if np.any(log_decay > 0):
-        s.fail("log_alpha must be <= 0 everywhere (alpha = exp(log_alpha) in (0, 1])")
+        s.fail("log_decay must be <= 0 everywhere (alpha = exp(log_decay) in (0, 1])")
     u = s.array("u", u, "B T H")
     h0 = s.array("h0", h0, "B H")
     return same_dtype(log_decay, u, h0)    # one float64 argument promotes the result
 
 
 def linear_scan_sequential(log_decay, u, h0):
-    """log_alpha (B, T, H) <= 0 (as float64), u (B, T, H), h0 (B, H)."""
+    """log_decay (B, T, H) <= 0 (as float64), u (B, T, H), h0 (B, H)."""
     if not active():
         return log_decay, u, h0
     return _scan("linear_scan_sequential", log_decay, u, h0)

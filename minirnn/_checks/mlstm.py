@@ -53,7 +53,7 @@ def mlstm_normaliser_backward(dout, out, r, mu):
     s = Shapes("mlstm_normaliser_backward")
     dout = s.array("dout", dout, "B h T dv")
     out = s.array("out", out, "B h T dv")
-    return same_dtype(dout, out, s.array("r", r, "B h T"), s.array("m", mu, "B h T"))
+    return same_dtype(dout, out, s.array("r", r, "B h T"), s.array("mu", mu, "B h T"))
 
 
 def _backward(func, dout, cache, cls, forward, dstate):

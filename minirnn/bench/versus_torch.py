@@ -156,9 +156,9 @@ class DeltaNet(nn.Module):
         q, k = unit(heads(self.q(x), D // self.h)), unit(heads(self.k(x), D // self.h))
         v = heads(self.v(x), self.dv)
         beta = torch.sigmoid(self.beta(x)).transpose(1, 2)
-        g = None if self.a is None else \
+        log_decay = None if self.a is None else \
             nn.functional.logsigmoid(self.a(x)).transpose(1, 2) / self.tau
-        o = delta_rule_chunkwise(q, k, v, beta, g, self.chunk)
+        o = delta_rule_chunkwise(q, k, v, beta, log_decay, self.chunk)
         y = self.norm(o.transpose(1, 2).reshape(B * T, -1)).view(B, T, -1)
         return self.o(nn.functional.silu(self.gate(x)) * y)
 

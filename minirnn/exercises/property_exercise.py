@@ -63,6 +63,15 @@ def _assertions_only(err: BaseException) -> bool:
     return bool(inner) and all(_assertions_only(e) for e in inner)
 
 
+def _caught(err: BaseException) -> bool:
+    """Did the property's own assertion catch a bug? An AssertionError, or an exception group in
+    which at least one failure is one (Hypothesis reports the distinct failures it found
+    together, and a wrong implementation may also make a later line of the property crash)."""
+    if isinstance(err, AssertionError):
+        return True
+    return any(_caught(e) for e in getattr(err, "exceptions", None) or ())
+
+
 def property_rubric() -> list[Check]:
     """The fixed checks of this exercise: 4 points, plus 1 per buggy implementation caught."""
     return [Check("the file imports", 1),
@@ -107,7 +116,7 @@ def grade_property(module, report: Report, progress=lambda report: None) -> Repo
             check.message = f"check_chunkwise returned without raising, so this bug would go " \
                             f"unnoticed. Hint: {mistake.hint}"
         except (Exception, SystemExit) as err:
-            check.passed = _assertions_only(err)
+            check.passed = _caught(err)
             if not check.passed:
                 check.message = f"raised something other than AssertionError: " \
                                 f"{describe(err, report.file)}"
