@@ -51,8 +51,8 @@ RNN_STEP_BACKWARD = (
 
 RNN_BACKWARD = (
     Mistake('no-carry', '(RNN.3)',
-            'the gradient from later steps is not carried back: g_t is only dh_t',
-            'h_t also feeds a_(t+1); what does that path add to g_t?',
+            'the gradient from later steps is not carried back: delta_t is only dh_t',
+            'h_t also feeds a_(t+1); what does that path add to delta_t?',
             (('delta = dh[:, t] + da_next_WhT', 'delta = dh[:, t]'),)),
     Mistake('carry-untransposed-Wh', '(RNN.3)',
             'the gradient is carried back through Wh instead of its transpose',
@@ -60,7 +60,7 @@ RNN_BACKWARD = (
             (('da_next_WhT = da[:, t] @ cache.Wh.T', 'da_next_WhT = da[:, t] @ cache.Wh'),
              ('dh0 = da_next_WhT', 'dh0 = da[:, 0] @ cache.Wh.T'))),
     Mistake('carry-before-tanh-derivative', '(RNN.3)',
-            'g_t (before the tanh derivative) is carried back instead of da_t',
+            'delta_t (before the tanh derivative) is carried back instead of da_t',
             'the path from h_t to a_(t+1) starts after the tanh of step t+1',
             (('da_next_WhT = da[:, t] @ cache.Wh.T', 'da_next_WhT = delta @ cache.Wh.T'),)),
     Mistake('no-tanh-derivative', '(RNN.4)',
