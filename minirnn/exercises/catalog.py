@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import attention as att
-from .. import delta, gated, msr, retention, rnn
+from .. import delta, gated, gru, lstm, msr, retention, rnn
 from .._checks.core import trusted
 from ..gradcheck import check_gradients, rel_error
 from ..states import DeltaState, GatedState, GatedStateGrad
@@ -516,6 +516,61 @@ def _transform_property(mod, c):
         f"difference {err:.1e}"
 
 
+# --- the LSTM and the GRU -----------------------------------------------------------------------
+
+def _gated_rnn_case(rng, gates, i=0):
+    """Case i of an LSTM (gates=4) or GRU (gates=3) step: the biases, the incoming state and
+    the scale of the inputs vary, so that every gate is away from 1/2 and every block differs."""
+    B, D, H = 3, 7, 5
+    seed = int(rng.integers(1000))
+    if gates == 4:
+        params = lstm.init_lstm_params(D, H, seed=seed)
+        params["b"] = params["b"] + 0.4 * rng.standard_normal(4 * H)
+    else:
+        params = gru.init_gru_params(D, H, seed=seed)
+        params["bx"] = 0.4 * rng.standard_normal(3 * H)
+        params["bh"] = 0.4 * rng.standard_normal(3 * H)
+    scale = (0.5, 1.0, 0.8)[i % 3]
+    return {"x": scale * rng.standard_normal((B, D)), "h_prev": scale * rng.standard_normal((B, H)),
+            "c_prev": rng.standard_normal((B, H)), "params": params,
+            "dh": rng.standard_normal((B, H)), "dc": rng.standard_normal((B, H))}
+
+
+def _gated_rnn_sizes(c):
+    return {"B": c["x"].shape[0], "D": c["x"].shape[1], "H": c["h_prev"].shape[1]}
+
+
+def _lstm_step_outputs(mod, c):
+    _, _, cache = lstm.lstm_step_forward(c["x"], c["h_prev"], c["c_prev"], c["params"])
+    dx, dh_prev, dc_prev, grads = mod.lstm_step_backward(c["dh"], c["dc"], cache)
+    return {"dx": dx, "dh_prev": dh_prev, "dc_prev": dc_prev, **_grads("grads", grads)}
+
+
+def _lstm_step_gradcheck(mod, c):
+    def forward(x, h_prev, c_prev, params):
+        h, cell, cache = lstm.lstm_step_forward(x, h_prev, c_prev, params)
+        return np.concatenate([h, cell], axis=1), cache
+
+    def backward(dout, cache):
+        H = dout.shape[1] // 2
+        return mod.lstm_step_backward(dout[:, :H], dout[:, H:], cache)
+    return _gradcheck(forward, backward, {"x": c["x"], "h_prev": c["h_prev"],
+                                          "c_prev": c["c_prev"]}, c["params"])
+
+
+def _gru_step_outputs(mod, c):
+    _, cache = gru.gru_step_forward(c["x"], c["h_prev"], c["params"], "after")
+    dx, dh_prev, grads = mod.gru_step_backward(c["dh"], cache)
+    return {"dx": dx, "dh_prev": dh_prev, **_grads("grads", grads)}
+
+
+def _gru_step_gradcheck(mod, c):
+    def forward(x, h_prev, params):
+        return gru.gru_step_forward(x, h_prev, params, "after")
+    return _gradcheck(forward, mod.gru_step_backward, {"x": c["x"], "h_prev": c["h_prev"]},
+                      c["params"])
+
+
 GRADCHECK = "gradient matches finite differences (every input and parameter)"
 SPLIT = "two calls that carry the state equal one call (outputs and final state)"
 
@@ -699,6 +754,31 @@ EXERCISES = (
         make=_delta_case, sizes=_delta_sizes, outputs=_transform_outputs,
         second=("U - W S_prev equals the recurrent form's corrections", _transform_property),
         locate=locate.by_rows("batch", "head", "row")),
+    Exercise(
+        name="lstm_step_backward", goal="backward of one LSTM step",
+        difficulty="2", module="minirnn.lstm", functions=("lstm_step_backward",),
+        equations="(LSTM.4)-(LSTM.7)", page="derivations/lstm-gru.md",
+        given="i, f, o, c_bar are the step's gates (B, H), already activated; cache also holds "
+              "x, h_prev, c_prev, c, tanh_c = tanh(c), Wx (D, 4H) and Wh (H, 4H), gate order "
+              "i, f, o, c_bar. dh is all the gradient reaching h, dc what the next step sends "
+              "to the cell. Return dx, dh_prev, dc_prev and grads, a dict with keys 'Wx', "
+              "'Wh', 'b'.",
+        make=lambda rng, i=0: _gated_rnn_case(rng, 4, i), sizes=_gated_rnn_sizes,
+        outputs=_lstm_step_outputs, second=(GRADCHECK, _lstm_step_gradcheck),
+        locate=locate.by_rows("example")),
+    Exercise(
+        name="gru_step_backward", goal="backward of one GRU step (reset after the product)",
+        difficulty="2", module="minirnn.gru", functions=("gru_step_backward",),
+        equations="(GRU.5)-(GRU.10)", page="derivations/lstm-gru.md",
+        given="r, z, h_bar (B, H) are the step's gates and candidate, already activated, and "
+              "h_prev the previous state; H is the hidden size and Wh_h = Wh[:, 2H:] the "
+              "candidate's block. cache also holds x, a_hh = h_prev Wh_h + bh_h, Wx (D, 3H), Wh "
+              "(H, 3H) and reset; every case is reset='after' (PyTorch's), so the 'before' "
+              "branch is optional. Return dx, dh_prev and grads, a dict with keys 'Wx', 'Wh', "
+              "'bx', 'bh'.",
+        make=lambda rng, i=0: _gated_rnn_case(rng, 3, i), sizes=_gated_rnn_sizes,
+        outputs=_gru_step_outputs, second=(GRADCHECK, _gru_step_gradcheck),
+        locate=locate.by_rows("example")),
     Exercise(
         name=PROPERTY_EXERCISE,
         goal="write a Hypothesis property that catches a wrong chunkwise retention",

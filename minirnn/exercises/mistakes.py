@@ -659,6 +659,92 @@ DELTA_RULE_RECURRENT += (
             ((DR_U, "u[:, :, t] = v[:, :, t] - read"),)),
 )
 
+LSTM_DC = "dc_total = dc + dh * o * (1.0 - cache.tanh_c ** 2)"
+LSTM_DA_IFO = ("di * i * (1.0 - i)", "df * f * (1.0 - f)", "do * o * (1.0 - o)")
+LSTM_GRADS = 'grads = {"Wx": cache.x.T @ da, "Wh": cache.h_prev.T @ da, "b": da.sum(axis=0)}'
+
+
+def _sig(v):
+    return f"(1.0 / (1.0 + np.exp(-{v})))"
+
+
+LSTM_STEP_BACKWARD = (
+    Mistake("dc-assigned", "(LSTM.4)",
+            "the cell's gradient is assigned from h's road, dropping the dc the next step sent",
+            "the cell feeds h_t and c_(t+1): how do the gradients of its two uses combine?",
+            ((LSTM_DC, "dc_total = dh * o * (1.0 - cache.tanh_c ** 2)"),)),
+    Mistake("sigmoid-derivative-of-activated", "(LSTM.6)",
+            "sigmoid' is taken of the gate, which is already sigmoid(a): s(i) (1 - s(i))",
+            "i = sigmoid(a_i) is in the cache; sigmoid'(a_i) written with i needs no sigmoid",
+            tuple((t, t.replace(f"{gate} * (1.0 - {gate})", f"{_sig(gate)} * (1.0 - {_sig(gate)})"))
+                  for t, gate in zip(LSTM_DA_IFO, "ifo"))),
+    Mistake("tanh-derivative-of-activated", "(LSTM.4)",
+            "1 - tanh^2 is taken of a value that is already tanh'd (tanh_c, c_bar)",
+            "tanh_c = tanh(c_t) and c_bar = tanh(a_c): the derivative wants them squared as "
+            "they are", ((LSTM_DC, "dc_total = dc + dh * o * (1.0 - np.tanh(cache.tanh_c) ** 2)"),
+                         ("dc_bar * (1.0 - c_bar ** 2)", "dc_bar * (1.0 - np.tanh(c_bar) ** 2)"))),
+    Mistake("di-wrong-factor", "(LSTM.5)",
+            "di takes the gate's own value as its factor: di = dc * i",
+            "in i * c_bar, the gradient of one factor is dc times the other",
+            (("di = dc_total * c_bar", "di = dc_total * i"),)),
+    Mistake("do-wrong-factor", "(LSTM.5)",
+            "do takes the gate's own value as its factor: do = dh * o",
+            "in h = o * tanh(c), the gradient of o is dh times the other factor",
+            (("do = dh * cache.tanh_c", "do = dh * o"),)),
+    Mistake("dc_prev-missing-f", "(LSTM.5)",
+            "dc_prev is the cell's gradient without the forget gate: dc_(t-1) = dc",
+            "c_t = f * c_(t-1) + ...: what multiplies c_(t-1)?",
+            (("dc_prev = dc_total * f", "dc_prev = dc_total"),)),
+    Mistake("df-from-c", "(LSTM.5)", "df uses c_t where c_(t-1) belongs: df = dc * c_t",
+            "the forget gate multiplies the previous cell, not the new one",
+            (("df = dc_total * cache.c_prev", "df = dc_total * cache.c"),)),
+    Mistake("dWh-from-h", "(LSTM.7)", "dWh uses h_t where h_(t-1) belongs",
+            "a = x Wx + h_(t-1) Wh + b: which state does Wh multiply?",
+            ((LSTM_GRADS, 'grads = {"Wx": cache.x.T @ da, "Wh": (o * cache.tanh_c).T @ da, '
+                          '"b": da.sum(axis=0)}'),)),
+    Mistake("db-mean-over-batch", "(LSTM.7)",
+            "db averages da over the batch instead of summing it",
+            "every example's loss adds up, so how do their gradients combine?",
+            ((LSTM_GRADS, 'grads = {"Wx": cache.x.T @ da, "Wh": cache.h_prev.T @ da, '
+                          '"b": da.sum(axis=0) / da.shape[0]}'),)),
+)
+
+GRU_STEP_BACKWARD = (
+    Mistake("dz-sign-flipped", "(GRU.5)", "dz has its sign flipped: dz = dh (h_bar - h_(t-1))",
+            "h_t = h_bar + z (h_(t-1) - h_bar): what does z multiply?",
+            (("dz = dh * (h_prev - h_bar)", "dz = dh * (h_bar - h_prev)"),)),
+    Mistake("no-direct-road", "(GRU.5)",
+            "the direct road dh * z to h_(t-1) is dropped",
+            "h_(t-1) appears in z * h_(t-1) itself, not only inside the gates and candidate",
+            (("dh_prev = dh * z", "dh_prev = np.zeros_like(h_prev)"),)),
+    Mistake("z-meaning-swapped", "(GRU.5)",
+            "z and 1 - z are swapped: z is taken to weight the candidate",
+            "h_t = (1 - z) h_bar + z h_(t-1): z keeps the old state",
+            (("dh_bar = dh * (1.0 - z)", "dh_bar = dh * z"),
+             ("dh_prev = dh * z", "dh_prev = dh * (1.0 - z)"))),
+    Mistake("tanh-derivative-of-activated", "(GRU.6)",
+            "1 - tanh^2 is taken of h_bar, which is already tanh'd",
+            "h_bar = tanh(a): its derivative is 1 - h_bar^2, with no second tanh",
+            (("da_h = dh_bar * (1.0 - h_bar ** 2)", "da_h = dh_bar * (1.0 - np.tanh(h_bar) ** 2)"),)),
+    Mistake("dr-from-h_prev", "(GRU.7)",
+            "dr is taken with h_(t-1) instead of h_(t-1) Wh_h + bh_h",
+            "after the product, r multiplies a_hh = h_(t-1) Wh_h + bh_h",
+            (("dr = da_h * cache.a_hh", "dr = da_h * h_prev"),)),
+    Mistake("r-left-out-of-candidate-weights", "(GRU.7)",
+            "the candidate's dWh and dbh miss the reset gate: they use da_h, not r * da_h",
+            "Wh_h and bh_h reach the candidate only through r * a_hh",
+            (("hh_in.T @ dah_h", "hh_in.T @ da_h"), ("dah_h.sum(axis=0)", "da_h.sum(axis=0)"))),
+    Mistake("sigmoid-derivative-of-activated", "(GRU.8)",
+            "sigmoid' is taken of the gate, which is already sigmoid(a): s(r) (1 - s(r))",
+            "r and z are sigmoids already; sigmoid'(a) written with r needs no sigmoid",
+            (("dr * r * (1.0 - r)", f"dr * {_sig('r')} * (1.0 - {_sig('r')})"),
+             ("dz * z * (1.0 - z)", f"dz * {_sig('z')} * (1.0 - {_sig('z')})"))),
+    Mistake("dx-missing-candidate-block", "(GRU.9)",
+            "dx leaves out the candidate's block of Wx: only r and z send gradient to x",
+            "x feeds all three blocks of x Wx",
+            (("return dax @ cache.Wx.T", "return dah_rz @ cache.Wx[:, :2 * H].T"),)),
+)
+
 # The write_a_property exercise: chunkwise retention with a bug that shows only in the returned
 # state (a property that never looks at it misses it).
 PROPERTY_ONLY = (
@@ -684,5 +770,7 @@ CATALOGUE = {
     "gated_decay_gradient": GATED_DECAY_GRADIENT,
     "delta_rule_recurrent": DELTA_RULE_RECURRENT,
     "delta_chunk_transform": DELTA_CHUNK_TRANSFORM,
+    "lstm_step_backward": LSTM_STEP_BACKWARD,
+    "gru_step_backward": GRU_STEP_BACKWARD,
     "write_a_property": RETENTION_CHUNKWISE + PROPERTY_ONLY,
 }
