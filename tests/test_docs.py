@@ -229,3 +229,22 @@ def test_the_docs_hook_asks_for_inline_figures(monkeypatch):
     config = {"site_name": "x"}
     assert hooks.on_config(config) is config
     assert os.environ[figures.DOCS_BUILD] == "1"
+
+
+def test_try_this_answers_use_only_the_public_api():
+    """What a student would need to redo an answer is public: every ``m.NAME`` the answers use
+    is in ``minirnn.__all__``, and nothing private (a leading underscore) is imported."""
+    import ast
+
+    source = (DOCS.parent / "minirnn_docs" / "try_this.py").read_text()
+    private, unknown = [], []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) \
+                and node.value.id == "m" and node.attr not in minirnn.__all__:
+            unknown.append(node.attr)
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("minirnn"):
+            private += [node.module] if any(p.startswith("_") for p in node.module.split(".")) \
+                else []
+            private += [a.name for a in node.names if a.name.startswith("_")]
+    assert not unknown, f"answers use names minirnn does not export: {sorted(set(unknown))}"
+    assert not private, f"answers import private names: {private}"
