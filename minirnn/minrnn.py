@@ -115,8 +115,8 @@ def linear_scan_sequential(log_decay: np.ndarray, u: np.ndarray, h0: np.ndarray)
 def linear_scan_parallel(log_decay: np.ndarray, u: np.ndarray, h0: np.ndarray):
     """Every ``h_t`` at once from the segment decay (MIN.2), as in gated retention.
 
-    ``Gamma[t, s] = exp(b_t - b_s)`` for ``s <= t`` is
-    [`segment_decay`][minirnn.gated.segment_decay] of each channel's log-gates; then
+    ``Gamma[t, s] = exp(b_t - b_s)`` for ``s <= t`` is built here as
+    [`segment_decay`][minirnn.gated.segment_decay] builds it, for each channel's log-gates; then
     ``h = Gamma u + e^(b) h0``, one matrix-vector product per channel. Equal to
     [`linear_scan_sequential`][minirnn.minrnn.linear_scan_sequential] up to rounding.
     Memory ``B H T^2``: a teaching form (a real parallel scan needs ``O(log T)`` depth and
@@ -125,11 +125,14 @@ def linear_scan_parallel(log_decay: np.ndarray, u: np.ndarray, h0: np.ndarray):
     Parameters and returns as for ``linear_scan_sequential``.
     """
     log_decay, u, h0 = check.linear_scan_parallel(log_decay, u, h0)
-    log_decay_ch = np.swapaxes(log_decay, 1, 2)                                # (B, H, T)
-    Gamma = segment_decay(log_decay_ch).astype(u.dtype)  # (B, H, T, T)  (GR.1)
-    b = np.cumsum(log_decay_ch, axis=-1, dtype=np.float64)                     # b_t
+    log_decay_ch = np.swapaxes(log_decay, 1, 2)                        # (B, H, T)
     u_ch = np.swapaxes(u, 1, 2)[..., None]                             # (B, H, T, 1)
+    # --- exercise: linear_scan_parallel ---
+    b = np.cumsum(log_decay_ch, axis=-1, dtype=np.float64)             # b_t = g_1 + ... + g_t
+    diff = b[..., :, None] - b[..., None, :]                           # b_t - b_s  (B, H, T, T)
+    Gamma = np.tril(np.exp(np.minimum(diff, 0.0))).astype(u.dtype)     # s <= t only  (GR.1)
     h_ch = (Gamma @ u_ch)[..., 0] + np.exp(b).astype(u.dtype) * h0[..., None]   # (MIN.2)
+    # --- end ---
     h = np.swapaxes(h_ch, 1, 2).astype(np.result_type(u, h0))
     return h, ScanCache(log_decay=log_decay, h0=h0, h=h, form="parallel")
 

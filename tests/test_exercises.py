@@ -238,7 +238,8 @@ GIVEN = {"rnn_backward": ("h", "da"), "retention_recurrent": ("gamma_S", "Omega"
                                        "z_all", "s_all"),
          "kv_cache_step": ("p", "b", "xs", "state"), "retention_chunkwise": ("Gamma",),
          "lstm_step_backward": ("i", "f", "o", "c_bar"),
-         "gru_step_backward": ("r", "z", "h_bar", "h_prev", "H", "Wh_h")}
+         "gru_step_backward": ("r", "z", "h_bar", "h_prev", "H", "Wh_h"),
+         "linear_scan_parallel": ("log_decay_ch", "u_ch")}
 
 
 def test_stubs_hold_no_answer_and_say_what_is_given(tmp_path):
@@ -413,7 +414,7 @@ def test_cli_list_start_grade(tmp_path, capsys):
     assert main(["exercise", "list"]) == 0
     out = capsys.readouterr().out
     assert all(name in out for name, _, _ in exercise_list())
-    assert len(exercise_list()) == len(EXERCISES) == 17
+    assert len(exercise_list()) == len(EXERCISES) == 18
     new = tmp_path / "new" / "dir"
     assert main(["exercise", "start", "softmax_backward", "--dir", str(new)]) == 0
     path = new / "softmax_backward.py"

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import attention as att
-from .. import delta, gated, gru, lstm, msr, retention, rnn
+from .. import delta, gated, gru, lstm, minrnn, msr, retention, rnn
 from .._checks.core import trusted
 from ..gradcheck import check_gradients, rel_error
 from ..states import DeltaState, GatedState, GatedStateGrad
@@ -571,6 +571,45 @@ def _gru_step_gradcheck(mod, c):
                       c["params"])
 
 
+# --- the linear scan of minGRU and minLSTM -----------------------------------------------------
+
+SCAN_VARIANTS = ((6, 4, False), (7, 3, True), (5, 2, True))     # T, H, h0 given
+
+
+def _scan_case(rng, i=0):
+    """Gates near 1 (g = 0) and near 0 (g = -30) among the rest; h0 zero in case 0 only."""
+    T, H, with_h0 = SCAN_VARIANTS[i % 3]
+    B = 3
+    log_decay = -rng.exponential(0.5, (B, T, H))
+    log_decay[0, 1, 0], log_decay[1, 3, H - 1], log_decay[2, 0, 1] = 0.0, -30.0, -1e-9
+    h0 = rng.standard_normal((B, H)) if with_h0 else np.zeros((B, H))
+    return {"log_decay": log_decay, "u": rng.standard_normal((B, T, H)), "h0": h0,
+            "dh": rng.standard_normal((B, T, H))}
+
+
+def _scan_sizes(c):
+    B, T, H = c["u"].shape
+    return {"B": B, "T": T, "H": H, "h0": "given" if np.any(c["h0"]) else "zero"}
+
+
+def _scan_outputs(mod, c):
+    h, cache = mod.linear_scan_parallel(c["log_decay"], c["u"], c["h0"])
+    return {"h": h, **_from_cache(minrnn.linear_scan_parallel_backward,
+                                  ("dlog_decay", "du", "dh0"), c["dh"], cache)}
+
+
+def _scan_property(mod, c):
+    """Two calls, the second starting from the first's last state, equal one call."""
+    log_decay, u, h0, n = c["log_decay"], c["u"], c["h0"], 3
+    whole, _ = mod.linear_scan_parallel(log_decay, u, h0)
+    first, _ = mod.linear_scan_parallel(log_decay[:, :n], u[:, :n], h0)
+    rest, _ = mod.linear_scan_parallel(log_decay[:, n:], u[:, n:], np.asarray(first)[:, -1])
+    err = rel_error(np.concatenate([first, rest], axis=1), whole)
+    T = u.shape[1]
+    return err < 1e-10, f"steps 0-{n - 1}, then {n}-{T - 1} from h_{n - 1} as h0, vs one " \
+        f"call: h differs by {err:.1e}"
+
+
 GRADCHECK = "gradient matches finite differences (every input and parameter)"
 SPLIT = "two calls that carry the state equal one call (outputs and final state)"
 
@@ -779,6 +818,18 @@ EXERCISES = (
         make=lambda rng, i=0: _gated_rnn_case(rng, 3, i), sizes=_gated_rnn_sizes,
         outputs=_gru_step_outputs, second=(GRADCHECK, _gru_step_gradcheck),
         locate=locate.by_rows("example")),
+    Exercise(
+        name="linear_scan_parallel",
+        goal="the minGRU/minLSTM scan, every h_t at once from the segment decay",
+        difficulty="2", module="minirnn.minrnn", functions=("linear_scan_parallel",),
+        equations="(MIN.2)", page="derivations/min-rnn.md",
+        given="log_decay_ch (B, H, T) is log_decay with the channels before time: the log-gates "
+              "g_t <= 0 of each channel; u_ch (B, H, T, 1) is u the same way, a column per "
+              "channel; h0 is (B, H). Set h_ch (B, H, T), every state h_1 .. h_T of each "
+              "channel; the code after yours swaps it back to (B, T, H) and stores the cache.",
+        make=_scan_case, sizes=_scan_sizes, outputs=_scan_outputs,
+        second=("two calls that carry h equal one call", _scan_property),
+        locate=locate.by_time(axis=1, key="h")),
     Exercise(
         name=PROPERTY_EXERCISE,
         goal="write a Hypothesis property that catches a wrong chunkwise retention",

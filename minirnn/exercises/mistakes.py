@@ -745,6 +745,42 @@ GRU_STEP_BACKWARD = (
             (("return dax @ cache.Wx.T", "return dah_rz @ cache.Wx[:, :2 * H].T"),)),
 )
 
+SCAN_B = "b = np.cumsum(log_decay_ch, axis=-1, dtype=np.float64)"
+SCAN_GAMMA = "np.tril(np.exp(np.minimum(diff, 0.0)))"
+SCAN_H0 = "np.exp(b).astype(u.dtype) * h0[..., None]"
+
+LINEAR_SCAN_PARALLEL = (
+    Mistake("mask-transposed", "(MIN.2)",
+            "the decay is exp(b_s - b_t), the mask transposed: every weight of s <= t becomes 1",
+            "h_t keeps u_s scaled by the gates between s and t: which of b_t, b_s is smaller?",
+            (("diff = b[..., :, None] - b[..., None, :]",
+              "diff = b[..., None, :] - b[..., :, None]"),)),
+    Mistake("no-causal-mask", "(MIN.2)",
+            "the mask keeps s > t: h_t reads u_s from later steps",
+            "the sum in (MIN.2) runs over s <= t only: what zeroes the rest?",
+            ((SCAN_GAMMA, "np.exp(np.minimum(diff, 0.0))"),)),
+    Mistake("strict-mask", "(MIN.2)",
+            "the mask leaves out s = t: h_t misses its own u_t",
+            "the sum in (MIN.2) includes s = t, with weight exp(0) = 1",
+            ((SCAN_GAMMA, "np.tril(np.exp(np.minimum(diff, 0.0)), -1)"),)),
+    Mistake("h0-weight-off-by-one", "(MIN.2)",
+            "h0's weight is exp(b_(t-1)), one gate short of exp(b_t)",
+            "h_1 = alpha_1 h0 + u_1: how many gates has h0 passed by step t?",
+            ((SCAN_H0, "np.exp(b - log_decay_ch).astype(u.dtype) * h0[..., None]"),)),
+    Mistake("h0-not-decayed", "(MIN.2)",
+            "h0 is added to every h_t with weight 1, without its decay exp(b_t)",
+            "h0 passes through the gates alpha_1 .. alpha_t before it reaches h_t",
+            ((SCAN_H0, "h0[..., None]"),)),
+    Mistake("cumsum-from-zero", "(MIN.2)",
+            "the cumulative sum starts at 0 instead of g_1: b_t = g_1 + ... + g_(t-1)",
+            "b_1 = g_1: the first state is already gated once",
+            ((SCAN_B, SCAN_B + " - log_decay_ch"),)),
+    Mistake("gates-not-logs", "(MIN.2)",
+            "the gates alpha = exp(g) are summed where their logs g belong",
+            "log_decay holds g = log alpha: a product of gates is a sum of these",
+            ((SCAN_B, "b = np.cumsum(np.exp(log_decay_ch), axis=-1, dtype=np.float64)"),)),
+)
+
 # The write_a_property exercise: chunkwise retention with a bug that shows only in the returned
 # state (a property that never looks at it misses it).
 PROPERTY_ONLY = (
@@ -772,5 +808,6 @@ CATALOGUE = {
     "delta_chunk_transform": DELTA_CHUNK_TRANSFORM,
     "lstm_step_backward": LSTM_STEP_BACKWARD,
     "gru_step_backward": GRU_STEP_BACKWARD,
+    "linear_scan_parallel": LINEAR_SCAN_PARALLEL,
     "write_a_property": RETENTION_CHUNKWISE + PROPERTY_ONLY,
 }
