@@ -85,7 +85,10 @@ def test_every_gradient_agrees_including_split_calls(n, data):
     scale = max(biggest(g) for g in ref)
     for name, grads in results.items():
         for g, r in zip(grads, ref):
-            assert forms_error(g, r, scale) < 1e-10, name
+            # a gradient that is zero in exact arithmetic (dq when no output reads the memory)
+            # holds 1e-15 of rounding: compared absolutely at 1e-4 of the largest, as for the
+            # delta rule and gated retention
+            assert forms_error(g, r, scale, floor=1e-4) < 1e-10, name
 
 
 @given(sizes, st.sampled_from(sorted(FORMS)))
