@@ -248,3 +248,56 @@ def test_try_this_answers_use_only_the_public_api():
             private += [a.name for a in node.names if a.name.startswith("_")]
     assert not unknown, f"answers use names minirnn does not export: {sorted(set(unknown))}"
     assert not private, f"answers import private names: {private}"
+
+
+# --- what markdown-exec and autorefs would stop the strict build for, found in a second ---
+
+def unbound_names(text: str) -> list[tuple[int, list[str]]]:
+    """Names each executed block reads that nothing in its namespace binds. markdown-exec runs a
+    block without ``session=`` in a fresh namespace, and blocks of one session share theirs."""
+    import builtins
+
+    sessions: dict[str, set[str]] = {}
+    problems = []
+    for i, match in enumerate(EXEC_FENCE.finditer(text)):
+        session = re.search(r'session="([^"]+)"', match["options"])
+        known = sessions.setdefault(session[1], set()) if session else set()
+        defined, used = _defined_and_used(match["code"])
+        missing = sorted(used - defined - known - set(dir(builtins)))
+        if missing:
+            problems.append((i, missing))
+        known |= defined
+    return problems
+
+
+@pytest.mark.parametrize("page", sorted(str(p.relative_to(DOCS)) for p in DOCS.rglob("*.md")))
+def test_every_executed_block_binds_the_names_it_reads(page):
+    problems = unbound_names((DOCS / page).read_text())
+    assert not problems, (f"{page}: executed blocks read names their namespace never binds (a "
+                          f"NameError at build time), as (block index, names): {problems}")
+
+
+def test_the_unbound_name_check_can_fail():
+    page = ('```python exec="on" session="a"\nimport numpy as np\n```\n\n'
+            '```python exec="on" session="a"\nprint(np.pi)\n```\n\n'
+            '```python exec="on"\nprint(np.pi)\n```\n')
+    assert unbound_names(page) == [(2, ["np"])]
+
+
+def test_a_cross_reference_names_one_page():
+    """A ``[name][minirnn.x.f]`` link to an object rendered on two pages (its derivation and the
+    reference) is ambiguous from a page in a third folder; autorefs warns and the strict build
+    stops. Such links name the page instead: ``[name](../reference/x.md#minirnn.x.f)``."""
+    rendered: dict[str, set[str]] = {}
+    for path in DOCS.rglob("*.md"):
+        for ident in re.findall(r"^::: (minirnn[\w.]*)", path.read_text(), re.MULTILINE):
+            rendered.setdefault(ident, set()).add(str(path.relative_to(DOCS).parent))
+    bad = []
+    for path in DOCS.rglob("*.md"):
+        folder = str(path.relative_to(DOCS).parent)
+        for ident in re.findall(r"\]\[(minirnn[\w.]*)\]", path.read_text()):
+            folders = {folder for shown, where in rendered.items()
+                       if ident == shown or ident.startswith(shown + ".") for folder in where}
+            if len(folders) > 1 and folder not in folders:
+                bad.append((str(path.relative_to(DOCS)), ident))
+    assert not bad, f"ambiguous cross-references (page, object): {bad}"
