@@ -285,15 +285,16 @@ def _explained(student, wanted, numbers, wrong):
 def name_mistakes(ex, student, wanted, wrong, seed=0):
     """The catalogued mistakes that produce the student's numbers: [(mistake, terms, keys)].
 
-    One mistake that reproduces every wrong output (the one that breaks the fewest outputs the
-    student got right, whole mistakes before parts of them); failing that, two mistakes that
-    between them reproduce every wrong output; failing that, nothing: a mistake is named only
-    when the student's numbers are exactly its numbers."""
+    One mistake (or some of its terms) that reproduces every wrong output and leaves every
+    right output right, whole mistakes before parts of them; failing that, two such mistakes
+    that between them reproduce every wrong output; failing that, nothing: a mistake is named
+    only when the student's numbers are exactly its numbers, output by output. A mistake that
+    would also break an output the student got right is a different slip, never named."""
     wrong = set(wrong)
     scored = []
     for mistake, terms, numbers in _candidates(ex, seed):
         keys, spared = _explained(student, wanted, numbers, wrong)
-        if keys:
+        if keys and not spared:        # a name only when the right outputs stay right too
             scored.append((mistake, terms, keys, spared))
     whole = [s for s in scored if s[2] == wrong]
     if whole:
