@@ -25,7 +25,7 @@ from .. import attention as att
 from .. import delta, gated, gru, lstm, minrnn, msr, retention, rnn
 from .._checks.core import trusted
 from ..gradcheck import check_gradients, rel_error
-from ..states import DeltaState, GatedState, GatedStateGrad
+from ..states import DeltaState, GatedState, GatedStateGrad, RetentionStateGrad
 from . import locate
 from .mistake import Mistake
 from .mistakes import CATALOGUE
@@ -222,6 +222,9 @@ def _retention_case(rng, i=0):
     if with_state:                          # the state after 3 earlier tokens
         before = [rng.standard_normal((B, h, 3, n)) for n in (d, d, dv)]
         case["state"] = retention.retention_recurrent(*before, case["gamma"])[1]
+    # the gradient a later call sent back to the returned state (none in case 0)
+    case["dstate"] = None if i % 3 == 0 else RetentionStateGrad(
+        rng.standard_normal((B, h, d, dv)), rng.standard_normal((B, h, d)))
     return case
 
 
@@ -232,14 +235,16 @@ def _retention_sizes(c):
 
 
 def _state(prefix, state):
-    return {f"{prefix}.{f}": np.asarray(getattr(state, f), dtype=float) for f in ("S", "z", "s")}
+    return {f"{prefix}.{f}": np.asarray(getattr(state, f), dtype=float)
+            for f in ("S", "z", "s", "position")}
 
 
 def _parallel_backward_outputs(mod, c):
     _, _, cache = retention.retention_parallel(c["q"], c["k"], c["v"], c["gamma"], c["state"],
                                                c["normalize"])
-    dq, dk, dv, _ = mod.retention_parallel_backward(c["dout"], cache)
-    return {"dq": dq, "dk": dk, "dv": dv}
+    dq, dk, dv, prev = mod.retention_parallel_backward(c["dout"], cache, c["dstate"])
+    return {"dq": dq, "dk": dk, "dv": dv, "dstate_prev.S": getattr(prev, "S", None),
+            "dstate_prev.z": getattr(prev, "z", None)}
 
 
 def _parallel_backward_gradcheck(mod, c):
