@@ -337,6 +337,9 @@ def _matches(ex, student: list, wanted: list, cases: list, sizes: dict, seed: in
     where = ex.locate(student[0], wanted[0], cases[0])
     if where:
         lines.append(where)
+    else:                    # no position to point at: say which outputs, and how they differ
+        where = f"{wrong[0]} {explain(student[0][wrong[0]], wanted[0][wrong[0]], sizes)}" + \
+            (f" (right: {', '.join(right)})" if right else "")
     found = name_mistakes(ex, student, wanted, wrong, seed)
     for mistake, terms, keys in found:
         part = "" if terms is None and set(keys) == set(wrong) else \
@@ -363,7 +366,52 @@ def _without_checks(ex, module, cases):
         return None
 
 
-def _shapes(student: dict, wanted: dict) -> tuple[bool, str]:
+def _dim(n: int, sizes: dict) -> str:
+    """A length named in the example's sizes when one size has it: ``7 (T)``."""
+    names = [k for k, v in sizes.items() if isinstance(v, (int, np.integer)) and v == n]
+    return f"{n} ({names[0]})" if len(names) == 1 else str(n)
+
+
+def shape_diagnosis(got: tuple, want: tuple, sizes: dict | None = None) -> str:
+    """What a wrong shape probably means: transposed, axes in another order, an axis summed
+    away or one too many, one axis too short or too long (a dropped last chunk, a token
+    missing)."""
+    sizes = sizes or {}
+    got, want = tuple(got), tuple(want)
+    if len(got) == len(want):
+        if got == want[::-1] and len(got) == 2:
+            return "transposed? (the two axes are swapped)"
+        if sorted(got) == sorted(want):
+            return "the axes are in another order: heads or time on the wrong axis, or a " \
+                   "reshape where a transpose belongs?"
+        diff = [i for i, (a, b) in enumerate(zip(got, want)) if a != b]
+        if len(diff) == 1:
+            i = diff[0]
+            a, b = got[i], want[i]
+            why = ("the short last chunk, or the last tokens, dropped?" if a < b else
+                   "rows or tokens counted twice (appended twice, chunks overlapping)?")
+            return f"axis {i} has {a} entries, expected {_dim(b, sizes)}: {why}"
+        if np.prod(got) == np.prod(want):
+            return "the same number of entries in another arrangement: a reshape where a " \
+                   "transpose (or merge_heads/split_heads) belongs?"
+        return f"axes {', '.join(map(str, diff))} differ"
+    if len(got) == len(want) - 1:
+        for i in range(len(want)):
+            if want[:i] + want[i + 1:] == got:
+                return f"axis {i} (of length {_dim(want[i], sizes)}) is missing: a sum or " \
+                       "mean over it, keepdims=False, or an index that drops it?"
+    if len(got) == len(want) + 1:
+        for i in range(len(got)):
+            if got[:i] + got[i + 1:] == want:
+                return f"one axis too many (axis {i}, of length {_dim(got[i], sizes)}): a sum " \
+                       "over it is missing, or a scalar input was not squeezed?"
+    if np.prod(got) == np.prod(want):
+        return "the same number of entries in another arrangement: a reshape where a " \
+               "transpose belongs?"
+    return f"{len(got)} axes, expected {len(want)}"
+
+
+def _shapes(student: dict, wanted: dict, sizes: dict | None = None) -> tuple[bool, str]:
     problems = []
     for key, want in wanted.items():
         got = student.get(key)
@@ -371,7 +419,8 @@ def _shapes(student: dict, wanted: dict) -> tuple[bool, str]:
             problems.append(f"{key}: expected an array of shape {want.shape}, got "
                             f"{type(got).__name__}")
         elif got.shape != want.shape:
-            problems.append(f"{key}: shape {got.shape}, expected {want.shape}")
+            problems.append(f"{key}: shape {got.shape}, expected {want.shape}: "
+                            f"{shape_diagnosis(got.shape, want.shape, sizes)}")
     return not problems, "\n".join(problems)
 
 
@@ -430,6 +479,7 @@ def _grade_exercise(ex, module, report: Report, seed: int, progress) -> Report:
         runs.message = str(err)
         student = _without_checks(ex, module, cases) if "non-finite" in str(err) else None
         if student is None:
+            report.location = f"your code raised: {runs.message.splitlines()[0]}"
             runs.ran = True
             report.not_run("the code raised an error")
             return report
@@ -437,9 +487,10 @@ def _grade_exercise(ex, module, report: Report, seed: int, progress) -> Report:
                         "ran with minirnn's input checks off, to find where it comes from)"
     runs.ran = True
     progress(report)
-    shapes.passed, shapes.message = _shapes(student[0], wanted[0])
+    shapes.passed, shapes.message = _shapes(student[0], wanted[0], report.sizes)
     shapes.ran = True
     if not shapes.passed:
+        report.location = shapes.message.splitlines()[0]
         report.not_run("fix the shapes first")
         return report
     progress(report)
