@@ -235,8 +235,8 @@ def _retention_sizes(c):
 
 
 def _state(prefix, state):
-    return {f"{prefix}.{f}": np.asarray(getattr(state, f), dtype=float)
-            for f in ("S", "z", "s", "position")}
+    return {f"{prefix}.{f}": None if getattr(state, f, None) is None else
+            np.asarray(getattr(state, f), dtype=float) for f in ("S", "z", "s", "position")}
 
 
 def _parallel_backward_outputs(mod, c):
