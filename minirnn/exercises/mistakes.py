@@ -46,7 +46,9 @@ RNN_STEP_BACKWARD = (
     Mistake('weight-grads-from-dh', '(RNN.5)',
             'the weight gradients use dh instead of da',
             'the weights act on a; which gradient belongs to a?',
-            (('grads = {"Wx": cache.x.T @ da, "Wh": cache.h_prev.T @ da, "b": da.sum(axis=0)}', 'grads = {"Wx": cache.x.T @ dh, "Wh": cache.h_prev.T @ dh, "b": dh.sum(axis=0)}'),)),
+            (('"Wx": cache.x.T @ da', '"Wx": cache.x.T @ dh'),
+             ('"Wh": cache.h_prev.T @ da', '"Wh": cache.h_prev.T @ dh'),
+             ('"b": da.sum(axis=0)', '"b": dh.sum(axis=0)'))),
 )
 
 RNN_BACKWARD = (
@@ -1059,6 +1061,9 @@ MANHATTAN_DECAY_MASK += (
             'gamma * distance instead of gamma ** distance',
             'the decay multiplies once per step of distance',
             (('Gamma = powers[:, distance]', 'Gamma = gammas[:, None, None] * distance'),)),
+)
+
+ATTENTION_BACKWARD += (
     Mistake('dq-with-q', '(A.8)',
             'dQ = dS Q: the queries where the keys belong',
             'S = Q K^T: what multiplies Q in the scores?',
