@@ -301,9 +301,18 @@ def test_write_a_property(tmp_path):
     missed = [c.name for c in report.checks if "would go unnoticed" in c.message]
     assert missed == ["catches a bug: the state is handed on between chunks but the last "
                       "chunk's update is not returned"], report.text()
+    assert "state-never-compared" in report.mistake_ids, report.text()
+    assert "Blind spot [state-never-compared]: your property never compares the returned " \
+        "state" in flat(report)
     dividing = GOOD_PROPERTY.replace("chunk=st.integers(1, 5)", "chunk=st.just(1)")
     report = grade(write(tmp_path, "dividing", dividing))
     assert any("shorter than chunk_size" in c.name and not c.passed for c in report.checks)
+    assert report.mistake_ids[:1] == ["chunks-divide-T"], report.text()
+    flags = GOOD_PROPERTY.replace("want, final, _ = retention_parallel(q, k, v, gamma)",
+                                  "want, final, _ = retention_parallel(q, k, v, gamma, "
+                                  "normalize=False)")
+    report = grade(write(tmp_path, "flags", flags))
+    assert "different-flags" in report.mistake_ids, report.text()
     stub = grade(start_exercise("write_a_property", tmp_path))
     assert not stub.passed and "not implemented yet" in stub.text()
     assert stub.max_score == good.max_score
@@ -439,3 +448,22 @@ def test_a_property_that_asserts_and_then_crashes_on_a_bug_has_caught_it():
     assert _caught(Group(AssertionError("x"), AttributeError("S")))
     assert not _caught(Group(AttributeError("S")))
     assert not _caught(TypeError("x"))
+
+
+@pytest.mark.parametrize(("name", "edit", "says"), [
+    ("rnn_step_backward", ('"Wx": cache.x.T @ da', '"Wx": da.T @ cache.x'), "transposed?"),
+    ("retention_chunkwise", ("for start in range(0, q.shape[2], chunk_size):",
+                             "for start in range(0, q.shape[2] - chunk_size + 1, chunk_size):"),
+     "expected 7 (T): the short last chunk"),
+], ids=["transposed", "last-chunk-dropped"])
+def test_a_shape_failure_is_located(name, edit, says, tmp_path):
+    report = grade(write(tmp_path, "shape", edited(BY_NAME[name], [edit])))
+    assert says in report.location and says in flat(report), flat(report)
+
+
+def test_a_near_miss_is_not_named(tmp_path):
+    """dx from dh (only dx wrong) is its own mistake, never 'the tanh derivative is missing',
+    whose numbers would also break the gradients the student got right."""
+    ex = BY_NAME["rnn_step_backward"]
+    report = grade(write(tmp_path, "dx", edited(ex, ex.mistake("dx-from-dh").edits)))
+    assert report.mistake_ids == ["dx-from-dh"], flat(report)

@@ -118,7 +118,139 @@ def grade_property(module, report: Report, progress=lambda report: None) -> Repo
         except (Exception, SystemExit) as err:
             check.passed = _caught(err)
             if not check.passed:
-                check.message = f"raised something other than AssertionError: " \
-                                f"{describe(err, report.file)}"
+                check.message = f"your property crashed on this buggy code instead of " \
+                                f"asserting ({type(err).__name__}): " \
+                                f"{describe(err, report.file)}. Assert what you compare " \
+                                f"(shapes first) so a wrong result fails an assert"
         check.ran = True
+    if not report.passed:
+        try:
+            spots = blind_spots(module, func)
+        except (Exception, SystemExit):   # pragma: no cover - a property that cannot be probed
+            spots = []
+        if spots:
+            report.mistake = "; ".join(text for _, text in spots)
+            report.mistake_ids = [key for key, _ in spots]
+            report.location = spots[0][1]
+            correct.message = "\n".join(filter(None, [correct.message] + [
+                f"Blind spot [{key}]: {text}" for key, text in spots]))
     return report
+
+
+# --- naming the blind spot of a property ---------------------------------------------------------
+
+class _Recorder:
+    """Calls ``impl`` and records, per call, T, the chunk size, gamma, normalize and whether a
+    state was passed: what the student's property exercises."""
+
+    def __init__(self, impl, reference):
+        import inspect
+
+        self.impl, self.calls = impl, []
+        self.signature = inspect.signature(reference)
+
+    def __call__(self, *args, **kwargs):
+        import numpy as np
+
+        try:
+            bound = self.signature.bind(*args, **kwargs)
+            bound.apply_defaults()
+            a = bound.arguments
+            self.calls.append({"T": int(np.shape(a["q"])[2]), "C": a.get("chunk_size"),
+                               "gamma": np.asarray(a["gamma"], dtype=float),
+                               "normalize": bool(a.get("normalize", True)),
+                               "state": a.get("state") is not None})
+        except Exception:                 # a call the function will refuse anyway
+            pass
+        return self.impl(*args, **kwargs)
+
+
+def _probe(func, impl) -> bool:
+    """Does the student's property raise an AssertionError on ``impl``?"""
+    try:
+        func(impl)
+    except (Exception, SystemExit) as err:
+        return _caught(err)
+    return False
+
+
+def _altered(correct, change):
+    def impl(*args, **kwargs):
+        out, state, cache = correct(*args, **kwargs)
+        return change(out, state, cache)
+    return impl
+
+
+def blind_spots(module, func) -> list[tuple[str, str]]:
+    """``(id, sentence)`` for every blind spot of the student's property: what it never
+    exercises (seen from the calls it makes) and what it never compares (seen from three
+    probes: outputs all zero, the returned state off, outputs off by 0.1%)."""
+    import numpy as np
+
+    from ..retention import retention_chunkwise, retention_parallel
+
+    chunk = _Recorder(retention_chunkwise, retention_chunkwise)
+    saved = getattr(module, "retention_parallel", None)
+    parallel = _Recorder(retention_parallel, retention_parallel)
+    if saved is not None:
+        module.retention_parallel = parallel
+    try:
+        rejects = _probe(func, chunk)
+        spots = []
+        if saved is not None:
+            module.retention_parallel = saved
+        zeros = _probe(func, _altered(retention_chunkwise,
+                                      lambda o, s, c: (np.zeros_like(o), s, c)))
+        state_off = _probe(func, _altered(retention_chunkwise, lambda o, s, c: (
+            o, s._replace(S=1.5 * s.S, z=1.5 * s.z, s=s.s + 1.0), c)))
+        slightly = _probe(func, _altered(retention_chunkwise,
+                                         lambda o, s, c: (o * (1 + 1e-3), s, c)))
+    finally:
+        if saved is not None:
+            module.retention_parallel = saved
+    calls = chunk.calls
+    if not zeros and not state_off:
+        spots.append(("nothing-asserted", "nothing is asserted about the numbers: outputs that "
+                      "are all zero, and a wrong returned state, both pass (only shapes, or "
+                      "nothing, are compared)"))
+    else:
+        if not zeros:
+            spots.append(("outputs-never-compared", "your property never compares the outputs "
+                          "(outputs that are all zero pass)"))
+        if not state_off:
+            spots.append(("state-never-compared", "your property never compares the returned "
+                          "state (it misses the bugs that show only in the final state)"))
+        if zeros and not slightly:
+            spots.append(("tolerance-too-loose", "the tolerance is too loose: outputs off by "
+                          "0.1% pass"))
+    if calls:
+        sizes = [(c["T"], c["C"]) for c in calls if isinstance(c["C"], (int, np.integer))]
+        if sizes and all(T % C == 0 for T, C in sizes):
+            spots.append(("chunks-divide-T", "your chunk sizes always divide T: the short last "
+                          "chunk is never exercised"))
+        if sizes and all(C >= T for T, C in sizes):
+            spots.append(("single-chunk", "there is only ever a single chunk (chunk_size >= T): "
+                          "the loop between chunks is never exercised"))
+        if all(np.all(c["gamma"] >= 1.0) for c in calls):
+            spots.append(("gamma-not-below-1", "gamma is never below 1, so bugs in the decay "
+                          "exponents cannot show"))
+        if not parallel.calls and len({c["C"] for c in calls}) <= 1:
+            spots.append(("compares-with-itself", "it compares the chunkwise form with itself "
+                          "(one chunk size, no retention_parallel) rather than with the "
+                          "parallel form"))
+        flags = {c["normalize"] for c in calls}
+        other = {c["normalize"] for c in parallel.calls}
+        if other and flags != other:
+            spots.append(("different-flags", "it calls the two forms with different flags "
+                          f"(retention_chunkwise normalize={sorted(flags)}, retention_parallel "
+                          f"normalize={sorted(other)}), so it rejects the correct code"))
+        states = {c["state"] for c in calls}
+        pstates = {c["state"] for c in parallel.calls}
+        if pstates and states != pstates:
+            spots.append(("different-states", "it passes a state to one form and not to the "
+                          "other, so the two cannot agree"))
+    if rejects and not spots:
+        spots.append(("rejects-correct", "it rejects the correct code: is the tolerance too "
+                      "tight (use rel_error < 1e-8), or are the two sides given different "
+                      "inputs?"))
+    return spots
