@@ -1175,6 +1175,86 @@ RETENTION_CHUNKWISE += (
             (('s = gamma ** L * state.s + np.sum(gamma[:, None] ** np.arange(L), axis=1)', 's = gamma ** L * state.s + L'),)),
 )
 
+# --- added, second round ----------------------------------------------------------------------
+
+KV_CACHE_STEP += (
+    Mistake('projections-transposed', '(A.9)',
+            'the query, key and value projections use the transposed weights (x W^T)',
+            'in q = x Wq + bq, which index of Wq meets x?',
+            ((WQ, 'q = split_heads(xs @ p["Wq"].T + b["bq"], n_heads)'),
+             (WK, 'k = split_heads(xs @ p["Wk"].T, n_heads)'),
+             (WV, 'v = split_heads(xs @ p["Wv"].T + b["bv"], n_heads)'))),
+    Mistake('scale-with-model-width', '(A.3)',
+            'the scores are scaled by 1/sqrt(D) (the model width) instead of 1/sqrt(d) (the head width)',
+            'which width are the dot products of one head taken over?',
+            (('attention_forward(q, state.keys', 'attention_forward(q * np.sqrt(q.shape[-1] / xs.shape[-1]), state.keys'),)),
+)
+
+RETENTION_PARALLEL_BACKWARD += (
+    Mistake('dq-with-q', '(R.10)',
+            "dQ' = dA Q: the queries where the keys belong",
+            "A = Q' K^T: what multiplies Q' in it?",
+            (('dq = dA @ c.k ', 'dq = dA @ c.q '),)),
+    Mistake('dv-from-dout', '(R.10)',
+            'dv is computed from dout instead of dOmega: the normaliser is skipped on that path',
+            'out = Omega / c: which gradient reaches Omega = R V?',
+            (('dv = np.swapaxes(c.R, -1, -2) @ dOmega ', 'dv = np.swapaxes(c.R, -1, -2) @ dout '),)),
+)
+
+RETENTION_RECURRENT += (
+    Mistake('incoming-state-ignored', '(R.7)',
+            'the incoming state is ignored: S, z and s start from zero even when a state is passed',
+            'a call that continues a sequence starts from the state it is given',
+            (('S, z, s = state.S, state.z, state.s', 'S, z, s = 0 * state.S, 0 * state.z, 0 * state.s'),)),
+    Mistake('incoming-count-ignored', '(R.7)',
+            "the incoming state's count is ignored: s starts from 0 (S and z are carried)",
+            'the count of earlier tokens is part of the state too',
+            (('S, z, s = state.S, state.z, state.s', 'S, z, s = state.S, state.z, 0 * state.s'),)),
+    Mistake('state-stored-before-update', '(R.7)',
+            'the cache stores S before token n is written into it',
+            'which S did the output of token n read?',
+            (('        S = gamma_S[:, None, None] * S', '        S_all[:, :, n] = S\n        S = gamma_S[:, None, None] * S'),
+             ('S_all[:, :, n], z_all[:, :, n] = S, z', 'z_all[:, :, n] = z'))),
+)
+
+GATED_RETENTION_RECURRENT += (
+    Mistake('incoming-state-ignored', '(GR.2)',
+            'the incoming state is ignored: S, z and s start from zero even when a state is passed',
+            'a call that continues a sequence starts from the state it is given',
+            (('S, z, s = state.S, state.z, state.s', 'S, z, s = 0 * state.S, 0 * state.z, 0 * state.s'),)),
+    Mistake('incoming-count-ignored', '(GR.2)',
+            "the incoming state's count is ignored: s starts from 0 (S and z are carried)",
+            'the count of earlier tokens is part of the state too',
+            (('S, z, s = state.S, state.z, state.s', 'S, z, s = state.S, state.z, 0 * state.s'),)),
+)
+
+RETENTION_CHUNKWISE += (
+    Mistake('kappa-normalize-ignored', '(R.8)',
+            'chunk_decays ignores normalize=False: kappa = s^(-1/2) anyway',
+            'what does normalize=False turn off?',
+            (('kappa = 1.0 / np.sqrt(s) if normalize else np.ones_like(s)', 'kappa = 1.0 / np.sqrt(s)'),)),
+    Mistake('clamp-without-abs', '(R.5)',
+            'c_n = max(r_n, 1): the absolute value is missing',
+            'a large negative r_n must also be divided out',
+            (('c = np.maximum(np.abs(r), 1.0)', 'c = np.maximum(r, 1.0)'),)),
+    Mistake('final-keys-decayed-with-xi', '(R.4)',
+            'the returned state decays key m by gamma^(m+1) (xi) instead of gamma^(L-1-m) (zeta)',
+            'after key m, how many tokens of the chunk are still to come?',
+            (('kz = k * f.zeta[..., None]', 'kz = k * f.xi[..., None]'),)),
+)
+
+GROUP_NORM_BACKWARD += (
+    Mistake('variance-term-n-minus-1', '(L.4)',
+            'the variance term divides by n - 1 (an unbiased variance) instead of n',
+            'which variance does the forward pass divide by?',
+            (('- xhat * (dxhat * xhat).mean(axis=-1, keepdims=True)', '- xhat * (dxhat * xhat).sum(axis=-1, keepdims=True) / (xhat.shape[-1] - 1)'),)),
+)
+
+
+# chunkwise slips a property of default flags cannot be expected to catch (normalize=False only,
+# or only where some r_n < -1)
+NOT_FOR_PROPERTIES = ("kappa-normalize-ignored", "clamp-without-abs")
+
 PROPERTY_ONLY = (
     Mistake("state-of-last-chunk-dropped", "(R.4)",
             "the state is handed on between chunks but the last chunk's update is not returned",
@@ -1201,5 +1281,6 @@ CATALOGUE = {
     "lstm_step_backward": LSTM_STEP_BACKWARD,
     "gru_step_backward": GRU_STEP_BACKWARD,
     "linear_scan_parallel": LINEAR_SCAN_PARALLEL,
-    "write_a_property": RETENTION_CHUNKWISE + PROPERTY_ONLY,
+    "write_a_property": tuple(m for m in RETENTION_CHUNKWISE if m.id not in NOT_FOR_PROPERTIES)
+    + PROPERTY_ONLY,
 }
