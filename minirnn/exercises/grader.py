@@ -212,6 +212,10 @@ def explain(got, want, sizes: dict) -> str:
     denom = float(np.sum(want * want))
     if denom > 0:
         factor = float(np.sum(got * want)) / denom
+        if abs(factor - 1.0) < 1e-6:
+            return f"differs only slightly from the correct result (relative error " \
+                   f"{rel_error(got, want):.1e}): a small term is missing or wrong (the carried " \
+                   "state's or a later call's share, a count, a clamp that rarely acts?)"
         if factor != 0 and same_numbers(got, factor * want):
             named = [n for n, v in size_names(sizes).items() if abs(factor - v) <= 1e-6 * abs(v)]
             shown = ", ".join(f"{n} ({', '.join(f'{k} = {v}' for k, v in sizes.items() if k in n)})"
@@ -322,6 +326,16 @@ def _function_line(ex, wrong) -> str:
     return "functions on their own: " + "; ".join(verdict)
 
 
+def _explain_first(key, student, wanted, sizes) -> str:
+    """``explain`` on the first test case where ``key`` is wrong (the example's sizes are the
+    first case's; a later case says so)."""
+    i = next((i for i, (s, w) in enumerate(zip(student, wanted))
+              if not same_numbers(s[key], w[key], MATCH_TOL)), 0)
+    text = explain(student[i][key], wanted[i][key], sizes if i == 0 else {})
+    return text if i == 0 else f"{text} (right in test case 0; wrong from test case {i}, " \
+        "which varies the inputs: another axis, chunk size, a carried state, normalize=False)"
+
+
 def _matches(ex, student: list, wanted: list, cases: list, sizes: dict, seed: int = 0):
     """The rubric's last check: which outputs are wrong, where, and the likely mistake."""
     wrong = [k for k in wanted[0] if not all(same_numbers(s[k], w[k], MATCH_TOL)
@@ -338,7 +352,7 @@ def _matches(ex, student: list, wanted: list, cases: list, sizes: dict, seed: in
     if where:
         lines.append(where)
     else:                    # no position to point at: say which outputs, and how they differ
-        where = f"{wrong[0]} {explain(student[0][wrong[0]], wanted[0][wrong[0]], sizes)}" + \
+        where = f"{wrong[0]} {_explain_first(wrong[0], student, wanted, sizes)}" + \
             (f" (right: {', '.join(right)})" if right else "")
     found = name_mistakes(ex, student, wanted, wrong, seed)
     for mistake, terms, keys in found:
@@ -348,7 +362,7 @@ def _matches(ex, student: list, wanted: list, cases: list, sizes: dict, seed: in
              "right" if terms else "") + ")"
         lines.append(f"Likely mistake [{mistake.id}]: {mistake.describe()}{part}")
     covered = set().union(*(keys for *_, keys in found)) if found else set()
-    lines += [f"{k} {explain(student[0][k], wanted[0][k], sizes)}"
+    lines += [f"{k} {_explain_first(k, student, wanted, sizes)}"
               for k in wrong if k not in covered][:3]
     messages = "; ".join(m.message for m, *_ in found)
     return False, "\n".join(lines), messages, [m.id for m, *_ in found], where

@@ -30,7 +30,7 @@ def _weight_rows(key, got, want):
     """Where a weight's gradient (a 2-D ``grads[...]``) is wrong, in rows and columns."""
     bad = wrong_mask(got, want)
     rows, cols = np.flatnonzero(bad.any(axis=1)), np.flatnonzero(bad.any(axis=0))
-    if bad.all():
+    if bad.all() or not bad.any():
         return ""
     if len(rows) < bad.shape[0]:
         return f"{key}: rows {', '.join(map(str, rows[:6]))} of {bad.shape[0]} are wrong, the " \
