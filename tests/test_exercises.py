@@ -467,3 +467,24 @@ def test_a_near_miss_is_not_named(tmp_path):
     ex = BY_NAME["rnn_step_backward"]
     report = grade(write(tmp_path, "dx", edited(ex, ex.mistake("dx-from-dh").edits)))
     assert report.mistake_ids == ["dx-from-dh"], flat(report)
+
+
+BLIND = [
+    ("compares-with-itself", "want, final, _ = retention_parallel(q, k, v, gamma)",
+     "want, final, _ = retention_chunkwise(q, k, v, gamma, chunk)"),
+    ("single-chunk", "retention_chunkwise(q, k, v, gamma, chunk)",
+     "retention_chunkwise(q, k, v, gamma, T)"),
+    ("gamma-not-below-1", "gamma = np.array([0.5, 0.9])", "gamma = np.ones(2)"),
+    ("crashes", "assert rel_error(out, want) < 1e-10", "assert out.size == state.size"),
+]
+
+
+@pytest.mark.parametrize(("key", "old", "new"), BLIND, ids=[b[0] for b in BLIND])
+def test_the_blind_spot_of_a_property_is_named(key, old, new, tmp_path):
+    from minirnn.exercises.grader import load_student
+    from minirnn.exercises.property_exercise import blind_spots
+
+    assert old in GOOD_PROPERTY
+    module, _ = load_student(write(tmp_path, "blind", GOOD_PROPERTY.replace(old, new)))
+    spots = blind_spots(module, module.check_chunkwise)
+    assert [k for k, _ in spots][:1] == [key], spots

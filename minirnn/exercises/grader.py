@@ -95,8 +95,9 @@ def load_student(path: str | Path):
         raise FileNotFoundError(f"no such file: {path}")
     spec = importlib.util.spec_from_file_location(f"student_{path.stem}", path)
     module = importlib.util.module_from_spec(spec)
-    try:
-        spec.loader.exec_module(module)
+    try:        # compiled from the text itself: a stale __pycache__ entry is never run
+        source = path.read_bytes()
+        exec(compile(source, str(path), "exec", dont_inherit=True), module.__dict__)
     except (Exception, SystemExit) as err:
         raise StudentError(f"the file does not import: {describe(err, str(path))}") from None
     name = getattr(module, "EXERCISE", None)

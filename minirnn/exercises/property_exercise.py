@@ -156,7 +156,9 @@ class _Recorder:
             bound = self.signature.bind(*args, **kwargs)
             bound.apply_defaults()
             a = bound.arguments
-            self.calls.append({"T": int(np.shape(a["q"])[2]), "C": a.get("chunk_size"),
+            q = np.asarray(a["q"])
+            self.calls.append({"T": int(q.shape[2]), "C": a.get("chunk_size"),
+                               "q": hash(q.tobytes()),
                                "gamma": np.asarray(a["gamma"], dtype=float),
                                "normalize": bool(a.get("normalize", True)),
                                "state": a.get("state") is not None})
@@ -167,11 +169,16 @@ class _Recorder:
 
 def _probe(func, impl) -> bool:
     """Does the student's property raise an AssertionError on ``impl``?"""
+    return _raised(func, impl)[0]
+
+
+def _raised(func, impl):
+    """(did an assertion fail, the exception that is not an assertion, if one was raised)."""
     try:
         func(impl)
     except (Exception, SystemExit) as err:
-        return _caught(err)
-    return False
+        return _caught(err), (None if _assertions_only(err) else err)
+    return False, None
 
 
 def _altered(correct, change):
@@ -184,7 +191,8 @@ def _altered(correct, change):
 def blind_spots(module, func) -> list[tuple[str, str]]:
     """``(id, sentence)`` for every blind spot of the student's property: what it never
     exercises (seen from the calls it makes) and what it never compares (seen from three
-    probes: outputs all zero, the returned state off, outputs off by 0.1%)."""
+    probes: outputs all zero, the returned state ten times too large, outputs off by 0.1%).
+    A property that crashes on the correct code is said to, and nothing else."""
     import numpy as np
 
     from ..retention import retention_chunkwise, retention_parallel
@@ -195,21 +203,35 @@ def blind_spots(module, func) -> list[tuple[str, str]]:
     if saved is not None:
         module.retention_parallel = parallel
     try:
-        rejects = _probe(func, chunk)
+        rejects, crash = _raised(func, chunk)
         spots = []
         if saved is not None:
             module.retention_parallel = saved
         zeros = _probe(func, _altered(retention_chunkwise,
                                       lambda o, s, c: (np.zeros_like(o), s, c)))
         state_off = _probe(func, _altered(retention_chunkwise, lambda o, s, c: (
-            o, s._replace(S=1.5 * s.S, z=1.5 * s.z, s=s.s + 1.0), c)))
+            o, s._replace(S=10.0 * s.S, z=10.0 * s.z, s=10.0 * s.s + 1.0), c)))
         slightly = _probe(func, _altered(retention_chunkwise,
                                          lambda o, s, c: (o * (1 + 1e-3), s, c)))
     finally:
         if saved is not None:
             module.retention_parallel = saved
     calls = chunk.calls
-    if not zeros and not state_off:
+    if crash is not None:
+        inner = crash
+        while getattr(inner, "exceptions", None):
+            inner = next((e for e in inner.exceptions if not isinstance(e, AssertionError)),
+                         inner.exceptions[0])
+        return [("crashes", f"your property crashes on the correct code ({type(inner).__name__}: "
+                 f"{inner}), so nothing after that line is ever checked")]
+    pairs = list(zip(calls[::2], calls[1::2]))     # two calls per example, the same twice?
+    itself = bool(pairs) and not parallel.calls and len(calls) % 2 == 0 and \
+        all((a["q"], a["C"]) == (b["q"], b["C"]) for a, b in pairs)
+    if itself:
+        spots.append(("compares-with-itself", "it compares the chunkwise form with itself (the "
+                      "same inputs and chunk size twice, no retention_parallel) rather than "
+                      "with the parallel form: a wrong implementation agrees with itself"))
+    elif not zeros and not state_off:
         spots.append(("nothing-asserted", "nothing is asserted about the numbers: outputs that "
                       "are all zero, and a wrong returned state, both pass (only shapes, or "
                       "nothing, are compared)"))
@@ -225,19 +247,15 @@ def blind_spots(module, func) -> list[tuple[str, str]]:
                           "0.1% pass"))
     if calls:
         sizes = [(c["T"], c["C"]) for c in calls if isinstance(c["C"], (int, np.integer))]
-        if sizes and all(T % C == 0 for T, C in sizes):
-            spots.append(("chunks-divide-T", "your chunk sizes always divide T: the short last "
-                          "chunk is never exercised"))
         if sizes and all(C >= T for T, C in sizes):
             spots.append(("single-chunk", "there is only ever a single chunk (chunk_size >= T): "
                           "the loop between chunks is never exercised"))
+        elif sizes and all(T % C == 0 for T, C in sizes):
+            spots.append(("chunks-divide-T", "your chunk sizes always divide T: the short last "
+                          "chunk is never exercised"))
         if all(np.all(c["gamma"] >= 1.0) for c in calls):
             spots.append(("gamma-not-below-1", "gamma is never below 1, so bugs in the decay "
                           "exponents cannot show"))
-        if not parallel.calls and len({c["C"] for c in calls}) <= 1:
-            spots.append(("compares-with-itself", "it compares the chunkwise form with itself "
-                          "(one chunk size, no retention_parallel) rather than with the "
-                          "parallel form"))
         flags = {c["normalize"] for c in calls}
         other = {c["normalize"] for c in parallel.calls}
         if other and flags != other:
