@@ -92,8 +92,7 @@ def gradient_checking() -> list[tuple[str, str]]:
 
 def bptt() -> list[tuple[str, str]]:
     t = tutorial_variables("bptt", "t2", 4)              # the tutorial's x, params, dh, norms, g
-    x, params, dh, norms, T = t["x"], t["params"], t["dh"], t["norms"], t["T"]
-    _, cache = m.rnn_forward(x, np.zeros((x.shape[0], params["Wh"].shape[0])), params)
+    dh, norms, T, cache = t["dh"], t["norms"], t["T"], t["cache"]
     dh_all = np.repeat(dh[:, -1:], T, axis=1)
     every = np.linalg.norm(m.rnn_backward(dh_all, cache)[0], axis=(0, 2))
     ratio = norms[0] / norms[-1]
@@ -110,7 +109,8 @@ def bptt() -> list[tuple[str, str]]:
          "$h \\ne 0$, shrinks it a little at every step back."),
         ("Let the loss read every state with the same upstream vector, "
          "`dh_all = np.repeat(dh[:, -1:], T, axis=1)`, and backpropagate it through the first "
-         "experiment's forward. How does the gradient at $x_0$ change?",
+         "experiment's `cache` (`rnn_backward(dh_all, cache)`; the later blocks keep their "
+         "runs under other names). How does the gradient at $x_0$ change?",
          f"It grows from {norms[0]:.2e} to {every[0]:.2e} (and at $x_{{T-1}}$ it stays "
          f"{every[-1]:.2e}, since only the last loss reaches it): the losses of nearby steps "
          "reach $x_0$ through few factors, so short-range learning still works; only the "
@@ -238,7 +238,8 @@ def three_models() -> list[tuple[str, str]]:
          "`count_parameters(build_model(config).init(seed=0))`)?",
          ", ".join(f"{name}: {k:,}" for name, k in counts.items())
          + ": the counts the training table prints (training changes values, not shapes)."),
-        ("Compute the RetNet's loss on a batch of `task` with `form='parallel'`, "
+        ("Compute the RetNet's loss on one batch of the recall `task`, "
+         "`tokens, targets = task.batch(np.random.default_rng(0), 4)`, with `form='parallel'`, "
          "`'chunkwise'` and `'recurrent'` (`dataclasses.replace(configs['retnet'], form=...)`, "
          "the same `init(seed=0, dtype=np.float64)`, and `model.loss_and_grads`). Same number?",
          f"Loss {losses['parallel']:.6f} in every form (largest difference {spread:.1e}; the "
