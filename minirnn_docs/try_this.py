@@ -340,6 +340,57 @@ def which_memory() -> list[tuple[str, str]]:
     ]
 
 
+def memory_that_corrects() -> list[tuple[str, str]]:
+    from minirnn.memory_probe import recall_accuracy
+
+    t = tutorial_variables("memory-that-corrects", "delta", 1)   # keys, order, values, k, v, T
+    keys, order, values, d = t["keys"], t["order"], t["values"], t["d"]
+    k, v, T, v_old, v_new, cosine = t["k"], t["v"], t["T"], t["v_old"], t["v_new"], t["cosine"]
+    re_assigned = t["re_assigned"]
+    half = m.delta_rule_recurrent(k, k, v, np.full((1, 1, T), 0.5))[2].S[0, 0]
+    read = keys[0] @ half[re_assigned + 1]                  # S[0] is the state before token 0
+    before = keys[0] @ half[re_assigned]
+    exact = np.abs(read - (0.5 * v_new + 0.5 * before)).max()
+    q_mat, _ = np.linalg.qr(np.random.default_rng(0).standard_normal((d, 9)))
+    k_orth = q_mat.T[order][None, None]
+    S_end = m.delta_rule_recurrent(k_orth, k_orth, v, np.ones((1, 1, T)))[2].S[0, 0, -1]
+    end = q_mat.T[0] @ S_end
+    gammas = (0.1, 0.3, 0.5, 0.7, 0.75, 0.8, 0.9, 0.95)
+    probe = dict(n_pairs=4, rounds=8, d=16)
+    delta = recall_accuracy("DeltaNet", **probe)
+    ret = {g: recall_accuracy("retention", gamma=g, **probe) for g in gammas}
+    best = max(ret, key=ret.get)
+    cost = {(g, gap): recall_accuracy("retention", n_pairs=8, gap=gap, d=16, gamma=g)
+            for g in (0.9, best) for gap in (0, 16)}
+    return [
+        ("In the first experiment, write with $\\beta_t = 0.5$ for every token "
+         "(`delta_rule_recurrent(k, k, v, np.full((1, 1, T), 0.5))`). How close does "
+         "DeltaNet's answer for key 0 get to `v_new` at $t = 9$, and why? (Hint: the state "
+         "moves half way along the gradient of $\\|k S - v\\|^2$.)",
+         f"Cosine {cosine(read, v_new):.2f} with `v_new` and {cosine(read, v_old):.2f} with "
+         "`v_old`. For a unit key (DR.1) gives $k_0 S_9 = (1 - \\beta) k_0 S_8 + \\beta\\, "
+         "v_{new}$: the read moves half way from the old answer to the new value (the largest "
+         f"difference from $\\tfrac12 k_0 S_8 + \\tfrac12 v_{{new}}$ is {exact:.1e})."),
+        ("Make the nine keys orthogonal: `q_mat, _ = np.linalg.qr(np.random.default_rng(0)"
+         ".standard_normal((d, 9)))`, keys `q_mat.T`, and the stream `q_mat.T[order]` with the "
+         "same `values`. What does DeltaNet ($\\beta_t = 1$) return for key 0 at the end now?",
+         f"`v_new` itself (largest difference {np.abs(end - v_new).max():.1e}, cosine "
+         f"{cosine(end, v_new):.3f}): a write with key $k_j$ changes what only $k_j$ reads, "
+         "so the eight writes after $t = 9$ no longer disturb key 0."),
+        ("In table (c), how close can retention get to DeltaNet at $R = 8$ by choosing its "
+         "$\\gamma$ (`recall_accuracy(\"retention\", n_pairs=4, rounds=8, gamma=...)` from "
+         "`minirnn.memory_probe`), and what does that $\\gamma$ cost in table (b)?",
+         f"Not all the way: DeltaNet reads {delta:.2f} of the keys right; retention's best "
+         f"$\\gamma$ of {', '.join(f'{g:g}' for g in gammas)} is {best:g} with "
+         f"{ret[best]:.2f} (" + ", ".join(f"{ret[g]:.2f} at {g:g}" for g in gammas if g != best)
+         + "). A smaller $\\gamma$ forgets the old values faster but also the latest one, so "
+         "below the best it gets worse again. In table (b), with 8 pairs, that $\\gamma$ "
+         f"costs: {cost[best, 0]:.2f} instead of {cost[0.9, 0]:.2f} without distractors and "
+         f"{cost[best, 16]:.2f} instead of {cost[0.9, 16]:.2f} at M = 16. A fixed decay "
+         "trades old pairs for stale values; the delta rule removes the stale value itself."),
+    ]
+
+
 def vision() -> list[tuple[str, str]]:
     rng = np.random.default_rng(0)
     model = m.ViR(m.ViRConfig(n_classes=3, image_size=8, patch_size=4, d_model=8, n_heads=2,
@@ -374,7 +425,7 @@ SECTIONS = {
     "attention-kv-cache": attention_kv_cache, "retention-three-faces": retention_three_faces,
     "three-models": three_models, "step-through": step_through,
     "multiscale-retention": multiscale_retention, "which-memory": which_memory,
-    "vision": vision,
+    "memory-that-corrects": memory_that_corrects, "vision": vision,
 }
 
 
