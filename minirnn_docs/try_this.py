@@ -263,10 +263,12 @@ def step_through() -> list[tuple[str, str]]:
          "many chunks are there, and how long is the last?",
          "Three chunks, rows 0-2, 3-5 and 6: the last has one token, and the form handles it "
          "without padding."),
-        ("In session 1, why is `g` all ones at `t = 2`?",
-         "It is the last step: nothing comes back from a later step, so $g_2 = dh_2$, which "
-         "the script sets to ones."),
-        ("Break on `chunk_decays` and print `xi` for a chunk of 3 with gamma = 0.5.",
+        ("In session 1, why is `delta` all ones at `t = 2`?",
+         "It is the last step (`t = 2` counts from 0, like the code): nothing comes back from "
+         "a later step ($da_{T+1} = 0$ in (RNN.3)), so `delta` is just `dh[:, 2]`, which the "
+         "script sets to ones."),
+        ("Break on `minirnn.retention.chunk_decays` (the function that builds the "
+         "`RetentionChunkDecays` of a chunk) and print `xi` for a chunk of 3 with gamma = 0.5.",
          f"`{f.xi[0].tolist()}`: $\\gamma^{{j+1}}$ for rows 0, 1, 2 (the carried state is one "
          "step old for the chunk's first row)."),
     ]
