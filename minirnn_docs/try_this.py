@@ -44,44 +44,50 @@ def _answer(prompt: str, answer: str) -> str:
 
 
 def gradient_checking() -> list[tuple[str, str]]:
-    rng = np.random.default_rng(0)
-    params = m.init_rnn_params(3, 4, seed=0)
-    inputs = {"x": rng.standard_normal((2, 3)), "h_prev": rng.standard_normal((2, 4))}
-    errs = {eps: max(m.check_gradients(m.rnn_step_forward, m.rnn_step_backward, inputs,
-                                       params, eps=eps).values())
+    t = tutorial_variables("gradient-checking", "t1", 3)    # the layer, inputs, params
+    forward, backward = t["scaled_tanh_forward"], t["scaled_tanh_backward"]
+    inputs, params = t["inputs"], t["params"]
+    errs = {eps: max(m.check_gradients(forward, backward, inputs, params, eps=eps).values())
             for eps in (1e-2, 1e-6, 1e-10)}
 
-    def transposed(dh, cache):
-        dx, dh_prev, grads = m.rnn_step_backward(dh, cache)
-        return dx, dh_prev, {**grads, "Wh": grads["Wh"].T}
+    def twice(dy, cache):
+        dx, grads = backward(dy, cache)
+        return cache[2]["alpha"] * dx, grads              # alpha applied a second time
 
-    broken = m.check_gradients(m.rnn_step_forward, transposed, inputs, params)
+    broken = m.check_gradients(forward, twice, inputs, params)
     bad = [k for k, e in broken.items() if e > 1e-7]
+    alpha = float(params["alpha"])
     calls = []
 
-    def counted(x, h_prev, params):
+    def counted(x, params):
         calls.append(1)
-        return m.rnn_step_forward(x, h_prev, params)
+        return forward(x, params)
 
-    m.check_gradients(counted, m.rnn_step_backward, inputs, params)
+    m.check_gradients(counted, backward, inputs, params)
     sizes = sum(a.size for a in (*inputs.values(), *params.values()))
     arrays = len(inputs) + len(params)
     extra = len(calls) - 2 * sizes
     assert extra == 1 + arrays, (len(calls), sizes, arrays)   # the answer below explains them
+    shapes = ", ".join(f"`{k}` {np.shape(v)}" for k, v in {**inputs, **params}.items())
     return [
-        ("Run `check_gradients` on `rnn_step_forward`/`rnn_step_backward` with `eps` of "
-         "`1e-2`, `1e-6` and `1e-10`. Which step gives the smallest error, and why?",
+        ("Check the tutorial's layer with `check_gradients(scaled_tanh_forward, "
+         "scaled_tanh_backward, inputs, params, eps=...)` for `eps` of `1e-2`, `1e-6` and "
+         "`1e-10`. Which step gives the smallest error, and why?",
          "Largest relative error: " + ", ".join(f"{e:.1e} at eps = {eps:g}"
                                                 for eps, e in errs.items())
          + ". Near 1e-6 truncation ($\\varepsilon^2$) and rounding ($1/\\varepsilon$) "
            "balance (G.2); larger steps add truncation error, smaller ones rounding."),
-        ("Write a backward that returns `dWh` transposed and check it. Which arrays fail?",
-         f"Only {', '.join(bad)} (relative error "
-         f"{max(broken[k] for k in bad):.1e}); every other array passes, so the report "
-         "points at the broken line."),
-        ("How many times does `check_gradients` run the forward for `rnn_step_forward` with "
-         "B = 2, D = 3, H = 4?",
-         f"{len(calls)} times: two per number of x, h_prev, Wx, Wh and b ({sizes} numbers, "
+        ("Write a backward that multiplies the input gradient by `params[\"alpha\"]` once "
+         "more (a slip when copying `dt`) and check it. Which arrays fail, and by how much?",
+         f"Only {', '.join(f'`{k}`' for k in bad)} (relative error "
+         f"{max(broken[k] for k in bad):.2f}); `W` and "
+         "`alpha` still pass, so the report points at the broken line. The wrong gradient is "
+         f"$\\alpha = {alpha:g}$ times the right one, and the relative error of (G.3) between "
+         f"$g$ and $\\alpha g$ is $|\\alpha - 1| / (\\alpha + 1) = "
+         f"{abs(alpha - 1) / (alpha + 1):.2f}$."),
+        ("How many times does `check_gradients` run `scaled_tanh_forward` for the tutorial's "
+         f"{shapes}? (Wrap the forward in a function that counts its calls.)",
+         f"{len(calls)} times: two per number of x, W and alpha ({sizes} numbers, "
          f"{2 * sizes} calls), and {extra} more: one that gives the output and the cache for "
          f"the analytic gradients, and {arrays}, one per array, in which "
          "`numerical_gradient` runs the forward once to read the output's shape before it "
