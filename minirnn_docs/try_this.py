@@ -351,8 +351,8 @@ def which_memory() -> list[tuple[str, str]]:
 def memory_that_corrects() -> list[tuple[str, str]]:
     from minirnn.memory_probe import recall_accuracy
 
-    t = tutorial_variables("memory-that-corrects", "delta", 1)   # keys, order, values, k, v, T
-    keys, order, values, d = t["keys"], t["order"], t["values"], t["d"]
+    t = tutorial_variables("memory-that-corrects", "delta", 1)   # keys, order, k, v, T
+    keys, order, d = t["keys"], t["order"], t["d"]
     k, v, T, v_old, v_new, cosine = t["k"], t["v"], t["T"], t["v_old"], t["v_new"], t["cosine"]
     re_assigned = t["re_assigned"]
     half = m.delta_rule_recurrent(k, k, v, np.full((1, 1, T), 0.5))[2].S[0, 0]
