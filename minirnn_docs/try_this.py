@@ -414,12 +414,16 @@ def vision() -> list[tuple[str, str]]:
     scan, _ = m.retention_2d_scan(q, k, v, (4, 4), [0.5, 0.9])
     D = m.manhattan_decay_mask(4, 4, 0.5)
     return [
-        ("Put ViR's class token first (`model.cls_position = \"first\"`) and compute its "
-         "saliency map. What do you get, and why?",
+        ("Put ViR's class token first (`model.cls_position = \"first\"`, see the `ViR` and "
+         "`Classifier` docstrings) and compute its `saliency` map. What do you get, and why?",
          f"Exactly zero everywhere (largest entry {first:g}; with the token last it is "
          f"{last:.2e}): causal retention gives the first token only itself to read, in every "
          "layer."),
-        ("Compute softmax-free 2-D retention on a 4 x 4 grid both ways. How far apart are they?",
+        ("Compute softmax-free 2-D retention on a 4 x 4 grid both ways, with "
+         "`minirnn.vision.retention_2d_parallel` (all 16 x 16 scores) and "
+         "`minirnn.vision.retention_2d_scan` (four 1-D scans), for random `q`, `k` of shape "
+         "(1, 2, 16, 4), `v` of shape (1, 2, 16, 3), the grid `(4, 4)` and the decays "
+         "`[0.5, 0.9]`. How far apart are they?",
          f"Relative difference {m.rel_error(scan, par):.1e}: the four scans compute the same "
          "function without the 16 x 16 scores."),
         ("What is the Manhattan decay between the two opposite corners of a 4 x 4 grid, with "
