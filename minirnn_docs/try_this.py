@@ -124,7 +124,7 @@ def bptt() -> list[tuple[str, str]]:
         ("In the clipping experiment ($W_h$ scaled by 2), does clipping to a global norm of 1 "
          "change the *direction* of the gradient `g`?",
          f"No: the cosine between `clipped` and `g` is {cos:.6f}. Clipping only rescales all "
-         "gradients together (O.4)."),
+         "gradients together (O.4, derived in session 6)."),
     ]
 
 
@@ -332,7 +332,8 @@ def which_memory() -> list[tuple[str, str]]:
          f"`gated_retention_final_state` with zero log-gates gives $\\sum_m k_m^\\top v_m$ "
          f"(largest difference {np.abs(lin[0, 0] - total).max():.1e})."),
         ("Close one gate (`log_decay = -50` at token 20) and compare the final state with the "
-         "state of tokens 20 onward alone.",
+         "state of tokens 20 onward alone. Use `gated_retention_final_state(k, v, log_decay)` "
+         "with random `k`, `v` of shape (1, 1, 40, 16) and `log_decay = -0.05` elsewhere.",
          f"They agree to {np.abs(S_all - S_late).max():.1e}: the gate of token 20 multiplies "
          "the state before token 20 writes, so a closed gate erases everything before it in "
          "one step, the reset that a fixed decay can only approximate by waiting."),
