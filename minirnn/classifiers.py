@@ -137,7 +137,17 @@ class _ClassifierCache(NamedTuple):
 
 
 class Classifier(Model):
-    """Patches -> blocks -> one vector -> class scores."""
+    """Patches -> blocks -> one vector -> class scores.
+
+    Attributes
+    ----------
+    cls_position : {"first", "last", None}
+        Where the class token goes, a class attribute each model sets (ViT and RMT ``"first"``,
+        ViR ``"last"``); ``None`` reads the mean of every token instead. Setting it on an
+        instance (``model.cls_position = "first"``) changes only that model.
+    core : str
+        The mixer's core, a key of ``minirnn.vision.vision_cores``.
+    """
 
     cls_position: str | None = "first"     # where the class token goes (None: mean pooling)
     core = "attention"                     # the mixer's core (minirnn.vision.vision_cores)
@@ -254,7 +264,8 @@ class RMT(Classifier):
 
 class ViR(Classifier):
     """ViR-style: learned positions, causal retention (R.6) over the patches in raster order,
-    the class token last. Decays per head ``1 - exp(linspace(ln 1/32, ln 1/512, h))``."""
+    the class token last (``cls_position = "last"``: under a causal mask only the last token
+    reads every patch). Decays per head ``1 - exp(linspace(ln 1/32, ln 1/512, h))``."""
 
     config_class = ViRConfig
     cls_position = "last"

@@ -9,10 +9,10 @@ step of online gradient descent on ``||k S - v||^2`` with step size ``beta``. Eq
     S_t = alpha_t S_{t-1} + k_t^T u_t
         = alpha_t (I - beta_t k_t^T k_t) S_{t-1} + beta_t k_t^T v_t,   o_t = scale q_t S_t
     alpha_t = exp(g_t) <= 1 (gated DeltaNet; plain DeltaNet: alpha_t = 1)
-    parallel (one block, continuing S_0; Gamma^g, xi, zeta as for gated retention):
-        M U = diag(beta) (V - diag(xi) K S_0),  M = I + tril(diag(beta) (K K^T * Gamma^g), -1)
-        O = scale (diag(xi) Q S_0 + (Q K^T * Gamma^g) U),
-        S_T = xi_{T-1} S_0 + K^T diag(zeta) U                                          (DR.4)
+    parallel (one block, continuing the carried S_{-1}; Gamma^g, xi, zeta as for gated retention):
+        M U = diag(beta) (V - diag(xi) K S_{-1}),  M = I + tril(diag(beta) (K K^T * Gamma^g), -1)
+        O = scale (diag(xi) Q S_{-1} + (Q K^T * Gamma^g) U),
+        S_{T-1} = xi_{T-1} S_{-1} + K^T diag(zeta) U                                          (DR.4)
     chunk transform (UT / WY): T_c = M^{-1} diag(beta),  W = T_c diag(xi) K,  U = T_c V   (DR.6)
     chunkwise: U' = U - W S_prev, then (DR.4)'s output and state with U' per chunk       (DR.7)
     backward: recurrent (DR.8), parallel through a transposed solve (DR.9), chunkwise
@@ -87,7 +87,7 @@ class DeltaParallelCache(NamedTuple):
     zeta: np.ndarray         # (B, h, T) e^(b_{T-1} - b_m): token m's decay by the returned state
     M: np.ndarray            # (B, h, T, T) the unit lower triangular matrix of (DR.4)
     R: np.ndarray            # (B, h, T, T) the decayed scores (Q K^T) * Gamma^g
-    U: np.ndarray            # (B, h, T, dv) the corrections, M^{-1} diag(beta) (V - xi K S_0)
+    U: np.ndarray            # (B, h, T, dv) the corrections, M^{-1} diag(beta) (V - xi K S_{-1})
     state: DeltaState        # the incoming state
     final: DeltaState        # the returned state
     scale: float
@@ -305,7 +305,7 @@ def delta_rule_recurrent_backward(dout: np.ndarray, cache: DeltaRecurrentCache,
     c = cache
     alpha = np.ones(c.beta.shape, c.q.dtype) if c.log_decay is None else \
         np.exp(c.log_decay.astype(np.float64)).astype(c.q.dtype)
-    Sbar = np.zeros_like(c.final.S) if dstate is None else dstate.S  # reaching S_T
+    Sbar = np.zeros_like(c.final.S) if dstate is None else dstate.S  # reaching S_{T-1}
     dq, dk, dv = np.empty_like(c.q), np.empty_like(c.k), np.empty_like(c.v)
     dbeta, dalpha = np.empty_like(c.beta), np.empty_like(c.beta)
     for t in reversed(range(c.q.shape[2])):                          # (DR.8)
@@ -334,10 +334,11 @@ def delta_rule_parallel(q: np.ndarray, k: np.ndarray, v: np.ndarray, beta: np.nd
     """The delta rule for every token at once: a triangular system, then a masked product.
 
     Implements eq. (DR.4). Unrolling (DR.1) shows that each correction depends on the earlier
-    ones, ``u_t + beta_t sum_{i<t} e^(b_t - b_i) (k_t . k_i) u_i = beta_t (v_t - e^(b_t) k_t S_0)``:
-    a unit lower triangular system ``M U = diag(beta) (V - diag(xi) K S_0)``, solved by forward
+    ones,
+    ``u_t + beta_t sum_{i<t} e^(b_t - b_i) (k_t . k_i) u_i = beta_t (v_t - e^(b_t) k_t S_{-1})``:
+    a unit lower triangular system ``M U = diag(beta) (V - diag(xi) K S_{-1})``, solved by forward
     substitution ([`solve_unit_lower`][minirnn.delta.solve_unit_lower], never an inverse). Then
-    ``O = scale (diag(xi) Q S_0 + R U)`` with the decayed scores ``R = (Q K^T) * Gamma^g``, like
+    ``O = scale (diag(xi) Q S_{-1} + R U)`` with the decayed scores ``R = (Q K^T) * Gamma^g``, like
     gated retention with the corrections ``U`` in place of the values.
 
     Cost: O(T^2 (d + dv)) time and O(T^2) memory per head.
@@ -366,7 +367,7 @@ def delta_rule_parallel(q: np.ndarray, k: np.ndarray, v: np.ndarray, beta: np.nd
     Gamma, xi, zeta = delta_decays(log_decay, beta, q.dtype)         # (GR.4)
     KK = (k @ np.swapaxes(k, -1, -2)) * Gamma                        # K K^T * Gamma^g
     lower = np.tril(beta[..., None] * KK, -1)                        # M = I + lower   (DR.4)
-    rhs = beta[..., None] * (v - xi[..., None] * (k @ state.S))      # diag(beta)(V - xi K S_0)
+    rhs = beta[..., None] * (v - xi[..., None] * (k @ state.S))      # diag(beta)(V - xi K S_{-1})
     U = solve_unit_lower(lower, rhs)                                     # the corrections
     R = np.tril(q @ np.swapaxes(k, -1, -2)) * Gamma                  # (Q K^T) * Gamma^g
     out = scale * (xi[..., None] * (q @ state.S) + R @ U)            # (DR.4)
@@ -386,7 +387,7 @@ def delta_rule_parallel_backward(dout: np.ndarray, cache: DeltaParallelCache,
     Implements eq. (DR.9): first everything downstream of the corrections
     ([`delta_output_backward`][minirnn.delta.delta_output_backward]), which gives ``dU``; then
     ``drhs = M^{-T} dU`` by back substitution (no inverse), ``dM = -tril(drhs U^T, -1)`` and
-    ``drhs``, the gradient of the right-hand side ``diag(beta) (V - diag(xi) K S_0)``; from there
+    ``drhs``, the gradient of the right-hand side ``diag(beta) (V - diag(xi) K S_{-1})``; from there
     to ``v``, ``beta``, ``k``, the incoming state and, for gated DeltaNet, the log-gates
     ([`log_decay_gradient`][minirnn.delta.log_decay_gradient]).
 
@@ -413,10 +414,10 @@ def delta_rule_parallel_backward(dout: np.ndarray, cache: DeltaParallelCache,
     dM = -np.tril(drhs @ np.swapaxes(c.U, -1, -2), -1)
     KK = c.k @ np.swapaxes(c.k, -1, -2)
     KS = c.k @ c.state.S
-    dv = c.beta[..., None] * drhs                                       # rhs = beta (V - xi K S_0)
+    dv = c.beta[..., None] * drhs                                     # rhs = beta (V - xi K S_{-1})
     dbeta = np.sum(drhs * (c.v - c.xi[..., None] * KS), axis=-1) \
         + np.sum(dM * KK * c.Gamma, axis=-1)                         # and M = I + tril(beta ..)
-    dxiKS = -c.beta[..., None] * drhs                                # of diag(xi) K S_0
+    dxiKS = -c.beta[..., None] * drhs                                # of diag(xi) K S_{-1}
     E = dM * c.beta[..., None] * c.Gamma                             # gradient of K K^T
     dk = o.dk + c.xi[..., None] * (dxiKS @ np.swapaxes(c.state.S, -1, -2)) \
         + (E + np.swapaxes(E, -1, -2)) @ c.k
@@ -445,11 +446,11 @@ def delta_output_backward(dout: np.ndarray, cache: DeltaParallelCache,
     """The backward of a block's output and returned state, given its corrections ``U``: the
     part that the parallel and the chunkwise backward share.
 
-    Implements the first lines of eq. (DR.9), for ``O = scale (diag(xi) Q S_0 + R U)`` with
-    ``R = (Q K^T) * Gamma^g`` and ``S_T = xi_{T-1} S_0 + K^T diag(zeta) U``: with
-    ``dO' = scale dO``, ``dR = tril(dO' U^T)``, ``dU = R^T dO' + zeta (K dS_T)``,
-    ``dq = (dR * Gamma) K + xi dO' S_0^T``, ``dk = (dR * Gamma)^T Q + zeta U dS_T^T``,
-    ``dS_0 = Q^T diag(xi) dO' + xi_{T-1} dS_T``, and the decay factors' gradients.
+    Implements the first lines of eq. (DR.9), for ``O = scale (diag(xi) Q S_{-1} + R U)`` with
+    ``R = (Q K^T) * Gamma^g`` and ``S_{T-1} = xi_{T-1} S_{-1} + K^T diag(zeta) U``: with
+    ``dO' = scale dO``, ``dR = tril(dO' U^T)``, ``dU = R^T dO' + zeta (K dS_{T-1})``,
+    ``dq = (dR * Gamma) K + xi dO' S_{-1}^T``, ``dk = (dR * Gamma)^T Q + zeta U dS_{T-1}^T``,
+    ``dS_{-1} = Q^T diag(xi) dO' + xi_{T-1} dS_{T-1}``, and the decay factors' gradients.
 
     Parameters
     ----------

@@ -11,7 +11,7 @@ Equations (numbered as on ``derivations/multiscale-retention.md``)::
     GroupNorm per (token, head) over dv: y = (o - mean) / sqrt(var + eps) * w + b   (M.3)
     MSR(X) = (swish(X Wg) * GroupNorm(heads)) Wo,   swish(a) = a sigmoid(a)  (M.5)
     group-norm backward: (L.4) with dxhat = dy * w, per (token, head)          (M.4)
-    learned decays: gamma_i = sigmoid(theta_i), d theta = d gamma gamma (1 - gamma)  (M.6)
+    learned decays: gamma_i = sigmoid(phi_i), d phi = d gamma gamma (1 - gamma)      (M.6)
 
 Shapes: ``x`` (B, T, D); per head key width ``d = D / h`` (even) and value width ``dv``.
 Parameters: ``Wq``, ``Wk`` (D, D); ``Wv``, ``Wg`` (D, h*dv); ``Wo`` (h*dv, D); group-norm
@@ -70,8 +70,8 @@ def msr_gammas(n_heads: int, params: dict[str, np.ndarray] | None = None) -> np.
     n_heads, params = check.msr_gammas(n_heads, params)
     if params is None or "decay_logit" not in params:
         return 1.0 - 2.0 ** (-5.0 - np.arange(n_heads))              # (M.1)
-    theta = params["decay_logit"].astype(np.float64)
-    return 0.5 + 0.5 * np.tanh(0.5 * theta)                          # sigmoid(theta) (M.6)
+    phi = params["decay_logit"].astype(np.float64)
+    return 0.5 + 0.5 * np.tanh(0.5 * phi)                            # sigmoid(phi) (M.6)
 
 
 # --- rotation ---------------------------------------------------------------------------------

@@ -44,44 +44,50 @@ def _answer(prompt: str, answer: str) -> str:
 
 
 def gradient_checking() -> list[tuple[str, str]]:
-    rng = np.random.default_rng(0)
-    params = m.init_rnn_params(3, 4, seed=0)
-    inputs = {"x": rng.standard_normal((2, 3)), "h_prev": rng.standard_normal((2, 4))}
-    errs = {eps: max(m.check_gradients(m.rnn_step_forward, m.rnn_step_backward, inputs,
-                                       params, eps=eps).values())
+    t = tutorial_variables("gradient-checking", "t1", 3)    # the layer, inputs, params
+    forward, backward = t["scaled_tanh_forward"], t["scaled_tanh_backward"]
+    inputs, params = t["inputs"], t["params"]
+    errs = {eps: max(m.check_gradients(forward, backward, inputs, params, eps=eps).values())
             for eps in (1e-2, 1e-6, 1e-10)}
 
-    def transposed(dh, cache):
-        dx, dh_prev, grads = m.rnn_step_backward(dh, cache)
-        return dx, dh_prev, {**grads, "Wh": grads["Wh"].T}
+    def twice(dy, cache):
+        dx, grads = backward(dy, cache)
+        return cache[2]["alpha"] * dx, grads              # alpha applied a second time
 
-    broken = m.check_gradients(m.rnn_step_forward, transposed, inputs, params)
+    broken = m.check_gradients(forward, twice, inputs, params)
     bad = [k for k, e in broken.items() if e > 1e-7]
+    alpha = float(params["alpha"])
     calls = []
 
-    def counted(x, h_prev, params):
+    def counted(x, params):
         calls.append(1)
-        return m.rnn_step_forward(x, h_prev, params)
+        return forward(x, params)
 
-    m.check_gradients(counted, m.rnn_step_backward, inputs, params)
+    m.check_gradients(counted, backward, inputs, params)
     sizes = sum(a.size for a in (*inputs.values(), *params.values()))
     arrays = len(inputs) + len(params)
     extra = len(calls) - 2 * sizes
     assert extra == 1 + arrays, (len(calls), sizes, arrays)   # the answer below explains them
+    shapes = ", ".join(f"`{k}` {np.shape(v)}" for k, v in {**inputs, **params}.items())
     return [
-        ("Run `check_gradients` on `rnn_step_forward`/`rnn_step_backward` with `eps` of "
-         "`1e-2`, `1e-6` and `1e-10`. Which step gives the smallest error, and why?",
+        ("Check the tutorial's layer with `check_gradients(scaled_tanh_forward, "
+         "scaled_tanh_backward, inputs, params, eps=...)` for `eps` of `1e-2`, `1e-6` and "
+         "`1e-10`. Which step gives the smallest error, and why?",
          "Largest relative error: " + ", ".join(f"{e:.1e} at eps = {eps:g}"
                                                 for eps, e in errs.items())
          + ". Near 1e-6 truncation ($\\varepsilon^2$) and rounding ($1/\\varepsilon$) "
            "balance (G.2); larger steps add truncation error, smaller ones rounding."),
-        ("Write a backward that returns `dWh` transposed and check it. Which arrays fail?",
-         f"Only {', '.join(bad)} (relative error "
-         f"{max(broken[k] for k in bad):.1e}); every other array passes, so the report "
-         "points at the broken line."),
-        ("How many times does `check_gradients` run the forward for `rnn_step_forward` with "
-         "B = 2, D = 3, H = 4?",
-         f"{len(calls)} times: two per number of x, h_prev, Wx, Wh and b ({sizes} numbers, "
+        ("Write a backward that multiplies the input gradient by `params[\"alpha\"]` once "
+         "more (a slip when copying `dt`) and check it. Which arrays fail, and by how much?",
+         f"Only {', '.join(f'`{k}`' for k in bad)} (relative error "
+         f"{max(broken[k] for k in bad):.2f}); `W` and "
+         "`alpha` still pass, so the report points at the broken line. The wrong gradient is "
+         f"$\\alpha = {alpha:g}$ times the right one, and the relative error of (G.3) between "
+         f"$g$ and $\\alpha g$ is $|\\alpha - 1| / (\\alpha + 1) = "
+         f"{abs(alpha - 1) / (alpha + 1):.2f}$."),
+        ("How many times does `check_gradients` run `scaled_tanh_forward` for the tutorial's "
+         f"{shapes}? (Wrap the forward in a function that counts its calls.)",
+         f"{len(calls)} times: two per number of x, W and alpha ({sizes} numbers, "
          f"{2 * sizes} calls), and {extra} more: one that gives the output and the cache for "
          f"the analytic gradients, and {arrays}, one per array, in which "
          "`numerical_gradient` runs the forward once to read the output's shape before it "
@@ -92,8 +98,7 @@ def gradient_checking() -> list[tuple[str, str]]:
 
 def bptt() -> list[tuple[str, str]]:
     t = tutorial_variables("bptt", "t2", 4)              # the tutorial's x, params, dh, norms, g
-    x, params, dh, norms, T = t["x"], t["params"], t["dh"], t["norms"], t["T"]
-    _, cache = m.rnn_forward(x, np.zeros((x.shape[0], params["Wh"].shape[0])), params)
+    dh, norms, T, cache = t["dh"], t["norms"], t["T"], t["cache"]
     dh_all = np.repeat(dh[:, -1:], T, axis=1)
     every = np.linalg.norm(m.rnn_backward(dh_all, cache)[0], axis=(0, 2))
     ratio = norms[0] / norms[-1]
@@ -110,7 +115,8 @@ def bptt() -> list[tuple[str, str]]:
          "$h \\ne 0$, shrinks it a little at every step back."),
         ("Let the loss read every state with the same upstream vector, "
          "`dh_all = np.repeat(dh[:, -1:], T, axis=1)`, and backpropagate it through the first "
-         "experiment's forward. How does the gradient at $x_0$ change?",
+         "experiment's `cache` (`rnn_backward(dh_all, cache)`; the later blocks keep their "
+         "runs under other names). How does the gradient at $x_0$ change?",
          f"It grows from {norms[0]:.2e} to {every[0]:.2e} (and at $x_{{T-1}}$ it stays "
          f"{every[-1]:.2e}, since only the last loss reaches it): the losses of nearby steps "
          "reach $x_0$ through few factors, so short-range learning still works; only the "
@@ -118,7 +124,7 @@ def bptt() -> list[tuple[str, str]]:
         ("In the clipping experiment ($W_h$ scaled by 2), does clipping to a global norm of 1 "
          "change the *direction* of the gradient `g`?",
          f"No: the cosine between `clipped` and `g` is {cos:.6f}. Clipping only rescales all "
-         "gradients together (O.4)."),
+         "gradients together (O.4, derived in session 6)."),
     ]
 
 
@@ -238,7 +244,8 @@ def three_models() -> list[tuple[str, str]]:
          "`count_parameters(build_model(config).init(seed=0))`)?",
          ", ".join(f"{name}: {k:,}" for name, k in counts.items())
          + ": the counts the training table prints (training changes values, not shapes)."),
-        ("Compute the RetNet's loss on a batch of `task` with `form='parallel'`, "
+        ("Compute the RetNet's loss on one batch of the recall `task`, "
+         "`tokens, targets = task.batch(np.random.default_rng(0), 4)`, with `form='parallel'`, "
          "`'chunkwise'` and `'recurrent'` (`dataclasses.replace(configs['retnet'], form=...)`, "
          "the same `init(seed=0, dtype=np.float64)`, and `model.loss_and_grads`). Same number?",
          f"Loss {losses['parallel']:.6f} in every form (largest difference {spread:.1e}; the "
@@ -262,10 +269,12 @@ def step_through() -> list[tuple[str, str]]:
          "many chunks are there, and how long is the last?",
          "Three chunks, rows 0-2, 3-5 and 6: the last has one token, and the form handles it "
          "without padding."),
-        ("In session 1, why is `g` all ones at `t = 2`?",
-         "It is the last step: nothing comes back from a later step, so $g_2 = dh_2$, which "
-         "the script sets to ones."),
-        ("Break on `chunk_decays` and print `xi` for a chunk of 3 with gamma = 0.5.",
+        ("In session 1, why is `delta` all ones at `t = 2`?",
+         "It is the last step (`t = 2` counts from 0, like the code): nothing comes back from "
+         "a later step ($da_{T+1} = 0$ in (RNN.3)), so `delta` is just `dh[:, 2]`, which the "
+         "script sets to ones."),
+        ("Break on `minirnn.retention.chunk_decays` (the function that builds the "
+         "`RetentionChunkDecays` of a chunk) and print `xi` for a chunk of 3 with gamma = 0.5.",
          f"`{f.xi[0].tolist()}`: $\\gamma^{{j+1}}$ for rows 0, 1, 2 (the carried state is one "
          "step old for the chunk's first row)."),
     ]
@@ -323,7 +332,8 @@ def which_memory() -> list[tuple[str, str]]:
          f"`gated_retention_final_state` with zero log-gates gives $\\sum_m k_m^\\top v_m$ "
          f"(largest difference {np.abs(lin[0, 0] - total).max():.1e})."),
         ("Close one gate (`log_decay = -50` at token 20) and compare the final state with the "
-         "state of tokens 20 onward alone.",
+         "state of tokens 20 onward alone. Use `gated_retention_final_state(k, v, log_decay)` "
+         "with random `k`, `v` of shape (1, 1, 40, 16) and `log_decay = -0.05` elsewhere.",
          f"They agree to {np.abs(S_all - S_late).max():.1e}: the gate of token 20 multiplies "
          "the state before token 20 writes, so a closed gate erases everything before it in "
          "one step, the reset that a fixed decay can only approximate by waiting."),
@@ -336,6 +346,57 @@ def which_memory() -> list[tuple[str, str]]:
          + ", ".join(f"$\\gamma^{{{8 * M + 7}}} = {gamma ** (8 * M + 7):.2g}$ at M = {M}"
                      for M in (0, 2)) + ". At M = 2 it is already past that point, and "
          "retention's row falls from there."),
+    ]
+
+
+def memory_that_corrects() -> list[tuple[str, str]]:
+    from minirnn.memory_probe import recall_accuracy
+
+    t = tutorial_variables("memory-that-corrects", "delta", 1)   # keys, order, k, v, T
+    keys, order, d = t["keys"], t["order"], t["d"]
+    k, v, T, v_old, v_new, cosine = t["k"], t["v"], t["T"], t["v_old"], t["v_new"], t["cosine"]
+    re_assigned = t["re_assigned"]
+    half = m.delta_rule_recurrent(k, k, v, np.full((1, 1, T), 0.5))[2].S[0, 0]
+    read = keys[0] @ half[re_assigned + 1]                  # S[0] is the state before token 0
+    before = keys[0] @ half[re_assigned]
+    exact = np.abs(read - (0.5 * v_new + 0.5 * before)).max()
+    q_mat, _ = np.linalg.qr(np.random.default_rng(0).standard_normal((d, 9)))
+    k_orth = q_mat.T[order][None, None]
+    S_end = m.delta_rule_recurrent(k_orth, k_orth, v, np.ones((1, 1, T)))[2].S[0, 0, -1]
+    end = q_mat.T[0] @ S_end
+    gammas = (0.1, 0.3, 0.5, 0.7, 0.75, 0.8, 0.9, 0.95)
+    probe = dict(n_pairs=4, rounds=8, d=16)
+    delta = recall_accuracy("DeltaNet", **probe)
+    ret = {g: recall_accuracy("retention", gamma=g, **probe) for g in gammas}
+    best = max(ret, key=ret.get)
+    cost = {(g, gap): recall_accuracy("retention", n_pairs=8, gap=gap, d=16, gamma=g)
+            for g in (0.9, best) for gap in (0, 16)}
+    return [
+        ("In the first experiment, write with $\\beta_t = 0.5$ for every token "
+         "(`delta_rule_recurrent(k, k, v, np.full((1, 1, T), 0.5))`). How close does "
+         "DeltaNet's answer for key 0 get to `v_new` at $t = 9$, and why? (Hint: the state "
+         "moves half way along the gradient of $\\|k S - v\\|^2$.)",
+         f"Cosine {cosine(read, v_new):.2f} with `v_new` and {cosine(read, v_old):.2f} with "
+         "`v_old`. For a unit key (DR.1) gives $k_0 S_9 = (1 - \\beta) k_0 S_8 + \\beta\\, "
+         "v_{new}$: the read moves half way from the old answer to the new value (the largest "
+         f"difference from $\\tfrac12 k_0 S_8 + \\tfrac12 v_{{new}}$ is {exact:.1e})."),
+        ("Make the nine keys orthogonal: `q_mat, _ = np.linalg.qr(np.random.default_rng(0)"
+         ".standard_normal((d, 9)))`, keys `q_mat.T`, and the stream `q_mat.T[order]` with the "
+         "same `values`. What does DeltaNet ($\\beta_t = 1$) return for key 0 at the end now?",
+         f"`v_new` itself (largest difference {np.abs(end - v_new).max():.1e}, cosine "
+         f"{cosine(end, v_new):.3f}): a write with key $k_j$ changes what only $k_j$ reads, "
+         "so the eight writes after $t = 9$ no longer disturb key 0."),
+        ("In table (c), how close can retention get to DeltaNet at $R = 8$ by choosing its "
+         "$\\gamma$ (`recall_accuracy(\"retention\", n_pairs=4, rounds=8, gamma=...)` from "
+         "`minirnn.memory_probe`), and what does that $\\gamma$ cost in table (b)?",
+         f"Not all the way: DeltaNet reads {delta:.2f} of the keys right; retention's best "
+         f"$\\gamma$ of {', '.join(f'{g:g}' for g in gammas)} is {best:g} with "
+         f"{ret[best]:.2f} (" + ", ".join(f"{ret[g]:.2f} at {g:g}" for g in gammas if g != best)
+         + "). A smaller $\\gamma$ forgets the old values faster but also the latest one, so "
+         "below the best it gets worse again. In table (b), with 8 pairs, that $\\gamma$ "
+         f"costs: {cost[best, 0]:.2f} instead of {cost[0.9, 0]:.2f} without distractors and "
+         f"{cost[best, 16]:.2f} instead of {cost[0.9, 16]:.2f} at M = 16. A fixed decay "
+         "trades old pairs for stale values; the delta rule removes the stale value itself."),
     ]
 
 
@@ -354,12 +415,16 @@ def vision() -> list[tuple[str, str]]:
     scan, _ = m.retention_2d_scan(q, k, v, (4, 4), [0.5, 0.9])
     D = m.manhattan_decay_mask(4, 4, 0.5)
     return [
-        ("Put ViR's class token first (`model.cls_position = \"first\"`) and compute its "
-         "saliency map. What do you get, and why?",
+        ("Put ViR's class token first (`model.cls_position = \"first\"`, see the `ViR` and "
+         "`Classifier` docstrings) and compute its `saliency` map. What do you get, and why?",
          f"Exactly zero everywhere (largest entry {first:g}; with the token last it is "
          f"{last:.2e}): causal retention gives the first token only itself to read, in every "
          "layer."),
-        ("Compute softmax-free 2-D retention on a 4 x 4 grid both ways. How far apart are they?",
+        ("Compute softmax-free 2-D retention on a 4 x 4 grid both ways, with "
+         "`minirnn.vision.retention_2d_parallel` (all 16 x 16 scores) and "
+         "`minirnn.vision.retention_2d_scan` (four 1-D scans), for random `q`, `k` of shape "
+         "(1, 2, 16, 4), `v` of shape (1, 2, 16, 3), the grid `(4, 4)` and the decays "
+         "`[0.5, 0.9]`. How far apart are they?",
          f"Relative difference {m.rel_error(scan, par):.1e}: the four scans compute the same "
          "function without the 16 x 16 scores."),
         ("What is the Manhattan decay between the two opposite corners of a 4 x 4 grid, with "
@@ -373,7 +438,7 @@ SECTIONS = {
     "attention-kv-cache": attention_kv_cache, "retention-three-faces": retention_three_faces,
     "three-models": three_models, "step-through": step_through,
     "multiscale-retention": multiscale_retention, "which-memory": which_memory,
-    "vision": vision,
+    "memory-that-corrects": memory_that_corrects, "vision": vision,
 }
 
 

@@ -38,6 +38,19 @@ def bad_input_cases() -> Counter:
     return _BAD_INPUT_CASES
 
 
+def pytest_sessionfinish(session):
+    """Under pytest-xdist each worker counts its own cases: hand them to the controller."""
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:
+        workeroutput["bad_input_cases"] = dict(_BAD_INPUT_CASES)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+    """On the controller: add up what each worker counted (a pytest-xdist hook)."""
+    _BAD_INPUT_CASES.update(getattr(node, "workeroutput", {}).get("bad_input_cases", {}))
+
+
 def pytest_terminal_summary(terminalreporter):
     if _BAD_INPUT_CASES:
         total = sum(_BAD_INPUT_CASES.values())

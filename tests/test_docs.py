@@ -138,6 +138,73 @@ def test_try_this_answers_start_from_the_tutorials_visible_code():
         tutorial_variables("bptt", "t2", 99)
 
 
+def answer_starts() -> list[tuple[str, str, str, int, set[str]]]:
+    """Each answer function of ``minirnn_docs/try_this.py`` that starts from a tutorial's
+    variables, as (function, page, session, blocks, names): the names are those it reads from
+    ``tutorial_variables(page, session, blocks)`` and those its prompts quote alone in
+    backticks (`` `task` ``), which a student types after running the page."""
+    import ast
+
+    source = (DOCS.parent / "minirnn_docs" / "try_this.py").read_text(encoding="utf-8")
+    found = []
+    for fn in ast.parse(source).body:
+        if not isinstance(fn, ast.FunctionDef):
+            continue
+        for node in ast.walk(fn):
+            if (isinstance(node, ast.Assign) and isinstance(node.value, ast.Call)
+                    and getattr(node.value.func, "id", None) == "tutorial_variables"):
+                var = node.targets[0].id
+                page, session, blocks = (a.value for a in node.value.args)
+                names = {n.slice.value for n in ast.walk(fn)
+                         if isinstance(n, ast.Subscript) and getattr(n.value, "id", None) == var
+                         and isinstance(n.slice, ast.Constant)}
+                for n in ast.walk(fn):
+                    if isinstance(n, ast.Constant) and isinstance(n.value, str):
+                        names |= set(re.findall(r"`([A-Za-z_]\w*)`", n.value))
+                found.append((fn.name, page, session, blocks, names))
+    return found
+
+
+def later_changes(text: str, session: str, blocks: int, names: set[str]) -> set[str]:
+    """Which of ``names`` a student no longer has as the first ``blocks`` visible blocks of
+    ``session`` left them, after running the rest of the page's visible blocks in order: the
+    names a later visible block binds again, and the random generators it draws from (which
+    moves them on). Only names the first blocks bind count (``np``, ``rng`` ... that they bind)."""
+    seen, first, generators, changed = 0, set(), set(), set()
+    for match in EXEC_FENCE.finditer(text):
+        if "source=" not in match["options"]:
+            continue
+        defined, used = _defined_and_used(match["code"])
+        if seen < blocks:
+            seen += f'session="{session}"' in match["options"]
+            first |= defined
+            generators |= set(re.findall(r"(\w+) = np\.random\.default_rng\(", match["code"]))
+        else:
+            changed |= defined | (used & generators)
+    return names & first & changed
+
+
+@pytest.mark.parametrize("start", answer_starts(), ids=lambda s: s[0])
+def test_a_try_this_answer_uses_names_no_later_block_rebinds(start):
+    """A student runs the whole page, then the prompt: an answer computed from the first blocks'
+    ``task`` is wrong if a later visible block binds ``task`` to something else."""
+    name, page, session, blocks, names = start
+    text = (DOCS / "tutorials" / f"{page}.md").read_text(encoding="utf-8")
+    changed = later_changes(text, session, blocks, names)
+    assert not changed, (f"{name}: the answer starts from {sorted(names)} after {blocks} blocks "
+                         f"of {page}.md, but later visible blocks rebind or draw from "
+                         f"{sorted(changed)}: give them their own names")
+
+
+def test_the_rebinding_check_can_fail():
+    page = ('```python exec="on" source="above" session="s"\nimport numpy as np\n'
+            'rng = np.random.default_rng(0)\ntask, D = 1, 16\n```\n\n'
+            '```python exec="on" source="above" session="s"\nD = 64\nx = rng.normal()\n```\n')
+    assert later_changes(page, "s", 1, {"task", "D", "rng"}) == {"D", "rng"}
+    assert later_changes(page, "s", 2, {"task", "D", "rng"}) == set()
+    assert any(s[1] == "three-models" and "task" in s[4] for s in answer_starts())
+
+
 # --- every tutorial runs as shown: no name a visible block needs comes from a hidden block ---
 
 EXEC_FENCE = re.compile(r'^```python (?P<options>exec="on"[^\n]*)\n(?P<code>.*?)^```\s*$',

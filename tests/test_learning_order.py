@@ -70,3 +70,17 @@ def test_a_numbered_link_points_to_that_tutorial():
             if stem in ORDER and ORDER.index(stem) + 1 != int(number):
                 wrong.append((page.name, number, stem))
     assert not wrong
+
+
+def test_every_derivation_the_path_reads_has_check_yourself_questions():
+    """The learning path promises "check yourself" questions at the end of every derivation page
+    it lists; each page has the section, with at least two questions (some are printed by a
+    build-time block, so count the marker in the source)."""
+    path = (DOCS / "learning-path.md").read_text()
+    assert "Every derivation page ends with" in path
+    pages = sorted(set(re.findall(r"\]\(derivations/([\w-]+)\.md[#)]", path)))
+    assert len(pages) >= 10, pages
+    texts = {p: (DOCS / "derivations" / f"{p}.md").read_text() for p in pages}
+    missing = [p for p, text in texts.items() if "## Check yourself" not in text
+               or text.split("## Check yourself", 1)[1].count("??? question") < 2]
+    assert not missing, f"derivation pages of the path without check-yourself questions: {missing}"

@@ -136,7 +136,8 @@ def test_vanishing_gradient_with_small_recurrent_weights():
     dh = np.zeros_like(h)
     dh[:, -1] = 1.0
     _, dh0, _ = rnn_backward(dh, cache)
-    assert np.linalg.norm(dh0) < 0.3 ** 29 * 10
+    # (RNN.7) from h_30 back to h_0: 30 factors, each at most 0.3 in norm
+    assert np.linalg.norm(dh0) <= 0.3 ** 30 * np.linalg.norm(dh[:, -1]) * (1 + 1e-12)
 
 
 # --- bad input ----------------------------------------------------------------------------
