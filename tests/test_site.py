@@ -180,6 +180,12 @@ def test_page_renders_offline(server, browser, page):
                else None)
         tab.goto(f"{server}/{page}", wait_until="networkidle")
         result = tab.evaluate(CHECK_PAGE)
+        if result["mute"]:
+            # Seen in 2 of ~230 page loads under load, each time on a different formula that
+            # has its assistive MathML in the built HTML and passed on the next load: read the
+            # page once more before calling a formula mute.
+            tab.wait_for_timeout(1000)
+            result = tab.evaluate(CHECK_PAGE)
         if page == "index.html" or page.startswith(("derivations/", "tutorials/")):
             SHOTS.mkdir(exist_ok=True)
             tab.screenshot(path=str(SHOTS / (page.replace("/", "_")[:-5] + ".png")),
