@@ -85,10 +85,12 @@ def test_every_gradient_agrees_including_split_calls(n, data):
     scale = max(biggest(g) for g in ref)
     for name, grads in results.items():
         for g, r in zip(grads, ref):
-            # a gradient that is zero in exact arithmetic (dq when no output reads the memory)
-            # holds 1e-15 of rounding: compared absolutely at 1e-4 of the largest, as for the
-            # delta rule and gated retention
-            assert forms_error(g, r, scale, floor=1e-4) < 1e-10, name
+            # compared absolutely, at 1e-9 of the largest gradient of the problem: input gates
+            # up to e^8 make the two forms round differently (CI's profile found entries of
+            # 8e-4 that differ by 5e-11 when the largest gradient is 1.8, and a gradient that is
+            # zero in exact arithmetic holding 5e-14 of rounding); a wrong term in any array
+            # larger than 1e-9 of the largest still fails
+            assert forms_error(g, r, scale, floor=1.0) < 1e-9, name
 
 
 @given(sizes, st.sampled_from(sorted(FORMS)))
