@@ -116,6 +116,14 @@ SOFTMAX_BACKWARD = (
             'the sum runs over the wrong axis (down the columns)',
             'the probabilities that compete are those of one row',
             (('axis=cache.axis, keepdims=True', 'axis=0, keepdims=True'),)),
+    Mistake('sum-over-all-axes', '(A.2)',
+            'the sum runs over every axis at once: one number for the whole batch',
+            'does one row\'s normaliser depend on the other rows?',
+            (('axis=cache.axis, keepdims=True', 'axis=None, keepdims=True'),)),
+    Mistake('y-only-on-sum', '(A.2)',
+            'y multiplies only the sum: dy - y sum(dy y)',
+            'the diagonal part of the Jacobian is diag(y), not the identity',
+            (('return y * (dy - np.sum(dy * y, axis=cache.axis, keepdims=True))', 'return dy - y * np.sum(dy * y, axis=cache.axis, keepdims=True)'),)),
 )
 
 ATTENTION_BACKWARD = (
