@@ -1256,6 +1256,10 @@ GROUP_NORM_BACKWARD += (
             'the variance term divides by n - 1 (an unbiased variance) instead of n',
             'which variance does the forward pass divide by?',
             (('- xhat * (dxhat * xhat).mean(axis=-1, keepdims=True)', '- xhat * (dxhat * xhat).sum(axis=-1, keepdims=True) / (xhat.shape[-1] - 1)'),)),
+    Mistake('variance-term-no-outer-xhat', '(L.4)',
+            'the variance term lacks its outer xhat: mean(dxhat xhat) is subtracted as it is',
+            'd sigma / d x_i is proportional to xhat_i: where does that factor go?',
+            (('- xhat * (dxhat * xhat).mean(', '- (dxhat * xhat).mean('),)),
 )
 
 
