@@ -1223,6 +1223,10 @@ RETENTION_RECURRENT += (
             'which S did the output of token n read?',
             (('        S = gamma_S[:, None, None] * S', '        S_all[:, :, n] = S\n        S = gamma_S[:, None, None] * S'),
              ('S_all[:, :, n], z_all[:, :, n] = S, z', 'z_all[:, :, n] = z'))),
+    Mistake('count-decays-the-new-token', '(R.5)',
+            'the count decays after adding the new token: s_n = gamma (s_(n-1) + 1)',
+            'how much weight does token n give to itself in s_n?',
+            (('s = gamma * s + 1.0', 's = gamma * (s + 1.0)'),)),
 )
 
 GATED_RETENTION_RECURRENT += (
