@@ -101,6 +101,7 @@ def test_a_slip_covering_some_of_a_mistakes_terms_is_named(name, key, terms, why
     report = grade(write(tmp_path, "part", edited(exercise, [mistake.edits[i] for i in terms])))
     assert not report.passed and report.mistake_ids[:1] == [key], flat(report)
     assert "only part of it" in flat(report)
+    assert "only part of it" in report.mistake     # the CSV/JSON column does not overclaim
 
 
 def test_an_output_right_where_the_mistake_breaks_it_still_names_it(tmp_path):

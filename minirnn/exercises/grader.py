@@ -356,16 +356,18 @@ def _matches(ex, student: list, wanted: list, cases: list, sizes: dict, seed: in
         where = f"{wrong[0]} {_explain_first(wrong[0], student, wanted, sizes)}" + \
             (f" (right: {', '.join(right)})" if right else "")
     found = name_mistakes(ex, student, wanted, wrong, seed)
+    parts = []               # the same qualifier in the report and in the CSV/JSON column
     for mistake, terms, keys in found:
         part = "" if terms is None and set(keys) == set(wrong) else \
             f" (in {', '.join(k for k in wrong if k in keys)}" + \
             (f"; only part of it: {len(terms)} of its {len(mistake.edits)} terms, the rest is "
              "right" if terms else "") + ")"
+        parts.append(part)
         lines.append(f"Likely mistake [{mistake.id}]: {mistake.describe()}{part}")
     covered = set().union(*(keys for *_, keys in found)) if found else set()
     lines += [f"{k} {_explain_first(k, student, wanted, sizes)}"
               for k in wrong if k not in covered][:3]
-    messages = "; ".join(m.message for m, *_ in found)
+    messages = "; ".join(m.message + part for (m, *_), part in zip(found, parts))
     return False, "\n".join(lines), messages, [m.id for m, *_ in found], where
 
 

@@ -116,6 +116,14 @@ SOFTMAX_BACKWARD = (
             'the sum runs over the wrong axis (down the columns)',
             'the probabilities that compete are those of one row',
             (('axis=cache.axis, keepdims=True', 'axis=0, keepdims=True'),)),
+    Mistake('sum-over-all-axes', '(A.2)',
+            'the sum runs over every axis at once: one number for the whole batch',
+            'does one row\'s normaliser depend on the other rows?',
+            (('axis=cache.axis, keepdims=True', 'axis=None, keepdims=True'),)),
+    Mistake('y-only-on-sum', '(A.2)',
+            'y multiplies only the sum: dy - y sum(dy y)',
+            'the diagonal part of the Jacobian is diag(y), not the identity',
+            (('return y * (dy - np.sum(dy * y, axis=cache.axis, keepdims=True))', 'return dy - y * np.sum(dy * y, axis=cache.axis, keepdims=True)'),)),
 )
 
 ATTENTION_BACKWARD = (
@@ -1215,6 +1223,10 @@ RETENTION_RECURRENT += (
             'which S did the output of token n read?',
             (('        S = gamma_S[:, None, None] * S', '        S_all[:, :, n] = S\n        S = gamma_S[:, None, None] * S'),
              ('S_all[:, :, n], z_all[:, :, n] = S, z', 'z_all[:, :, n] = z'))),
+    Mistake('count-decays-the-new-token', '(R.5)',
+            'the count decays after adding the new token: s_n = gamma (s_(n-1) + 1)',
+            'how much weight does token n give to itself in s_n?',
+            (('s = gamma * s + 1.0', 's = gamma * (s + 1.0)'),)),
 )
 
 GATED_RETENTION_RECURRENT += (
@@ -1248,6 +1260,10 @@ GROUP_NORM_BACKWARD += (
             'the variance term divides by n - 1 (an unbiased variance) instead of n',
             'which variance does the forward pass divide by?',
             (('- xhat * (dxhat * xhat).mean(axis=-1, keepdims=True)', '- xhat * (dxhat * xhat).sum(axis=-1, keepdims=True) / (xhat.shape[-1] - 1)'),)),
+    Mistake('variance-term-no-outer-xhat', '(L.4)',
+            'the variance term lacks its outer xhat: mean(dxhat xhat) is subtracted as it is',
+            'd sigma / d x_i is proportional to xhat_i: where does that factor go?',
+            (('- xhat * (dxhat * xhat).mean(', '- (dxhat * xhat).mean('),)),
 )
 
 
