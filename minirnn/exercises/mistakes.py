@@ -1267,6 +1267,66 @@ GROUP_NORM_BACKWARD += (
 )
 
 
+# --- added, grader4 round: slips written down from the exercise pages, then compared ----------
+
+RR_S = "        S = gamma_S[:, None, None] * S"
+RR_Z = "        z = gamma_S[:, None] * z"
+RR_STORE = "S_all[:, :, n], z_all[:, :, n] = S, z"
+RR_OMEGA = 'Omega[:, :, n] = kappa[:, n, None] * np.einsum("bhd,bhde->bhe", qn, S)'
+RR_R = "r[:, :, n] = kappa[:, n] * np.sum(qn * z, axis=-1)"
+RR_KAPPA = "        s = gamma * s + 1.0\n        if normalize:\n            kappa[:, n] = 1.0 / np.sqrt(s)"
+
+RETENTION_RECURRENT += (
+    Mistake('z-stored-before-update', '(R.7)',
+            'the cache stores z before token n is written into it',
+            'which z did r_n read?',
+            ((RR_Z, "        z_all[:, :, n] = z\n" + RR_Z), (RR_STORE, "S_all[:, :, n] = S"))),
+    Mistake('states-stored-before-update', '(R.7)',
+            'the cache stores S and z before token n is written into them',
+            'the backward needs the states the outputs read: which ones were they?',
+            ((RR_STORE, "pass"), (RR_S, "        " + RR_STORE + "\n" + RR_S))),
+    Mistake('divided-by-c-twice', '(R.5)',
+            'Omega_n is divided by c_n in the loop, and the code after the loop divides again',
+            'Omega is the output before the division: who divides it by c?',
+            ((RR_OMEGA, RR_R + "\n        " + RR_OMEGA
+              + " / np.maximum(np.abs(r[:, :, n]), 1.0)[..., None]"),)),
+    Mistake('r-absolute-value', '(R.5)',
+            'r_n is stored as |kappa_n q_n . z_n|: its sign is lost (the backward needs it)',
+            'c_n takes the absolute value; should r_n itself?',
+            ((RR_R, "r[:, :, n] = kappa[:, n] * np.abs(np.sum(qn * z, axis=-1))"),)),
+    Mistake('decay-power-of-n', '(R.7)',
+            'the state is decayed by gamma^n at step n instead of by gamma',
+            'between two neighbouring tokens, how many factors of gamma does S pick up?',
+            (("S = gamma_S[:, None, None] * S", "S = gamma_S[:, None, None] ** n * S"),
+             ("z = gamma_S[:, None] * z", "z = gamma_S[:, None] ** n * z"),
+             ("s = gamma * s + 1.0", "s = gamma ** n * s + 1.0"))),
+    Mistake('kappa-from-previous-count', '(R.5)',
+            'kappa_n is computed from s_(n-1), before the count is updated',
+            'kappa_n = s_n^(-1/2): does s_n include token n?',
+            ((RR_KAPPA, "        if normalize:\n            kappa[:, n] = 1.0 / np.sqrt(s)\n"
+                        "        s = gamma * s + 1.0"),)),
+    Mistake('count-without-one', '(R.7)',
+            'the count is only decayed: s_n = gamma s_(n-1), the + 1 is missing',
+            'what does token n itself add to the count?',
+            (("s = gamma * s + 1.0", "s = gamma * s"),)),
+    Mistake('kappa-from-token-index', '(R.5)',
+            'kappa_n = 1 / sqrt(n + 1): the plain token count replaces the decayed count s_n',
+            'which count is kappa_n built from, and does it decay?',
+            (("kappa[:, n] = 1.0 / np.sqrt(s)", "kappa[:, n] = 1.0 / np.sqrt(n + 1.0)"),)),
+    Mistake('z-written-with-q', '(R.7)',
+            'z is accumulated from q_n instead of k_n',
+            'z sums what S stores on its key side: which vector is that?',
+            (("z = gamma_S[:, None] * z + k[:, :, n]", "z = gamma_S[:, None] * z + q[:, :, n]"),)),
+    Mistake('kappa-not-stored', '(R.5)',
+            'kappa_n is used but not stored in kappa, which the backward reads (it stays all ones)',
+            'which arrays does the backward read from the cache?',
+            (("            kappa[:, n] = 1.0 / np.sqrt(s)",
+              "            kap = 1.0 / np.sqrt(s)\n        else:\n            kap = np.ones_like(s)"),
+             ("kappa[:, n, None] * np.einsum", "kap[:, None] * np.einsum"),
+             ("r[:, :, n] = kappa[:, n] *", "r[:, :, n] = kap *"))),
+)
+
+
 # chunkwise slips a property of default flags cannot be expected to catch (normalize=False only,
 # or only where some r_n < -1)
 NOT_FOR_PROPERTIES = ("kappa-normalize-ignored", "clamp-without-abs")
