@@ -1327,6 +1327,66 @@ RETENTION_RECURRENT += (
 )
 
 
+PB_NORM = "dOmega, dr = score_normaliser_backward(dout, c.out, c.r, c.c)"
+PB_DV = "dv = np.swapaxes(c.R, -1, -2) @ dOmega"
+PB_DR = "dR = dOmega @ np.swapaxes(c.v, -1, -2) + dr[..., None]"
+PB_DA = "dA = dR * (c.Gamma * c.kappa[..., None])"
+PB_DQ = "dq = dA @ c.k "
+PB_DK = "dk = np.swapaxes(dA, -1, -2) @ c.q"
+
+RETENTION_PARALLEL_BACKWARD += (
+    Mistake('normaliser-ignored', '(R.9)',
+            'dOmega = dO and dr = 0 even with normalize=True: the normaliser is left out',
+            'with normalize=True, what stands between Omega and the output?',
+            ((PB_NORM, "dOmega, dr = dout, np.zeros_like(c.r)"),)),
+    Mistake('dr-along-key-axis', '(R.10)',
+            'dr is added along the key axis of dR (dr[..., None, :]): to columns, not rows',
+            'r_n sums row n of R: which entries of dR does dr_n reach?',
+            ((PB_DR, "dR = dOmega @ np.swapaxes(c.v, -1, -2) + dr[..., None, :]"),)),
+    Mistake('row-factor-on-key-axis', '(R.10)',
+            'the row factors kappa multiply the columns of dA instead of its rows',
+            'kappa_n belongs to query n: which axis of R is that?',
+            ((PB_DA, "dA = dR * (c.Gamma * c.kappa[..., None, :])"),)),
+    Mistake('decay-mask-transposed', '(R.10)',
+            'the decay mask is transposed in dA: Gamma^T where Gamma belongs',
+            'is Gamma[n, m] nonzero for m <= n or for m >= n?',
+            ((PB_DA, "dA = dR * (np.swapaxes(c.Gamma, -1, -2) * c.kappa[..., None])"),)),
+    Mistake('dq-dk-swapped', '(R.10)',
+            "dQ' = dA^T K and dK = dA Q': the transposes are swapped between dq and dk",
+            "in Q' K^T, which side does query n sit on, and which key m?",
+            ((PB_DQ, "dq = np.swapaxes(dA, -1, -2) @ c.k "), (PB_DK, "dk = dA @ c.q"))),
+    Mistake('dq-transposed-dA', '(R.10)',
+            "dQ' = dA^T K: the transpose belongs to dK, not to dQ'",
+            "row n of Q' K^T belongs to query n: which rows of dA reach dq_n?",
+            ((PB_DQ, "dq = np.swapaxes(dA, -1, -2) @ c.k "),)),
+    Mistake('dR-from-dout', '(R.10)',
+            'dR is computed from dO instead of dOmega: the normaliser is skipped on that path',
+            'R reaches the output through Omega: which gradient of Omega flows into dR?',
+            ((PB_DR, "dR = dout @ np.swapaxes(c.v, -1, -2) + dr[..., None]"),)),
+    Mistake('divided-by-row-factor', '(R.10)',
+            'dA divides by the row factors kappa instead of multiplying by them',
+            'R = (Q K^T) * Gamma * kappa: is kappa a factor or a divisor?',
+            ((PB_DA, "dA = dR * c.Gamma / c.kappa[..., None]"),)),
+    Mistake('R-recomputed-without-row-factor', '(R.10)',
+            "dv uses (Q' K^T) * Gamma, without the row factors kappa, as R",
+            'c.R holds R as the forward used it: what is in it besides the mask?',
+            ((PB_DV, "dv = np.swapaxes((c.q @ np.swapaxes(c.k, -1, -2)) * c.Gamma, -1, -2)"
+                     " @ dOmega"),)),
+    Mistake('dk-unmasked', '(R.10)',
+            'dk is computed from dR: the decay mask and the row factors are missing in dk only',
+            'dq goes through dA: does dk take the same path?',
+            ((PB_DK, "dk = np.swapaxes(dR, -1, -2) @ c.q"),)),
+    Mistake('dq-unmasked', '(R.10)',
+            'dq is computed from dR: the decay mask and the row factors are missing in dq only',
+            'dk goes through dA: does dq take the same path?',
+            ((PB_DQ, "dq = dR @ c.k "),)),
+    Mistake('dk-with-k', '(R.10)',
+            'dK = dA^T K: the keys where the queries belong',
+            "the key m meets the query n in q'_n . k_m: which one multiplies dA for dk?",
+            ((PB_DK, "dk = np.swapaxes(dA, -1, -2) @ c.k"),)),
+)
+
+
 # chunkwise slips a property of default flags cannot be expected to catch (normalize=False only,
 # or only where some r_n < -1)
 NOT_FOR_PROPERTIES = ("kappa-normalize-ignored", "clamp-without-abs")
