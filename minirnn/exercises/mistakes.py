@@ -1387,6 +1387,66 @@ RETENTION_PARALLEL_BACKWARD += (
 )
 
 
+GN_DW = "dw = (dy * cache.xhat).sum(axis=every_group)"
+GN_DB = "db = dy.sum(axis=every_group)"
+GN_MEAN = "dx = (dxhat - dxhat.mean(axis=-1, keepdims=True)"
+GN_VAR = "- xhat * (dxhat * xhat).mean(axis=-1, keepdims=True)"
+
+GROUP_NORM_BACKWARD += (
+    Mistake('dw-db-swapped', '(M.4)',
+            'dw and db are swapped: dw sums dy, db sums dy * xhat',
+            'in y = xhat w + b, which parameter is multiplied by xhat?',
+            ((GN_DW, "dw = dy.sum(axis=every_group)"),
+             (GN_DB, "db = (dy * cache.xhat).sum(axis=every_group)"))),
+    Mistake('db-with-xhat', '(M.4)',
+            'db sums dy * xhat: the bias gradient picks up the factor xhat',
+            'what does b get multiplied by in y = xhat w + b?',
+            ((GN_DB, "db = (dy * cache.xhat).sum(axis=every_group)"),)),
+    Mistake('dw-with-w', '(M.4)',
+            'dw sums dy * xhat * w: w itself is multiplied into its own gradient',
+            'd(xhat w) / dw: which factor is left once w is differentiated away?',
+            ((GN_DW, "dw = (dy * cache.xhat * cache.w).sum(axis=every_group)"),)),
+    Mistake('dxhat-divided-by-w', '(M.4)',
+            'the gradient reaching xhat is dy / w instead of dy * w',
+            'y = xhat w + b: does dy reach xhat multiplied or divided by w?',
+            (("dxhat = dy * cache.w", "dxhat = dy / cache.w"),)),
+    Mistake('sigma-taken-as-variance', '(L.4)',
+            'dx is divided by sqrt(sigma): sigma is taken for the variance',
+            'the cache holds sigma = sqrt(var + eps): is it a variance or a standard deviation?',
+            (("keepdims=True)) / sigma", "keepdims=True)) / np.sqrt(sigma)"),)),
+    Mistake('eps-added-again', '(L.4)',
+            'dx is divided by sqrt(sigma^2 + eps): eps is added a second time',
+            'the cached sigma already holds eps: is there anything left to add?',
+            (("keepdims=True)) / sigma", "keepdims=True)) / np.sqrt(sigma ** 2 + 1e-5)"),)),
+    Mistake('variance-term-doubled', '(L.4)',
+            'the variance term is twice too large (the 1/2 of the square root is lost)',
+            'd sqrt(var) = d var / (2 sigma), and d var brings a 2 of its own: do they cancel?',
+            ((GN_VAR, "- 2 * xhat * (dxhat * xhat).mean(axis=-1, keepdims=True)"),)),
+    Mistake('variance-term-halved', '(L.4)',
+            'the variance term is half as large as it should be (the 2 of d(x - mu)^2 is lost)',
+            'd var / dx_i brings a factor 2: where does it cancel?',
+            ((GN_VAR, "- 0.5 * xhat * (dxhat * xhat).mean(axis=-1, keepdims=True)"),)),
+    Mistake('means-over-everything', '(L.4)',
+            'the means run over the whole array instead of over each group',
+            'which entries share one mean and one sigma in the forward?',
+            ((GN_MEAN, "dx = (dxhat - dxhat.mean()"), (GN_VAR, "- xhat * (dxhat * xhat).mean()"))),
+    Mistake('means-over-heads-and-features', '(L.4)',
+            'the means run over heads and features together (a layer norm over D), not per head',
+            'group norm standardises each head on its own: over which axis are the means?',
+            ((GN_MEAN, "dx = (dxhat - dxhat.mean(axis=(-2, -1), keepdims=True)"),
+             (GN_VAR, "- xhat * (dxhat * xhat).mean(axis=(-2, -1), keepdims=True)"))),
+    Mistake('both-terms-sum', '(L.4)',
+            'both the mean and the variance terms use sums where means belong',
+            'the mean and the variance divide by n: where does that 1/n go?',
+            ((GN_MEAN, "dx = (dxhat - dxhat.sum(axis=-1, keepdims=True)"),
+             (GN_VAR, "- xhat * (dxhat * xhat).sum(axis=-1, keepdims=True)"))),
+    Mistake('mean-term-sign', '(L.4)',
+            'the mean term is added instead of subtracted',
+            'raising the mean lowers every x_i - mu: which sign does that path carry?',
+            ((GN_MEAN, "dx = (dxhat + dxhat.mean(axis=-1, keepdims=True)"),)),
+)
+
+
 # chunkwise slips a property of default flags cannot be expected to catch (normalize=False only,
 # or only where some r_n < -1)
 NOT_FOR_PROPERTIES = ("kappa-normalize-ignored", "clamp-without-abs")
