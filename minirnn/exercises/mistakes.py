@@ -1447,6 +1447,32 @@ GROUP_NORM_BACKWARD += (
 )
 
 
+SM_RET = "return y * (dy - np.sum(dy * y, axis=cache.axis, keepdims=True))"
+
+SOFTMAX_BACKWARD += (
+    Mistake('jacobian-indexed-wrong', '(A.2)',
+            'the Jacobian is written y_i (delta_ij - y_i): y (dy - y sum(dy))',
+            'in dy_i / dx_j = y_i (delta_ij - y_j), which index does the second y carry?',
+            ((SM_RET, "return y * (dy - y * np.sum(dy, axis=cache.axis, keepdims=True))"),)),
+    Mistake('no-direct-term', '(A.2)',
+            'the direct term y dy (from delta_ij) is missing: only -y sum(dy y) is left',
+            'the Jacobian has a delta_ij: what does it contribute?',
+            ((SM_RET, "return -y * np.sum(dy * y, axis=cache.axis, keepdims=True)"),)),
+    Mistake('log-softmax-backward', '(A.2)',
+            "dy - y sum(dy): that is the backward of log-softmax, not of softmax",
+            'is y here softmax(x) or log softmax(x)?',
+            ((SM_RET, "return dy - y * np.sum(dy, axis=cache.axis, keepdims=True)"),)),
+    Mistake('sum-over-axis-1', '(A.2)',
+            'the sum always runs over axis 1, not over cache.axis',
+            'which axis did the forward normalise over?',
+            (("axis=cache.axis, keepdims=True", "axis=1, keepdims=True"),)),
+    Mistake('sum-of-y-only', '(A.2)',
+            'the sum leaves out dy: y (dy - sum(y)), i.e. y (dy - 1)',
+            'what is weighted by y inside the sum?',
+            (("np.sum(dy * y, axis=cache.axis", "np.sum(y, axis=cache.axis"),)),
+)
+
+
 # chunkwise slips a property of default flags cannot be expected to catch (normalize=False only,
 # or only where some r_n < -1)
 NOT_FOR_PROPERTIES = ("kappa-normalize-ignored", "clamp-without-abs")
