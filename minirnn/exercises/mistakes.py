@@ -1473,6 +1473,38 @@ SOFTMAX_BACKWARD += (
 )
 
 
+KV_APPEND = "state.append(k, v)                                             # keep them for later tokens"
+
+KV_CACHE_STEP += (
+    Mistake('queries-cached-as-keys', '(A.4)',
+            'the keys are the queries (q appended to the cache, or k made with Wq)',
+            'later tokens compare their queries with what the cache holds: keys or queries?',
+            ((KV_APPEND, "state.append(q, v)"),)),
+    Mistake('values-with-Wq', '(A.9)',
+            'the values are computed with Wq',
+            'which weight matrix makes the values?',
+            ((WV, 'v = split_heads(xs @ p["Wq"] + b["bv"], n_heads)'),)),
+    Mistake('values-with-query-bias', '(A.9)',
+            'the values get the query bias bq instead of bv',
+            'which bias belongs to the value projection?',
+            ((WV, 'v = split_heads(xs @ p["Wv"] + b["bq"], n_heads)'),)),
+    Mistake('queries-with-value-bias', '(A.9)',
+            'the queries get the value bias bv instead of bq',
+            'which bias belongs to the query projection?',
+            ((WQ, 'q = split_heads(xs @ p["Wq"] + b["bv"], n_heads)'),)),
+    Mistake('keys-passed-as-values', '(A.4)',
+            'the cached keys are passed twice: the attention averages keys, not values',
+            'what does the attention weight sum over, keys or values?',
+            (('attention_forward(q, state.keys, state.values,', 'attention_forward(q, state.keys, state.keys,'),)),
+    Mistake('biases-missing', '(A.9)',
+            'the biases bq, bv and bo are all left out',
+            'which projections of the layer have a bias?',
+            ((WQ, 'q = split_heads(xs @ p["Wq"], n_heads)'),
+             (WV, 'v = split_heads(xs @ p["Wv"], n_heads)'),
+             ('y = merge_heads(out) @ p["Wo"] + b["bo"]', 'y = merge_heads(out) @ p["Wo"]'))),
+)
+
+
 # chunkwise slips a property of default flags cannot be expected to catch (normalize=False only,
 # or only where some r_n < -1)
 NOT_FOR_PROPERTIES = ("kappa-normalize-ignored", "clamp-without-abs")
