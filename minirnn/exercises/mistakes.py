@@ -1505,6 +1505,35 @@ KV_CACHE_STEP += (
 )
 
 
+MD_DIST = "distance = np.abs(y[:, None] - y[None, :]) + np.abs(x[:, None] - x[None, :])"
+MD_GAMMA = "Gamma = powers[:, distance]"
+
+MANHATTAN_DECAY_MASK += (
+    Mistake('one-gamma-for-all-heads', '(V.4)',
+            "every head gets the first head's decay gamma_0",
+            'each head has its own gamma: is each head using it?',
+            (("powers = gammas[:, None] ** np.arange(n_y + n_x - 1)",
+              "powers = np.ones_like(gammas)[:, None] * gammas[0] ** np.arange(n_y + n_x - 1)"),)),
+    Mistake('upper-triangle-only', '(V.4)',
+            'only m >= n is kept (an upper-triangular mask): the image decay is two-sided',
+            'does a patch see the patches before it in raster order?',
+            ((MD_GAMMA, "Gamma = np.triu(powers[:, distance])"),)),
+    Mistake('negative-powers', '(V.4)',
+            'gamma^(-distance): the decay grows with the distance instead of shrinking',
+            'with gamma < 1, should far patches weigh more or less?',
+            ((MD_GAMMA, "Gamma = gammas[:, None, None] ** (-distance.astype(float))"),)),
+    Mistake('row-difference-signed', '(V.4)',
+            'the row difference y_n - y_m is signed (only the column one has its absolute value)',
+            'can a number of steps between two rows be negative?',
+            ((MD_DIST, "distance = (y[:, None] - y[None, :]) + np.abs(x[:, None] - x[None, :])"),
+             (MD_GAMMA, "Gamma = gammas[:, None, None] ** distance.astype(float)"))),
+    Mistake('one-power-too-few', '(V.4)',
+            'one power too few: gamma^(distance - 1), so Gamma[n, n] is 1 / gamma, not 1',
+            'how far is a patch from itself, and what is gamma to that power?',
+            ((MD_GAMMA, "Gamma = gammas[:, None, None] ** (distance - 1.0)"),)),
+)
+
+
 # chunkwise slips a property of default flags cannot be expected to catch (normalize=False only,
 # or only where some r_n < -1)
 NOT_FOR_PROPERTIES = ("kappa-normalize-ignored", "clamp-without-abs")
