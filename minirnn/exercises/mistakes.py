@@ -1534,6 +1534,59 @@ MANHATTAN_DECAY_MASK += (
 )
 
 
+RB_CARRY = "da_next_WhT = da[:, t] @ cache.Wh.T"
+RB_HPREV = "h_prev = np.concatenate([cache.h0[:, None], h[:, :-1]], axis=1)"
+RB_WH = '"Wh": np.einsum("bti,bth->ih", h_prev, da, optimize=True)'
+
+RNN_BACKWARD += (
+    Mistake('dWh-without-h0', '(RNN.5)',
+            'dWh pairs da_1 with zeros instead of h_0: the initial state is left out',
+            'a_1 = x_1 Wx + h_0 Wh + b: what multiplies Wh at the first step?',
+            ((RB_HPREV, "h_prev = np.concatenate([np.zeros_like(cache.h0)[:, None], h[:, :-1]], "
+                        "axis=1)"),)),
+    Mistake('h_prev-rolled', '(RNN.5)',
+            'h_prev is np.roll(h, 1): the last state h_T wraps round to the first step',
+            'what comes before h_1: h_0 or h_T?',
+            ((RB_HPREV, "h_prev = np.roll(h, 1, axis=1)"),)),
+    Mistake('dWh-with-h_next', '(RNN.5)',
+            'dWh pairs da_t with h_(t+1): the states are shifted the wrong way',
+            'which state feeds a_t through Wh?',
+            ((RB_HPREV, "h_prev = np.concatenate([h[:, 1:], np.zeros_like(cache.h0)[:, None]], "
+                        "axis=1)"),)),
+    Mistake('dWh-transposed', '(RNN.5)',
+            'dWh is transposed',
+            'which index of Wh meets h_(t-1) in a_t = x_t Wx + h_(t-1) Wh + b?',
+            ((RB_WH, '"Wh": np.einsum("bti,bth->hi", h_prev, da, optimize=True)'),)),
+    Mistake('grads-averaged-over-batch', '(RNN.5)',
+            'all three weight gradients are averaged over the batch instead of summed',
+            "every example's loss adds up, so how do their gradients combine?",
+            (("    return dx, dh0, grads",
+              "    grads = {key: value / h.shape[0] for key, value in grads.items()}\n"
+              "    return dx, dh0, grads"),)),
+    Mistake('carry-without-Wh', '(RNN.3)',
+            'the carried gradient is da_(t+1) itself: the product with Wh^T is missing',
+            'h_t reaches a_(t+1) through Wh: what does the carry pass through?',
+            ((RB_CARRY, "da_next_WhT = da[:, t]"),)),
+    Mistake('carry-outside-derivative', '(RNN.4)',
+            'the carry is added after the tanh derivative: da_t = dh_t (1 - h_t^2) + da_(t+1) Wh^T',
+            'the carry reaches h_t, not a_t: which side of the derivative does it join?',
+            (("da[:, t] = delta * (1.0 - h[:, t] ** 2)",
+              "da[:, t] = dh[:, t] * (1.0 - h[:, t] ** 2) + da_next_WhT"),)),
+    Mistake('carry-from-dh', '(RNN.3)',
+            'the carry is dh_t Wh^T: the gradient of the output is sent back instead of da_t',
+            'what reaches a_t, and which gradient goes back through Wh?',
+            ((RB_CARRY, "da_next_WhT = dh[:, t] @ cache.Wh.T"),)),
+    Mistake('dh0-untransposed-Wh', '(RNN.6)',
+            'dh0 uses Wh where its transpose belongs (the carry inside the loop is right)',
+            'a_1 = h_0 Wh + ...: which side of Wh does da_1 come back through?',
+            (("dh0 = da_next_WhT", "dh0 = da[:, 0] @ cache.Wh"),)),
+    Mistake('dh0-extra-tanh-derivative', '(RNN.6)',
+            "dh0 is multiplied by a tanh derivative at h_0, which no step computed",
+            'h_0 is given, not made by a tanh of this sequence: what lies between it and a_1?',
+            (("dh0 = da_next_WhT", "dh0 = da_next_WhT * (1.0 - cache.h0 ** 2)"),)),
+)
+
+
 # chunkwise slips a property of default flags cannot be expected to catch (normalize=False only,
 # or only where some r_n < -1)
 NOT_FOR_PROPERTIES = ("kappa-normalize-ignored", "clamp-without-abs")
