@@ -1339,6 +1339,12 @@ RETENTION_PARALLEL_BACKWARD += (
             'dOmega = dO and dr = 0 even with normalize=True: the normaliser is left out',
             'with normalize=True, what stands between Omega and the output?',
             ((PB_NORM, "dOmega, dr = dout, np.zeros_like(c.r)"),)),
+    Mistake('normaliser-always', '(R.9)',
+            "the normaliser's backward runs even with normalize=False, where c_n = 1 is no "
+            "function of r",
+            'with normalize=False, does the output depend on r at all?',
+            (("    if c.normalize:\n        dOmega, dr = score_normaliser_backward(",
+              "    if True:\n        dOmega, dr = score_normaliser_backward("),)),
     Mistake('dr-along-key-axis', '(R.10)',
             'dr is added along the key axis of dR (dr[..., None, :]): to columns, not rows',
             'r_n sums row n of R: which entries of dR does dr_n reach?',
@@ -1544,8 +1550,8 @@ RNN_BACKWARD += (
             'a_1 = x_1 Wx + h_0 Wh + b: what multiplies Wh at the first step?',
             ((RB_HPREV, "h_prev = np.concatenate([np.zeros_like(cache.h0)[:, None], h[:, :-1]], "
                         "axis=1)"),)),
-    Mistake('h_prev-rolled', '(RNN.5)',
-            'h_prev is np.roll(h, 1): the last state h_T wraps round to the first step',
+    Mistake('h_prev-wraps-round', '(RNN.5)',
+            'dWh pairs da_1 with h_T instead of h_0 (h[:, t - 1] at t = 0 is h[:, -1])',
             'what comes before h_1: h_0 or h_T?',
             ((RB_HPREV, "h_prev = np.roll(h, 1, axis=1)"),)),
     Mistake('dWh-with-h_next', '(RNN.5)',
