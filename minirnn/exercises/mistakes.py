@@ -1378,6 +1378,11 @@ RETENTION_PARALLEL_BACKWARD += (
             'c.R holds R as the forward used it: what is in it besides the mask?',
             ((PB_DV, "dv = np.swapaxes((c.q @ np.swapaxes(c.k, -1, -2)) * c.Gamma, -1, -2)"
                      " @ dOmega"),)),
+    Mistake('R-recomputed-without-mask', '(R.10)',
+            "dv uses (Q' K^T) * kappa, without the decay mask Gamma, as R",
+            'c.R holds R as the forward used it: which tokens could query n see?',
+            ((PB_DV, "dv = np.swapaxes((c.q @ np.swapaxes(c.k, -1, -2)) * c.kappa[..., None], -1, -2)"
+                     " @ dOmega"),)),
     Mistake('dk-unmasked', '(R.10)',
             'dk is computed from dR: the decay mask and the row factors are missing in dk only',
             'dq goes through dA: does dk take the same path?',
