@@ -270,21 +270,29 @@ def lstm_backward(dh: np.ndarray, cache: LSTMCache):
     """
     dh = check.lstm_backward(dh, cache)
     H = cache.h0.shape[1]
-    da = np.empty(cache.gates.shape, dtype=np.result_type(cache.gates, dh))   # (B, T, 4H)
+    i, f, o, c_bar = (cache.gates[..., k * H:(k + 1) * H] for k in range(4))   # (B, T, H)
     c_prev = np.concatenate([cache.c0[:, None], cache.c[:, :-1]], axis=1)     # c_0 .. c_{T-1}
+    tanh_c = np.tanh(cache.c)
+    # What does not depend on the gradients is computed for every step at once, before the loop:
+    # the factors that turn dc_total (or, for o, the gradient reaching h_t) into each gate's da.
+    dc_from_dh = o * (1.0 - tanh_c ** 2)                           # (LSTM.4)
+    da_i_per_dc = c_bar * i * (1.0 - i)                            # (LSTM.5)-(LSTM.6)
+    da_f_per_dc = c_prev * f * (1.0 - f)
+    da_o_per_dh = tanh_c * o * (1.0 - o)
+    da_c_bar_per_dc = i * (1.0 - c_bar ** 2)
+    da = np.empty(cache.gates.shape, dtype=np.result_type(cache.gates, dh))   # (B, T, 4H)
+    Wh_T = np.ascontiguousarray(cache.Wh.T)            # a stored W^T: BLAS is faster than on a view
     dh_next = np.zeros_like(cache.h0, dtype=da.dtype)
     dc_next = np.zeros_like(dh_next)
     for t in reversed(range(cache.h.shape[1])):
-        i, f, o = (cache.gates[:, t, k * H:(k + 1) * H] for k in range(3))
-        c_bar = cache.gates[:, t, 3 * H:]
-        tanh_c = np.tanh(cache.c[:, t])
         delta = dh[:, t] + dh_next                                 # all that reaches h_t
-        dc_total = dc_next + delta * o * (1.0 - tanh_c ** 2)       # (LSTM.4)
-        da[:, t] = np.concatenate([                                # (LSTM.5)-(LSTM.6)
-            dc_total * c_bar * i * (1.0 - i), dc_total * c_prev[:, t] * f * (1.0 - f),
-            delta * tanh_c * o * (1.0 - o), dc_total * i * (1.0 - c_bar ** 2)], axis=1)
-        dc_next = dc_total * f                                     # the carousel
-        dh_next = da[:, t] @ cache.Wh.T
+        dc_total = dc_next + delta * dc_from_dh[:, t]              # (LSTM.4)
+        da[:, t, :H] = dc_total * da_i_per_dc[:, t]                # (LSTM.5)-(LSTM.6)
+        da[:, t, H:2 * H] = dc_total * da_f_per_dc[:, t]
+        da[:, t, 2 * H:3 * H] = delta * da_o_per_dh[:, t]
+        da[:, t, 3 * H:] = dc_total * da_c_bar_per_dc[:, t]
+        dc_next = dc_total * f[:, t]                               # the carousel
+        dh_next = da[:, t] @ Wh_T
     h_prev = np.concatenate([cache.h0[:, None], cache.h[:, :-1]], axis=1)     # h_0 .. h_{T-1}
     grads = {"Wx": np.einsum("btd,btg->dg", cache.x, da, optimize=True),    # (LSTM.7)
              "Wh": np.einsum("bti,btg->ig", h_prev, da, optimize=True),

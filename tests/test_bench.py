@@ -89,3 +89,29 @@ def test_runs_agree_when_their_spreads_overlap(monkeypatch):
     (row,), _ = agreement("delta")
     assert not row[2]
     assert np.isclose(row[1][2]["median"], 1.5)
+
+
+def test_the_torch_twins_compute_what_minirnn_computes():
+    """The twins timed against minirnn run the same equations (float64, one output each)."""
+    torch = pytest.importorskip("torch")
+    from minirnn.bench.versus_torch import MinGRU, gated_retention_chunkwise
+    from minirnn.gated import gated_retention_chunkwise as ours
+    from minirnn.minrnn import mingru_forward
+
+    rng = np.random.default_rng(0)
+    q, k = rng.standard_normal((2, 2, 3, 37, 4))
+    v, g = rng.standard_normal((2, 3, 37, 5)), -rng.uniform(0, 2, (2, 3, 37))
+    twin = gated_retention_chunkwise(*(torch.tensor(a) for a in (q, k, v, g)), 8).numpy()
+    np.testing.assert_allclose(twin, ours(q, k, v, g, 8)[0], rtol=0, atol=1e-12)
+
+    x = rng.standard_normal((2, 37, 4))
+    p = {"Wz": rng.standard_normal((4, 5)), "bz": rng.standard_normal(5),
+         "Wh": rng.standard_normal((4, 5)), "bh": rng.standard_normal(5)}
+    cell = MinGRU(4, 5).double()
+    with torch.no_grad():
+        for layer, W, b in ((cell.z, "Wz", "bz"), (cell.h_bar, "Wh", "bh")):
+            layer.weight.copy_(torch.tensor(p[W].T))
+            layer.bias.copy_(torch.tensor(p[b]))
+        twin = cell(torch.tensor(x))[0].numpy()
+    np.testing.assert_allclose(twin, mingru_forward(x, np.zeros((2, 5)), p)[0], rtol=0,
+                               atol=1e-12)

@@ -72,12 +72,42 @@ def retention_chunkwise(q, k, v, gamma: np.ndarray, chunk: int):
     return torch.cat(outs, dim=2)
 
 
+def gated_retention_chunkwise(q, k, v, log_decay, chunk: int):
+    """Normalised gated retention chunk by chunk, eqs. (GR.3)-(GR.5): retention's chunkwise
+    form with the segment decay of the log-gates and the global row counts."""
+    B, h, T, d = q.shape
+    q = q * d ** -0.5
+    S = q.new_zeros(B, h, d, v.shape[-1])
+    z = q.new_zeros(B, h, d)
+    s = q.new_zeros(B, h)
+    outs = []
+    for start in range(0, T, chunk):
+        qc, kc, vc = (x[:, :, start:start + chunk] for x in (q, k, v))
+        b = log_decay[:, :, start:start + chunk].cumsum(-1)
+        Gamma = (b[..., :, None] - b[..., None, :]).clamp(max=0).exp().tril()
+        xi, zeta = b.exp(), (b[..., -1:] - b).clamp(max=0).exp()
+        kappa = (xi * s[..., None] + Gamma.sum(-1)).rsqrt()
+        R = (qc @ kc.transpose(-1, -2)) * (Gamma * kappa[..., None])
+        carried = (kappa * xi)[..., None]
+        P = R @ vc + carried * (qc @ S)
+        r = R.sum(-1) + carried[..., 0] * torch.einsum("bhjd,bhd->bhj", qc, z)
+        outs.append(P / r.abs().clamp(min=1.0)[..., None])
+        kz = kc * zeta[..., None]
+        S = xi[..., -1, None, None] * S + kz.transpose(-1, -2) @ vc
+        z = xi[..., -1, None] * z + kz.sum(2)
+        s = xi[..., -1] * s + zeta.sum(-1)
+    return torch.cat(outs, dim=2)
+
+
 class MSR(nn.Module):
+    """Multi-scale retention (gated: the gates come from the tokens, eq. (GR.9))."""
+
     def __init__(self, D: int, n_heads: int, dv: int, form: str = "parallel", chunk: int = 16,
-                 eps: float = 1e-5):
+                 eps: float = 1e-5, gated: bool = False, tau: float = 1.0):
         super().__init__()
-        self.h, self.dv, self.form, self.chunk = n_heads, dv, form, chunk
+        self.h, self.dv, self.form, self.chunk, self.tau = n_heads, dv, form, chunk, tau
         self.gamma = msr_gammas(n_heads)
+        self.a = nn.Linear(D, n_heads) if gated else None
         self.q, self.k = nn.Linear(D, D, bias=False), nn.Linear(D, D, bias=False)
         self.v = nn.Linear(D, n_heads * dv, bias=False)
         self.gate = nn.Linear(D, n_heads * dv, bias=False)
@@ -92,8 +122,14 @@ class MSR(nn.Module):
 
         q, k = _rotate(heads(self.q(x), D // self.h)), _rotate(heads(self.k(x), D // self.h))
         v = heads(self.v(x), self.dv)
-        o = retention_parallel(q, k, v, self.gamma) if self.form == "parallel" else \
-            retention_chunkwise(q, k, v, self.gamma, self.chunk)
+        if self.a is not None:
+            log_decay = nn.functional.logsigmoid(self.a(x)).transpose(1, 2) / self.tau
+            o = gated_retention_chunkwise(q, k, v, log_decay, self.chunk if
+                                          self.form == "chunkwise" else T)
+        elif self.form == "parallel":
+            o = retention_parallel(q, k, v, self.gamma)
+        else:
+            o = retention_chunkwise(q, k, v, self.gamma, self.chunk)
         y = self.norm(o.transpose(1, 2).reshape(B * T, -1)).view(B, T, -1)   # per token, head
         return self.o(nn.functional.silu(self.gate(x)) * y)
 
@@ -186,15 +222,35 @@ class CausalMHA(nn.Module):
         return self.attn(x, x, x, attn_mask=mask, need_weights=False)[0]
 
 
+class MinGRU(nn.Module):
+    """minGRU, eq. (MIN.4): ``h_t = (1 - z_t) h_{t-1} + z_t h_bar_t`` with ``z`` and ``h_bar``
+    from the input alone, scanned token by token (minirnn's sequential form)."""
+
+    def __init__(self, D: int, H: int):
+        super().__init__()
+        self.z, self.h_bar = nn.Linear(D, H), nn.Linear(D, H)
+
+    def forward(self, x):
+        z, h_bar = torch.sigmoid(self.z(x)), self.h_bar(x)
+        h = x.new_zeros(x.shape[0], h_bar.shape[-1])
+        hs = []
+        for t in range(x.shape[1]):
+            h = (1 - z[:, t]) * h + z[:, t] * h_bar[:, t]
+            hs.append(h)
+        return torch.stack(hs, dim=1), h
+
+
 class LM(nn.Module):
-    """The torch twin of one of minirnn's three models, built from its config."""
+    """The torch twin of one of minirnn's language models, built from its config."""
 
     def __init__(self, config):
         super().__init__()
         c, self.kind = config, config.kind
         self.embed = nn.Embedding(c.vocab_size, c.d_model)
-        if c.kind == "rnn":
-            self.rnn = nn.RNN(c.d_model, c.hidden, batch_first=True)
+        if c.kind in ("rnn", "lstm", "gru", "mingru"):
+            cells = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
+            self.rnn = MinGRU(c.d_model, c.hidden) if c.kind == "mingru" else \
+                cells[c.kind](c.d_model, c.hidden, batch_first=True)
             self.head = nn.Linear(c.hidden, c.vocab_size)
             return
         if c.kind == "transformer":
@@ -204,15 +260,15 @@ class LM(nn.Module):
             mixes = [DeltaNet(c.d_model, c.n_heads, c.dv, c.kind == "gated-delta", c.chunk_size,
                               c.eps, getattr(c, "tau", 1.0)) for _ in range(c.n_layers)]
         else:
-            mixes = [MSR(c.d_model, c.n_heads, c.dv, c.form, c.chunk_size, c.eps)
-                     for _ in range(c.n_layers)]
+            mixes = [MSR(c.d_model, c.n_heads, c.dv, c.form, c.chunk_size, c.eps,
+                         c.kind == "gated", getattr(c, "tau", 1.0)) for _ in range(c.n_layers)]
         self.blocks = nn.ModuleList(Block(c.d_model, m, c.d_ff) for m in mixes)
         self.ln_f = nn.LayerNorm(c.d_model)
         self.head = nn.Linear(c.d_model, c.vocab_size)
 
     def forward(self, tokens):
         x = self.embed(tokens)
-        if self.kind == "rnn":
+        if hasattr(self, "rnn"):
             return self.head(self.rnn(x)[0])
         if self.kind == "transformer":
             x = x + self.pos[: tokens.shape[1]]
@@ -236,9 +292,9 @@ def torch_benchmark(thread_counts=(1, 2), quick=False, seed=0) -> list[dict]:
     ([`interleaved`][minirnn.bench.timing.interleaved]); every ratio is the median of the
     per-round ratios minirnn / PyTorch with its interquartile range. Layers at the tutorial
     sizes; language models also at a size where the arithmetic dominates the per-call overhead
-    (B = 8, T = 256, D = 256, 4 heads). Only models with a faithful PyTorch twin are timed (the
-    Elman RNN, the transformer, RetNet, DeltaNet and gated DeltaNet; gated retention has none
-    yet). minirnn's calls are timed as inside a model: checked
+    (B = 8, T = 256, D = 256, 4 heads). Every language model has a PyTorch twin (``nn.RNN``,
+    ``nn.LSTM``, ``nn.GRU``; minGRU, retention, gated retention and the delta rule written out
+    with the same equations). minirnn's calls are timed as inside a model: checked
     once, then trusted (``minirnn._checks.core.trusted``); a language model's training step
     checks its own inputs at every call anyway.
     """
@@ -314,10 +370,14 @@ def _pairs(size, B, T, D, H, n_heads, V, seed):
 
 
 def _models(size, B, T, D, H, n_heads, V):
-    """The language models with a PyTorch twin, at the tutorial size or the compute size."""
+    """Every language model, at the tutorial size (the tour's configs) or the compute size."""
     from ..models import (
         DeltaNetConfig,
+        GatedConfig,
         GatedDeltaNetConfig,
+        GRUConfig,
+        LSTMConfig,
+        MinGRUConfig,
         RetNetConfig,
         RNNConfig,
         TransformerConfig,
@@ -326,18 +386,23 @@ def _models(size, B, T, D, H, n_heads, V):
 
     if size == "tutorial" and D == TUTORIAL["D"]:
         tour = tour_models(V)
-        models = {name: tour[name] for name in ("rnn", "transformer", "retnet")}
         dv, d_ff, chunk = tour["retnet"].dv, tour["retnet"].d_ff, tour["retnet"].chunk_size
+        D, H = tour["retnet"].d_model, tour["rnn"].hidden
     else:
         dv, d_ff, chunk = D // n_heads, 4 * D, min(T, 64)
-        models = {"rnn": RNNConfig(V, d_model=D, hidden=H),
-                  "transformer": TransformerConfig(V, d_model=D, n_heads=n_heads, n_layers=2,
-                                                   d_ff=d_ff, max_len=T),
-                  "retnet": RetNetConfig(V, d_model=D, n_heads=n_heads, n_layers=2, dv=dv,
-                                         d_ff=d_ff, form="chunkwise", chunk_size=chunk)}
-    for name, config_class in (("delta", DeltaNetConfig), ("gated-delta", GatedDeltaNetConfig)):
+    models = {"rnn": RNNConfig(V, d_model=D, hidden=H),
+              "lstm": LSTMConfig(V, d_model=D, hidden=H),
+              "gru": GRUConfig(V, d_model=D, hidden=H),
+              "mingru": MinGRUConfig(V, d_model=D, hidden=H),
+              "transformer": TransformerConfig(V, d_model=D, n_heads=n_heads, n_layers=2,
+                                               d_ff=d_ff, max_len=max(T, 64))}
+    for name, config_class in (("retnet", RetNetConfig), ("gated", GatedConfig),
+                               ("delta", DeltaNetConfig), ("gated-delta", GatedDeltaNetConfig)):
         models[name] = config_class(V, d_model=D, n_heads=n_heads, n_layers=2, dv=dv, d_ff=d_ff,
                                     form="chunkwise", chunk_size=chunk)
+    if size == "tutorial" and D == TUTORIAL["D"] and any(
+            models[name] != config for name, config in tour.items()):
+        raise RuntimeError("the benchmark's tutorial size no longer matches the tour's models")
     return models
 
 
