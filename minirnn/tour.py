@@ -156,11 +156,13 @@ def gradcheck_cases(seed: int = 0) -> Iterator[GradcheckCase]:
                         delta_rule_chunkwise_backward, delta, None)
     delta_params = init_deltanet_params(4, 2, 3, gated=True, seed=seed)
     delta_params["Wa"] = rng.standard_normal((4, 2))                 # gates that vary
+    # Step 1e-6: at 1e-5 the normalisation's curvature (DR.11) makes the truncation error of Wq's
+    # gradient 1e-6; at 1e-7 rounding in the gates' gradients reaches 1e-7 (ba). At 1e-6 every
+    # entry stays below 6e-8 for seeds 0 to 5.
     yield GradcheckCase("gated DeltaNet layer",
                         lambda x, params: deltanet_forward(x, params, 2, "chunkwise",
                                                            chunk_size=2),
-                        deltanet_backward, {"x": x_msr}, delta_params,
-                        eps=1e-7)   # short queries: the normalisation's curvature (DR.11)
+                        deltanet_backward, {"x": x_msr}, delta_params, eps=1e-6)
     image = rng.standard_normal((B, 4, 4, 1))
     embed = {"W": rng.standard_normal((4, 3)), "b": rng.standard_normal(3),
              "cls": rng.standard_normal(3), "pos": rng.standard_normal((5, 3))}
