@@ -338,6 +338,13 @@ def _bench_floors(quick):
     return [r for b in (1, 8) for r in bench.decode_floor_benchmark(batch=b, **sizes)]
 
 
+def _bench_flat(quick):
+    from . import bench
+
+    sizes = dict(short=16, long=64, D=32, n_heads=2, rounds=3) if quick else {}
+    return [r for b in (1, 8) for r in bench.decode_flat_benchmark(batch=b, **sizes)]
+
+
 def _bench_training(quick):
     from . import bench
 
@@ -364,7 +371,9 @@ _BENCH_TABLES = {
                 ["context", "batch", "attention_ms", "retnet_ms", "delta_ms", "speedup",
                  "delta_speedup", "kv_cache_bytes", "state_bytes"]),
                ("against the projections", _bench_floors,
-                ["step", "batch", "step_ms", "projections_ms", "ratio"])],
+                ["step", "batch", "step_ms", "projections_ms", "ratio"]),
+               ("short against long context", _bench_flat,
+                ["step", "batch", "short", "long", "short_ms", "long_ms", "ratio"])],
     "training": [("retention and attention", _bench_training,
                   ["T", "method", "ms", "peak_bytes"])],
     "delta": [("delta rule", _bench_delta,

@@ -1,3 +1,4 @@
+import json
 import subprocess
 import sys
 
@@ -118,6 +119,9 @@ def test_bench_smoke(tmp_path, capsys):
     out = tmp_path / "decode.json"
     assert main(["bench", "decode", "--quick", "--out", str(out)]) == 0
     assert "speedup" in capsys.readouterr().out and out.exists()
+    flat = json.loads(out.read_text())["runs"][0]["short against long context"]
+    assert {r["step"] for r in flat} == {"attention", "retnet", "gated", "delta"}
+    assert all(r["long"] > r["short"] and r["ratio"]["q1"] <= r["ratio"]["q3"] for r in flat)
     assert main(["bench", "training", "--quick"]) == 0
     assert "chunkwise 16" in capsys.readouterr().out
     assert main(["bench", "delta", "--quick", "--runs", "2"]) == 0

@@ -153,6 +153,46 @@ def _decode_row(rng, n, D, n_heads, batch, rounds, block, dtype, p) -> dict:
     return row
 
 
+def decode_flat_benchmark(short=128, long=8192, D=512, n_heads=8, batch=1, rounds=30, block=3,
+                          seed=0, dtype=np.float32) -> list[dict]:
+    """Is a recurrent step's time flat in the context? Each step after ``short`` tokens and
+    after ``long`` tokens, timed interleaved in the same rounds (comparing rows of
+    [`decode_benchmark`][minirnn.bench.decode_benchmark], timed minutes apart, would compare the
+    machine's load as well). The ratio long / short is the median of per-round ratios with its
+    interquartile range; attention's, whose cache grows, is there for contrast. Each step's
+    pair runs on its own: timed in the same rounds as attention at the long context, a step
+    that follows attention in the rotation ran up to 1.5x slower (the cache it streams
+    evicts the step's weights), which would make the ratio say more about the order than
+    about the step.
+    """
+    rng = np.random.default_rng(seed)
+    p = _decode_layers(D, n_heads, seed, dtype)
+    x = rng.standard_normal((batch, D)).astype(dtype)
+    at = {n: _prompted(rng, n, D, n_heads, batch, dtype, p) for n in (short, long)}
+
+    def attention(n):
+        def step():
+            at[n]["attention"].length = n
+            mha_step(x, p["attention"], n_heads, at[n]["attention"])
+        return step
+
+    steps = {"attention": attention,
+             "retnet": lambda n: lambda: msr_step(x, p["retention"], n_heads, at[n]["retention"]),
+             "gated": lambda n: lambda: gated_msr_step(x, p["gated"], n_heads, at[n]["gated"]),
+             "delta": lambda n: lambda: deltanet_step(x, p["delta"], n_heads, at[n]["delta"])}
+    rows = []
+    for name, make in steps.items():                    # one pair at a time: a step timed right
+        fns = {"short": make(short), "long": make(long)}   # after attention's 8192-token cache
+        for fn in fns.values():                         # ran up to 1.5x slower, warm call or not
+            fn()                                        # checked once
+        with trusted():
+            times = interleaved(fns, rounds, block)
+        row = {"step": name, "batch": batch, "short": short, "long": long}
+        row.update(summary(times, {"ratio": ("long", "short")}))
+        rows.append(row)
+    return rows
+
+
 def decode_floor_benchmark(context=128, D=512, n_heads=8, batch=1, rounds=30, block=3, seed=0,
                            dtype=np.float32) -> list[dict]:
     """Every one-token step against its floor: the time of its own projections.
