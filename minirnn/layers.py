@@ -44,6 +44,7 @@ __all__ = [
 
 IGNORE_INDEX = -100   # targets equal to this are not scored (padding, prompt positions)
 GELU_C = float(np.sqrt(2.0 / np.pi))
+ONE_HOT_LIMIT = 2 ** 22   # numbers in the embedding backward's one-hot matrix (16 MiB in float32)
 
 
 # --- linear -------------------------------------------------------------------------------------
@@ -132,8 +133,9 @@ def embedding_backward(dy: np.ndarray, cache: EmbeddingCache) -> np.ndarray:
     would keep only one of the repeated updates. The lookup is the product ``y = E W`` with
     ``E`` the one-hot matrix of the tokens (one row per position, a 1 in the token's column), so
     ``dW = E^T dy``, one matrix product that adds up the repeats. ``np.add.at(dW, tokens, dy)``
-    gives the same sums element by element, several times slower; ``E`` holds B T V numbers,
-    small for minirnn's character vocabularies.
+    gives the same sums element by element, several times slower, but needs no ``E``: it is
+    used when ``E`` would hold more than ``ONE_HOT_LIMIT`` numbers (B T V; a large word
+    vocabulary), so the memory stays that of ``dW``.
 
     Parameters
     ----------
@@ -146,8 +148,13 @@ def embedding_backward(dy: np.ndarray, cache: EmbeddingCache) -> np.ndarray:
     """
     dy = check.embedding_backward(dy, cache)
     flat = cache.tokens.reshape(-1)
+    dy = dy.reshape(len(flat), -1)
+    if len(flat) * cache.V > ONE_HOT_LIMIT:                        # E would be too large
+        dW = np.zeros((cache.V, dy.shape[-1]), dtype=dy.dtype)
+        np.add.at(dW, flat, dy)
+        return dW
     E = (flat[:, None] == np.arange(cache.V)).astype(dy.dtype)     # one-hot, (B T, V)
-    return E.T @ dy.reshape(len(flat), -1)                         # dW = E^T dy
+    return E.T @ dy                                                # dW = E^T dy
 
 
 # --- standardisation, layer norm -----------------------------------------------------------------

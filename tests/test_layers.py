@@ -77,6 +77,19 @@ def test_embedding_scatter_adds_repeated_tokens(seed, V, D):
     np.testing.assert_allclose(dW, expected, rtol=1e-12, atol=1e-12)
 
 
+def test_embedding_backward_without_one_hot_gives_the_same_sums(monkeypatch):
+    """Past ONE_HOT_LIMIT (a large vocabulary) the scatter-add runs without the one-hot matrix."""
+    from minirnn import layers
+
+    rng = np.random.default_rng(0)
+    tokens = rng.integers(0, 9, (4, 7))
+    _, cache = embedding_forward(tokens, rng.standard_normal((9, 3)))
+    dy = rng.standard_normal((4, 7, 3))
+    one_hot = embedding_backward(dy, cache)
+    monkeypatch.setattr(layers, "ONE_HOT_LIMIT", 0)
+    np.testing.assert_allclose(embedding_backward(dy, cache), one_hot, rtol=0, atol=1e-12)
+
+
 @given(seeds, st.integers(2, 7))
 def test_cross_entropy_matches_definition_and_gradcheck(seed, V):
     rng = np.random.default_rng(seed)

@@ -161,9 +161,9 @@ def decode_flat_benchmark(short=128, long=8192, D=512, n_heads=8, batch=1, round
     machine's load as well). The ratio long / short is the median of per-round ratios with its
     interquartile range; attention's, whose cache grows, is there for contrast. Each step's
     pair runs on its own: timed in the same rounds as attention at the long context, a step
-    that follows attention in the rotation ran up to 1.5x slower (the cache it streams
-    evicts the step's weights), which would make the ratio say more about the order than
-    about the step.
+    that follows attention in the rotation ran several times slower for several calls, its
+    warm call included, which would make the ratio say more about the order than about the
+    step.
     """
     rng = np.random.default_rng(seed)
     p = _decode_layers(D, n_heads, seed, dtype)
@@ -181,9 +181,9 @@ def decode_flat_benchmark(short=128, long=8192, D=512, n_heads=8, batch=1, round
              "gated": lambda n: lambda: gated_msr_step(x, p["gated"], n_heads, at[n]["gated"]),
              "delta": lambda n: lambda: deltanet_step(x, p["delta"], n_heads, at[n]["delta"])}
     rows = []
-    for name, make in steps.items():                    # one pair at a time: a step timed right
-        fns = {"short": make(short), "long": make(long)}   # after attention's 8192-token cache
-        for fn in fns.values():                         # ran up to 1.5x slower, warm call or not
+    for name, make in steps.items():                    # one pair at a time (see above)
+        fns = {"short": make(short), "long": make(long)}
+        for fn in fns.values():
             fn()                                        # checked once
         with trusted():
             times = interleaved(fns, rounds, block)
