@@ -127,16 +127,21 @@ def _prompted(rng, n, D, n_heads, batch, dtype, p, prompt_len=512):
     return states
 
 
+def _attention_step(token, params, n_heads, cache, n):
+    """Attention's one-token step at position ``n``, again and again: the cache is cut back to
+    ``n`` entries before every call, so each call decodes the same position."""
+    def step():
+        cache.length = n
+        mha_step(token, params, n_heads, cache)
+    return step
+
+
 def _decode_row(rng, n, D, n_heads, batch, rounds, block, dtype, p) -> dict:
     states = _prompted(rng, n, D, n_heads, batch, dtype, p)
     cache, ret_state, delta_state = states["attention"], states["retention"], states["delta"]
     token = rng.standard_normal((batch, D)).astype(dtype)
 
-    def attention():
-        cache.length = n                                # decode the same position every time
-        mha_step(token, p["attention"], n_heads, cache)
-
-    steps = {"attention": attention,
+    steps = {"attention": _attention_step(token, p["attention"], n_heads, cache, n),
              "retnet": lambda: msr_step(token, p["retention"], n_heads, ret_state),
              "delta": lambda: deltanet_step(token, p["delta"], n_heads, delta_state)}
     for step in steps.values():                         # each checked once, as a model does:
@@ -170,19 +175,17 @@ def decode_flat_benchmark(short=128, long=8192, D=512, n_heads=8, batch=1, round
     x = rng.standard_normal((batch, D)).astype(dtype)
     at = {n: _prompted(rng, n, D, n_heads, batch, dtype, p) for n in (short, long)}
 
-    def attention(n):
-        def step():
-            at[n]["attention"].length = n
-            mha_step(x, p["attention"], n_heads, at[n]["attention"])
-        return step
+    def step(name, n):
+        """The one-token step of layer ``name`` after ``n`` tokens."""
+        if name == "attention":
+            return _attention_step(x, p["attention"], n_heads, at[n]["attention"], n)
+        forward = {"retnet": msr_step, "gated": gated_msr_step, "delta": deltanet_step}[name]
+        layer = "retention" if name == "retnet" else name
+        return lambda: forward(x, p[layer], n_heads, at[n][layer])
 
-    steps = {"attention": attention,
-             "retnet": lambda n: lambda: msr_step(x, p["retention"], n_heads, at[n]["retention"]),
-             "gated": lambda n: lambda: gated_msr_step(x, p["gated"], n_heads, at[n]["gated"]),
-             "delta": lambda n: lambda: deltanet_step(x, p["delta"], n_heads, at[n]["delta"])}
     rows = []
-    for name, make in steps.items():                    # one pair at a time (see above)
-        fns = {"short": make(short), "long": make(long)}
+    for name in ("attention", "retnet", "gated", "delta"):   # one pair at a time (see above)
+        fns = {"short": step(name, short), "long": step(name, long)}
         for fn in fns.values():
             fn()                                        # checked once
         with trusted():
@@ -216,12 +219,9 @@ def decode_floor_benchmark(context=128, D=512, n_heads=8, batch=1, rounds=30, bl
         Wo = params["Wo"]
         return lambda: ([x @ W for W in mats], heads_out @ Wo)
 
-    def attention():
-        cache.length = context
-        mha_step(x, p["attention"], n_heads, cache)
-
     sides = {
-        "attention": (attention, projections(("Wq", "Wk", "Wv"), p["attention"])),
+        "attention": (_attention_step(x, p["attention"], n_heads, cache, context),
+                      projections(("Wq", "Wk", "Wv"), p["attention"])),
         "retnet": (lambda: msr_step(x, p["retention"], n_heads, ret_state),
                    projections(("Wq", "Wk", "Wv", "Wg"), p["retention"])),
         "gated": (lambda: gated_msr_step(x, p["gated"], n_heads, gated_state),

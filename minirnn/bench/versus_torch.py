@@ -124,8 +124,8 @@ class MSR(nn.Module):
         v = heads(self.v(x), self.dv)
         if self.a is not None:
             log_decay = nn.functional.logsigmoid(self.a(x)).transpose(1, 2) / self.tau
-            o = gated_retention_chunkwise(q, k, v, log_decay, self.chunk if
-                                          self.form == "chunkwise" else T)
+            chunk = self.chunk if self.form == "chunkwise" else T   # parallel: one chunk
+            o = gated_retention_chunkwise(q, k, v, log_decay, chunk)
         elif self.form == "parallel":
             o = retention_parallel(q, k, v, self.gamma)
         else:
@@ -384,10 +384,9 @@ def _models(size, B, T, D, H, n_heads, V):
     )
     from ..tour import tour_models
 
-    if size == "tutorial" and D == TUTORIAL["D"]:
-        tour = tour_models(V)
+    tour = tour_models(V) if size == "tutorial" and D == TUTORIAL["D"] else None
+    if tour is not None:
         dv, d_ff, chunk = tour["retnet"].dv, tour["retnet"].d_ff, tour["retnet"].chunk_size
-        D, H = tour["retnet"].d_model, tour["rnn"].hidden
     else:
         dv, d_ff, chunk = D // n_heads, 4 * D, min(T, 64)
     models = {"rnn": RNNConfig(V, d_model=D, hidden=H),
@@ -400,8 +399,7 @@ def _models(size, B, T, D, H, n_heads, V):
                                ("delta", DeltaNetConfig), ("gated-delta", GatedDeltaNetConfig)):
         models[name] = config_class(V, d_model=D, n_heads=n_heads, n_layers=2, dv=dv, d_ff=d_ff,
                                     form="chunkwise", chunk_size=chunk)
-    if size == "tutorial" and D == TUTORIAL["D"] and any(
-            models[name] != config for name, config in tour.items()):
+    if tour is not None and any(models[name] != config for name, config in tour.items()):
         raise RuntimeError("the benchmark's tutorial size no longer matches the tour's models")
     return models
 
