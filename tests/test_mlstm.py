@@ -128,8 +128,16 @@ def test_large_input_gates_stay_finite_in_float32(n, form):
     grads = FORMS[form][1](np.ones_like(out), cache, MLSTMStateGrad.zeros_like(state))
     assert out.dtype == np.float32 and np.all(np.isfinite(out))
     assert all(np.all(np.isfinite(g)) for g in grads[:5])
-    ref, _, _ = FORMS[form][0](*(x.astype(np.float64) for x in (q, k, v, i_pre, f_pre)))
-    np.testing.assert_allclose(out, ref, rtol=1e-3, atol=1e-3 * max(1.0, biggest(ref)))
+    inputs = [x.astype(np.float64) for x in (q, k, v, i_pre, f_pre)]
+    ref, _, _ = FORMS[form][0](*inputs)
+    # Where q n_t nearly cancels, the output is ill-conditioned: no float32 computation can do
+    # better than the output's response to rounding the inputs to float32 (relative 6e-8). That
+    # response, measured in float64, widens the tolerance of those entries only.
+    rng = np.random.default_rng(n["seed"])
+    nudged = [x * (1 + 6e-8 * rng.choice([-1.0, 1.0], x.shape)) for x in inputs]
+    conditioning = np.abs(FORMS[form][0](*nudged)[0] - ref)
+    tolerance = 1e-3 * max(1.0, biggest(ref)) + 1e-3 * np.abs(ref) + 100 * conditioning
+    assert np.all(np.abs(out - ref) <= tolerance)
 
 
 @given(sizes)
