@@ -345,6 +345,13 @@ def _bench_flat(quick):
     return [r for b in (1, 8) for r in bench.decode_flat_benchmark(batch=b, **sizes)]
 
 
+def _bench_recovery(quick):
+    from . import bench
+
+    sizes = dict(context=64, D=32, n_heads=2, rounds=3) if quick else {}
+    return bench.decode_recovery_benchmark(**sizes)
+
+
 def _bench_training(quick):
     from . import bench
 
@@ -373,7 +380,9 @@ _BENCH_TABLES = {
                ("against the projections", _bench_floors,
                 ["step", "batch", "step_ms", "projections_ms", "ratio"]),
                ("short against long context", _bench_flat,
-                ["step", "batch", "short", "long", "short_ms", "long_ms", "ratio"])],
+                ["step", "batch", "short", "long", "short_ms", "long_ms", "ratio"]),
+               ("RetNet calls after attention", _bench_recovery,
+                ["call", "context", "batch", "ms"])],
     "training": [("retention and attention", _bench_training,
                   ["T", "method", "ms", "peak_bytes"])],
     "delta": [("delta rule", _bench_delta,

@@ -87,7 +87,8 @@ def sigmoid(a: np.ndarray) -> np.ndarray:
     """
     a = check.sigmoid(a)
     e = np.exp(-np.abs(a))
-    return np.where(a >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+    s = 1.0 / (1.0 + e)                                            # sigmoid(|a|)
+    return np.where(a >= 0, s, e * s)                              # sigmoid(-|a|) = e / (1 + e)
 
 
 def init_lstm_params(D: int, H: int, seed: int = 0, dtype=np.float64,

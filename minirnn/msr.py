@@ -47,6 +47,7 @@ __all__ = [
     "msr_step",
     "rotate",
     "rotation_angles",
+    "rotation_table",
 ]
 
 def msr_gammas(n_heads: int, params: dict[str, np.ndarray] | None = None) -> np.ndarray:
@@ -111,16 +112,55 @@ def rotate(x: np.ndarray, start: int = 0, inverse: bool = False) -> np.ndarray:
     ndarray, shape of ``x``
     """
     x, start = check.rotate(x, start, inverse)
-    n = np.arange(start, start + x.shape[-2])                        # absolute positions
-    angles = n[:, None] * rotation_angles(x.shape[-1])               # n theta_i, (T, d/2)
+    cos, sin = rotation_table(start, x.shape[-2], x.shape[-1], x.dtype)   # (T, d/2)
     if inverse:
-        angles = -angles
-    cos, sin = np.cos(angles).astype(x.dtype), np.sin(angles).astype(x.dtype)
+        sin = -sin                                                   # the angles -n theta_i
     even, odd = x[..., 0::2], x[..., 1::2]
     out = np.empty_like(x)
     out[..., 0::2] = even * cos - odd * sin                          # (M.2)
     out[..., 1::2] = odd * cos + even * sin
     return out
+
+
+# (start, T, d, dtype) -> (cos, sin): the tables of the last few calls, oldest first
+_ROTATION_TABLES: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
+_ROTATION_TABLES_KEPT = 16
+
+
+def rotation_table(start: int, T: int, d: int, dtype=np.float64):
+    """``cos(n theta_i)`` and ``sin(n theta_i)`` of eq. (M.2) for the positions
+    ``n = start .. start+T-1``.
+
+    Kept for the next calls (the last 16 tables): the queries and keys of one call are rotated
+    at the same positions, and a model sees the same positions ``0 .. T-1`` at every training
+    step, so each table is computed once. In a one-token decoding step this halves the cost of
+    the rotation. The arrays are read-only, since every later call shares them.
+
+    Parameters
+    ----------
+    start : int
+        The first absolute position, ``>= 0``.
+    T : int
+        How many positions, ``>= 1``.
+    d : int
+        The key width (even); the tables have ``d / 2`` columns, one per feature pair.
+    dtype : float32 or float64, optional
+
+    Returns
+    -------
+    cos, sin : ndarray, shape (T, d/2), read-only
+    """
+    start, T, d, dtype = check.rotation_table(start, T, d, dtype)
+    key = (start, T, d, dtype)
+    if key not in _ROTATION_TABLES:
+        if len(_ROTATION_TABLES) >= _ROTATION_TABLES_KEPT:
+            del _ROTATION_TABLES[next(iter(_ROTATION_TABLES))]      # forget the oldest
+        n = np.arange(start, start + T)                              # absolute positions
+        angles = n[:, None] * rotation_angles(d)                     # n theta_i, float64
+        cos, sin = np.cos(angles).astype(dtype), np.sin(angles).astype(dtype)
+        cos.flags.writeable = sin.flags.writeable = False
+        _ROTATION_TABLES[key] = (cos, sin)
+    return _ROTATION_TABLES[key]
 
 
 # --- group norm per (token, head) -------------------------------------------------------------

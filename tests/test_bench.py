@@ -55,6 +55,24 @@ def test_a_ratio_is_taken_within_rounds(monkeypatch):
     assert np.ptp(times["fast"]) > 10                     # while the times moved a hundredfold
 
 
+def test_warm_ms_keeps_warming_each_block_until_the_time_has_passed(monkeypatch):
+    # a fake clock where every call takes 1 ms: warm_ms = 3.5 means four untimed calls (the
+    # first, then three more while less than 3.5 ms have passed) before each timed block
+    clock = {"now": 0.0}
+    monkeypatch.setattr("minirnn.bench.timing.time.perf_counter", lambda: clock["now"])
+    calls = {"a": 0, "b": 0}
+
+    def fn(name):
+        def call():
+            clock["now"] += 1e-3
+            calls[name] += 1
+        return call
+
+    times = interleaved({"a": fn("a"), "b": fn("b")}, rounds=2, block=3, warmup=0, warm_ms=3.5)
+    assert calls == {"a": 2 * (4 + 3), "b": 2 * (4 + 3)}
+    assert all(np.allclose(t, 1e-3) for t in times.values())    # only the block is timed
+
+
 @pytest.mark.skipif(not have_threadpoolctl(), reason="threadpoolctl is the [bench] extra")
 def test_threads_sets_the_blas_threads_and_restores_them():
     from threadpoolctl import threadpool_info

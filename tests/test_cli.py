@@ -122,6 +122,9 @@ def test_bench_smoke(tmp_path, capsys):
     flat = json.loads(out.read_text())["runs"][0]["short against long context"]
     assert {r["step"] for r in flat} == {"attention", "retnet", "gated", "delta"}
     assert all(r["long"] > r["short"] and r["ratio"]["q1"] <= r["ratio"]["q3"] for r in flat)
+    after = json.loads(out.read_text())["runs"][0]["RetNet calls after attention"]
+    assert [r["call"] for r in after] == list(range(1, 9)) and all(r["ms"]["median"] > 0
+                                                                  for r in after)
     assert main(["bench", "training", "--quick"]) == 0
     assert "chunkwise 16" in capsys.readouterr().out
     assert main(["bench", "delta", "--quick", "--runs", "2"]) == 0

@@ -19,6 +19,8 @@ from minirnn import (
     msr_step,
     rel_error,
     rotate,
+    rotation_angles,
+    rotation_table,
 )
 
 FORMS_TOL = 1e-10   # float64, same function up to summation order (observed ~1e-16)
@@ -152,6 +154,42 @@ def test_rotation_is_relative_orthogonal_and_invertible(half_d, n, m, seed):
     np.testing.assert_allclose(score, shifted, rtol=1e-9, atol=1e-9)   # depends on n - m only
     np.testing.assert_allclose(np.linalg.norm(rotate(q, n)), np.linalg.norm(q), rtol=1e-12)
     np.testing.assert_allclose(rotate(rotate(q, n), n, inverse=True), q, atol=1e-12)
+
+
+def test_rotation_is_m2_written_out_call_after_call_in_either_dtype():
+    # the cos and sin tables are kept between calls (per start, T, d and dtype): the same
+    # positions again, another dtype, or an inverse rotation in between must not change them
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 3, 5, 8))
+    theta = 10000.0 ** -(np.arange(4) / 3)                          # (M.2), d = 8
+    angle = (7 + np.arange(5))[:, None] * theta                      # positions 7 .. 11
+    expected = np.empty_like(x)
+    expected[..., 0::2] = x[..., 0::2] * np.cos(angle) - x[..., 1::2] * np.sin(angle)
+    expected[..., 1::2] = x[..., 1::2] * np.cos(angle) + x[..., 0::2] * np.sin(angle)
+    for dtype, tol in ((np.float64, 1e-12), (np.float32, 1e-5), (np.float64, 1e-12)):
+        for _ in range(2):
+            out = rotate(x.astype(dtype), 7)
+            assert out.dtype == dtype
+            np.testing.assert_allclose(out, expected, rtol=tol, atol=tol)
+            np.testing.assert_allclose(rotate(out, 7, inverse=True), x, rtol=tol, atol=tol)
+
+
+def test_rotation_table_is_kept_read_only_and_checks_its_arguments():
+    cos, sin = rotation_table(3, 4, 8, np.float32)
+    assert cos.shape == sin.shape == (4, 4) and cos.dtype == np.float32
+    assert rotation_table(3, 4, 8, np.float32)[0] is cos            # kept, not recomputed
+    with pytest.raises(ValueError, match="read-only"):
+        cos[0, 0] = 2.0                                              # shared by later calls
+    np.testing.assert_allclose(sin, np.sin((3 + np.arange(4))[:, None] * rotation_angles(8)),
+                               rtol=1e-6)
+    for args, error, words in (((-1, 4, 8), ValueError, "start must be >= 0"),
+                               ((0, 0, 8), ValueError, "T must be >= 1"),
+                               ((0, 4, 7), ValueError, "d must be even"),
+                               ((0, 2.0, 8), TypeError, "T must be an integer"),
+                               ((0, 4, 8, np.int64), TypeError, "dtype must be float32"),
+                               ((0, 4, 8, "half"), TypeError, "dtype must be float32")):
+        with pytest.raises(error, match=words):
+            rotation_table(*args)
 
 
 # dv >= 3 for the same reason as layer norm's D >= 3 (test_layers.py)

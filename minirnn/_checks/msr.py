@@ -6,6 +6,7 @@ import numpy as np
 
 from ..states import RetentionState
 from .core import (
+    FLOAT_DTYPES,
     Shapes,
     active,
     check_bool,
@@ -46,6 +47,21 @@ def rotation_angles(d):
         raise ValueError(f"rotation_angles: the rotation acts on pairs of features, so the key "
                          f"width d must be even, got d = {d}")
     return d
+
+
+def rotation_table(start, T, d, dtype):
+    if not active():
+        return start, T, d, dtype
+    start = check_int("rotation_table", "start", start, 0)
+    T = check_int("rotation_table", "T", T, 1)
+    d = rotation_angles(d)
+    try:
+        dtype = np.dtype(dtype)
+    except TypeError:
+        dtype = None
+    if dtype not in FLOAT_DTYPES:
+        raise TypeError(f"rotation_table: dtype must be float32 or float64, got {dtype!r}")
+    return start, T, d, dtype
 
 
 def rotate(x, start, inverse):

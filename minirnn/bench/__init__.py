@@ -84,6 +84,14 @@ def _cpu_name() -> str:
 
 # --- 1. decoding --------------------------------------------------------------------------------
 
+# A one-token step takes a fraction of a millisecond. Right after another step has swept megabytes
+# through the CPU's caches (attention's step reads its whole KV cache: 32 MiB at 8192 tokens and
+# D = 512), a step whose weights were evicted stays up to 3x slower for about five calls, about
+# 3 ms, so one untimed call does not warm it. Every side of a decode benchmark warms for this long
+# before its timed block: each is timed as it runs in a generation loop, warm.
+DECODE_WARM_MS = 5.0
+
+
 def _decode_layers(D, n_heads, seed, dtype):
     """The four layers that decode: parameters of attention, retention, gated retention and
     DeltaNet at width ``D`` (value head width ``D / n_heads``)."""
@@ -95,18 +103,21 @@ def _decode_layers(D, n_heads, seed, dtype):
 
 
 def decode_benchmark(contexts=(128, 256, 512, 1024, 2048, 4096, 8192), D=512, n_heads=8, batch=1,
-                     rounds=30, block=3, seed=0, dtype=np.float32) -> list[dict]:
+                     rounds=30, block=3, seed=0, dtype=np.float32,
+                     warm_ms=DECODE_WARM_MS) -> list[dict]:
     """Per-token time of a KV-cache attention step against retention's and DeltaNet's
     recurrent steps, interleaved, and the bytes each carries, against the context.
 
     Every step is timed the way a language model runs it while generating: the inputs are
     checked once, then every timed step trusts them (``minirnn._checks.core.trusted``), so the
     numbers are the cost of the math of one token, not of re-validating the weights. Speed-ups
-    are medians of per-round ratios with their interquartile range.
+    are medians of per-round ratios with their interquartile range. Each side warms for
+    ``warm_ms`` before its block (see ``DECODE_WARM_MS``).
     """
     rng = np.random.default_rng(seed)
     p = _decode_layers(D, n_heads, seed, dtype)
-    return [_decode_row(rng, n, D, n_heads, batch, rounds, block, dtype, p) for n in contexts]
+    return [_decode_row(rng, n, D, n_heads, batch, rounds, block, dtype, p, warm_ms)
+            for n in contexts]
 
 
 def _prompted(rng, n, D, n_heads, batch, dtype, p, prompt_len=512):
@@ -136,7 +147,7 @@ def _attention_step(token, params, n_heads, cache, n):
     return step
 
 
-def _decode_row(rng, n, D, n_heads, batch, rounds, block, dtype, p) -> dict:
+def _decode_row(rng, n, D, n_heads, batch, rounds, block, dtype, p, warm_ms) -> dict:
     states = _prompted(rng, n, D, n_heads, batch, dtype, p)
     cache, ret_state, delta_state = states["attention"], states["retention"], states["delta"]
     token = rng.standard_normal((batch, D)).astype(dtype)
@@ -147,7 +158,7 @@ def _decode_row(rng, n, D, n_heads, batch, rounds, block, dtype, p) -> dict:
     for step in steps.values():                         # each checked once, as a model does:
         step()
     with trusted():                                     # then the timed steps trust the inputs
-        times = interleaved(steps, rounds, block)
+        times = interleaved(steps, rounds, block, warm_ms=warm_ms)
     row = {"context": n, "batch": batch}
     row.update(summary(times, {"speedup": ("attention", "retnet"),
                                "delta_speedup": ("attention", "delta")}))
@@ -159,7 +170,7 @@ def _decode_row(rng, n, D, n_heads, batch, rounds, block, dtype, p) -> dict:
 
 
 def decode_flat_benchmark(short=128, long=8192, D=512, n_heads=8, batch=1, rounds=30, block=3,
-                          seed=0, dtype=np.float32) -> list[dict]:
+                          seed=0, dtype=np.float32, warm_ms=DECODE_WARM_MS) -> list[dict]:
     """Is a recurrent step's time flat in the context? Each step after ``short`` tokens and
     after ``long`` tokens, timed interleaved in the same rounds (comparing rows of
     [`decode_benchmark`][minirnn.bench.decode_benchmark], timed minutes apart, would compare the
@@ -189,15 +200,49 @@ def decode_flat_benchmark(short=128, long=8192, D=512, n_heads=8, batch=1, round
         for fn in fns.values():
             fn()                                        # checked once
         with trusted():
-            times = interleaved(fns, rounds, block)
+            times = interleaved(fns, rounds, block, warm_ms=warm_ms)
         row = {"step": name, "batch": batch, "short": short, "long": long}
         row.update(summary(times, {"ratio": ("long", "short")}))
         rows.append(row)
     return rows
 
 
+def decode_recovery_benchmark(context=8192, calls=8, D=512, n_heads=8, batch=1, rounds=15,
+                              seed=0, dtype=np.float32) -> list[dict]:
+    """How long does a RetNet step stay slow after attention's step? Why the decode benchmarks
+    warm each side for ``DECODE_WARM_MS``.
+
+    Every round runs attention's one-token step at ``context`` tokens three times (it reads its
+    whole KV cache each time), then RetNet's step ``calls`` times, each call timed on its own.
+    Row ``i`` is the ``i``-th call after attention: its median over the rounds with the
+    interquartile range, in milliseconds, and the bytes attention's step read (the KV cache).
+    """
+    rng = np.random.default_rng(seed)
+    p = _decode_layers(D, n_heads, seed, dtype)
+    x = rng.standard_normal((batch, D)).astype(dtype)
+    states = _prompted(rng, context, D, n_heads, batch, dtype, p)
+    attention = _attention_step(x, p["attention"], n_heads, states["attention"], context)
+
+    def retnet():
+        return msr_step(x, p["retention"], n_heads, states["retention"])
+
+    attention(), retnet()                               # checked once
+    ms = np.empty((rounds, calls))
+    with trusted():
+        for r in range(rounds):
+            for _ in range(3):
+                attention()
+            for i in range(calls):
+                start = time.perf_counter()
+                retnet()
+                ms[r, i] = 1e3 * (time.perf_counter() - start)
+    kv_bytes = 2 * batch * context * D * np.dtype(dtype).itemsize
+    return [{"call": i + 1, "context": context, "batch": batch, "kv_cache_bytes": kv_bytes,
+             "ms": spread(ms[:, i])} for i in range(calls)]
+
+
 def decode_floor_benchmark(context=128, D=512, n_heads=8, batch=1, rounds=30, block=3, seed=0,
-                           dtype=np.float32) -> list[dict]:
+                           dtype=np.float32, warm_ms=DECODE_WARM_MS) -> list[dict]:
     """Every one-token step against its floor: the time of its own projections.
 
     A step cannot avoid its GEMVs: the new token times every projection matrix (queries, keys,
@@ -234,7 +279,7 @@ def decode_floor_benchmark(context=128, D=512, n_heads=8, batch=1, rounds=30, bl
         step()                                          # checked once
         fns[name], fns[f"{name} projections"] = step, floor
     with trusted():
-        times = interleaved(fns, rounds, block)
+        times = interleaved(fns, rounds, block, warm_ms=warm_ms)
     rows = []
     for name in sides:
         row = {"step": name, "batch": batch, "context": context if name == "attention" else None}

@@ -54,12 +54,18 @@ def fmt(s: dict, digits: int = 2) -> str:
 
 
 def interleaved(fns: dict[str, Callable[[], object]], rounds: int = 30, block: int = 3,
-                warmup: int = 1) -> dict[str, np.ndarray]:
+                warmup: int = 1, warm_ms: float = 0.0) -> dict[str, np.ndarray]:
     """Seconds per call of every function in ``fns``, timed in alternating warm blocks.
 
-    Every round runs each function once untimed (its caches warm again after the others ran),
-    then ``block`` times under the clock; the order of the functions rotates from round to
-    round, so none always runs first. Before the rounds every function runs ``warmup`` times.
+    Every round runs each function untimed (its caches warm again after the others ran): once,
+    and again until ``warm_ms`` milliseconds have passed. Then it runs ``block`` times under
+    the clock; the order of the functions rotates from round to round, so none always runs
+    first. Before the rounds every function runs ``warmup`` times.
+
+    One untimed call is enough for a step of several milliseconds. A step of a fraction of a
+    millisecond whose weights no longer sit in the CPU's caches (another side just swept
+    megabytes through them) can stay several times slower for several calls: such steps need
+    ``warm_ms`` of a few milliseconds, or each side pays for the one before it.
 
     Parameters
     ----------
@@ -69,6 +75,8 @@ def interleaved(fns: dict[str, Callable[[], object]], rounds: int = 30, block: i
     block : int, optional
         Timed calls per function per round.
     warmup : int, optional
+    warm_ms : float, optional
+        Least time, in milliseconds, of the untimed calls before each block.
 
     Returns
     -------
@@ -84,7 +92,10 @@ def interleaved(fns: dict[str, Callable[[], object]], rounds: int = 30, block: i
         shift = r % len(names)
         for name in names[shift:] + names[:shift]:
             fn = fns[name]
+            start = time.perf_counter()
             fn()                                                   # warm this side's caches
+            while time.perf_counter() - start < warm_ms / 1e3:
+                fn()
             start = time.perf_counter()
             for _ in range(block):
                 fn()
