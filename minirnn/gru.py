@@ -64,12 +64,28 @@ class GRUStepCache(NamedTuple):
 
 
 class GRUCache(NamedTuple):
-    """What [`gru_backward`][minirnn.gru.gru_backward] needs from a whole sequence: the
-    cache of every step (a GRU step's backward needs ``r, z, h_bar, a_hh`` of its own step)."""
+    """What [`gru_backward`][minirnn.gru.gru_backward] needs from a whole sequence: the inputs,
+    every hidden state, and the gates, candidates and ``a_hh`` of every step (a step's backward
+    needs those of its own step)."""
 
+    x: np.ndarray       # (B, T, D)
     h0: np.ndarray      # (B, H)
-    h: np.ndarray       # (B, T, H) every hidden state
-    steps: list         # the GRUStepCache of every step, t = 1 .. T
+    h: np.ndarray       # (B, T, H) every hidden state h_1 .. h_T
+    r: np.ndarray       # (B, T, H) reset gate of every step
+    z: np.ndarray       # (B, T, H) update gate of every step
+    h_bar: np.ndarray   # (B, T, H) candidate of every step
+    a_hh: np.ndarray    # (B, T, H) h_{t-1} Wh_h + bh_h of every step
+    Wx: np.ndarray      # (D, 3H)
+    Wh: np.ndarray      # (H, 3H)
+    reset: str          # "after" or "before"
+
+    def step(self, t: int) -> GRUStepCache:
+        """The cache of step ``t`` (0-based) alone, as
+        [`gru_step_forward`][minirnn.gru.gru_step_forward] returns it."""
+        h_prev = self.h0 if t == 0 else self.h[:, t - 1]
+        return GRUStepCache(x=self.x[:, t], h_prev=h_prev, r=self.r[:, t], z=self.z[:, t],
+                            h_bar=self.h_bar[:, t], a_hh=self.a_hh[:, t], Wx=self.Wx,
+                            Wh=self.Wh, reset=self.reset)
 
 
 def init_gru_params(D: int, H: int, seed: int = 0, dtype=np.float64) -> dict[str, np.ndarray]:
@@ -188,8 +204,11 @@ def gru_step_backward(dh: np.ndarray, cache: GRUStepCache):
 
 def gru_forward(x: np.ndarray, h0: np.ndarray, params: dict[str, np.ndarray],
                 reset: str = "after"):
-    """Run the GRU over a whole sequence: [`gru_step_forward`][minirnn.gru.gru_step_forward]
-    for ``t = 1 .. T``.
+    """Run the GRU over a whole sequence: eqs. (GRU.1)-(GRU.4) for ``t = 1 .. T``, equal to
+    ``T`` calls of [`gru_step_forward`][minirnn.gru.gru_step_forward].
+
+    The input half of (GRU.1), ``x_t Wx + bx``, is computed for every step at once before the
+    loop; only ``h_{t-1} Wh`` and the gates loop over time.
 
     Parameters
     ----------
@@ -206,21 +225,38 @@ def gru_forward(x: np.ndarray, h0: np.ndarray, params: dict[str, np.ndarray],
     cache : GRUCache
     """
     x, h0, params, reset = check.gru_forward(x, h0, params, reset)
-    h_t, hs, steps = h0, [], []
-    for t in range(x.shape[1]):                                       # (GRU.1)-(GRU.4)
-        h_t, step = gru_step_forward(x[:, t], h_t, params, reset)
-        hs.append(h_t)
-        steps.append(step)
-    h = np.stack(hs, axis=1)
-    return h, GRUCache(h0=h0, h=h, steps=steps)
+    B, T, _ = x.shape
+    H = h0.shape[1]
+    Wh, bh = params["Wh"], params["bh"]
+    ax = x @ params["Wx"] + params["bx"]                              # (GRU.1), (B, T, 3H)
+    dtype = np.result_type(ax, h0, Wh)                                # one float64 promotes all
+    h, r, z, h_bar, a_hh = (np.empty((B, T, H), dtype=dtype) for _ in range(5))
+    h_t = h0
+    for t in range(T):
+        h_prev = h_t
+        ah = h_prev @ Wh + bh                                         # (GRU.1), (B, 3H)
+        r_t = sigmoid(ax[:, t, :H] + ah[:, :H])                       # (GRU.2)
+        z_t = sigmoid(ax[:, t, H:2 * H] + ah[:, H:2 * H])
+        a_hh_t = ah[:, 2 * H:]                                        # ah of the candidate
+        if reset == "after":
+            h_bar_t = np.tanh(ax[:, t, 2 * H:] + r_t * a_hh_t)        # (GRU.3) after
+        else:
+            h_bar_t = np.tanh(ax[:, t, 2 * H:] + (r_t * h_prev) @ Wh[:, 2 * H:]
+                              + bh[2 * H:])                           # (GRU.3) before
+        h_t = (1.0 - z_t) * h_bar_t + z_t * h_prev                    # (GRU.4)
+        h[:, t], r[:, t], z[:, t], h_bar[:, t], a_hh[:, t] = h_t, r_t, z_t, h_bar_t, a_hh_t
+    return h, GRUCache(x=x, h0=h0, h=h, r=r, z=z, h_bar=h_bar, a_hh=a_hh, Wx=params["Wx"],
+                       Wh=Wh, reset=reset)
 
 
 def gru_backward(dh: np.ndarray, cache: GRUCache):
     """Backpropagation through time for [`gru_forward`][minirnn.gru.gru_forward].
 
     Walks ``t = T .. 1``: the gradient reaching ``h_t`` is ``dh[:, t]`` plus what step ``t + 1``
-    sent back; [`gru_step_backward`][minirnn.gru.gru_step_backward] turns it into the step's
-    gradients, and the weight gradients are summed over the steps.
+    sent back, and eqs. (GRU.5)-(GRU.10) of [`gru_step_backward`][minirnn.gru.gru_step_backward]
+    turn it into the step's ``dax`` and ``dah``. Only what flows back to ``h_{t-1}`` must wait
+    for the step after; the weight gradients are sums over the steps, one contraction each
+    after the loop.
 
     Parameters
     ----------
@@ -235,10 +271,42 @@ def gru_backward(dh: np.ndarray, cache: GRUCache):
         ``Wx`` (D, 3H), ``Wh`` (H, 3H), ``bx`` (3H,), ``bh`` (3H,).
     """
     dh = check.gru_backward(dh, cache)
-    dh_next = np.zeros(cache.h0.shape, dtype=np.result_type(cache.h, dh))
-    dxs, grads = [], None
-    for t in reversed(range(len(cache.steps))):
-        dx_t, dh_next, step = gru_step_backward(dh[:, t] + dh_next, cache.steps[t])
-        dxs.append(dx_t)
-        grads = step if grads is None else {k: grads[k] + step[k] for k in step}
-    return np.stack(dxs[::-1], axis=1), dh_next, grads
+    r, z, h_bar = cache.r, cache.z, cache.h_bar
+    H = cache.h0.shape[1]
+    h_prev = np.concatenate([cache.h0[:, None], cache.h[:, :-1]], axis=1)   # h_0 .. h_{T-1}
+    after = cache.reset == "after"
+    dax = np.empty(r.shape[:2] + (3 * H,), dtype=np.result_type(r, dh))  # (B, T, 3H)
+    dah = np.empty_like(dax)
+    Wh_T = np.ascontiguousarray(cache.Wh.T)           # a stored W^T: BLAS is faster than on a view
+    dh_next = np.zeros_like(cache.h0, dtype=dax.dtype)
+    for t in reversed(range(r.shape[1])):
+        delta = dh[:, t] + dh_next                                    # all that reaches h_t
+        dh_bar = delta * (1.0 - z[:, t])                              # (GRU.5)
+        dz = delta * (h_prev[:, t] - h_bar[:, t])
+        dh_prev = delta * z[:, t]
+        da_h = dh_bar * (1.0 - h_bar[:, t] ** 2)                      # (GRU.6)
+        if after:                                                     # (GRU.7, after)
+            dr = da_h * cache.a_hh[:, t]
+            dah_h = da_h * r[:, t]
+        else:                                                         # (GRU.7, before)
+            drh = da_h @ Wh_T[2 * H:]
+            dr = drh * h_prev[:, t]
+            dah_h = da_h
+            dh_prev = dh_prev + drh * r[:, t]
+        da_r = dr * r[:, t] * (1.0 - r[:, t])                         # (GRU.8)
+        da_z = dz * z[:, t] * (1.0 - z[:, t])
+        dax[:, t] = np.concatenate([da_r, da_z, da_h], axis=1)        # (GRU.9)
+        dah[:, t] = np.concatenate([da_r, da_z, dah_h], axis=1)       # (GRU.10)
+        if after:                                 # the candidate's block of Wh too
+            dh_next = dh_prev + dah[:, t] @ Wh_T
+        else:
+            dh_next = dh_prev + dah[:, t, :2 * H] @ Wh_T[:2 * H]
+    hh_in = h_prev if after else r * h_prev                           # what Wh_h multiplies
+    grads = {"Wx": np.einsum("btd,btg->dg", cache.x, dax, optimize=True),     # (GRU.9)
+             "bx": dax.sum(axis=(0, 1)),
+             "Wh": np.concatenate([np.einsum("bti,btg->ig", h_prev, dah[..., :2 * H],
+                                             optimize=True),
+                                   np.einsum("bti,btg->ig", hh_in, dah[..., 2 * H:],
+                                             optimize=True)], axis=1),        # (GRU.10)
+             "bh": dah.sum(axis=(0, 1))}
+    return dax @ cache.Wx.T, dh_next, grads

@@ -36,7 +36,8 @@ def walk(T: int, d: int, seed: int, backward: bool, form: str = "after",
     yield Step(f"Setup: reset={form!r}, D = H = {d}, gate order r, z, n; {where}",
                [fmt("x", x[0]), fmt("h0", h0[0]), fmt("bh", params["bh"])])
     h, cache = gru_forward(x, h0, params, form)
-    for t, step in enumerate(cache.steps):
+    for t in range(T):
+        step = cache.step(t)
         yield Step(f"t = {t}: r, z = sigmoid(...); {where.split('   ')[0]}; "
                    "h = (1 - z) n + z h_prev   (GRU.1)-(GRU.4)",
                    [fmt("r (reset)", step.r[0]), fmt("z (keep)", step.z[0]),
@@ -59,7 +60,7 @@ def walk(T: int, d: int, seed: int, backward: bool, form: str = "after",
     yield Step("Backward: the loss reads the last state, dL/dh[T-1] = 1", [fmt("dh", dh[0])])
     carried = np.zeros_like(h0)
     for t in reversed(range(T)):
-        step = cache.steps[t]
+        step = cache.step(t)
         delta = dh[:, t] + carried
         _, carried, _ = gru_step_backward(delta, step)
         yield Step(f"t = {t}: dh_prev = delta z (direct) + the candidate's road + the gates' "
