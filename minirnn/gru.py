@@ -275,7 +275,7 @@ def gru_backward(dh: np.ndarray, cache: GRUCache):
     H = cache.h0.shape[1]
     h_prev = np.concatenate([cache.h0[:, None], cache.h[:, :-1]], axis=1)   # h_0 .. h_{T-1}
     after = cache.reset == "after"
-    dax = np.empty(r.shape[:2] + (3 * H,), dtype=np.result_type(r, dh))  # (B, T, 3H)
+    dax = np.empty((*r.shape[:2], 3 * H), dtype=np.result_type(r, dh))   # (B, T, 3H)
     dah = np.empty_like(dax)
     Wh_T = np.ascontiguousarray(cache.Wh.T)           # a stored W^T: BLAS is faster than on a view
     dh_next = np.zeros_like(cache.h0, dtype=dax.dtype)
