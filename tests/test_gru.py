@@ -55,6 +55,32 @@ def test_sequence_gradcheck(n):
 # --- properties -----------------------------------------------------------------------------
 
 @given(sizes)
+def test_the_sequence_is_the_step_in_a_loop_forward_and_backward(n):
+    # gru_forward / gru_backward take the input products before the loop and the weight
+    # gradients after it; the results are those of chaining the one-step functions
+    x, h0, params = example(**n)
+    h, cache = gru_forward(x, h0, params, n["reset"])
+    dh = randn(np.random.default_rng(n["seed"] + 1), *h.shape)
+    h_t, steps = h0, []
+    for t in range(x.shape[1]):
+        h_t, step = gru_step_forward(x[:, t], h_t, params, n["reset"])
+        np.testing.assert_allclose(h[:, t], h_t, rtol=1e-12, atol=1e-12)
+        for field in ("r", "z", "h_bar", "a_hh", "h_prev"):
+            np.testing.assert_allclose(getattr(cache.step(t), field), getattr(step, field),
+                                       rtol=1e-12, atol=1e-12)
+        steps.append(step)
+    dx, dh0, grads = gru_backward(dh, cache)
+    carry, summed = np.zeros_like(h0), {k: 0.0 for k in grads}
+    for t in reversed(range(x.shape[1])):
+        dx_t, carry, g = gru_step_backward(dh[:, t] + carry, steps[t])
+        np.testing.assert_allclose(dx[:, t], dx_t, rtol=1e-10, atol=1e-12)
+        summed = {k: summed[k] + g[k] for k in g}
+    np.testing.assert_allclose(dh0, carry, rtol=1e-10, atol=1e-12)
+    for k in grads:
+        np.testing.assert_allclose(grads[k], summed[k], rtol=1e-10, atol=1e-12)
+
+
+@given(sizes)
 def test_nothing_is_mutated_and_dtype_follows(n):
     x, h0, params = example(**n)
     before = frozen_copies(x, h0, *params.values())
