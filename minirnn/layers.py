@@ -223,8 +223,8 @@ def standardize_backward(dxhat: np.ndarray, xhat: np.ndarray, sigma: np.ndarray)
     """
     dxhat, xhat, sigma = check.standardize_backward(dxhat, xhat, sigma)
     # --- exercise: group_norm_backward ---
-    dx = (dxhat - dxhat.mean(axis=-1, keepdims=True)
-          - xhat * (dxhat * xhat).mean(axis=-1, keepdims=True)) / sigma
+    dx = (dxhat - mean_last(dxhat)
+          - xhat * mean_last(dxhat * xhat)) / sigma
     # --- end ---
     return dx
 

@@ -282,19 +282,19 @@ GROUP_NORM_BACKWARD = (
     Mistake('direct-path-only', '(L.4)',
             'only the direct path: dxhat / sigma, without the mean and variance terms',
             'mu and sigma depend on every x of the group, too',
-            (('dx = (dxhat - dxhat.mean(axis=-1, keepdims=True)\n          - xhat * (dxhat * xhat).mean(axis=-1, keepdims=True)) / sigma', 'dx = dxhat / sigma'),)),
+            (('dx = (dxhat - mean_last(dxhat)\n          - xhat * mean_last(dxhat * xhat)) / sigma', 'dx = dxhat / sigma'),)),
     Mistake('no-mean-term', '(L.4)',
             'the mean term is dropped',
             'what does shifting every x by 1 do to xhat?',
-            (('dx = (dxhat - dxhat.mean(axis=-1, keepdims=True)\n          - xhat * (dxhat * xhat).mean(axis=-1, keepdims=True)) / sigma', 'dx = (dxhat - xhat * (dxhat * xhat).mean(axis=-1, keepdims=True)) / sigma'),)),
+            (('dx = (dxhat - mean_last(dxhat)\n          - xhat * mean_last(dxhat * xhat)) / sigma', 'dx = (dxhat - xhat * mean_last(dxhat * xhat)) / sigma'),)),
     Mistake('no-variance-term', '(L.4)',
             'the xhat (variance) term is dropped',
             'sigma depends on x; what does its derivative add?',
-            (('dx = (dxhat - dxhat.mean(axis=-1, keepdims=True)\n          - xhat * (dxhat * xhat).mean(axis=-1, keepdims=True)) / sigma', 'dx = (dxhat - dxhat.mean(axis=-1, keepdims=True)) / sigma'),)),
+            (('dx = (dxhat - mean_last(dxhat)\n          - xhat * mean_last(dxhat * xhat)) / sigma', 'dx = (dxhat - mean_last(dxhat)) / sigma'),)),
     Mistake('variance-term-sign', '(L.4)',
             'the sign of the xhat (variance) term is flipped',
             'a larger sigma makes every |xhat| smaller',
-            (('          - xhat * (dxhat', '          + xhat * (dxhat'),)),
+            (('          - xhat * mean_last', '          + xhat * mean_last'),)),
     Mistake('dxhat-without-w', '(M.4)',
             'the gradient reaching xhat is dy, without the scale w',
             'y = xhat w + b',
@@ -306,7 +306,7 @@ GROUP_NORM_BACKWARD = (
     Mistake('divided-by-sigma-twice', '(L.4)',
             'divided by sigma^2 instead of sigma',
             'xhat = (x - mu) / sigma has one factor 1/sigma',
-            (('dx = (dxhat - dxhat.mean(axis=-1, keepdims=True)\n          - xhat * (dxhat * xhat).mean(axis=-1, keepdims=True)) / sigma', 'dx = (dxhat - dxhat.mean(axis=-1, keepdims=True)\n          - xhat * (dxhat * xhat).mean(axis=-1, keepdims=True)) / sigma / sigma'),)),
+            (('dx = (dxhat - mean_last(dxhat)\n          - xhat * mean_last(dxhat * xhat)) / sigma', 'dx = (dxhat - mean_last(dxhat)\n          - xhat * mean_last(dxhat * xhat)) / sigma / sigma'),)),
 )
 
 GATED_RETENTION_RECURRENT = (
@@ -502,13 +502,13 @@ RETENTION_CHUNKWISE += (
 GROUP_NORM_BACKWARD += (
     Mistake("times-sigma", "(L.4)", "dx is multiplied by sigma instead of divided by it",
             "xhat = (x - mean) / sigma: what does the chain rule bring down?",
-            (("keepdims=True)) / sigma", "keepdims=True)) * sigma"),)),
+            (("mean_last(dxhat * xhat)) / sigma", "mean_last(dxhat * xhat)) * sigma"),)),
     Mistake("mean-over-heads", "(L.4)",
             "the means run over the heads axis instead of each head's own features",
             "each head is normalised over its own dv features: the last axis",
-            (("dx = (dxhat - dxhat.mean(axis=-1, keepdims=True)",
+            (("dx = (dxhat - mean_last(dxhat)",
               "dx = (dxhat - dxhat.mean(axis=-2, keepdims=True)"),
-             ("- xhat * (dxhat * xhat).mean(axis=-1, keepdims=True)",
+             ("- xhat * mean_last(dxhat * xhat)",
               "- xhat * (dxhat * xhat).mean(axis=-2, keepdims=True)"))),
 )
 
@@ -1013,19 +1013,19 @@ GROUP_NORM_BACKWARD += (
     Mistake('not-divided-by-sigma', '(L.4)',
             'dx is not divided by sigma',
             'xhat = (x - mu) / sigma: what does the division do to the gradient?',
-            (('.mean(axis=-1, keepdims=True)) / sigma', '.mean(axis=-1, keepdims=True))'),)),
+            (('mean_last(dxhat * xhat)) / sigma', 'mean_last(dxhat * xhat))'),)),
     Mistake('variance-term-sum', '(L.4)',
             'the variance term uses a sum where the mean belongs',
             'sigma^2 is a mean over the group: how does 1/n enter its gradient?',
-            (('- xhat * (dxhat * xhat).mean(axis=-1', '- xhat * (dxhat * xhat).sum(axis=-1'),)),
+            (('- xhat * mean_last(dxhat * xhat)', '- xhat * (dxhat * xhat).sum(axis=-1, keepdims=True)'),)),
     Mistake('mean-term-sum', '(L.4)',
             'the mean term uses a sum where the mean belongs',
             'mu is a mean over the group: how does 1/n enter its gradient?',
-            (('dx = (dxhat - dxhat.mean(axis=-1', 'dx = (dxhat - dxhat.sum(axis=-1'),)),
+            (('dx = (dxhat - mean_last(dxhat)', 'dx = (dxhat - dxhat.sum(axis=-1, keepdims=True)'),)),
     Mistake('variance-term-without-xhat', '(L.4)',
             'the variance term averages dxhat alone: mean(dxhat * xhat) is written mean(dxhat)',
             'sigma reaches each xhat_i in proportion to xhat_i',
-            (('- xhat * (dxhat * xhat).mean(', '- xhat * (dxhat).mean('),)),
+            (('- xhat * mean_last(dxhat * xhat)', '- xhat * mean_last(dxhat)'),)),
 )
 
 GATED_RETENTION_RECURRENT += (
@@ -1259,11 +1259,11 @@ GROUP_NORM_BACKWARD += (
     Mistake('variance-term-n-minus-1', '(L.4)',
             'the variance term divides by n - 1 (an unbiased variance) instead of n',
             'which variance does the forward pass divide by?',
-            (('- xhat * (dxhat * xhat).mean(axis=-1, keepdims=True)', '- xhat * (dxhat * xhat).sum(axis=-1, keepdims=True) / (xhat.shape[-1] - 1)'),)),
+            (('- xhat * mean_last(dxhat * xhat)', '- xhat * (dxhat * xhat).sum(axis=-1, keepdims=True) / (xhat.shape[-1] - 1)'),)),
     Mistake('variance-term-no-outer-xhat', '(L.4)',
             'the variance term lacks its outer xhat: mean(dxhat xhat) is subtracted as it is',
             'd sigma / d x_i is proportional to xhat_i: where does that factor go?',
-            (('- xhat * (dxhat * xhat).mean(', '- (dxhat * xhat).mean('),)),
+            (('- xhat * mean_last(dxhat * xhat)', '- mean_last(dxhat * xhat)'),)),
 )
 
 
@@ -1407,8 +1407,8 @@ RETENTION_PARALLEL_BACKWARD += (
 
 GN_DW = "dw = (dy * cache.xhat).sum(axis=every_group)"
 GN_DB = "db = dy.sum(axis=every_group)"
-GN_MEAN = "dx = (dxhat - dxhat.mean(axis=-1, keepdims=True)"
-GN_VAR = "- xhat * (dxhat * xhat).mean(axis=-1, keepdims=True)"
+GN_MEAN = "dx = (dxhat - mean_last(dxhat)"
+GN_VAR = "- xhat * mean_last(dxhat * xhat)"
 
 GROUP_NORM_BACKWARD += (
     Mistake('dw-db-swapped', '(M.4)',
@@ -1437,19 +1437,19 @@ GROUP_NORM_BACKWARD += (
     Mistake('sigma-taken-as-variance', '(L.4)',
             'dx is divided by sqrt(sigma): sigma is taken for the variance',
             'the cache holds sigma = sqrt(var + eps): is it a variance or a standard deviation?',
-            (("keepdims=True)) / sigma", "keepdims=True)) / np.sqrt(sigma)"),)),
+            (("mean_last(dxhat * xhat)) / sigma", "mean_last(dxhat * xhat)) / np.sqrt(sigma)"),)),
     Mistake('eps-added-again', '(L.4)',
             'dx is divided by sqrt(sigma^2 + eps): eps is added a second time',
             'the cached sigma already holds eps: is there anything left to add?',
-            (("keepdims=True)) / sigma", "keepdims=True)) / np.sqrt(sigma ** 2 + 1e-5)"),)),
+            (("mean_last(dxhat * xhat)) / sigma", "mean_last(dxhat * xhat)) / np.sqrt(sigma ** 2 + 1e-5)"),)),
     Mistake('variance-term-doubled', '(L.4)',
             'the variance term is twice too large (the 1/2 of the square root is lost)',
             'd sqrt(var) = d var / (2 sigma), and d var brings a 2 of its own: do they cancel?',
-            ((GN_VAR, "- 2 * xhat * (dxhat * xhat).mean(axis=-1, keepdims=True)"),)),
+            ((GN_VAR, "- 2 * xhat * mean_last(dxhat * xhat)"),)),
     Mistake('variance-term-halved', '(L.4)',
             'the variance term is half as large as it should be (the 2 of d(x - mu)^2 is lost)',
             'd var / dx_i brings a factor 2: where does it cancel?',
-            ((GN_VAR, "- 0.5 * xhat * (dxhat * xhat).mean(axis=-1, keepdims=True)"),)),
+            ((GN_VAR, "- 0.5 * xhat * mean_last(dxhat * xhat)"),)),
     Mistake('means-over-everything', '(L.4)',
             'the means run over the whole array instead of over each group',
             'which entries share one mean and one sigma in the forward?',
@@ -1467,7 +1467,7 @@ GROUP_NORM_BACKWARD += (
     Mistake('mean-term-sign', '(L.4)',
             'the mean term is added instead of subtracted',
             'raising the mean lowers every x_i - mu: which sign does that path carry?',
-            ((GN_MEAN, "dx = (dxhat + dxhat.mean(axis=-1, keepdims=True)"),)),
+            ((GN_MEAN, "dx = (dxhat + mean_last(dxhat)"),)),
 )
 
 

@@ -67,20 +67,23 @@ def _rewrite(source: str, name: str, stub_message: str | None) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _imports(module, sources: list[str], defined: set[str]) -> list[str]:
-    """``from module import name`` for every global the functions use and do not define."""
+def _imports(modules, sources: list[str], defined: set[str]) -> list[str]:
+    """``from module import name`` for every global the functions use and do not define: from
+    the exercise's module, else from the first other module of its functions that has it."""
     used = set()
     for src in sources:
         for node in ast.walk(ast.parse(src)):
             if isinstance(node, ast.Name):
                 used.add(node.id)
-    names = sorted(n for n in used if n not in defined and hasattr(module, n)
-                   and not hasattr(builtins, n) and n != "np")
     lines = ["import numpy as np", ""]
-    if names:
-        lines.append(f"from {module.__name__} import (  # noqa: F401")
-        lines += [f"    {n}," for n in names]
-        lines.append(")")
+    for module in modules:
+        names = sorted(n for n in used if n not in defined and hasattr(module, n)
+                       and not hasattr(builtins, n) and n != "np")
+        if names:
+            lines.append(f"from {module.__name__} import (  # noqa: F401")
+            lines += [f"    {n}," for n in names]
+            lines.append(")")
+        defined = defined | set(names)
     return lines
 
 
@@ -166,7 +169,9 @@ def exercise_source(exercise, solution: bool = False, edits=()) -> str:
         "",
     ]
     defined = {f.__name__ for f in functions}
-    text = "\n".join(header + _imports(module, sources, defined) + foreign) + "\n\n\n" + \
+    modules = [module] + [importlib.import_module(name) for name in
+                          dict.fromkeys(f.__module__ for f in functions) if name != module.__name__]
+    text = "\n".join(header + _imports(modules, sources, defined) + foreign) + "\n\n\n" + \
         "\n\n".join(bodies)
     return apply_edits(text, edits, f" of {exercise.name}") if edits else text
 
