@@ -133,8 +133,8 @@ def rotation_table(start: int, T: int, d: int, dtype=np.float64):
 
     Kept for the next calls (the last 16 tables): the queries and keys of one call are rotated
     at the same positions, and a model sees the same positions ``0 .. T-1`` at every training
-    step, so each table is computed once. In a one-token decoding step this halves the cost of
-    the rotation. The arrays are read-only, since every later call shares them.
+    step, so each table is computed once, not once per call. The arrays are read-only, since
+    every later call shares them.
 
     Parameters
     ----------
