@@ -84,12 +84,12 @@ def _cpu_name() -> str:
 
 # --- 1. decoding --------------------------------------------------------------------------------
 
-# A one-token step takes a fraction of a millisecond. Right after another step has swept megabytes
-# through the CPU's caches (attention's step reads its whole KV cache: 32 MiB at 8192 tokens and
-# D = 512), a step whose weights were evicted stays several times slower for about five calls
-# (decode_recovery_benchmark measures it), so one untimed call does not warm it. Every side of a
-# decode benchmark warms for this long before its timed block: each is timed as it runs in a
-# generation loop, warm.
+# A one-token step takes a fraction of a millisecond. Right after another step has run for a
+# while (attention's step reads its whole KV cache: 32 MiB at 8192 tokens and D = 512), a step
+# stays several times slower for about five calls (decode_recovery_benchmark measures it; a few
+# milliseconds of other work, or a pause, do the same on this project's machines), so one
+# untimed call does not warm it. Every side of a decode benchmark warms for this long before its
+# timed block: each is timed as it runs in a generation loop, warm.
 DECODE_WARM_MS = 5.0
 
 

@@ -63,9 +63,9 @@ def interleaved(fns: dict[str, Callable[[], object]], rounds: int = 30, block: i
     first. Before the rounds every function runs ``warmup`` times.
 
     One untimed call is enough for a step of several milliseconds. A step of a fraction of a
-    millisecond whose weights no longer sit in the CPU's caches (another side just swept
-    megabytes through them) can stay several times slower for several calls: such steps need
-    ``warm_ms`` of a few milliseconds, or each side pays for the one before it.
+    millisecond that has not run for a few milliseconds (another side ran in between) can stay
+    several times slower for several calls: such steps need ``warm_ms`` of a few milliseconds,
+    or each side pays for the one before it.
 
     Parameters
     ----------
