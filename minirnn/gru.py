@@ -229,7 +229,7 @@ def gru_forward(x: np.ndarray, h0: np.ndarray, params: dict[str, np.ndarray],
     H = h0.shape[1]
     Wh, bh = params["Wh"], params["bh"]
     ax = x @ params["Wx"] + params["bx"]                              # (GRU.1), (B, T, 3H)
-    dtype = np.result_type(ax, h0, Wh)                                # one float64 promotes all
+    dtype = np.result_type(ax, h0, Wh, bh)                            # one float64 promotes all
     h, r, z, h_bar, a_hh = (np.empty((B, T, H), dtype=dtype) for _ in range(5))
     h_t = h0
     for t in range(T):

@@ -54,6 +54,18 @@ def test_sequence_gradcheck(n):
 
 # --- properties -----------------------------------------------------------------------------
 
+@pytest.mark.parametrize("which", ["x", "h0", "Wx", "Wh", "bx", "bh"])
+def test_one_float64_array_makes_the_sequence_float64(which):
+    # the sequence functions fill preallocated arrays: their dtype must come from every input
+    x, h0, params = example(2, 3, 2, 3, seed=0, dtype=np.float32)
+    inputs = {"x": x, "h0": h0, **params}
+    inputs[which] = inputs[which].astype(np.float64)
+    for reset in ("after", "before"):
+        h, cache = gru_forward(inputs["x"], inputs["h0"], {k: inputs[k] for k in params}, reset)
+        assert h.dtype == np.float64, (which, reset)
+        dx, dh0, grads = gru_backward(np.ones_like(h), cache)
+        assert dx.dtype == dh0.dtype == np.float64 and grads["bh"].dtype == np.float64
+
 @given(sizes)
 def test_the_sequence_is_the_step_in_a_loop_forward_and_backward(n):
     # gru_forward / gru_backward take the input products before the loop and the weight
