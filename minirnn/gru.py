@@ -278,6 +278,9 @@ def gru_backward(dh: np.ndarray, cache: GRUCache):
     dax = np.empty((*r.shape[:2], 3 * H), dtype=np.result_type(r, dh))   # (B, T, 3H)
     dah = np.empty_like(dax)
     Wh_T = np.ascontiguousarray(cache.Wh.T)           # a stored W^T: BLAS is faster than on a view
+    # (GRU.10): the carry goes back through the gates' blocks of Wh, and for "after" through the
+    # candidate's block too ("before" sends the candidate's part back in (GRU.7) instead)
+    through_Wh = 3 * H if after else 2 * H
     dh_next = np.zeros_like(cache.h0, dtype=dax.dtype)
     for t in reversed(range(r.shape[1])):
         delta = dh[:, t] + dh_next                                    # all that reaches h_t
@@ -297,10 +300,7 @@ def gru_backward(dh: np.ndarray, cache: GRUCache):
         da_z = dz * z[:, t] * (1.0 - z[:, t])
         dax[:, t] = np.concatenate([da_r, da_z, da_h], axis=1)        # (GRU.9)
         dah[:, t] = np.concatenate([da_r, da_z, dah_h], axis=1)       # (GRU.10)
-        if after:                                 # the candidate's block of Wh too
-            dh_next = dh_prev + dah[:, t] @ Wh_T
-        else:
-            dh_next = dh_prev + dah[:, t, :2 * H] @ Wh_T[:2 * H]
+        dh_next = dh_prev + dah[:, t, :through_Wh] @ Wh_T[:through_Wh]       # (GRU.10)
     hh_in = h_prev if after else r * h_prev                           # what Wh_h multiplies
     grads = {"Wx": np.einsum("btd,btg->dg", cache.x, dax, optimize=True),     # (GRU.9)
              "bx": dax.sum(axis=(0, 1)),

@@ -10,7 +10,8 @@ from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent.parent / "benchmarks" / "results"
 
-TABLES = {"decode": ("per token", "against the projections", "short against long context"),
+TABLES = {"decode": ("per token", "against the projections", "short against long context",
+                     "RetNet calls after attention"),
           "training": ("retention and attention",), "delta": ("delta rule",),
           "torch": ("minirnn / PyTorch eager",)}
 
