@@ -36,6 +36,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ._checks import gru as check
+from .layers import matmul_few_rows
 from .lstm import sigmoid
 
 __all__ = [
@@ -228,13 +229,14 @@ def gru_forward(x: np.ndarray, h0: np.ndarray, params: dict[str, np.ndarray],
     B, T, _ = x.shape
     H = h0.shape[1]
     Wh, bh = params["Wh"], params["bh"]
-    ax = x @ params["Wx"] + params["bx"]                              # (GRU.1), (B, T, 3H)
-    dtype = np.result_type(ax, h0, Wh, bh)                            # one float64 promotes all
+    dtype = np.result_type(x, h0, *(params[k] for k in ("Wx", "Wh", "bx", "bh")))   # float64 wins
+    ax = np.matmul(x, params["Wx"], dtype=dtype)                      # (GRU.1), (B, T, 3H)
+    ax += params["bx"]                                                # in place: ax is large
     h, r, z, h_bar, a_hh = (np.empty((B, T, H), dtype=dtype) for _ in range(5))
     h_t = h0
     for t in range(T):
         h_prev = h_t
-        ah = h_prev @ Wh + bh                                         # (GRU.1), (B, 3H)
+        ah = matmul_few_rows(h_prev, Wh) + bh                         # (GRU.1), (B, 3H)
         r_t = sigmoid(ax[:, t, :H] + ah[:, :H])                       # (GRU.2)
         z_t = sigmoid(ax[:, t, H:2 * H] + ah[:, H:2 * H])
         a_hh_t = ah[:, 2 * H:]                                        # ah of the candidate
@@ -300,7 +302,8 @@ def gru_backward(dh: np.ndarray, cache: GRUCache):
         da_z = dz * z[:, t] * (1.0 - z[:, t])
         dax[:, t] = np.concatenate([da_r, da_z, da_h], axis=1)        # (GRU.9)
         dah[:, t] = np.concatenate([da_r, da_z, dah_h], axis=1)       # (GRU.10)
-        dh_next = dh_prev + dah[:, t, :through_Wh] @ Wh_T[:through_Wh]       # (GRU.10)
+        dh_next = dh_prev + matmul_few_rows(dah[:, t, :through_Wh],          # (GRU.10)
+                                            Wh_T[:through_Wh])
     hh_in = h_prev if after else r * h_prev                           # what Wh_h multiplies
     grads = {"Wx": np.einsum("btd,btg->dg", cache.x, dax, optimize=True),     # (GRU.9)
              "bx": dax.sum(axis=(0, 1)),

@@ -157,6 +157,43 @@ def embedding_backward(dy: np.ndarray, cache: EmbeddingCache) -> np.ndarray:
     return E.T @ dy                                                # dW = E^T dy
 
 
+# --- a product with few rows, as a recurrent loop makes ---------------------------------------
+
+SMALL_PRODUCT = 1_000_000   # multiply-adds of one product in BLAS's small-matrix kernel, at most
+
+
+def matmul_few_rows(a: np.ndarray, W: np.ndarray) -> np.ndarray:
+    """``a @ W`` for an ``a`` of few rows (the batch of one time step), in column blocks of ``W``.
+
+    The value is exactly ``a @ W``; only the way BLAS is called differs. For a large product
+    OpenBLAS first copies ("packs") all of ``W`` into its own layout, which pays off over many
+    rows of ``a``; a recurrent loop multiplies only ``B`` rows per step, and that copy then costs
+    more than the arithmetic. Products of at most ``SMALL_PRODUCT`` multiply-adds go to its
+    small-matrix kernel instead, which reads ``W`` where it lies: so the columns of ``W`` are
+    taken in as few equal blocks as keep each product under that size (the benchmarks page
+    times both ways for an LSTM step at ``B = 8``, ``H = 256``). A product already small enough
+    is one call, as before.
+
+    Parameters
+    ----------
+    a : ndarray, shape (m, k)
+    W : ndarray, shape (k, n)
+
+    Returns
+    -------
+    ndarray, shape (m, n)
+    """
+    (m, k), n = a.shape, W.shape[1]
+    blocks = -(-m * k * n // SMALL_PRODUCT)                        # ceil: products per call
+    if blocks <= 1:
+        return a @ W
+    width = -(-n // blocks)
+    out = np.empty((m, n), dtype=np.result_type(a, W))
+    for j in range(0, n, width):
+        np.matmul(a, W[:, j:j + width], out=out[:, j:j + width])
+    return out
+
+
 # --- standardisation, layer norm -----------------------------------------------------------------
 
 def mean_last(x: np.ndarray) -> np.ndarray:

@@ -28,6 +28,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ._checks import lstm as check
+from .layers import matmul_few_rows
 
 __all__ = [
     "LSTMCache",
@@ -71,11 +72,14 @@ class LSTMCache(NamedTuple):
 
 
 def sigmoid(a: np.ndarray) -> np.ndarray:
-    """The logistic function ``1 / (1 + exp(-a))``, without overflow for large ``|a|``.
+    """The logistic function ``1 / (1 + exp(-a))``, right for every ``a``.
 
-    Evaluated with ``e = exp(-|a|) <= 1`` as ``1 / (1 + e)`` for ``a >= 0`` and ``e / (1 + e)``
-    for ``a < 0``: ``exp`` of a large positive number never appears, and both branches keep full
-    relative precision (``(1 + tanh(a / 2)) / 2`` loses it for very negative ``a``).
+    Written as the equation. For very negative ``a`` (below about -88 in float32, -709 in
+    float64) ``exp(-a)`` overflows to ``inf`` and ``1 / (1 + inf)`` is ``0``: the correct limit,
+    so NumPy's overflow warning is silenced here. Everywhere else the value keeps full relative
+    precision, including far out on the negative side (``(1 + tanh(a / 2)) / 2`` would lose it
+    there: ``1 + tanh`` cancels). One pass for ``exp`` and two cheap ones, which matters inside a
+    recurrent loop.
 
     Parameters
     ----------
@@ -86,9 +90,8 @@ def sigmoid(a: np.ndarray) -> np.ndarray:
     ndarray, same shape and dtype
     """
     a = check.sigmoid(a)
-    e = np.exp(-np.abs(a))
-    s = 1.0 / (1.0 + e)                                            # sigmoid(|a|)
-    return np.where(a >= 0, s, e * s)                              # sigmoid(-|a|) = e / (1 + e)
+    with np.errstate(over="ignore"):                               # exp(-a) = inf gives 0
+        return 1.0 / (1.0 + np.exp(-a))
 
 
 def init_lstm_params(D: int, H: int, seed: int = 0, dtype=np.float64,
@@ -231,14 +234,15 @@ def lstm_forward(x: np.ndarray, h0: np.ndarray, params: dict[str, np.ndarray],
         c0 = np.zeros_like(h0)
     B, T, _ = x.shape
     H = h0.shape[1]
-    xw = x @ params["Wx"] + params["b"]                            # (B, T, 4H)
-    dtype = np.result_type(xw, h0, c0, params["Wh"])               # one float64 promotes all
+    dtype = np.result_type(x, h0, c0, *(params[k] for k in ("Wx", "Wh", "b")))   # float64 wins
+    xw = np.matmul(x, params["Wx"], dtype=dtype)                   # (B, T, 4H)
+    xw += params["b"]                                              # in place: xw is large
     h = np.empty((B, T, H), dtype=dtype)
     c = np.empty((B, T, H), dtype=dtype)
     gates = np.empty((B, T, 4 * H), dtype=dtype)
     h_t, c_t = h0, c0
     for t in range(T):                                             # (LSTM.1)-(LSTM.3)
-        a = xw[:, t] + h_t @ params["Wh"]
+        a = xw[:, t] + matmul_few_rows(h_t, params["Wh"])         # h_{t-1} Wh, B rows
         ifo = sigmoid(a[:, :3 * H])
         c_bar = np.tanh(a[:, 3 * H:])
         c_t = ifo[:, H:2 * H] * c_t + ifo[:, :H] * c_bar
@@ -293,7 +297,7 @@ def lstm_backward(dh: np.ndarray, cache: LSTMCache):
         da[:, t, 2 * H:3 * H] = delta * da_o_per_dh[:, t]
         da[:, t, 3 * H:] = dc_total * da_c_bar_per_dc[:, t]
         dc_next = dc_total * f[:, t]                               # the carousel
-        dh_next = da[:, t] @ Wh_T
+        dh_next = matmul_few_rows(da[:, t], Wh_T)
     h_prev = np.concatenate([cache.h0[:, None], cache.h[:, :-1]], axis=1)     # h_0 .. h_{T-1}
     grads = {"Wx": np.einsum("btd,btg->dg", cache.x, da, optimize=True),    # (LSTM.7)
              "Wh": np.einsum("bti,btg->ig", h_prev, da, optimize=True),

@@ -4,7 +4,7 @@ from helpers import GRAD_FLOOR, assert_gradcheck
 from hypothesis import given
 from hypothesis import strategies as st
 
-from minirnn import check_gradients
+from minirnn import check_gradients, layers
 from minirnn.layers import (
     IGNORE_INDEX,
     cross_entropy,
@@ -18,6 +18,7 @@ from minirnn.layers import (
     layer_norm_forward,
     linear_backward,
     linear_forward,
+    matmul_few_rows,
 )
 
 seeds = st.integers(0, 2**16)
@@ -154,3 +155,37 @@ def test_layer_norm_eps_and_single_vectors():
     assert np.all(np.isfinite(layer_norm_forward(x, p)[0]))  # eps > 0: a constant row is 0
     one = linear_forward(np.ones(2), {"W": np.ones((2, 3)), "b": np.zeros(3)})[0]
     np.testing.assert_array_equal(one, [2.0, 2.0, 2.0])      # a single vector, shape (D,)
+
+
+@given(seeds, st.integers(1, 9), st.integers(1, 40), st.integers(1, 70), st.booleans(),
+       st.booleans())
+def test_matmul_few_rows_is_the_product(seed, m, k, n, mixed, strided):
+    """Blocks or not, the value is a @ W (to rounding: BLAS's kernels add in other orders), in
+    the promoted dtype, for a strided ``a`` (a time step sliced out of a sequence) too."""
+    rng = np.random.default_rng(seed)
+    a = rng.standard_normal((m, 3, k) if strided else (m, k)).astype(np.float32)
+    a = a[:, 1] if strided else a
+    W = rng.standard_normal((k, n)).astype(np.float64 if mixed else np.float32)
+    limit = layers.SMALL_PRODUCT
+    try:
+        layers.SMALL_PRODUCT = int(rng.integers(1, m * k * n + 1))     # force 1 .. m*k*n blocks
+        out = matmul_few_rows(a, W)
+    finally:
+        layers.SMALL_PRODUCT = limit
+    assert out.shape == (m, n) and out.dtype == np.result_type(a, W)
+    np.testing.assert_allclose(out, a.astype(np.float64) @ W.astype(np.float64),
+                               rtol=1e-5, atol=1e-5 * np.sqrt(k))
+
+
+def test_matmul_few_rows_splits_a_large_product_into_equal_blocks(monkeypatch):
+    calls = []
+    matmul = np.matmul
+
+    def counting(a, b, **kwargs):
+        calls.append(b.shape)
+        return matmul(a, b, **kwargs)
+
+    monkeypatch.setattr(layers.np, "matmul", counting)
+    a, W = np.ones((8, 256), np.float32), np.ones((256, 1024), np.float32)
+    np.testing.assert_array_equal(matmul_few_rows(a, W), np.full((8, 1024), 256.0))
+    assert calls == [(256, 342), (256, 342), (256, 340)]   # 8 * 256 * 1024 = 2.1e6: 3 blocks
