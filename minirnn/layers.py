@@ -36,6 +36,8 @@ __all__ = [
     "layer_norm_forward",
     "linear_backward",
     "linear_forward",
+    "matmul_few_rows",
+    "mean_last",
     "merge_heads",
     "split_heads",
     "standardize",
@@ -183,6 +185,7 @@ def matmul_few_rows(a: np.ndarray, W: np.ndarray) -> np.ndarray:
     -------
     ndarray, shape (m, n)
     """
+    a, W = check.matmul_few_rows(a, W)
     (m, k), n = a.shape, W.shape[1]
     blocks = -(-m * k * n // SMALL_PRODUCT)                        # ceil: products per call
     if blocks <= 1:
@@ -211,6 +214,7 @@ def mean_last(x: np.ndarray) -> np.ndarray:
     -------
     ndarray, shape (..., 1)
     """
+    x = check.mean_last(x)
     n = x.shape[-1]
     return (x @ np.full(n, 1.0 / n, dtype=x.dtype))[..., None]
 
@@ -349,9 +353,9 @@ def gelu_backward(dy: np.ndarray, cache: GELUCache) -> np.ndarray:
     ``d/dx = (1 + t)/2 + x/2 (1 - t^2) c (1 + 3 * 0.044715 x^2)`` with ``t`` the tanh term.
 
     Built one term at a time in place, on two arrays: in a model the hidden layer is large (2
-    million entries at the benchmarks' compute size), every NumPy temporary of that size is a
-    fresh allocation, and the one-line expression, with its dozen temporaries, took about three
-    times as long.
+    million entries at the benchmarks' compute size), and the one-line expression, which makes
+    a new array for almost every operation, is several times slower there (the benchmarks page
+    times both).
     """
     dy = check.gelu_backward(dy, cache)
     x, t = cache

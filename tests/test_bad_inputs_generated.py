@@ -248,6 +248,9 @@ def build(name, draw) -> Call:
         "score_normaliser_backward": lambda: Call(m.score_normaliser_backward, dict(
             dout=normal(draw, B, h, T, dv), out=normal(draw, B, h, T, dv),
             r=normal(draw, B, h, T), c=1.0 + np.abs(normal(draw, B, h, T))), {}),
+        "mean_last": lambda: Call(m.mean_last, dict(x=normal(draw, B, T, D)), {}),
+        "matmul_few_rows": lambda: Call(m.matmul_few_rows, dict(a=normal(draw, B, D),
+                                                                W=normal(draw, D, H)), {}),
         "standardize": lambda: Call(m.standardize, dict(x=normal(draw, B, T, D), eps=1e-5),
                                     {"eps": BAD_EPS}),
         "standardize_backward": lambda: Call(m.standardize_backward, dict(
@@ -448,6 +451,7 @@ FUNCTIONS = [*[n for n in m.__all__ if n in {
     "embedding_forward", "cross_entropy", "rel_error", "numerical_gradient", "clip_grad_norm",
     "count_parameters", "check_gradients", "chunk_decays", "score_normaliser_backward",
     "standardize", "standardize_backward", "split_heads", "merge_heads", "segment_decay",
+    "mean_last", "matmul_few_rows",
     "gated_chunk_decays", "gated_retention_parallel", "gated_retention_recurrent",
     "gated_retention_chunkwise", "gated_retention_final_state", "gated_decay_gradient",
     "retention_decay_gradient", "msr_gammas", "msr_project", "msr_project_backward",

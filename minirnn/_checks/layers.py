@@ -75,6 +75,20 @@ def merge_heads(x):
     return Shapes("merge_heads").array("x", x, "B h T d")
 
 
+def mean_last(x):
+    if not active():
+        return x
+    return activation(Shapes("mean_last"), "x", x, "n")
+
+
+def matmul_few_rows(a, W):
+    """``a`` (m, k) and ``W`` (k, n), float arrays with the same ``k``."""
+    if not active():
+        return a, W
+    s = Shapes("matmul_few_rows")
+    return s.array("a", a, "m k"), s.array("W", W, "k n")
+
+
 def standardize(x, eps):
     """``x`` (..., n) checked, ``eps >= 0``; with ``eps = 0`` no row may be constant (0 / 0).
     That last check depends on the data, so it runs inside a model too."""
