@@ -76,10 +76,10 @@ def sigmoid(a: np.ndarray) -> np.ndarray:
 
     Written as the equation. For very negative ``a`` (below about -88 in float32, -709 in
     float64) ``exp(-a)`` overflows to ``inf`` and ``1 / (1 + inf)`` is ``0``: the correct limit,
-    so NumPy's overflow warning is silenced here. Everywhere else the value keeps full relative
-    precision, including far out on the negative side (``(1 + tanh(a / 2)) / 2`` would lose it
-    there: ``1 + tanh`` cancels). One pass for ``exp`` and two cheap ones, which matters inside a
-    recurrent loop.
+    so NumPy's overflow warning is silenced here. Down to the smallest normal number the value
+    keeps full relative precision, far out on the negative side too (``(1 + tanh(a / 2)) / 2``
+    would lose it there: ``1 + tanh`` cancels). It is also faster than picking between two
+    branches by the sign of ``a``, which matters inside a recurrent loop.
 
     Parameters
     ----------
