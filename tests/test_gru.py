@@ -66,6 +66,7 @@ def test_one_float64_array_makes_the_sequence_float64(which):
         dx, dh0, grads = gru_backward(np.ones_like(h), cache)
         assert dx.dtype == dh0.dtype == np.float64 and grads["bh"].dtype == np.float64
 
+
 @given(sizes)
 def test_the_sequence_is_the_step_in_a_loop_forward_and_backward(n):
     # gru_forward / gru_backward take the input products before the loop and the weight
