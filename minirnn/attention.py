@@ -80,9 +80,9 @@ def softmax_forward(x: np.ndarray, axis: int = -1) -> tuple[np.ndarray, SoftmaxC
         For [`softmax_backward`][minirnn.attention.softmax_backward].
     """
     x = check.softmax_forward(x, axis)
-    shifted = x - np.max(x, axis=axis, keepdims=True)    # largest logit becomes 0: no overflow
+    shifted = x - x.max(axis=axis, keepdims=True)        # largest logit becomes 0: no overflow
     e = np.exp(shifted)
-    y = e / np.sum(e, axis=axis, keepdims=True)          # (A.1)
+    y = e / e.sum(axis=axis, keepdims=True)              # (A.1)
     return y, SoftmaxCache(y=y, axis=axis)
 
 
@@ -169,9 +169,9 @@ def attention_forward(q: np.ndarray, k: np.ndarray, v: np.ndarray,
     cache : AttentionCache
     """
     q, k, v, causal = check.attention_forward(q, k, v, causal)
-    scale = float(1.0 / np.sqrt(q.shape[-1]))    # a Python float keeps float32 as float32
+    scale = q.shape[-1] ** -0.5                  # a Python float keeps float32 as float32
     E = (q @ np.swapaxes(k, -1, -2)) * scale                       # (A.3): (B, h, Tq, Tk)
-    if causal:
+    if causal and q.shape[-2] > 1:               # one query, the last token, sees every key
         E = np.where(causal_mask(q.shape[-2], k.shape[-2]), E, -np.inf)   # (A.4)
     P, _ = softmax_forward(E, axis=-1)                             # (A.5)
     out = P @ v                                                    # (A.5)

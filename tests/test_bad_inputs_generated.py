@@ -472,7 +472,7 @@ NO_ARRAYS = {"build_model", "causal_mask", "init_kv_cache", "init_mha_params", "
              "init_gated_msr_params", "init_deltanet_params",
              "init_rnn_params", "init_lstm_params", "init_gru_params", "init_mingru_params",
              "init_minlstm_params", "make_task",
-             "rotation_angles", "rotation_table", "warmup_cosine",
+             "rotation_angles", "rotation_phases", "rotation_table", "warmup_cosine",
              "retention_forms", "gated_retention_forms", "vision_cores", "config_to_dict",
              "delta_rule_forms",
              "config_from_dict",

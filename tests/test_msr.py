@@ -20,6 +20,7 @@ from minirnn import (
     rel_error,
     rotate,
     rotation_angles,
+    rotation_phases,
     rotation_table,
 )
 
@@ -191,6 +192,35 @@ def test_rotation_table_is_kept_read_only_and_checks_its_arguments():
         with pytest.raises(error, match=words):
             rotation_table(*args)
 
+
+
+def test_rotation_reads_pairs_from_any_layout():
+    # rotate reads each pair as one complex number, which needs the pairs side by side in
+    # memory: the heads of split_heads (a transposed view), a reversed or strided last axis,
+    # and a float32 view must all give eq. (M.2) as written out on a fresh copy
+    rng = np.random.default_rng(1)
+    base = rng.standard_normal((2, 6, 3, 16))
+    for x in (base.transpose(0, 2, 1, 3), base[..., ::-1], base[..., ::2], base[:, ::2],
+              base.astype(np.float32).transpose(0, 2, 1, 3)):
+        expected = rotate(np.array(x), 4)
+        np.testing.assert_array_equal(rotate(x, 4), expected)
+        assert rotate(x, 4).shape == x.shape and rotate(x, 4).dtype == x.dtype
+
+
+def test_rotation_phases_are_cos_plus_i_sin_kept_read_only():
+    for dtype, complex_dtype in ((np.float32, np.complex64), (np.float64, np.complex128)):
+        phase = rotation_phases(3, 4, 8, dtype)
+        cos, sin = rotation_table(3, 4, 8, dtype)
+        assert phase.dtype == complex_dtype and phase.shape == (4, 4)
+        np.testing.assert_array_equal(phase.real, cos)
+        np.testing.assert_array_equal(phase.imag, sin)
+        assert rotation_phases(3, 4, 8, dtype) is phase              # kept, not recomputed
+        with pytest.raises(ValueError, match="read-only"):
+            phase[0, 0] = 1.0
+    with pytest.raises(ValueError, match="rotation_phases: T must be >= 1"):
+        rotation_phases(0, 0, 8)
+    with pytest.raises(TypeError, match="rotation_phases: dtype must be float32"):
+        rotation_phases(0, 4, 8, np.int32)
 
 # dv >= 3 for the same reason as layer norm's D >= 3 (test_layers.py)
 @given(st.integers(1, 3), st.integers(1, 5), st.integers(3, 5), st.integers(0, 2**16))

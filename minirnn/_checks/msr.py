@@ -49,18 +49,19 @@ def rotation_angles(d):
     return d
 
 
-def rotation_table(start, T, d, dtype):
+def rotation_table(start, T, d, dtype, func="rotation_table"):
+    """Also checks ``rotation_phases``, which takes the same arguments."""
     if not active():
         return start, T, d, dtype
-    start = check_int("rotation_table", "start", start, 0)
-    T = check_int("rotation_table", "T", T, 1)
+    start = check_int(func, "start", start, 0)
+    T = check_int(func, "T", T, 1)
     d = rotation_angles(d)
     try:
         dtype = np.dtype(dtype)
     except TypeError:
         dtype = None
     if dtype not in FLOAT_DTYPES:
-        raise TypeError(f"rotation_table: dtype must be float32 or float64, got {dtype!r}")
+        raise TypeError(f"{func}: dtype must be float32 or float64, got {dtype!r}")
     return start, T, d, dtype
 
 
