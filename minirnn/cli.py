@@ -298,8 +298,9 @@ def _bench(args) -> int:
         try:
             import torch  # noqa: F401
         except ImportError:
-            print(f"torch is not installed: {BENCH_EXTRA} for the comparison with PyTorch")
-            return 0
+            print(f"minirnn bench: error: torch is not installed: {BENCH_EXTRA} for the "
+                  "comparison with PyTorch", file=sys.stderr)
+            return 1                                # asked for, and not run: a failure
     if not have_threadpoolctl():
         print(f"threadpoolctl is not installed ({BENCH_EXTRA}): BLAS threads are left as they "
               "are and the BLAS kernel is not named")

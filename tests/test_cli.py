@@ -130,9 +130,17 @@ def test_bench_smoke(tmp_path, capsys):
     assert main(["bench", "delta", "--quick", "--runs", "2"]) == 0
     out = capsys.readouterr().out
     assert "recurrent" in out and "run 2" in out and "[" in out    # medians with their spread
-    assert main(["bench", "torch", "--quick"]) == 0          # a table, or a note without torch
-    out = capsys.readouterr().out
-    assert "layer norm" in out or "torch is not installed" in out
+    try:
+        import torch  # noqa: F401
+    except ImportError:                                       # one line on stderr, exit 1
+        assert main(["bench", "torch", "--quick"]) == 1
+        captured = capsys.readouterr()
+        assert captured.out == ""
+        assert captured.err.count("\n") == 1 and "torch is not installed" in captured.err
+        assert "pip install -e '.[bench]'" in captured.err
+    else:
+        assert main(["bench", "torch", "--quick"]) == 0
+        assert "layer norm" in capsys.readouterr().out
 
 
 TINY = ["--model", "rnn", "--task", "copy", "--steps", "2", "--batch-size", "2", "--d-model",
