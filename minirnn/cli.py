@@ -353,6 +353,13 @@ def _bench_recovery(quick):
     return bench.decode_recovery_benchmark(**sizes)
 
 
+def _bench_growth(quick):
+    from . import bench
+
+    return bench.training_growth_benchmark(**(dict(short=64, long=128, d=8, chunks=(16,),
+                                                   rounds=3) if quick else {}))
+
+
 def _bench_training(quick):
     from . import bench
 
@@ -385,7 +392,9 @@ _BENCH_TABLES = {
                ("RetNet calls after attention", _bench_recovery,
                 ["call", "context", "batch", "ms"])],
     "training": [("retention and attention", _bench_training,
-                  ["T", "method", "ms", "peak_bytes"])],
+                  ["T", "method", "ms", "peak_bytes"]),
+                 ("growth against the length", _bench_growth,
+                  ["method", "short", "long", "short_ms", "long_ms", "ratio", "linear"])],
     "delta": [("delta rule", _bench_delta,
                ["T", "method", "ms", "peak_bytes", "recurrent_over_this"])],
     "torch": [("minirnn / PyTorch eager", _bench_torch,

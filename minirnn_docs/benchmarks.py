@@ -12,7 +12,8 @@ RESULTS = Path(__file__).resolve().parent.parent / "benchmarks" / "results"
 
 TABLES = {"decode": ("per token", "against the projections", "short against long context",
                      "RetNet calls after attention"),
-          "training": ("retention and attention",), "delta": ("delta rule",),
+          "training": ("retention and attention", "growth against the length"),
+          "delta": ("delta rule",),
           "torch": ("minirnn / PyTorch eager",)}
 
 
@@ -95,14 +96,11 @@ def targets() -> list[tuple[str, str, dict, str]]:
     for r in rows("decode", "against the projections"):
         if r["batch"] == 1:
             add(f"{r['step']} step / its projections, batch 1", 1.5, r["ratio"], True)
-    tr = rows("training")
-    ms = {(r["T"], r["method"]): r["ms"] for r in tr}
-    T_hi = max(r["T"] for r in tr)
-    T_lo = _eighth(T_hi, {r["T"] for r in tr})
-    for m in sorted({r["method"] for r in tr if r["method"].startswith("chunkwise")}):
-        add(f"retention {m}: t({T_hi}) / t({T_lo}) (medians; linear: {T_hi // T_lo})",
-            round(1.2 * T_hi / T_lo, 1),
-            _point(ms[(T_hi, m)]["median"] / ms[(T_lo, m)]["median"]), True)
+    ms = {(r["T"], r["method"]): r["ms"] for r in rows("training")}
+    for r in rows("training", "growth against the length"):
+        m = r["method"]
+        add(f"retention {m}: t({r['long']}) / t({r['short']}), interleaved (linear: "
+            f"{r['linear']})", round(1.2 * r["linear"], 1), r["ratio"], True)
         T_par = max(T for T, method in ms if method == "parallel")
         add(f"retention {m} vs parallel at T = {T_par} (medians)", 5,
             _point(ms[(T_par, "parallel")]["median"] / ms[(T_par, m)]["median"]), False)
@@ -164,6 +162,8 @@ def _headline(name: str, run: int) -> dict[str, dict]:
     elif name == "training":
         for r in rows(name, run=run):
             out[f"{r['method']}, T = {r['T']} (ms)"] = r["ms"]
+        for r in rows(name, "growth against the length", run):
+            out[f"{r['method']}, t({r['long']}) / t({r['short']})"] = r["ratio"]
     else:
         for r in rows(name, run=run):
             out[f"{r['layer']}, {r['size']}, {r['threads']} thr."] = r["ratio"]

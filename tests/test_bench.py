@@ -109,6 +109,18 @@ def test_runs_agree_when_their_spreads_overlap(monkeypatch):
     assert np.isclose(row[1][2]["median"], 1.5)
 
 
+
+def test_growth_is_timed_interleaved_and_named_by_its_lengths():
+    from minirnn.bench import training_growth_benchmark
+
+    rows = training_growth_benchmark(short=16, long=256, d=4, chunks=(4, 8), rounds=3, block=1)
+    assert [r["method"] for r in rows] == ["chunkwise 4", "chunkwise 8"]
+    for r in rows:
+        assert (r["short"], r["long"], r["linear"]) == (16, 256, 16)
+        assert r["short_ms"] > 0 and r["long_ms"] > 0
+        assert r["ratio"]["q1"] <= r["ratio"]["median"] <= r["ratio"]["q3"]
+        assert r["ratio"]["median"] > 1                  # 16 times the tokens take longer
+
 def test_the_torch_twins_compute_what_minirnn_computes():
     """The twins timed against minirnn run the same equations (float64, one output each)."""
     torch = pytest.importorskip("torch")

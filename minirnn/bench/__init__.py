@@ -318,6 +318,34 @@ def _length_rows(T, fns, size):
             for m, fn in fns.items()]
 
 
+def training_growth_benchmark(short=1024, long=8192, n_heads=2, d=64, chunks=(64, 256),
+                              rounds=11, block=2, seed=0, dtype=np.float32) -> list[dict]:
+    """Does the chunkwise form's time grow linearly in the length? Forward + backward of one
+    sequence of ``short`` and of ``long`` tokens, timed interleaved in the same rounds, one
+    chunk size at a time.
+
+    The rows of [`training_benchmark`][minirnn.bench.training_benchmark] at two lengths were
+    timed a minute apart, so their ratio mixed in whatever the machine did in between (three
+    runs of it gave 11.9, 10.7 and 9.7 for the same code). Here the ratio ``long / short`` is
+    the median of per-round ratios with its interquartile range; linear growth is
+    ``long / short`` itself (the ``linear`` column).
+    """
+    rng = np.random.default_rng(seed)
+    gamma = 1 - 2.0 ** (-5 - np.arange(n_heads))
+    inputs = {T: [rng.standard_normal((1, n_heads, T, d)).astype(dtype) for _ in range(4)]
+              for T in (short, long)}
+    rows = []
+    for C in chunks:
+        method = f"chunkwise {C}"
+        fns = {"short": _training_step(method, *inputs[short], gamma),
+               "long": _training_step(method, *inputs[long], gamma)}
+        times = interleaved(fns, rounds, block)
+        row = {"method": method, "short": short, "long": long, "linear": long // short}
+        row.update(summary(times, {"ratio": ("long", "short")}))
+        rows.append(row)
+    return rows
+
+
 def _training_step(method, q, k, v, dout, gamma):
     """A function running forward and backward of one method on fixed inputs."""
     from ..attention import attention_backward, attention_forward
