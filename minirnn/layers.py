@@ -17,6 +17,7 @@ Shapes: activations (..., D); tokens and targets (B, T) integers; logits (B, T, 
 
 from __future__ import annotations
 
+import time
 from typing import NamedTuple
 
 import numpy as np
@@ -162,22 +163,24 @@ def embedding_backward(dy: np.ndarray, cache: EmbeddingCache) -> np.ndarray:
 # --- a product with few rows, as a recurrent loop makes ---------------------------------------
 
 SMALL_PRODUCT = 1_000_000   # multiply-adds of one product in BLAS's small-matrix kernel, at most
+_BLOCKS_WIN: dict[tuple, bool] = {}   # per shape, dtype and layout: were the blocks faster?
 
 
 def matmul_few_rows(a: np.ndarray, W: np.ndarray) -> np.ndarray:
-    """``a @ W`` for an ``a`` of few rows (the batch of one time step), in column blocks of ``W``.
+    """``a @ W`` for an ``a`` of few rows (the batch of one time step), the faster of two ways.
 
     The value is ``a @ W`` (to rounding: BLAS's kernels add in different orders); only the way
     BLAS is called differs. For a large product OpenBLAS first copies ("packs") all of ``W``
     into its own layout, which pays off over many rows of ``a``; a recurrent loop multiplies
-    only ``B`` rows per step, and the copy then costs more than the arithmetic. OpenBLAS also
-    has kernels for small matrices that skip the copy, and on the benchmark machine (OpenBLAS
-    0.3.31, SkylakeX kernels) they take every product of at most ``SMALL_PRODUCT`` = 10^6
-    multiply-adds (measured: ``(8, 256) @ (256, 489)``, just over, took twice as long as
-    ``(8, 256) @ (256, 488)``, just under). So the columns of ``W`` are taken in as few equal
-    blocks as keep each product under that size (the benchmarks page times both ways for an
-    LSTM step at ``B = 8``, ``H = 256``). A product already small enough is one call, as
-    before; with another BLAS the blocks cost a few calls more.
+    only ``B`` rows per step, and the copy can then cost more than the arithmetic. Some
+    OpenBLAS builds have kernels for small matrices that skip the copy: with the SkylakeX
+    (AVX-512) kernels of OpenBLAS 0.3.31 they take every product of at most ``SMALL_PRODUCT``
+    = 10^6 multiply-adds, and taking the columns of ``W`` in blocks under that size made an LSTM
+    step's ``h @ W_h`` (``B = 8``, ``H = 256``) faster; with the Haswell (AVX2) kernels the same
+    blocks made it *slower*. Which way wins depends on the CPU and the BLAS
+    build, so the first product of each shape (and dtype and memory layout) that is large
+    enough to split is timed both ways, a few calls each, and the faster way is remembered for
+    the rest of the process. The benchmarks page prints both times and the choice.
 
     Parameters
     ----------
@@ -194,10 +197,47 @@ def matmul_few_rows(a: np.ndarray, W: np.ndarray) -> np.ndarray:
     if blocks <= 1:
         return a @ W
     width = -(-n // blocks)
-    out = np.empty((m, n), dtype=np.result_type(a, W))
-    for j in range(0, n, width):
+    key = (a.shape, W.shape, a.dtype.str, W.dtype.str, a.strides, W.strides)
+    if key not in _BLOCKS_WIN:
+        _BLOCKS_WIN[key] = _blocks_are_faster(a, W, width)
+    return _in_column_blocks(a, W, width) if _BLOCKS_WIN[key] else a @ W
+
+
+def _in_column_blocks(a: np.ndarray, W: np.ndarray, width: int) -> np.ndarray:
+    """``a @ W`` computed ``width`` columns of ``W`` at a time (the last block may be narrower).
+
+    Parameters
+    ----------
+    a : ndarray, shape (m, k)
+    W : ndarray, shape (k, n)
+    width : int
+        Columns per block, at least 1.
+
+    Returns
+    -------
+    ndarray, shape (m, n), dtype ``result_type(a, W)``
+    """
+    out = np.empty((a.shape[0], W.shape[1]), dtype=np.result_type(a, W))
+    for j in range(0, W.shape[1], width):
         np.matmul(a, W[:, j:j + width], out=out[:, j:j + width])
     return out
+
+
+def _blocks_are_faster(a: np.ndarray, W: np.ndarray, width: int, rounds: int = 5) -> bool:
+    """Time ``a @ W`` in one call and in column blocks, alternately; True if the blocks win.
+
+    Each way's time is its best of ``rounds`` rounds of three calls (the best is the least
+    disturbed by whatever else the machine does); about 30 products, a few milliseconds.
+    """
+    best = {"one": np.inf, "blocks": np.inf}
+    ways = {"one": lambda: a @ W, "blocks": lambda: _in_column_blocks(a, W, width)}
+    for _ in range(rounds):
+        for name, way in ways.items():
+            start = time.perf_counter()
+            for _ in range(3):
+                way()
+            best[name] = min(best[name], time.perf_counter() - start)
+    return best["blocks"] < best["one"]
 
 
 # --- standardisation, layer norm -----------------------------------------------------------------

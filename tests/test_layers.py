@@ -158,8 +158,8 @@ def test_layer_norm_eps_and_single_vectors():
 
 
 @given(seeds, st.integers(1, 9), st.integers(1, 40), st.integers(1, 70), st.booleans(),
-       st.booleans())
-def test_matmul_few_rows_is_the_product(seed, m, k, n, mixed, strided):
+       st.booleans(), st.booleans())
+def test_matmul_few_rows_is_the_product(seed, m, k, n, mixed, strided, blocks_win):
     """Blocks or not, the value is a @ W (to rounding: BLAS's kernels add in other orders), in
     the promoted dtype, for a strided ``a`` (a time step sliced out of a sequence) too."""
     rng = np.random.default_rng(seed)
@@ -169,15 +169,26 @@ def test_matmul_few_rows_is_the_product(seed, m, k, n, mixed, strided):
     limit = layers.SMALL_PRODUCT
     try:
         layers.SMALL_PRODUCT = int(rng.integers(1, m * k * n + 1))     # force 1 .. m*k*n blocks
+        key = (a.shape, W.shape, a.dtype.str, W.dtype.str, a.strides, W.strides)
+        layers._BLOCKS_WIN[key] = blocks_win                          # either way, timed or not
         out = matmul_few_rows(a, W)
     finally:
         layers.SMALL_PRODUCT = limit
+        layers._BLOCKS_WIN.pop(key, None)
     assert out.shape == (m, n) and out.dtype == np.result_type(a, W)
     np.testing.assert_allclose(out, a.astype(np.float64) @ W.astype(np.float64),
                                rtol=1e-5, atol=1e-5 * np.sqrt(k))
 
 
-def test_matmul_few_rows_splits_a_large_product_into_equal_blocks(monkeypatch):
+def test_matmul_few_rows_times_both_ways_once_per_shape_and_keeps_the_faster(monkeypatch):
+    timed = []
+
+    def fake_timing(a, W, width):
+        timed.append((a.shape, W.shape, width))
+        return True                                                # as if the blocks won
+
+    monkeypatch.setattr(layers, "_blocks_are_faster", fake_timing)
+    monkeypatch.setattr(layers, "_BLOCKS_WIN", {})
     calls = []
     matmul = np.matmul
 
@@ -187,5 +198,17 @@ def test_matmul_few_rows_splits_a_large_product_into_equal_blocks(monkeypatch):
 
     monkeypatch.setattr(layers.np, "matmul", counting)
     a, W = np.ones((8, 256), np.float32), np.ones((256, 1024), np.float32)
-    np.testing.assert_array_equal(matmul_few_rows(a, W), np.full((8, 1024), 256.0))
-    assert calls == [(256, 342), (256, 342), (256, 340)]   # 8 * 256 * 1024 = 2.1e6: 3 blocks
+    for _ in range(2):
+        np.testing.assert_array_equal(matmul_few_rows(a, W), np.full((8, 1024), 256.0))
+    assert timed == [((8, 256), (256, 1024), 342)]                # 2.1e6 multiply-adds: 3 blocks
+    assert calls == [(256, 342), (256, 342), (256, 340)] * 2       # equal blocks, then the rest
+    matmul_few_rows(np.ones((2, 4), np.float32), np.ones((4, 4), np.float32))
+    assert len(timed) == 1                                         # a small product: one call
+
+
+def test_matmul_few_rows_timing_picks_a_way_and_both_ways_agree():
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((8, 256)).astype(np.float32)
+    W = rng.standard_normal((256, 1024)).astype(np.float32)
+    assert layers._blocks_are_faster(a, W, 342, rounds=1) in (True, False)
+    np.testing.assert_allclose(layers._in_column_blocks(a, W, 342), a @ W, rtol=1e-5, atol=1e-4)
