@@ -192,15 +192,30 @@ def matmul_few_rows(a: np.ndarray, W: np.ndarray) -> np.ndarray:
     ndarray, shape (m, n)
     """
     a, W = check.matmul_few_rows(a, W)
-    (m, k), n = a.shape, W.shape[1]
-    blocks = -(-m * k * n // SMALL_PRODUCT)                        # ceil: products per call
-    if blocks <= 1:
+    width, key = _split_plan(a, W)
+    if width is None:
         return a @ W
-    width = -(-n // blocks)
-    key = (a.shape, W.shape, a.dtype.str, W.dtype.str, a.strides, W.strides)
     if key not in _BLOCKS_WIN:
         _BLOCKS_WIN[key] = _blocks_are_faster(a, W, width)
     return _in_column_blocks(a, W, width) if _BLOCKS_WIN[key] else a @ W
+
+
+def _split_plan(a: np.ndarray, W: np.ndarray) -> tuple[int | None, tuple]:
+    """How [`matmul_few_rows`][minirnn.layers.matmul_few_rows] would split ``a @ W``.
+
+    Returns
+    -------
+    width : int or None
+        Columns of ``W`` per block, so that each block's product has at most
+        ``SMALL_PRODUCT`` multiply-adds; None when the whole product already has.
+    key : tuple
+        What the timed choice is remembered under: the shapes, dtypes and strides of ``a`` and
+        ``W`` (``_BLOCKS_WIN[key]`` is True when the blocks were faster).
+    """
+    (m, k), n = a.shape, W.shape[1]
+    blocks = -(-m * k * n // SMALL_PRODUCT)                        # ceil: products per call
+    key = (a.shape, W.shape, a.dtype.str, W.dtype.str, a.strides, W.strides)
+    return (None if blocks <= 1 else -(-n // blocks)), key
 
 
 def _in_column_blocks(a: np.ndarray, W: np.ndarray, width: int) -> np.ndarray:
