@@ -208,14 +208,15 @@ def _split_plan(a: np.ndarray, W: np.ndarray) -> tuple[int | None, tuple]:
     width : int or None
         Columns of ``W`` per block, so that each block's product has at most
         ``SMALL_PRODUCT`` multiply-adds; None when the whole product already has.
-    key : tuple
+    key : tuple or None
         What the timed choice is remembered under: the shapes, dtypes and strides of ``a`` and
-        ``W`` (``_BLOCKS_WIN[key]`` is True when the blocks were faster).
+        ``W`` (``_BLOCKS_WIN[key]`` is True when the blocks were faster); None with ``width``.
     """
     (m, k), n = a.shape, W.shape[1]
     blocks = -(-m * k * n // SMALL_PRODUCT)                        # ceil: products per call
-    key = (a.shape, W.shape, a.dtype.str, W.dtype.str, a.strides, W.strides)
-    return (None if blocks <= 1 else -(-n // blocks)), key
+    if blocks <= 1:
+        return None, None                                          # one call, nothing to time
+    return -(-n // blocks), (a.shape, W.shape, a.dtype.str, W.dtype.str, a.strides, W.strides)
 
 
 def _in_column_blocks(a: np.ndarray, W: np.ndarray, width: int) -> np.ndarray:

@@ -169,7 +169,7 @@ def test_matmul_few_rows_is_the_product(seed, m, k, n, mixed, strided, blocks_wi
     limit = layers.SMALL_PRODUCT
     try:
         layers.SMALL_PRODUCT = int(rng.integers(1, m * k * n + 1))     # force 1 .. m*k*n blocks
-        key = layers._split_plan(a, W)[1]
+        key = layers._split_plan(a, W)[1]                             # None: one block
         layers._BLOCKS_WIN[key] = blocks_win                          # either way, timed or not
         out = matmul_few_rows(a, W)
     finally:
