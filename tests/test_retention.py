@@ -6,7 +6,14 @@ import warnings
 
 import numpy as np
 import pytest
-from helpers import GRAD_FLOOR, assert_gradcheck, biggest, forms_error, frozen_copies
+from helpers import (
+    GRAD_FLOOR,
+    assert_gradcheck,
+    biggest,
+    forms_error,
+    frozen_copies,
+    gradcheck_examples,
+)
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
@@ -149,6 +156,7 @@ def away_from_kink(r, delta=1e-4):
     assume(np.all(np.abs(np.abs(r) - 1.0) > delta))
 
 
+@gradcheck_examples
 @given(problems(max_T=8, small=True))   # small: finite differences cost 2 forwards per number
 def test_gradcheck_every_form_and_the_incoming_state(p):
     q, k, v = arrays(p)
