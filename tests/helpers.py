@@ -1,7 +1,6 @@
 """Small helpers shared by the tests."""
 
 import numpy as np
-from hypothesis import settings
 
 # A correct float64 backward agrees with central differences (eps = 1e-6) to about 1e-9 or
 # better on these small, well-scaled examples; any real mistake gives errors above 1e-3.
@@ -13,12 +12,6 @@ GRAD_TOL = 1e-7
 # gradient of the same check in absolute terms (eq. (G.4) on the gradient-checking page). A real
 # mistake in such an array (a missing factor, a wrong sign) still reads as 1e-3 or more.
 GRAD_FLOOR = 0.1
-
-# Finite differences cost two forwards per input number, and the properties that check every
-# form's backward at once took a minute each under the ci profile with coverage. They try a
-# third of the profile's examples (ci: 33, dev: 8); the cheaper properties (the forms agree,
-# a split sequence equals one call, ...) keep the full count and cover the shapes widely.
-gradcheck_examples = settings(max_examples=max(8, settings.default.max_examples // 3))
 
 
 def randn(rng, *shape, dtype=np.float64):

@@ -7,14 +7,7 @@ to 1e-7 (G.4, floored at 10% of the largest gradient as in the other gradient ch
 
 import numpy as np
 import pytest
-from helpers import (
-    GRAD_FLOOR,
-    assert_gradcheck,
-    biggest,
-    forms_error,
-    frozen_copies,
-    gradcheck_examples,
-)
+from helpers import GRAD_FLOOR, assert_gradcheck, biggest, forms_error, frozen_copies
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
@@ -209,7 +202,6 @@ def test_solve_unit_lower_forward_and_back_substitution(T, n, transpose, seed):
 
 # --- gradients against finite differences --------------------------------------------------------
 
-@gradcheck_examples
 @given(problems(max_T=7, small=True), st.booleans())
 def test_gradcheck_every_input_of_every_form(p, carried):
     """q, k (not normalised: the core takes any keys), v, beta, the log-gates and the incoming

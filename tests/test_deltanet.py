@@ -6,7 +6,7 @@ float64; gradients match central differences to 1e-7 (G.4)."""
 
 import numpy as np
 import pytest
-from helpers import GRAD_FLOOR, assert_gradcheck, forms_error, gradcheck_examples
+from helpers import GRAD_FLOOR, assert_gradcheck, forms_error
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
@@ -79,7 +79,6 @@ def test_forms_agree_and_decoding_token_by_token_equals_the_sequence(n):
     assert rel_error(state.S, s_ref.S) <= FORMS_TOL
 
 
-@gradcheck_examples
 @given(layers(max_T=5, small=True))
 def test_gradcheck_every_form_including_strengths_and_gate(n):
     """Step 1e-7, not the default 1e-6: the normalisation curves like 1/||q||^2, so a short

@@ -5,7 +5,7 @@ Tolerances: forms agree to a relative 1e-10 in float64 (the observed gap is abou
 
 import numpy as np
 import pytest
-from helpers import GRAD_FLOOR, biggest, forms_error, frozen_copies, gradcheck_examples
+from helpers import GRAD_FLOOR, biggest, forms_error, frozen_copies
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
@@ -200,7 +200,6 @@ def away_from_kink(r, delta=1e-4):
     assume(np.all(np.abs(np.abs(r) - 1.0) > delta))
 
 
-@gradcheck_examples
 @given(problems(max_T=8, small=True))
 def test_gradcheck_every_form_with_state_in_and_out(p):
     """Every input, the incoming state (S, z and the count s) and the gates, against central

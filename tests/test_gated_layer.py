@@ -5,7 +5,7 @@ what the model reads from the tokens."""
 
 import numpy as np
 import pytest
-from helpers import GRAD_FLOOR, assert_gradcheck, gradcheck_examples
+from helpers import GRAD_FLOOR, assert_gradcheck
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -73,7 +73,6 @@ def test_forms_agree_and_decoding_token_by_token_equals_the_sequence(n):
     assert rel_error(np.stack(ys, axis=1), y_ref) <= FORMS_TOL
 
 
-@gradcheck_examples
 @given(layers(max_T=5, small=True))
 def test_gradcheck_every_form_including_the_gate(n):
     x, params = make(n)

@@ -3,7 +3,7 @@ with group-norm eps > 0), is gradchecked, continues across calls, and decodes in
 
 import numpy as np
 import pytest
-from helpers import GRAD_FLOOR, assert_gradcheck, frozen_copies, gradcheck_examples
+from helpers import GRAD_FLOOR, assert_gradcheck, frozen_copies
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -75,7 +75,6 @@ def test_forms_agree_for_the_whole_layer(n):
             assert err <= FORMS_TOL
 
 
-@gradcheck_examples
 @given(layers(max_T=5, small=True))
 def test_gradcheck_every_form(n):
     x, params = make(n)

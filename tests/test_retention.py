@@ -6,14 +6,7 @@ import warnings
 
 import numpy as np
 import pytest
-from helpers import (
-    GRAD_FLOOR,
-    assert_gradcheck,
-    biggest,
-    forms_error,
-    frozen_copies,
-    gradcheck_examples,
-)
+from helpers import GRAD_FLOOR, assert_gradcheck, biggest, forms_error, frozen_copies
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
@@ -156,7 +149,6 @@ def away_from_kink(r, delta=1e-4):
     assume(np.all(np.abs(np.abs(r) - 1.0) > delta))
 
 
-@gradcheck_examples
 @given(problems(max_T=8, small=True))   # small: finite differences cost 2 forwards per number
 def test_gradcheck_every_form_and_the_incoming_state(p):
     q, k, v = arrays(p)
