@@ -200,8 +200,13 @@ def matmul_few_rows(a: np.ndarray, W: np.ndarray) -> np.ndarray:
     return _in_column_blocks(a, W, width) if _BLOCKS_WIN[key] else a @ W
 
 
-def _split_plan(a: np.ndarray, W: np.ndarray) -> tuple[int | None, tuple]:
+def _split_plan(a: np.ndarray, W: np.ndarray) -> tuple[int | None, tuple | None]:
     """How [`matmul_few_rows`][minirnn.layers.matmul_few_rows] would split ``a @ W``.
+
+    Parameters
+    ----------
+    a : ndarray, shape (m, k)
+    W : ndarray, shape (k, n)
 
     Returns
     -------

@@ -178,9 +178,9 @@ def test_page_renders_offline(server, browser, page):
         tab.on("console", lambda m: console.append(m.text) if m.type == "error" else None)
         tab.on("response", lambda r: failed.append(f"{r.status} {r.url}") if r.status >= 400
                else None)
-        # "load" first: the whole document parsed and its resources in. "networkidle" alone
-        # came back once, under the load of two test workers, with 91 of a page's 131 formulas
-        # in the DOM (500 ms without a request while the parser was still running)
+        # "load" first: the whole document parsed and its resources in. With "networkidle"
+        # alone, under the load of two test workers, the checks once found 91 of a page's 131
+        # formulas (likely 500 ms without a request while the parser was still running)
         tab.goto(f"{server}/{page}", wait_until="load")
         tab.wait_for_load_state("networkidle")
         result = tab.evaluate(CHECK_PAGE)
