@@ -202,6 +202,7 @@ def test_solve_unit_lower_forward_and_back_substitution(T, n, transpose, seed):
 
 # --- gradients against finite differences --------------------------------------------------------
 
+@pytest.mark.no_cover   # finite differences, slow under line tracing; other tests cover the lines
 @given(problems(max_T=7, small=True), st.booleans())
 def test_gradcheck_every_input_of_every_form(p, carried):
     """q, k (not normalised: the core takes any keys), v, beta, the log-gates and the incoming

@@ -200,6 +200,7 @@ def away_from_kink(r, delta=1e-4):
     assume(np.all(np.abs(np.abs(r) - 1.0) > delta))
 
 
+@pytest.mark.no_cover   # finite differences, slow under line tracing; other tests cover the lines
 @given(problems(max_T=8, small=True))
 def test_gradcheck_every_form_with_state_in_and_out(p):
     """Every input, the incoming state (S, z and the count s) and the gates, against central

@@ -75,6 +75,7 @@ def test_forms_agree_for_the_whole_layer(n):
             assert err <= FORMS_TOL
 
 
+@pytest.mark.no_cover   # finite differences, slow under line tracing; other tests cover the lines
 @given(layers(max_T=5, small=True))
 def test_gradcheck_every_form(n):
     x, params = make(n)

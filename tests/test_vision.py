@@ -251,6 +251,7 @@ def test_the_bidirectional_scan_is_the_symmetric_decay_filter():
 
 # --- gradient checks -----------------------------------------------------------------------------
 
+@pytest.mark.no_cover   # finite differences, slow under line tracing; other tests cover the lines
 @given(grids(max_side=3))
 def test_gradcheck_every_2d_core(case):
     q, k, v, grid, gamma, _ = case
