@@ -19,6 +19,8 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 
+from ._checks.core import trusted
+
 __all__ = ["check_gradients", "numerical_gradient", "rel_error"]
 
 
@@ -45,6 +47,9 @@ def numerical_gradient(f: Callable[[np.ndarray], np.ndarray], x: np.ndarray,
 
     Implements eq. (G.2). Each element of ``x`` is nudged in place by ``+eps`` and ``-eps`` and
     restored afterwards (also if ``f`` raises), so ``x`` is unchanged when this returns.
+    The first call ``f(x)`` runs with minirnn's input checks; the ``2 x.size`` nudged calls
+    run without them (as inside a model: the shapes are the same, only values move by
+    ``eps``), which saves a quarter to a half of the time of a small check.
 
     Parameters
     ----------
@@ -81,16 +86,17 @@ def numerical_gradient(f: Callable[[np.ndarray], np.ndarray], x: np.ndarray,
         raise ValueError(f"numerical_gradient: dout must have the shape of f(x), "
                          f"{out_shape}, got {dout.shape}")
     grad = np.zeros(x.shape, dtype=np.float64)
-    for index in np.ndindex(x.shape):
-        original = x[index]
-        try:
-            x[index] = original + eps
-            plus = np.sum(f(x) * dout)
-            x[index] = original - eps
-            minus = np.sum(f(x) * dout)
-        finally:
-            x[index] = original
-        grad[index] = (plus - minus) / (2 * eps)
+    with trusted():                 # f(x) was checked above; the nudged calls skip the checks
+        for index in np.ndindex(x.shape):
+            original = x[index]
+            try:
+                x[index] = original + eps
+                plus = np.sum(f(x) * dout)
+                x[index] = original - eps
+                minus = np.sum(f(x) * dout)
+            finally:
+                x[index] = original
+            grad[index] = (plus - minus) / (2 * eps)
     return grad
 
 

@@ -208,8 +208,7 @@ def group_norm_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray, eps: float =
 
     Implements eq. (M.3): ``y = (x - mean) / sqrt(var + eps) * w + b`` with mean and variance
     over the last axis only ([`standardize`][minirnn.layers.standardize], as in layer norm). One
-    group
-    is one (token, head) pair: it never mixes time steps, so it keeps causality. With
+    group is one (token, head) pair: it never mixes time steps, so it keeps causality. With
     ``eps = 0`` it is scale invariant, ``GN(a x) = GN(x)`` for ``a > 0``.
 
     Parameters
