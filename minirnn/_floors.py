@@ -14,10 +14,11 @@ from __future__ import annotations
 FLOORS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("ground", "what each model carries between tokens, and this plan",
      ("states", "_floors")),
-    ("measure", "the gradient checker: finite differences of any function (imports no math)",
-     ("gradcheck",)),
     ("checks", "all input validation; imports only the ground floor",
      ("_checks",)),
+    ("measure", "the gradient checker: finite differences of any function (imports no math; "
+     "the checks' trusted switch skips re-checking the nudged calls)",
+     ("gradcheck",)),
     ("math", "the mechanisms, forward and backward, one file per derivation page",
      ("layers", "rnn", "attention", "retention", "gated", "msr", "gated_msr", "vision", "delta",
       "deltanet", "lstm", "gru", "minrnn", "mlstm")),

@@ -30,7 +30,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ._checks import gated_msr as check
-from .gated import gated_retention_forms, gated_retention_recurrent
+from .gated import gated_retention_forms
 from .msr import (
     MSROutputCache,
     init_msr_params,
@@ -246,8 +246,10 @@ def gated_msr_step(x: np.ndarray, params: dict[str, np.ndarray], n_heads: int,
     """Decode one token with the recurrent state: O(1) time and memory per token.
 
     The new token's gate (GR.9) and projections at position ``n = state.position`` (M.2), one
-    step of the recurrence (GR.2) for every head, then the output part (M.3)-(M.5). Equal to
-    the matching row of [`gated_msr_forward`][minirnn.gated_msr.gated_msr_forward].
+    step of the recurrence (GR.2) for every head, written out for the one token (as in
+    [`msr_step`][minirnn.msr.msr_step], with the token's own ``alpha_n`` in place of
+    ``gamma``), then the output part (M.3)-(M.5). Equal to the matching row of
+    [`gated_msr_forward`][minirnn.gated_msr.gated_msr_forward].
 
     Parameters
     ----------
@@ -269,8 +271,17 @@ def gated_msr_step(x: np.ndarray, params: dict[str, np.ndarray], n_heads: int,
     if state is None:
         state = GatedState.zeros(B, n_heads, D // n_heads, params["gn_w"].shape[1], x.dtype)
     xt = x[:, None]                                                  # a sequence of one token
-    log_decay, _ = gated_msr_gates(xt, params, tau)                  # (GR.9)
-    q, k, v = msr_project(xt, params, n_heads, state.position)      # (M.2) at n
-    o, state, _ = gated_retention_recurrent(q, k, v, log_decay, state)   # (GR.2), one step
-    out, _ = msr_output(o, xt, params, eps)                          # (M.3)-(M.5)
-    return out[:, 0], state
+    log_decay, _ = gated_msr_gates(xt, params, tau)                  # (GR.9), (B, h, 1)
+    alpha = np.exp(log_decay[..., 0].astype(np.float64))             # alpha_n, (B, h)
+    q, k, v = (a[:, :, 0] for a in msr_project(xt, params, n_heads, state.position))  # (M.2)
+    q = q * float(1.0 / np.sqrt(q.shape[-1]))                        # q' = q / sqrt(d)  (R.5)
+    alpha_S = alpha.astype(state.S.dtype)                            # alpha in the dtype of S
+    S = alpha_S[..., None, None] * state.S + k[..., :, None] * v[..., None, :]   # (GR.2)
+    z = alpha_S[..., None] * state.z + k
+    s = alpha * state.s + 1.0
+    kappa = (1.0 / np.sqrt(s)).astype(q.dtype)                       # (B, h)
+    Omega = kappa[..., None] * (q[..., None, :] @ S)[..., 0, :]      # q'_n S_n, (B, h, dv)
+    r = kappa * (q * z).sum(axis=-1)                                 # q'_n . z_n
+    o = Omega / np.maximum(np.abs(r), 1.0)[..., None]                # c_n (R.5)
+    out, _ = msr_output(o[:, :, None], xt, params, eps)              # (M.3)-(M.5)
+    return out[:, 0], GatedState(S=S, z=z, s=s, position=state.position + 1)
