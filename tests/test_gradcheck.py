@@ -28,6 +28,37 @@ def test_numerical_gradient_restores_x_even_when_f_raises():
     np.testing.assert_array_equal(x, [1.0, 2.0])
 
 
+def test_only_the_first_call_is_checked_but_a_line_typed_at_a_prompt_always_is():
+    """The nudged calls skip minirnn's input checks (a NaN passed inside them goes through),
+    except for code compiled from a prompt's pseudo-file, as pdb compiles a typed line."""
+    from minirnn import rnn_step_forward
+    from minirnn.rnn import init_rnn_params
+
+    params, h = init_rnn_params(2, 3), np.zeros((1, 3))
+    bad = np.array([[np.nan, 0.0]])
+    typed = compile("rnn_step_forward(bad, h, params)", "<stdin>", "eval")
+    outcomes = []
+
+    def f(z):
+        if outcomes:                                     # a nudged call
+            try:
+                rnn_step_forward(bad, h, params)         # from this file: not checked
+                eval(typed, {"rnn_step_forward": rnn_step_forward, "bad": bad, "h": h,
+                             "params": params})
+                outcomes.append("typed line not checked")
+            except ValueError as error:
+                outcomes.append(str(error).split(":")[0])
+        else:
+            outcomes.append("first")
+        return 2.0 * z
+
+    grad = numerical_gradient(f, np.ones(2), np.ones(2))
+    np.testing.assert_allclose(grad, [2.0, 2.0])
+    assert outcomes == ["first"] + ["rnn_step_forward"] * 4
+    with pytest.raises(ValueError, match="rnn_step_forward: x contains 1 non-finite"):
+        rnn_step_forward(bad, h, params)                 # checked again afterwards
+
+
 @given(st.lists(st.floats(-1e3, 1e3), min_size=1, max_size=6))
 def test_rel_error_is_zero_for_equal_and_bounded(values):
     a = np.array(values)

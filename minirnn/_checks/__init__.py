@@ -21,7 +21,8 @@ notebook cell, a line typed at a pdb prompt, a test, the tour, the grader. When 
 layer calls attention, or a language model calls its layers at every step, the inputs were
 already checked at the boundary, so the inner validators return their arguments untouched
 (``core.active`` walks the frames to the caller's code). ``core.trusted()`` switches the checks
-off for a block (the decode benchmark checks once, then times many steps).
+off for a block (the decode benchmark checks once, then times many steps);
+``numerical_gradient`` switches them off for its nudged calls but for a line typed at a prompt.
 
 The package imports only the ground floor (``minirnn.states``); the checks of each module sit
 in the module of the same name.

@@ -15,7 +15,8 @@ from .._floors import trusted_modules
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
-_TRUSTED: ContextVar[bool] = ContextVar("minirnn_checks_trusted", default=False)
+# Inside ``trusted()``: "all" (no checks at all) or "typed" (none but for code typed at a prompt)
+_TRUSTED: ContextVar[str | None] = ContextVar("minirnn_checks_trusted", default=None)
 
 # Files whose calls are trusted: the math, block and model modules (minirnn/_floors.py), which
 # check their own inputs where they enter the library. Plain string comparisons against the
@@ -36,26 +37,37 @@ def active() -> bool:
     minirnn's math, block or model files (which checked the inputs where they entered the
     library), or inside ``trusted``. The decision is made by the caller's *code*, not its
     module globals: code typed at a pdb prompt (``p``, ``!``, ``interact``), in a notebook cell,
-    a script or ``python -c`` is always checked, even at a breakpoint inside the library.
+    a script or ``python -c`` is always checked, even at a breakpoint inside the library (a
+    line typed at a prompt also inside ``trusted(except_typed=True)``).
 
     The frames are walked, not counted: out of the checks package to the public function,
     then one more to its caller. Called from anywhere else, it answers for a public function
     called from there.
     """
-    if _TRUSTED.get():
+    mode = _TRUSTED.get()
+    if mode == "all":
         return False
     frame = sys._getframe(1)
     while frame is not None and frame.f_code.co_filename.startswith(_CHECKS_PREFIX):
         frame = frame.f_back                                   # leave the validators
     caller = frame.f_back if frame is not None else None       # who called the function
-    return caller is None or caller.f_code.co_filename not in _TRUSTED_FILES
+    if caller is None:
+        return True
+    if mode == "typed":                       # only code compiled from "<stdin>", "<string>", ...
+        return caller.f_code.co_filename.startswith("<")
+    return caller.f_code.co_filename not in _TRUSTED_FILES
 
 
 @contextlib.contextmanager
-def trusted():
-    """Run a block without checks, as inside a model (used by the benchmarks' decode loops,
-    which check their inputs once before timing many steps)."""
-    token = _TRUSTED.set(True)
+def trusted(except_typed: bool = False):
+    """Run a block without checks, as inside a model (used by the benchmarks' timing loops,
+    which check their inputs once before timing many calls).
+
+    With ``except_typed=True`` a call typed at a debugger prompt (code compiled from a pseudo-file
+    such as ``<stdin>``, as pdb compiles it) is still checked: ``numerical_gradient`` runs its
+    nudged calls so, and a student who stops in one of them keeps the checks at the prompt.
+    """
+    token = _TRUSTED.set("typed" if except_typed else "all")
     try:
         yield
     finally:
