@@ -26,7 +26,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ._checks import attention as check
-from .layers import merge_heads, split_heads
+from .layers import merge_heads, split_heads, weight_gradient
 from .states import KVCache
 
 __all__ = [
@@ -315,14 +315,14 @@ def mha_backward(dy: np.ndarray, cache: MHACache):
     """
     dy = check.mha_backward(dy, cache)
     p, x = cache.params, cache.x
-    grads = {"Wo": np.einsum("btd,bte->de", cache.merged, dy, optimize=True),
+    grads = {"Wo": weight_gradient(cache.merged, dy),
              "bo": dy.sum(axis=(0, 1))}
     dmerged = dy @ p["Wo"].T
     dq, dk, dv = attention_backward(split_heads(dmerged, cache.n_heads), cache.attn)
     dx = 0.0
     for name, dhead in zip("qkv", (dq, dk, dv)):                    # x feeds all three
         dproj = merge_heads(dhead)                                    # (B, T, D)
-        grads["W" + name] = np.einsum("btd,bte->de", x, dproj, optimize=True)
+        grads["W" + name] = weight_gradient(x, dproj)
         grads["b" + name] = dproj.sum(axis=(0, 1))
         dx = dx + dproj @ p["W" + name].T
     return dx, {key: grads[key] for key in p}                       # the keys of params

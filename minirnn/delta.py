@@ -35,7 +35,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ._checks import delta as check
-from .gated import gated_chunk_decays
+from .gated import segment_decay
 from .states import DeltaState, DeltaStateGrad
 
 __all__ = [
@@ -174,8 +174,11 @@ def delta_decays(log_decay: np.ndarray | None, beta: np.ndarray, dtype=None):
         T = beta.shape[-1]
         return (np.broadcast_to(np.tril(np.ones((T, T), dtype)), (*beta.shape, T)),
                 np.ones(beta.shape, dtype), np.ones(beta.shape, dtype))
-    f = gated_chunk_decays(log_decay, np.zeros(beta.shape[:-1]), normalize=False, dtype=dtype)
-    return f.Gamma, f.xi, f.zeta
+    b = np.cumsum(log_decay, axis=-1, dtype=np.float64)              # b_n          (GR.4)
+    Gamma = segment_decay(log_decay)                                 # e^(b_n - b_m), n >= m
+    xi = np.exp(b)                                                   # e^(b_n)
+    zeta = np.exp(np.minimum(b[..., -1:] - b, 0.0))                  # e^(b_{T-1} - b_m)
+    return Gamma.astype(dtype), xi.astype(dtype), zeta.astype(dtype)
 
 
 def delta_chunk_transform(k: np.ndarray, v: np.ndarray, beta: np.ndarray,
@@ -423,8 +426,8 @@ def delta_rule_parallel_backward(dout: np.ndarray, cache: DeltaParallelCache,
         + (E + np.swapaxes(E, -1, -2)) @ c.k
     dS_prev = o.dS_prev + np.swapaxes(c.k, -1, -2) @ (c.xi[..., None] * dxiKS)
     dlog_decay = None if c.log_decay is None else log_decay_gradient(
-        c.log_decay, o.dGamma + dM * c.beta[..., None] * KK, o.dxi + np.sum(dxiKS * KS, axis=-1),
-        o.dzeta, o.dxi_last, c.q.dtype)
+        c.Gamma, c.xi, c.zeta, o.dGamma + dM * c.beta[..., None] * KK,
+        o.dxi + np.sum(dxiKS * KS, axis=-1), o.dzeta, o.dxi_last, c.q.dtype)
     return o.dq, dk, dv, dbeta, dlog_decay, DeltaStateGrad(S=dS_prev)
 
 
@@ -483,9 +486,10 @@ def delta_output_backward(dout: np.ndarray, cache: DeltaParallelCache,
         dxi_last=np.sum(dS_T * c.state.S, axis=(-2, -1)))
 
 
-def log_decay_gradient(log_decay: np.ndarray, dGamma: np.ndarray, dxi: np.ndarray,
-                       dzeta: np.ndarray, dxi_last: np.ndarray, dtype=None) -> np.ndarray:
-    """From the gradients of a block's decay factors to its log-gates (last line of (DR.9)).
+def log_decay_gradient(Gamma: np.ndarray, xi: np.ndarray, zeta: np.ndarray, dGamma: np.ndarray,
+                       dxi: np.ndarray, dzeta: np.ndarray, dxi_last: np.ndarray,
+                       dtype=None) -> np.ndarray:
+    """From a block's decay factors and their gradients to its log-gates (last line of (DR.9)).
 
     ``Gamma^g[n, m] = e^(b_n - b_m)`` moves with ``b_n`` and against ``b_m``, ``xi_n = e^(b_n)``
     with ``b_n``, ``zeta_m = e^(b_{T-1} - b_m)`` with ``b_{T-1}`` and against ``b_m``:
@@ -493,9 +497,15 @@ def log_decay_gradient(log_decay: np.ndarray, dGamma: np.ndarray, dxi: np.ndarra
     - dzeta_n zeta_n``, plus ``sum_m dzeta_m zeta_m + dxi_last xi_{T-1}`` at ``n = T - 1``;
     then ``dg_t = sum_{n >= t} db_n``, since ``g_t`` is in every ``b_n`` with ``n >= t``.
 
+    The factors are the forward's own ([`delta_decays`][minirnn.delta.delta_decays]): each
+    derivative ``d e^x / dx = e^x`` is the factor itself, so nothing is computed again.
+
     Parameters
     ----------
-    log_decay : ndarray, shape (B, h, T)
+    Gamma : ndarray, shape (B, h, T, T)
+        The block's segment decay ``Gamma^g``.
+    xi, zeta : ndarray, shape (B, h, T)
+        Its factors ``xi_n = e^(b_n)`` and ``zeta_m = e^(b_{T-1} - b_m)``.
     dGamma : ndarray, shape (B, h, T, T)
     dxi, dzeta : ndarray, shape (B, h, T)
     dxi_last : ndarray, shape (B, h)
@@ -507,10 +517,9 @@ def log_decay_gradient(log_decay: np.ndarray, dGamma: np.ndarray, dxi: np.ndarra
     -------
     dlog_decay : ndarray, shape (B, h, T)
     """
-    log_decay, dGamma, dxi, dzeta, dxi_last = check.log_decay_gradient(
-        log_decay, dGamma, dxi, dzeta, dxi_last)
-    Gamma, xi, zeta = delta_decays(log_decay, log_decay, np.float64)
-    dGG = dGamma.astype(np.float64) * Gamma
+    Gamma, xi, zeta, dGamma, dxi, dzeta, dxi_last = check.log_decay_gradient(
+        Gamma, xi, zeta, dGamma, dxi, dzeta, dxi_last)
+    dGG = dGamma.astype(np.float64) * Gamma                          # sums in float64
     db = dGG.sum(axis=-1) - dGG.sum(axis=-2) + dxi * xi - dzeta * zeta
     db[..., -1] += np.sum(dzeta * zeta, axis=-1) + dxi_last * xi[..., -1]
     dg = np.cumsum(db[..., ::-1], axis=-1)[..., ::-1]                # g_t moves b_n, n >= t
@@ -631,7 +640,7 @@ def delta_rule_chunkwise_backward(dout: np.ndarray, cache: DeltaChunkwiseCache,
         dk = o.dk + f.xi[..., None] * dxk + (E + np.swapaxes(E, -1, -2)) @ c.k
         dbeta = np.diagonal(drhs, axis1=-2, axis2=-1) + np.sum(dM * KK * f.Gamma, axis=-1)
         dlog = None if c.log_decay is None else log_decay_gradient(
-            c.log_decay, o.dGamma + dM * c.beta[..., None] * KK,
+            f.Gamma, f.xi, f.zeta, o.dGamma + dM * c.beta[..., None] * KK,
             o.dxi + np.sum(dxk * c.k, axis=-1), o.dzeta, o.dxi_last, c.q.dtype)
         parts.append((o.dq, dk, np.swapaxes(f.T_c, -1, -2) @ o.dU, dbeta, dlog))
     dq, dk, dv, dbeta, dlog_decay = (

@@ -29,7 +29,7 @@ import numpy as np
 from ._checks import deltanet as check
 from .delta import delta_rule_forms
 from .gated_msr import gated_msr_gates, gated_msr_gates_backward
-from .layers import merge_heads, split_heads
+from .layers import merge_heads, split_heads, weight_gradient
 from .msr import MSROutputCache, msr_gammas, msr_output, msr_output_backward
 from .states import DeltaState, DeltaStateGrad
 
@@ -235,7 +235,7 @@ def deltanet_backward(dy: np.ndarray, cache: DeltaNetCache,
     _, delta_rule_backward = delta_rule_forms()[c.form]
     dq, dk, dv, dbeta, dlog_decay, dstate_prev = delta_rule_backward(do, c.core, dstate)
     dz = np.swapaxes(dbeta * c.beta * (1.0 - c.beta), 1, 2)          # sigmoid', (B, T, h)
-    grads["Wb"] = np.einsum("btd,bth->dh", c.x, dz, optimize=True)
+    grads["Wb"] = weight_gradient(c.x, dz)
     grads["bb"] = dz.sum(axis=(0, 1))
     dx = dx + dz @ params["Wb"].T
     if dlog_decay is not None:                                       # gated DeltaNet (GR.10)
@@ -245,7 +245,7 @@ def deltanet_backward(dy: np.ndarray, cache: DeltaNetCache,
     for name, dhead in (("Wq", l2_normalize_backward(dq, c.q_norm)),   # (DR.12)
                         ("Wk", l2_normalize_backward(dk, c.k_norm)), ("Wv", dv)):
         dproj = merge_heads(dhead)
-        grads[name] = np.einsum("btd,bte->de", c.x, dproj, optimize=True)
+        grads[name] = weight_gradient(c.x, dproj)
         dx = dx + dproj @ params[name].T
     return dx, {key: grads[key] for key in params}, dstate_prev
 

@@ -31,6 +31,7 @@ import numpy as np
 
 from ._checks import gated_msr as check
 from .gated import gated_retention_forms
+from .layers import weight_gradient
 from .msr import (
     MSROutputCache,
     init_msr_params,
@@ -153,7 +154,7 @@ def gated_msr_gates_backward(dlog_decay: np.ndarray, x: np.ndarray, a: np.ndarra
     dlog_decay, x, a, params, tau = check.gated_msr_gates_backward(dlog_decay, x, a, params, tau)
     sig = 0.5 + 0.5 * np.tanh(0.5 * a)                               # sigmoid(a)
     da = np.swapaxes(dlog_decay, 1, 2) * (1.0 - sig) / tau           # (GR.10), (B, T, h)
-    return da @ params["Wa"].T, {"Wa": np.einsum("btd,bth->dh", x, da, optimize=True),
+    return da @ params["Wa"].T, {"Wa": weight_gradient(x, da),
                                  "ba": da.sum(axis=(0, 1))}
 
 

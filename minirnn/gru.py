@@ -36,7 +36,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ._checks import gru as check
-from .layers import matmul_few_rows
+from .layers import matmul_few_rows, weight_gradient
 from .lstm import sigmoid
 
 __all__ = [
@@ -305,11 +305,9 @@ def gru_backward(dh: np.ndarray, cache: GRUCache):
         dh_next = dh_prev + matmul_few_rows(dah[:, t, :through_Wh],          # (GRU.10)
                                             Wh_T[:through_Wh])
     hh_in = h_prev if after else r * h_prev                           # what Wh_h multiplies
-    grads = {"Wx": np.einsum("btd,btg->dg", cache.x, dax, optimize=True),     # (GRU.9)
+    grads = {"Wx": weight_gradient(cache.x, dax),                     # (GRU.9)
              "bx": dax.sum(axis=(0, 1)),
-             "Wh": np.concatenate([np.einsum("bti,btg->ig", h_prev, dah[..., :2 * H],
-                                             optimize=True),
-                                   np.einsum("bti,btg->ig", hh_in, dah[..., 2 * H:],
-                                             optimize=True)], axis=1),        # (GRU.10)
+             "Wh": np.concatenate([weight_gradient(h_prev, dah[..., :2 * H]),
+                                   weight_gradient(hh_in, dah[..., 2 * H:])], axis=1),  # (GRU.10)
              "bh": dah.sum(axis=(0, 1))}
     return dax @ cache.Wx.T, dh_next, grads

@@ -43,6 +43,7 @@ __all__ = [
     "split_heads",
     "standardize",
     "standardize_backward",
+    "weight_gradient",
 ]
 
 IGNORE_INDEX = -100   # targets equal to this are not scored (padding, prompt positions)
@@ -93,12 +94,32 @@ def linear_backward(dy: np.ndarray, cache: LinearCache, bias: bool = True):
     grads : dict
     """
     dy = check.linear_backward(dy, cache)
-    x2 = cache.x.reshape(-1, cache.x.shape[-1])
-    dy2 = dy.reshape(-1, dy.shape[-1])
-    grads = {"W": x2.T @ dy2}
+    grads = {"W": weight_gradient(cache.x, dy)}
     if bias:
-        grads["b"] = dy2.sum(axis=0)
+        grads["b"] = dy.reshape(-1, dy.shape[-1]).sum(axis=0)
     return dy @ cache.W.T, grads
+
+
+def weight_gradient(x: np.ndarray, dy: np.ndarray) -> np.ndarray:
+    """The gradient of a weight used at every position, ``y_n = x_n W``: ``dW = sum_n x_n^T dy_n``.
+
+    The matrix rule (MR.5): every use of ``W`` (each token of each sequence, each patch of each
+    image) adds its own ``x_n^T dy_n``. Stacked as the rows of one matrix, the positions make the
+    whole sum a single product ``X^T dY``, which BLAS computes at once.
+
+    Parameters
+    ----------
+    x : ndarray, shape (..., Din)
+        The input at every position.
+    dy : ndarray, shape (..., Dout)
+        The gradient of the output at the same positions.
+
+    Returns
+    -------
+    dW : ndarray, shape (Din, Dout)
+    """
+    x, dy = check.weight_gradient(x, dy)
+    return x.reshape(-1, x.shape[-1]).T @ dy.reshape(-1, dy.shape[-1])    # (MR.5)
 
 
 # --- embedding ----------------------------------------------------------------------------------

@@ -28,7 +28,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ._checks import lstm as check
-from .layers import matmul_few_rows
+from .layers import matmul_few_rows, weight_gradient
 
 __all__ = [
     "LSTMCache",
@@ -299,7 +299,7 @@ def lstm_backward(dh: np.ndarray, cache: LSTMCache):
         dc_next = dc_total * f[:, t]                               # the carousel
         dh_next = matmul_few_rows(da[:, t], Wh_T)
     h_prev = np.concatenate([cache.h0[:, None], cache.h[:, :-1]], axis=1)     # h_0 .. h_{T-1}
-    grads = {"Wx": np.einsum("btd,btg->dg", cache.x, da, optimize=True),    # (LSTM.7)
-             "Wh": np.einsum("bti,btg->ig", h_prev, da, optimize=True),
+    grads = {"Wx": weight_gradient(cache.x, da),                      # (LSTM.7)
+             "Wh": weight_gradient(h_prev, da),
              "b": da.sum(axis=(0, 1))}
     return da @ cache.Wx.T, dh_next, dc_next, grads

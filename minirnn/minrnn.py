@@ -30,6 +30,7 @@ import numpy as np
 
 from ._checks import minrnn as check
 from .gated import segment_decay
+from .layers import weight_gradient
 
 __all__ = [
     "MinRNNCache",
@@ -249,9 +250,9 @@ def mingru_backward(dh: np.ndarray, cache: MinRNNCache):
     da_z = du * h_bar * z * (1.0 - z) - dlog_decay * z                       # dl/da_z = -z
     da_h = du * z
     W = cache.params
-    grads = {"Wz": np.einsum("btd,bth->dh", cache.x, da_z, optimize=True),
+    grads = {"Wz": weight_gradient(cache.x, da_z),
              "bz": da_z.sum(axis=(0, 1)),
-             "Wh": np.einsum("btd,bth->dh", cache.x, da_h, optimize=True),
+             "Wh": weight_gradient(cache.x, da_h),
              "bh": da_h.sum(axis=(0, 1))}
     return da_z @ W["Wz"].T + da_h @ W["Wh"].T, dh0, grads
 
@@ -337,7 +338,7 @@ def minlstm_backward(dh: np.ndarray, cache: MinRNNCache):
     da = {"f": dlog_f * (1.0 - gates["f"]), "i": dlog_i * (1.0 - gates["i"]), "h": du * i_norm}
     grads, dx = {}, 0.0
     for gate, d in da.items():
-        grads[f"W{gate}"] = np.einsum("btd,bth->dh", cache.x, d, optimize=True)
+        grads[f"W{gate}"] = weight_gradient(cache.x, d)
         grads[f"b{gate}"] = d.sum(axis=(0, 1))
         dx = dx + d @ cache.params[f"W{gate}"].T
     return dx, dh0, grads

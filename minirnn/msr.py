@@ -26,7 +26,13 @@ import numpy as np
 
 from ._checks import msr as check
 from .gated import retention_decay_gradient
-from .layers import merge_heads, split_heads, standardize, standardize_backward
+from .layers import (
+    merge_heads,
+    split_heads,
+    standardize,
+    standardize_backward,
+    weight_gradient,
+)
 from .retention import retention_forms
 from .states import RetentionState, RetentionStateGrad
 
@@ -324,7 +330,7 @@ def msr_project_backward(dq: np.ndarray, dk: np.ndarray, dv: np.ndarray, x: np.n
     dx, grads = np.zeros_like(x), {}
     for name, dhead in (("Wq", dq), ("Wk", dk), ("Wv", dv)):
         dproj = merge_heads(dhead)                                   # (B, T, h*w)
-        grads[name] = np.einsum("btd,bte->de", x, dproj, optimize=True)
+        grads[name] = weight_gradient(x, dproj)
         dx = dx + dproj @ p[name].T
     return dx, grads
 
@@ -381,13 +387,13 @@ def msr_output_backward(dout: np.ndarray, cache: MSROutputCache):
     dout = check.msr_output_backward(dout, cache)
     c = cache
     B, T, _ = c.x.shape
-    grads = {"Wo": np.einsum("bte,btd->ed", c.G, dout, optimize=True)}
+    grads = {"Wo": weight_gradient(c.G, dout)}
     dG = dout @ c.Wo.T
     sig = 0.5 + 0.5 * np.tanh(0.5 * c.a)                             # sigmoid(a)
     da = dG * c.y.reshape(B, T, -1) * sig * (1.0 + c.a * (1.0 - sig))    # swish'(a)
     dheads, grads["gn_w"], grads["gn_b"] = group_norm_backward(
         (dG * c.gate).reshape(c.y.shape), c.norm)                   # (M.4)
-    grads["Wg"] = np.einsum("btd,bte->de", c.x, da, optimize=True)
+    grads["Wg"] = weight_gradient(c.x, da)
     return dheads.transpose(0, 2, 1, 3), da @ c.Wg.T, grads
 
 

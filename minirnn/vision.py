@@ -29,7 +29,7 @@ import numpy as np
 
 from ._checks import vision as check
 from .attention import attention_backward, attention_forward, softmax_backward, softmax_forward
-from .layers import merge_heads, split_heads
+from .layers import merge_heads, split_heads, weight_gradient
 from .retention import retention_parallel, retention_parallel_backward
 
 __all__ = [
@@ -182,7 +182,7 @@ def vision_embed_backward(dz: np.ndarray, cache: VisionEmbedCache):
         grads["cls"], dZ = dz[:, -1].sum(axis=0), dz[:, :-1]
     else:
         dZ = dz
-    grads["W"] = np.einsum("bnf,bnd->fd", cache.patches, dZ, optimize=True)
+    grads["W"] = weight_gradient(cache.patches, dZ)
     grads["b"] = dZ.sum(axis=(0, 1))
     dimages = unpatchify(dZ @ cache.W.T, cache.image_shape, cache.patch_size)
     return dimages, {key: grads[key] for key in cache.keys}
@@ -612,12 +612,12 @@ def vision_mix_backward(dy: np.ndarray, cache: MixCache):
     """
     dy = check.vision_mix_backward(dy, cache)
     c, params = cache, cache.params
-    grads = {"Wo": np.einsum("bne,bnd->ed", c.merged, dy, optimize=True)}
+    grads = {"Wo": weight_gradient(c.merged, dy)}
     do = split_heads(dy @ params["Wo"].T, c.n_heads)
     _, core_backward = vision_cores(c.grid, c.gamma)[c.mixer]
     dx = np.zeros_like(c.x)
     for name, dhead in zip(("Wq", "Wk", "Wv"), core_backward(do, c.core)):
         dproj = merge_heads(dhead)
-        grads[name] = np.einsum("bnd,bne->de", c.x, dproj, optimize=True)
+        grads[name] = weight_gradient(c.x, dproj)
         dx = dx + dproj @ params[name].T
     return dx, {key: grads[key] for key in params}

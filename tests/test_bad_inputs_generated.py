@@ -130,8 +130,9 @@ def build(name, draw) -> Call:
             lower=np.tril(normal(draw, B, T, T), -1), rhs=normal(draw, B, T, dv)),
             {"transpose": [None, "yes"]}),
         "log_decay_gradient": lambda: Call(m.log_decay_gradient, dict(
-            log_decay=g, dGamma=normal(draw, B, h, T, T), dxi=normal(draw, B, h, T),
-            dzeta=normal(draw, B, h, T), dxi_last=normal(draw, B, h)), {}),
+            zip(("Gamma", "xi", "zeta"), m.delta_decays(g, beta)), dGamma=normal(draw, B, h, T, T),
+            dxi=normal(draw, B, h, T), dzeta=normal(draw, B, h, T), dxi_last=normal(draw, B, h)),
+            {}),
         "segment_decay": lambda: Call(m.segment_decay, dict(log_decay=g), {}),
         "gated_chunk_decays": lambda: Call(m.gated_chunk_decays, dict(
             log_decay=g, s_prev=np.abs(normal(draw, B, h))), {"normalize": [None, "yes"]}),
@@ -251,6 +252,8 @@ def build(name, draw) -> Call:
         "mean_last": lambda: Call(m.mean_last, dict(x=normal(draw, B, T, D)), {}),
         "matmul_few_rows": lambda: Call(m.matmul_few_rows, dict(a=normal(draw, B, D),
                                                                 W=normal(draw, D, H)), {}),
+        "weight_gradient": lambda: Call(m.weight_gradient, dict(x=normal(draw, B, T, D),
+                                                                dy=normal(draw, B, T, H)), {}),
         "standardize": lambda: Call(m.standardize, dict(x=normal(draw, B, T, D), eps=1e-5),
                                     {"eps": BAD_EPS}),
         "standardize_backward": lambda: Call(m.standardize_backward, dict(
@@ -451,7 +454,7 @@ FUNCTIONS = [*[n for n in m.__all__ if n in {
     "embedding_forward", "cross_entropy", "rel_error", "numerical_gradient", "clip_grad_norm",
     "count_parameters", "check_gradients", "chunk_decays", "score_normaliser_backward",
     "standardize", "standardize_backward", "split_heads", "merge_heads", "segment_decay",
-    "mean_last", "matmul_few_rows",
+    "mean_last", "matmul_few_rows", "weight_gradient",
     "gated_chunk_decays", "gated_retention_parallel", "gated_retention_recurrent",
     "gated_retention_chunkwise", "gated_retention_final_state", "gated_decay_gradient",
     "retention_decay_gradient", "msr_gammas", "msr_project", "msr_project_backward",

@@ -19,6 +19,7 @@ from minirnn.layers import (
     linear_backward,
     linear_forward,
     matmul_few_rows,
+    weight_gradient,
 )
 
 seeds = st.integers(0, 2**16)
@@ -34,6 +35,18 @@ def test_linear_gradcheck(seed, B, Din, Dout, bias):
                              {"x": rng.standard_normal((B, 2, Din))}, params, seed=seed,
                              floor=GRAD_FLOOR)
     assert_gradcheck(report)
+
+
+@given(seeds, st.lists(st.integers(1, 4), min_size=0, max_size=3), st.integers(1, 5),
+       st.integers(1, 5))
+def test_weight_gradient_sums_every_position(seed, lead, Din, Dout):
+    """(MR.5): one term x_n^T dy_n per position, whatever the leading axes (none: one row)."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((*lead, Din))
+    dy = rng.standard_normal((*lead, Dout))
+    terms = sum(np.outer(xn, dyn) for xn, dyn in zip(x.reshape(-1, Din), dy.reshape(-1, Dout)))
+    np.testing.assert_allclose(weight_gradient(x, dy), terms, rtol=1e-12, atol=1e-12)
+    assert weight_gradient(x.astype(np.float32), dy).dtype == np.float64   # promotes
 
 
 # D >= 3: with two features layer norm maps every input to about (+1, -1), and its gradient is

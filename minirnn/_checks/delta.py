@@ -177,16 +177,23 @@ def delta_output_backward(dout, cache, dstate):
                      cache, dstate)
 
 
-def log_decay_gradient(log_decay, dGamma, dxi, dzeta, dxi_last):
-    """Log-gates (B, h, T) <= 0, dGamma (B, h, T, T), dxi and dzeta (B, h, T), dxi_last (B, h)."""
+def log_decay_gradient(Gamma, xi, zeta, dGamma, dxi, dzeta, dxi_last):
+    """Gamma and dGamma (B, h, T, T), xi, zeta, dxi and dzeta (B, h, T), dxi_last (B, h); the
+    factors finite, in [0, 1]."""
     if not active():
-        return log_decay, dGamma, dxi, dzeta, dxi_last
+        return Gamma, xi, zeta, dGamma, dxi, dzeta, dxi_last
     s = Shapes("log_decay_gradient")
-    log_decay = log_gates(s, log_decay)
+    Gamma = s.array("Gamma", Gamma, "B h T T2")
+    if Gamma.shape[-1] != Gamma.shape[-2]:
+        s.fail(f"Gamma must be (B, h, T, T), got shape {Gamma.shape}")
+    xi = s.array("xi", xi, "B h T")
+    zeta = s.array("zeta", zeta, "B h T")
+    for name, factor in (("Gamma", Gamma), ("xi", xi), ("zeta", zeta)):
+        if np.any(factor < 0) or np.any(factor > 1):
+            s.fail(f"{name} must lie in [0, 1] (a decay factor e^x with x <= 0, as delta_decays "
+                   f"returns it); got values from {factor.min()} to {factor.max()}")
     dGamma = s.array("dGamma", dGamma, "B h T T2")
-    if dGamma.shape[-1] != dGamma.shape[-2]:
-        s.fail(f"dGamma must be (B, h, T, T), got shape {dGamma.shape}")
     dxi = s.array("dxi", dxi, "B h T")
     dzeta = s.array("dzeta", dzeta, "B h T")
     dxi_last = s.array("dxi_last", dxi_last, "B h")
-    return (log_decay, *same_dtype(dGamma, dxi, dzeta, dxi_last))
+    return same_dtype(Gamma, xi, zeta, dGamma, dxi, dzeta, dxi_last)

@@ -11,6 +11,7 @@ from .core import (
     check_eps,
     check_int,
     lead,
+    same_dtype,
 )
 
 
@@ -129,6 +130,18 @@ def linear_forward(x, params):
     s = Shapes("linear_forward")
     x = activation(s, "x", x, "Din")
     return x, s.params(params, "params", {"W": "Din Dout", "b": "Dout"}, optional=("b",))
+
+
+def weight_gradient(x, dy):
+    """``x`` (..., Din) and ``dy`` (..., Dout) with the same leading axes, float arrays."""
+    if not active():
+        return x, dy
+    s = Shapes("weight_gradient")
+    x = activation(s, "x", x, "Din")
+    if np.ndim(dy) != x.ndim:
+        s.fail(f"dy must have the leading axes of x {x.shape[:-1]} and then Dout, "
+               f"got shape {np.shape(dy)}")
+    return same_dtype(x, activation(s, "dy", dy, "Dout"))
 
 
 def linear_backward(dy, cache):
