@@ -35,7 +35,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ._checks import delta as check
-from .gated import segment_decay
+from .gated import gated_chunk_decays
 from .states import DeltaState, DeltaStateGrad
 
 __all__ = [
@@ -174,11 +174,8 @@ def delta_decays(log_decay: np.ndarray | None, beta: np.ndarray, dtype=None):
         T = beta.shape[-1]
         return (np.broadcast_to(np.tril(np.ones((T, T), dtype)), (*beta.shape, T)),
                 np.ones(beta.shape, dtype), np.ones(beta.shape, dtype))
-    b = np.cumsum(log_decay, axis=-1, dtype=np.float64)              # b_n          (GR.4)
-    Gamma = segment_decay(log_decay)                                 # e^(b_n - b_m), n >= m
-    xi = np.exp(b)                                                   # e^(b_n)
-    zeta = np.exp(np.minimum(b[..., -1:] - b, 0.0))                  # e^(b_{T-1} - b_m)
-    return Gamma.astype(dtype), xi.astype(dtype), zeta.astype(dtype)
+    f = gated_chunk_decays(log_decay, np.zeros(beta.shape[:-1]), normalize=False, dtype=dtype)
+    return f.Gamma, f.xi, f.zeta
 
 
 def delta_chunk_transform(k: np.ndarray, v: np.ndarray, beta: np.ndarray,
