@@ -428,8 +428,18 @@ def gelu_forward(x: np.ndarray):
         The input and the tanh term.
     """
     x = check.gelu_forward(x)
-    t = np.tanh(GELU_C * (x + 0.044715 * (x * x * x)))   # x * x * x: x ** 3 is slow in float32
-    return 0.5 * x * (1.0 + t), GELUCache(x, t)
+    # t = tanh(c (x + 0.044715 x^3)), y = x/2 (1 + t): built in place on two arrays, as in the
+    # backward (one-line expressions make a new array per operation; x can be large)
+    t = x * x
+    t *= x                                           # x^3 (x ** 3 is slow in float32)
+    t *= 0.044715
+    t += x
+    t *= GELU_C
+    np.tanh(t, out=t)
+    y = t + 1.0
+    y *= x
+    y *= 0.5                                         # (L.5)
+    return y, GELUCache(x, t)
 
 
 def gelu_backward(dy: np.ndarray, cache: GELUCache) -> np.ndarray:
@@ -479,7 +489,8 @@ def ffn_forward(x: np.ndarray, params: dict[str, np.ndarray]):
     cache : FFNCache
     """
     x, p = check.ffn_forward(x, params)
-    a = x @ p["W1"] + p["b1"]                                     # (L.6)
+    a = np.matmul(x, p["W1"], dtype=np.result_type(x, p["W1"], p["b1"]))   # (L.6)
+    a += p["b1"]                                        # in place: a is d_ff wide (4 D)
     hidden, gelu = gelu_forward(a)                                # (L.5)
     y = hidden @ p["W2"] + p["b2"]
     return y, FFNCache(LinearCache(x, p["W1"]), gelu, LinearCache(hidden, p["W2"]))
@@ -528,16 +539,20 @@ def cross_entropy(logits: np.ndarray, targets: np.ndarray, ignore_index: int = I
     V = logits.shape[-1]
     z = logits.reshape(-1, V)                              # one row per position
     y = targets.reshape(-1)
-    rows = np.flatnonzero(y != ignore_index)               # the scored positions
+    scored = y != ignore_index
+    rows = np.flatnonzero(scored)                          # the scored positions
     n = max(rows.size, 1)
-    shifted = z - z.max(axis=1, keepdims=True)             # stable: every exponent <= 0
+    # each row's largest logit, z.max(axis=1), read off where argmax points (several times
+    # faster over rows as short as a tiny vocabulary's)
+    top = np.take_along_axis(z, z.argmax(axis=1)[:, None], axis=1)
+    shifted = z - top                                      # stable: every exponent <= 0
     e = np.exp(shifted)
-    total = e.sum(axis=1, keepdims=True)
+    total = np.einsum("nv->n", e)[:, None]                 # sum over the vocabulary
     # -log softmax(z)[y] = log sum exp(shifted) - shifted[y]
     loss = float(np.sum(np.log(total[rows, 0]) - shifted[rows, y[rows]])) / n
-    dz = e / total                                         # softmax(z)
-    dz[rows, y[rows]] -= 1.0                               # ... minus onehot(y)
-    dz *= np.where(y != ignore_index, 1.0 / n, 0.0).astype(dz.dtype)[:, None]
+    dz = e / (total * n)                                   # softmax(z), over the mean's n
+    dz[rows, y[rows]] -= 1.0 / n                           # ... minus onehot(y)
+    dz[~scored] = 0.0                                      # unscored positions: no gradient
     return loss, dz.reshape(logits.shape)
 
 
