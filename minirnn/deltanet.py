@@ -287,7 +287,7 @@ def deltanet_step(x: np.ndarray, params: dict[str, np.ndarray], n_heads: int,
         log_decay, _ = gated_msr_gates(xt, params, tau)              # (B, h, 1)
         S = np.exp(log_decay.astype(np.float64)).astype(S.dtype)[..., None] * S   # alpha_t S
     u = beta * (v - k @ S)                                           # the correction  (DR.1)
-    S = S + np.swapaxes(k, -1, -2) * u             # write k_t^T u_t (an outer product, broadcast)
+    S = S + np.einsum("bhxd,bhxe->bhde", k, u)                       # write k_t^T u_t
     o = float(1.0 / np.sqrt(q.shape[-1])) * (q @ S)                  # o_t = scale q_t S_t
     out, _ = msr_output(o, xt, params, eps)                          # (M.3)-(M.5)
     return out[:, 0], DeltaState(S=S, position=state.position + 1)

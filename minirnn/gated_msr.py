@@ -277,7 +277,7 @@ def gated_msr_step(x: np.ndarray, params: dict[str, np.ndarray], n_heads: int,
     q, k, v = (a[:, :, 0] for a in msr_project(xt, params, n_heads, state.position))  # (M.2)
     q = q * float(1.0 / np.sqrt(q.shape[-1]))                        # q' = q / sqrt(d)  (R.5)
     alpha_S = alpha.astype(state.S.dtype)                            # alpha in the dtype of S
-    S = alpha_S[..., None, None] * state.S + k[..., :, None] * v[..., None, :]   # (GR.2)
+    S = alpha_S[..., None, None] * state.S + np.einsum("bhd,bhe->bhde", k, v)   # (GR.2)
     z = alpha_S[..., None] * state.z + k
     s = alpha * state.s + 1.0
     kappa = (1.0 / np.sqrt(s)).astype(q.dtype)                       # (B, h)

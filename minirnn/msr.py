@@ -584,7 +584,7 @@ def msr_step(x: np.ndarray, params: dict[str, np.ndarray], n_heads: int,
     q, k, v = (a[:, :, 0] for a in msr_project(x[:, None], params, n_heads, n))   # (M.2) at n
     q = q / np.sqrt(d).astype(q.dtype)                               # q' = q / sqrt(d)  (R.5)
     gamma_S = gamma.astype(state.S.dtype)                            # gamma in the dtype of S
-    S = gamma_S[:, None, None] * state.S + k[..., :, None] * v[..., None, :]   # (R.7), one step
+    S = gamma_S[:, None, None] * state.S + np.einsum("bhd,bhe->bhde", k, v)   # (R.7), one step
     z = gamma_S[:, None] * state.z + k
     s = gamma * state.s + 1.0
     kappa = (1.0 / np.sqrt(s)).astype(q.dtype)                       # (h,)
