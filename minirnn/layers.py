@@ -461,14 +461,14 @@ def gelu_backward(dy: np.ndarray, cache: GELUCache) -> np.ndarray:
     p *= 3 * 0.044715 * GELU_C                     #   of the tanh's argument c (x + a x^3)
     p += GELU_C
     p *= x
-    w = np.subtract(1.0, t, dtype=dtype)           # 1 - t
-    p *= w
-    p += 1.0                                       # 1 + p (1 - t)
-    np.add(1.0, t, out=w)                          # 1 + t
-    p *= w
-    p *= dy
-    p *= 0.5                                       # dx = dy (1 + t)/2 (1 + p (1 - t))
-    return p
+    dx = np.subtract(1.0, t, dtype=dtype)          # 1 - t
+    dx *= p
+    dx += 1.0                                      # 1 + p (1 - t)
+    np.add(1.0, t, out=p)                          # (p is used up: its array now holds 1 + t)
+    dx *= p
+    dx *= dy
+    dx *= 0.5                                      # dx = dy (1 + t)/2 (1 + p (1 - t))
+    return dx
 
 
 class FFNCache(NamedTuple):
