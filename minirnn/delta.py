@@ -435,10 +435,10 @@ class DeltaOutputGrads(NamedTuple):
     dk: np.ndarray           # (B, h, T, d) through the scores and the returned state
     dU: np.ndarray           # (B, h, T, dv) gradient of the corrections
     dS_prev: np.ndarray      # (B, h, d, dv) through the output and the returned state
-    dxi: np.ndarray          # (B, h, T) gradients of the decay factors
-    dzeta: np.ndarray        # (B, h, T)
-    dGamma: np.ndarray       # (B, h, T, T)
-    dxi_last: np.ndarray     # (B, h) of xi_{T-1} as it decays the state carried through
+    dxi: np.ndarray | None        # (B, h, T) gradients of the decay factors (gated DeltaNet;
+    dzeta: np.ndarray | None      # (B, h, T)  None for plain DeltaNet, whose factors are all 1)
+    dGamma: np.ndarray | None     # (B, h, T, T)
+    dxi_last: np.ndarray | None   # (B, h) of xi_{T-1} as it decays the state carried through
 
 
 def delta_output_backward(dout: np.ndarray, cache: DeltaParallelCache,
@@ -450,7 +450,8 @@ def delta_output_backward(dout: np.ndarray, cache: DeltaParallelCache,
     ``R = (Q K^T) * Gamma^g`` and ``S_{T-1} = xi_{T-1} S_{-1} + K^T diag(zeta) U``: with
     ``dO' = scale dO``, ``dR = tril(dO' U^T)``, ``dU = R^T dO' + zeta (K dS_{T-1})``,
     ``dq = (dR * Gamma) K + xi dO' S_{-1}^T``, ``dk = (dR * Gamma)^T Q + zeta U dS_{T-1}^T``,
-    ``dS_{-1} = Q^T diag(xi) dO' + xi_{T-1} dS_{T-1}``, and the decay factors' gradients.
+    ``dS_{-1} = Q^T diag(xi) dO' + xi_{T-1} dS_{T-1}``, and, for gated DeltaNet, the decay
+    factors' gradients (plain DeltaNet has no gate to send them to: they are None).
 
     Parameters
     ----------
@@ -471,12 +472,16 @@ def delta_output_backward(dout: np.ndarray, cache: DeltaParallelCache,
     dR = np.tril(dO @ np.swapaxes(c.U, -1, -2))                      # R is lower triangular
     dRG = dR * c.Gamma
     KdS = c.k @ dS_T
-    return DeltaOutputGrads(
+    grads = DeltaOutputGrads(
         dq=dRG @ c.k + c.xi[..., None] * (dO @ np.swapaxes(c.state.S, -1, -2)),
         dk=np.swapaxes(dRG, -1, -2) @ c.q + c.zeta[..., None] * (c.U @ np.swapaxes(dS_T, -1, -2)),
         dU=np.swapaxes(c.R, -1, -2) @ dO + c.zeta[..., None] * KdS,
         dS_prev=np.swapaxes(c.q, -1, -2) @ (c.xi[..., None] * dO)
         + c.xi[..., -1, None, None] * dS_T,
+        dxi=None, dzeta=None, dGamma=None, dxi_last=None)
+    if c.log_decay is None:                    # plain DeltaNet: no gate, so no decay gradients
+        return grads
+    return grads._replace(
         dxi=np.sum(dO * (c.q @ c.state.S), axis=-1),
         dzeta=np.sum(KdS * c.U, axis=-1),
         dGamma=dR * (c.q @ np.swapaxes(c.k, -1, -2)),
