@@ -435,8 +435,9 @@ class DeltaOutputGrads(NamedTuple):
     dk: np.ndarray           # (B, h, T, d) through the scores and the returned state
     dU: np.ndarray           # (B, h, T, dv) gradient of the corrections
     dS_prev: np.ndarray      # (B, h, d, dv) through the output and the returned state
-    dxi: np.ndarray | None        # (B, h, T) gradients of the decay factors (gated DeltaNet;
-    dzeta: np.ndarray | None      # (B, h, T)  None for plain DeltaNet, whose factors are all 1)
+    # the decay factors' gradients, for gated DeltaNet only (None for plain DeltaNet: no gate)
+    dxi: np.ndarray | None        # (B, h, T)
+    dzeta: np.ndarray | None      # (B, h, T)
     dGamma: np.ndarray | None     # (B, h, T, T)
     dxi_last: np.ndarray | None   # (B, h) of xi_{T-1} as it decays the state carried through
 
