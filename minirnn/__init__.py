@@ -47,6 +47,7 @@ from . import mlstm as _mlstm
 from . import models as _models
 from . import msr as _msr
 from . import optim as _optim
+from . import parallel as _parallel
 from . import registry as _registry
 from . import retention as _retention
 from . import rnn as _rnn
@@ -71,6 +72,7 @@ from .mlstm import *  # noqa: F403
 from .models import *  # noqa: F403
 from .msr import *  # noqa: F403
 from .optim import *  # noqa: F403
+from .parallel import *  # noqa: F403
 from .registry import *  # noqa: F403
 from .retention import *  # noqa: F403
 from .rnn import *  # noqa: F403
@@ -84,6 +86,6 @@ __version__ = "0.1.0"
 # the public names of every module, each written once (in its module's __all__)
 __all__ = sorted({name for module in (
     _attention, _blocks, _classifiers, _delta, _deltanet, _gated, _gated_msr, _gradcheck,
-    _gru, _images, _layers, _lstm, _minrnn, _mlstm, _models, _msr, _optim, _registry,
+    _gru, _images, _layers, _lstm, _minrnn, _mlstm, _models, _msr, _optim, _parallel, _registry,
     _retention, _rnn, _states, _tasks, _train, _vision)
     for name in module.__all__})

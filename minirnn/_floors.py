@@ -27,7 +27,7 @@ FLOORS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("models", "language models and image classifiers",
      ("models", "classifiers")),
     ("training", "the registry of models, data, optimisers, training and checkpoints",
-     ("registry", "optim", "images", "tasks", "train")),
+     ("registry", "optim", "images", "tasks", "parallel", "train")),
     ("teaching", "what students run rather than step into",
      ("explore", "tour", "exercises", "bench", "memory_probe")),
     ("entry", "the command line and the package's public names",

@@ -82,10 +82,13 @@ TRAIN_OPTIONS = {
     "--patience": dict(type=_positive, help="stop after this many evaluations without "
                                             "improvement (default: never)"),
     "--seed": dict(type=int, help="seed of the parameters and the data (default: 0)"),
+    "--workers": dict(type=_positive, help="threads per step, each computing a shard of the "
+                                           "batch: faster for large models, slower for the "
+                                           "tiny default ones (default: 1)"),
 }
 DEFAULTS = {"model": "retnet", "task": "recall", "steps": 500, "batch_size": 32, "lr": 3e-3,
             "d_model": 32, "layers": 2, "heads": 2, "form": "chunkwise", "chunk_size": 16,
-            "eval_every": 100, "patience": None, "seed": 0}
+            "eval_every": 100, "patience": None, "seed": 0, "workers": 1}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -292,7 +295,7 @@ def _step(args) -> int:
 def _bench(args) -> int:
     from functools import partial
 
-    from .bench.timing import BENCH_EXTRA, fmt, have_threadpoolctl
+    from .bench.timing import BENCH_EXTRA, have_threadpoolctl
 
     if args.which == "torch":
         try:
@@ -316,13 +319,21 @@ def _bench(args) -> int:
     for i, run in enumerate(runs):
         for name, _, cols in tables:
             print(f"\n{args.which}, {name}" + (f", run {i + 1}" if len(runs) > 1 else ""))
-            print(table(cols, [[fmt(r[c]) if isinstance(r[c], dict) else
-                                f"{r[c]:.3g}" if isinstance(r[c], float) else str(r[c])
-                                for c in cols] for r in run[name]]))
+            print(table(cols, [[_bench_cell(r.get(c)) for c in cols] for r in run[name]]))
     if args.out:
         bench.write_json(args.out, args.which, runs, args.threads)
         print(f"wrote {args.out}")
     return 0
+
+
+def _bench_cell(value) -> str:
+    """One cell of a bench table: a spread as ``median [q1, q3]``, "-" where a row has none."""
+    from .bench.timing import fmt
+
+    if value is None:
+        return "-"
+    return fmt(value) if isinstance(value, dict) else \
+        f"{value:.3g}" if isinstance(value, float) else str(value)
 
 
 def _bench_decode(quick):
@@ -398,7 +409,8 @@ _BENCH_TABLES = {
     "delta": [("delta rule", _bench_delta,
                ["T", "method", "ms", "peak_bytes", "recurrent_over_this"])],
     "torch": [("minirnn / PyTorch eager", _bench_torch,
-               ["threads", "size", "layer", "minirnn_ms", "torch_ms", "ratio"])],
+               ["threads", "size", "layer", "minirnn_ms", "torch_ms", "ratio", "workers_ms",
+                "workers_ratio"])],
 }
 
 
@@ -469,6 +481,11 @@ def _train(args) -> int:
             how = "extending" if given["steps"] > config.steps else "shortening"
             print(f"{how} the run from {config.steps} to {given['steps']} steps in all")
             config = replace(config, steps=given["steps"])
+        if "workers" in given and given["workers"] != config.workers:
+            print(f"computing each step on {given['workers']} worker"
+                  f"{'s' * (given['workers'] > 1)} instead of {config.workers}: the run "
+                  f"continues equal to rounding, not bit for bit")
+            config = replace(config, workers=given["workers"])
         print(f"resuming {ckpt.model_config.kind} on {task.name} at step {ckpt.step} of "
               f"{config.steps}" + (" (already there: nothing to train)"
                                    if ckpt.step >= config.steps else ""))
@@ -484,7 +501,8 @@ def _train(args) -> int:
         model = build_model(_model_config(args, task))
         params = model.init(args.seed)
         config = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr,
-                             eval_every=args.eval_every, patience=args.patience, seed=args.seed)
+                             eval_every=args.eval_every, patience=args.patience, seed=args.seed,
+                             workers=args.workers)
         print(f"training {model.config.kind} ({count_parameters(params):,} parameters) "
               f"on {task.name}")
     progress = sys.stdout.isatty() if args.progress is None else args.progress

@@ -121,6 +121,9 @@ def targets() -> list[tuple[str, str, dict, str]]:
             goal = 1.5 if r["layer"] in ("layer norm", "softmax cross-entropy") else 1.25
         add(f"{r['layer']}, {r['size']}, {r['threads']} thread{'s' * (r['threads'] > 1)}: "
             "minirnn / PyTorch", goal, r["ratio"], True)
+        if "workers_ratio" in r:
+            add(f"{r['layer']}, {r['size']}, {r['threads']} threads as {r['threads']} "
+                "workers: minirnn / PyTorch", goal, r["workers_ratio"], True)
     return out
 
 
@@ -167,6 +170,8 @@ def _headline(name: str, run: int) -> dict[str, dict]:
     else:
         for r in rows(name, run=run):
             out[f"{r['layer']}, {r['size']}, {r['threads']} thr."] = r["ratio"]
+            if "workers_ratio" in r:
+                out[f"{r['layer']}, {r['size']}, {r['threads']} workers"] = r["workers_ratio"]
     return out
 
 

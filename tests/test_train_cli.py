@@ -108,6 +108,22 @@ def test_resume_steps_extends_a_finished_run_and_refuses_a_contradiction(tmp_pat
     assert [int(line.split('"step": ')[1].split(",")[0]) for line in lines] == [10, 20, 30]
 
 
+def test_workers_are_saved_and_a_resume_may_change_them(tmp_path, capsys):
+    path = str(tmp_path / "w.npz")
+    assert main(["train", "--model", "transformer", "--task", "copy", "--d-model", "8",
+                 "--steps", "4", "--eval-every", "2", "--workers", "2", "--no-progress",
+                 "--checkpoint", path]) == 0
+    assert load_checkpoint(path).train_config.workers == 2
+    assert main(["train", "--resume", "--checkpoint", path, "--steps", "6", "--workers", "1",
+                 "--no-progress"]) == 0
+    assert "on 1 worker instead of 2" in capsys.readouterr().out
+    assert load_checkpoint(path).train_config.workers == 1
+    with pytest.raises(SystemExit) as bad:                 # argparse's usage error
+        main(["train", "--workers", "0", "--checkpoint", str(tmp_path / "x.npz")])
+    assert bad.value.code == 2
+    assert "--workers: expected a number >= 1, got 0" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(("task", "steps"), [("copy", 500), ("recall", 1500)])
 def test_generate_answers_the_default_question(task, steps, tmp_path):
     """A small transformer trained here answers the task's default questions correctly."""

@@ -10,6 +10,8 @@ backward. Imported only by ``python -m minirnn bench torch`` when torch is insta
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import torch
 from torch import nn
@@ -301,24 +303,30 @@ def torch_benchmark(thread_counts=(1, 2), quick=False, seed=0) -> list[dict]:
     from .timing import threads
 
     rows = []
-    for n in thread_counts:
-        with threads(n):
-            for size, dims in (("tutorial", TUTORIAL), ("compute", COMPUTE)):
-                if quick:
-                    dims = dict(dims, B=2, T=8, D=8, H=8)
-                rounds, block = (3, 1) if quick else (30, 3) if size == "tutorial" else (12, 1)
-                for name, ours, theirs in _pairs(size, seed=seed, **dims):
-                    ours()                              # checked once, then trusted:
-                    with trusted():                     # timed as inside a model
-                        times = interleaved({"minirnn": ours, "torch": theirs}, rounds, block)
-                    row = {"threads": n, "size": size, "layer": name}
-                    row.update(summary(times, {"ratio": ("minirnn", "torch")}))
-                    rows.append(row)
+    with contextlib.ExitStack() as pools:           # the DataParallel threads, closed at the end
+        for n in thread_counts:
+            with threads(n):
+                for size, dims in (("tutorial", TUTORIAL), ("compute", COMPUTE)):
+                    if quick:
+                        dims = dict(dims, B=2, T=8, D=8, H=8)
+                    rounds, block = (3, 1) if quick else (30, 3) if size == "tutorial" else (12, 1)
+                    for name, fns in _pairs(size, seed=seed, workers=n, pools=pools, **dims):
+                        fns["minirnn"]()                # checked once, then trusted:
+                        with trusted():                 # timed as inside a model
+                            times = interleaved(fns, rounds, block)
+                        row = {"threads": n, "size": size, "layer": name}
+                        ratios = {"ratio": ("minirnn", "torch")}
+                        if "workers" in fns:
+                            ratios["workers_ratio"] = ("workers", "torch")
+                        row.update(summary(times, ratios))
+                        rows.append(row)
     return rows
 
 
-def _pairs(size, B, T, D, H, n_heads, V, seed):
-    """(name, minirnn function, PyTorch function) of every comparison at one size."""
+def _pairs(size, B, T, D, H, n_heads, V, seed, workers=1, pools=None):
+    """``(name, {"minirnn": function, "torch": function})`` of every comparison at one size;
+    with ``workers > 1`` a language model's training step is also timed as ``"workers"``
+    (its loss and gradients on that many shards in threads, ``DataParallel``)."""
     from ..attention import init_mha_params, mha_backward, mha_forward
     from ..layers import cross_entropy, layer_norm_backward, layer_norm_forward
     from ..msr import init_msr_params, msr_backward, msr_forward
@@ -364,8 +372,10 @@ def _pairs(size, B, T, D, H, n_heads, V, seed):
                           lambda form=form: msr_backward(
                               dy_d, msr_forward(x, sp, n_heads, form, chunk_size=8)[2]),
                           lambda twin=twin: torch.autograd.backward(twin(xt), dyt)))
+    pairs = [(name, {"minirnn": ours, "torch": theirs}) for name, ours, theirs in pairs]
     for name, config in _models(size, B, T, D, H, n_heads, V).items():
-        pairs.append((f"{name} LM training step", *_training_steps(config, rng, B, T, V, seed)))
+        pairs.append((f"{name} LM training step",
+                      _training_steps(config, rng, B, T, V, seed, workers, pools)))
     return pairs
 
 
@@ -404,9 +414,11 @@ def _models(size, B, T, D, H, n_heads, V):
     return models
 
 
-def _training_steps(config, rng, B, T, V, seed):
-    """One training step (loss, backward, clipping, AdamW) of a model and of its twin."""
+def _training_steps(config, rng, B, T, V, seed, workers=1, pools=None):
+    """One training step (loss, backward, clipping, AdamW) of a model and of its twin; with
+    ``workers > 1`` also the model's step on that many shards in threads."""
     from ..optim import AdamW, clip_grad_norm
+    from ..parallel import DataParallel
     from ..registry import build_model
 
     tokens, targets = rng.integers(0, V, (B, T)), rng.integers(0, V, (B, T))
@@ -416,8 +428,8 @@ def _training_steps(config, rng, B, T, V, seed):
     opt = AdamW()
     state = opt.init(params)
 
-    def ours():
-        _, grads = model.loss_and_grads(params, tokens, targets)
+    def step(losses):
+        _, grads = losses.loss_and_grads(params, tokens, targets)
         opt.update(params, clip_grad_norm(grads, 1.0)[0], state, 1e-3)
 
     twin = LM(config)
@@ -431,4 +443,8 @@ def _training_steps(config, rng, B, T, V, seed):
         torch.nn.utils.clip_grad_norm_(twin.parameters(), 1.0)
         torch_opt.step()
 
-    return ours, theirs
+    fns = {"minirnn": lambda: step(model), "torch": theirs}
+    if workers > 1:
+        shards = pools.enter_context(DataParallel(model, workers))
+        fns["workers"] = lambda: step(shards)
+    return fns
