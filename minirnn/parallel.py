@@ -36,8 +36,6 @@ from .layers import IGNORE_INDEX
 
 __all__ = ["DataParallel", "shard_rows"]
 
-_BLAS = ThreadpoolController()          # finds the loaded BLAS libraries once, at import
-
 
 def shard_rows(n_rows: int, workers: int) -> list[slice]:
     """The rows ``0 .. n_rows - 1`` cut into ``min(workers, n_rows)`` consecutive shards whose
@@ -93,6 +91,7 @@ class DataParallel:
 
     def __init__(self, model, workers: int = 2):
         self.model, self.workers = check.data_parallel(model, workers)
+        self._blas = ThreadpoolController()          # finds the loaded BLAS libraries, once
         self._pool = ThreadPoolExecutor(max_workers=self.workers,
                                         thread_name_prefix="minirnn-shard")
 
@@ -116,7 +115,7 @@ class DataParallel:
         inputs, targets, params = check.loss_inputs(self.model, params, inputs, targets,
                                                      IGNORE_INDEX)
         shards = shard_rows(len(inputs), self.workers)
-        with _BLAS.limit(limits=1, user_api="blas"):          # one BLAS thread per shard
+        with self._blas.limit(limits=1, user_api="blas"):          # one BLAS thread per shard
             results = list(self._pool.map(
                 lambda rows: self._shard(params, inputs[rows], targets[rows]), shards))
         counts = [np.count_nonzero(targets[rows] != IGNORE_INDEX) for rows in shards]

@@ -298,7 +298,10 @@ def torch_benchmark(thread_counts=(1, 2), quick=False, seed=0) -> list[dict]:
     ``nn.LSTM``, ``nn.GRU``; minGRU, retention, gated retention and the delta rule written out
     with the same equations). minirnn's calls are timed as inside a model: checked
     once, then trusted (``minirnn._checks.core.trusted``); a language model's training step
-    checks its own inputs at every call anyway.
+    checks its own inputs at every call anyway. With ``n > 1`` threads a language model's step
+    is also timed on ``n`` workers (``workers_ms``, ``workers_ratio``): its loss and gradients
+    as ``n`` shards of the batch in threads, one BLAS thread each
+    ([`DataParallel`][minirnn.parallel.DataParallel]).
     """
     from .timing import threads
 
