@@ -16,11 +16,12 @@ Why threads help. NumPy releases Python's global interpreter lock inside its ele
 and BLAS calls, so two threads each running one shard compute on two cores at once, as long as
 each call is long enough that the Python between calls (which holds the lock) is a small part
 of the time. That holds for the block models at the benchmarks' compute size (half a million
-to two million entries per activation); it does not hold for a recurrent loop over small per-step arrays, nor at the
-tutorial sizes, where one call on the whole batch is faster. The same two cores can instead be given to BLAS
-(``OPENBLAS_NUM_THREADS=2``), which splits only the matrix products: NumPy runs every
-element-wise operation on one core. While the shards run, BLAS is held to one thread per
-shard (through ``threadpoolctl``), or the threads would compete for the same cores.
+to two million entries per activation); it does not hold for a recurrent loop over small
+per-step arrays, nor at the tutorial sizes, where one call on the whole batch is faster. The
+same two cores can instead be given to BLAS (``OPENBLAS_NUM_THREADS=2``), which splits only the
+matrix products: NumPy runs every element-wise operation on one core. While the shards run,
+BLAS is held to one thread per shard (through ``threadpoolctl``), or the threads would compete
+for the same cores.
 """
 
 from __future__ import annotations
