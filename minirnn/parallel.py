@@ -26,6 +26,7 @@ for the same cores.
 
 from __future__ import annotations
 
+import contextvars
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -69,6 +70,8 @@ class DataParallel:
 
     Use it where the model's ``loss_and_grads`` would be used (``train`` does, with
     ``TrainConfig(workers=2)``); close it, or use it in a ``with`` block, to stop its threads.
+    Each shard runs in a copy of the caller's context, so an ``np.errstate`` around the call
+    holds inside the threads as well.
 
     Parameters
     ----------
@@ -116,9 +119,13 @@ class DataParallel:
         inputs, targets, params = check.loss_inputs(self.model, params, inputs, targets,
                                                      IGNORE_INDEX)
         shards = shard_rows(len(inputs), self.workers)
+        # each shard runs in a copy of the caller's context, so that settings such as
+        # np.errstate hold inside the threads too
+        contexts = [contextvars.copy_context() for _ in shards]
         with self._blas.limit(limits=1, user_api="blas"):          # one BLAS thread per shard
             results = list(self._pool.map(
-                lambda rows: self._shard(params, inputs[rows], targets[rows]), shards))
+                lambda context, rows: context.run(self._shard, params, inputs[rows],
+                                                  targets[rows]), contexts, shards))
         counts = [np.count_nonzero(targets[rows] != IGNORE_INDEX) for rows in shards]
         weights = [n_i / max(sum(counts), 1) for n_i in counts]      # n_i / n of (DP.1)
         loss = sum(w * loss_i for w, (loss_i, _) in zip(weights, results))

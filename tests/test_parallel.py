@@ -112,6 +112,15 @@ def test_shards_run_with_one_blas_thread_and_the_setting_comes_back():
             if lib["user_api"] == "blas"] == before
 
 
+def test_shards_run_in_the_callers_numpy_error_state():
+    """np.errstate around the call holds inside the threads (NumPy keeps it per context)."""
+    params = dict(PARAMS["rnn"], embed=PARAMS["rnn"]["embed"] * 1e300,
+                  **{"rnn.Wx": PARAMS["rnn"]["rnn.Wx"] * 1e300})     # x Wx overflows
+    tokens = np.arange(12).reshape(4, 3) % V
+    with np.errstate(over="raise"), pytest.raises(FloatingPointError, match="overflow"):
+        POOLS[2]["rnn"].loss_and_grads(params, tokens, tokens)
+
+
 def test_bad_workers_and_bad_batches_are_named_in_terms_of_the_whole_batch():
     model = BUILT["retnet"]
     for workers, error in ((0, ValueError), (-2, ValueError), (True, TypeError),

@@ -68,13 +68,15 @@ def test_training_learns_and_evaluates():
     assert "eval_accuracy" in result.history[-1]
 
 
-def test_diverging_run_stops_and_keeps_the_last_good_checkpoint(tmp_path):
+@pytest.mark.parametrize("workers", [1, 2])
+def test_diverging_run_stops_and_keeps_the_last_good_checkpoint(tmp_path, workers):
     model = build_model(CONFIGS[0])
     path = tmp_path / "run.npz"
     # a learning rate of 1e30: step 0 is still finite (and checkpointed), step 1 is not
     with pytest.raises(FloatingPointError, match=r"diverged at step 1: .* non-finite"), \
             np.errstate(all="ignore"):
-        train(model, model.init(0), TASK, short(steps=3, lr=1e30, clip=1e300, warmup=0),
+        train(model, model.init(0), TASK, short(steps=3, lr=1e30, clip=1e300, warmup=0,
+                                                workers=workers),
               checkpoint=path, checkpoint_every=1, progress=False)
     kept = load_checkpoint(path)
     assert kept.step == 1
