@@ -126,14 +126,12 @@ class DataParallel:
             results = list(self._pool.map(
                 lambda context, rows: context.run(self._shard, params, inputs[rows],
                                                   targets[rows]), contexts, shards))
-        counts = [np.count_nonzero(targets[rows] != IGNORE_INDEX) for rows in shards]
-        weights = [n_i / max(sum(counts), 1) for n_i in counts]      # n_i / n of (DP.1)
-        loss = sum(w * loss_i for w, (loss_i, _) in zip(weights, results))
-        grads = {}
-        for key in results[0][1]:
-            grads[key] = weights[0] * results[0][1][key]
-            for w, (_, shard_grads) in zip(weights[1:], results[1:]):
-                grads[key] += w * shard_grads[key]
+        counts = [np.count_nonzero(targets[rows] != IGNORE_INDEX) for rows in shards]   # n_i
+        n = max(sum(counts), 1)                      # nothing scored: every weight is 0
+        weights = [n_i / n for n_i in counts]
+        loss = sum(w * loss_i for w, (loss_i, _) in zip(weights, results))           # (DP.1)
+        grads = {key: sum(w * shard_grads[key] for w, (_, shard_grads) in zip(weights, results))
+                 for key in results[0][1]}
         return float(loss), grads
 
     def _shard(self, params, inputs, targets):
