@@ -131,19 +131,23 @@ def rotate(x: np.ndarray, start: int = 0, inverse: bool = False) -> np.ndarray:
     return (pairs * phase).view(x.dtype)                             # (M.2)
 
 
-# (start, T, d, dtype) -> (cos, sin, e^(i n theta)): the tables of the last few calls, oldest first
+# (d, dtype) -> (cos, sin, e^(i n theta)) of the positions 0 .. P-1; P grows to the next power of 2
 _ROTATION_TABLES: dict[tuple, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
-_ROTATION_TABLES_KEPT = 16
+_ROTATION_ROWS_KEPT = 1 << 15   # positions kept per (d, dtype), at most; later ones are not kept
 
 
 def rotation_table(start: int, T: int, d: int, dtype=np.float64):
     """``cos(n theta_i)`` and ``sin(n theta_i)`` of eq. (M.2) for the positions
     ``n = start .. start+T-1``.
 
-    Kept for the next calls (the last 16 tables): the queries and keys of one call are rotated
-    at the same positions, and a model sees the same positions ``0 .. T-1`` at every training
-    step, so each table is computed once, not once per call. The arrays are read-only, since
-    every later call shares them.
+    Kept for the next calls: one table of the positions ``0 .. P-1`` per key width and dtype,
+    and every call returns rows of it. The queries and keys of a call are rotated at the same
+    positions, a model sees the positions ``0 .. T-1`` at every training step, and a decoding
+    loop asks for one new position per token: none of them computes a cosine again, except when
+    a call reaches past the table, which is then recomputed up to the next power of two (so a
+    decoding loop of ``N`` tokens computes it about ``log2 N`` times). Positions from 32,768 on are
+    computed at each call and not kept. The arrays are read-only, since every later call
+    shares them.
 
     Parameters
     ----------
@@ -160,18 +164,7 @@ def rotation_table(start: int, T: int, d: int, dtype=np.float64):
     cos, sin : ndarray, shape (T, d/2), read-only
     """
     start, T, d, dtype = check.rotation_table(start, T, d, dtype)
-    key = (start, T, d, dtype)
-    if key not in _ROTATION_TABLES:
-        if len(_ROTATION_TABLES) >= _ROTATION_TABLES_KEPT:
-            del _ROTATION_TABLES[next(iter(_ROTATION_TABLES))]      # forget the oldest
-        n = np.arange(start, start + T)                              # absolute positions
-        angles = n[:, None] * rotation_angles(d)                     # n theta_i, float64
-        cos, sin = np.cos(angles).astype(dtype), np.sin(angles).astype(dtype)
-        phase = (cos + 1j * sin).astype(np.result_type(dtype, np.complex64))   # for rotate
-        for table in (cos, sin, phase):
-            table.flags.writeable = False
-        _ROTATION_TABLES[key] = (cos, sin, phase)
-    return _ROTATION_TABLES[key][:2]
+    return _rotation_rows(start, T, d, dtype)[:2]
 
 
 def rotation_phases(start: int, T: int, d: int, dtype=np.float64) -> np.ndarray:
@@ -197,8 +190,30 @@ def rotation_phases(start: int, T: int, d: int, dtype=np.float64) -> np.ndarray:
     ndarray, shape (T, d/2), complex, read-only
     """
     start, T, d, dtype = check.rotation_table(start, T, d, dtype, "rotation_phases")
-    rotation_table(start, T, d, dtype)                               # computed with the cosines
-    return _ROTATION_TABLES[(start, T, d, dtype)][2]
+    return _rotation_rows(start, T, d, dtype)[2]
+
+
+def _rotation_rows(start: int, T: int, d: int, dtype) -> tuple[np.ndarray, ...]:
+    """Rows ``start .. start+T-1`` of the kept tables (cos, sin, phase), grown if needed."""
+    end, key = start + T, (d, np.dtype(dtype))
+    if end > _ROTATION_ROWS_KEPT:
+        return _rotation_tables(start, T, d, key[1])                 # too far out to keep
+    tables = _ROTATION_TABLES.get(key)
+    if tables is None or len(tables[0]) < end:
+        rows = min(max(64, 1 << (end - 1).bit_length()), _ROTATION_ROWS_KEPT)   # >= end
+        tables = _ROTATION_TABLES[key] = _rotation_tables(0, rows, d, key[1])
+    return tuple(table[start:end] for table in tables)
+
+
+def _rotation_tables(start: int, T: int, d: int, dtype: np.dtype) -> tuple[np.ndarray, ...]:
+    """cos, sin and phase ``e^(i n theta_i)`` for ``n = start .. start+T-1``, read-only."""
+    n = np.arange(start, start + T)                                  # absolute positions
+    angles = n[:, None] * rotation_angles(d)                         # n theta_i, float64
+    cos, sin = np.cos(angles).astype(dtype), np.sin(angles).astype(dtype)
+    phase = (cos + 1j * sin).astype(np.result_type(dtype, np.complex64))   # for rotate
+    for table in (cos, sin, phase):
+        table.flags.writeable = False
+    return cos, sin, phase
 
 
 # --- group norm per (token, head) -------------------------------------------------------------

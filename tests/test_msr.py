@@ -179,7 +179,7 @@ def test_rotation_is_m2_written_out_call_after_call_in_either_dtype():
 def test_rotation_table_is_kept_read_only_and_checks_its_arguments():
     cos, sin = rotation_table(3, 4, 8, np.float32)
     assert cos.shape == sin.shape == (4, 4) and cos.dtype == np.float32
-    assert rotation_table(3, 4, 8, np.float32)[0] is cos            # kept, not recomputed
+    assert rotation_table(3, 4, 8, np.float32)[0].base is cos.base  # kept, not recomputed
     with pytest.raises(ValueError, match="read-only"):
         cos[0, 0] = 2.0                                              # shared by later calls
     np.testing.assert_allclose(sin, np.sin((3 + np.arange(4))[:, None] * rotation_angles(8)),
@@ -193,6 +193,24 @@ def test_rotation_table_is_kept_read_only_and_checks_its_arguments():
         with pytest.raises(error, match=words):
             rotation_table(*args)
 
+
+
+def test_rotation_tables_serve_a_decoding_loop_without_recomputing():
+    # one new position per token reads rows of the kept table, grown by doubling; positions
+    # past the kept range are computed per call; every row equals the formula of eq. (M.2)
+    from minirnn import msr
+    seen = set()
+    for n in range(100, 400):
+        cos, sin = rotation_table(n, 1, 6, np.float64)
+        seen.add(id(cos.base))
+        angles = n * rotation_angles(6)
+        np.testing.assert_array_equal(cos[0], np.cos(angles))
+        np.testing.assert_array_equal(sin[0], np.sin(angles))
+    assert len(seen) <= 3                                           # 128, 256, 512 rows
+    far = msr._ROTATION_ROWS_KEPT + 5
+    cos, _ = rotation_table(far, 2, 6, np.float64)
+    np.testing.assert_array_equal(cos, np.cos((far + np.arange(2))[:, None] * rotation_angles(6)))
+    assert len(msr._ROTATION_TABLES[(6, np.dtype(np.float64))][0]) <= msr._ROTATION_ROWS_KEPT
 
 
 def test_rotation_reads_pairs_from_any_layout():
@@ -215,7 +233,7 @@ def test_rotation_phases_are_cos_plus_i_sin_kept_read_only():
         assert phase.dtype == complex_dtype and phase.shape == (4, 4)
         np.testing.assert_array_equal(phase.real, cos)
         np.testing.assert_array_equal(phase.imag, sin)
-        assert rotation_phases(3, 4, 8, dtype) is phase              # kept, not recomputed
+        assert rotation_phases(3, 4, 8, dtype).base is phase.base    # kept, not recomputed
         with pytest.raises(ValueError, match="read-only"):
             phase[0, 0] = 1.0
     with pytest.raises(ValueError, match="rotation_phases: T must be >= 1"):

@@ -148,14 +148,25 @@ def _attention_step(token, params, n_heads, cache, n):
     return step
 
 
+def _recurrent_step(step, token, params, n_heads, state):
+    """A recurrent layer's one-token step as a decoding loop runs it: each call starts from the
+    state the previous call returned, one position further on (the state's size, and so the
+    cost of a step, does not grow; the rotation of a new position is read from a kept table)."""
+    carried = [state]
+
+    def run():
+        _, carried[0] = step(token, params, n_heads, carried[0])
+    return run
+
+
 def _decode_row(rng, n, D, n_heads, batch, rounds, block, dtype, p, warm_ms) -> dict:
     states = _prompted(rng, n, D, n_heads, batch, dtype, p)
     cache, ret_state, delta_state = states["attention"], states["retention"], states["delta"]
     token = rng.standard_normal((batch, D)).astype(dtype)
 
     steps = {"attention": _attention_step(token, p["attention"], n_heads, cache, n),
-             "retnet": lambda: msr_step(token, p["retention"], n_heads, ret_state),
-             "delta": lambda: deltanet_step(token, p["delta"], n_heads, delta_state)}
+             "retnet": _recurrent_step(msr_step, token, p["retention"], n_heads, ret_state),
+             "delta": _recurrent_step(deltanet_step, token, p["delta"], n_heads, delta_state)}
     for step in steps.values():                         # each checked once, as a model does:
         step()
     with trusted():                                     # then the timed steps trust the inputs
@@ -193,7 +204,7 @@ def decode_flat_benchmark(short=128, long=8192, D=512, n_heads=8, batch=1, round
             return _attention_step(x, p["attention"], n_heads, at[n]["attention"], n)
         forward = {"retnet": msr_step, "gated": gated_msr_step, "delta": deltanet_step}[name]
         layer = "retention" if name == "retnet" else name
-        return lambda: forward(x, p[layer], n_heads, at[n][layer])
+        return _recurrent_step(forward, x, p[layer], n_heads, at[n][layer])
 
     rows = []
     for name in ("attention", "retnet", "gated", "delta"):   # one pair at a time (see above)
@@ -224,9 +235,7 @@ def decode_recovery_benchmark(context=8192, calls=8, D=512, n_heads=8, batch=1, 
     states = _prompted(rng, context, D, n_heads, batch, dtype, p)
     attention = _attention_step(x, p["attention"], n_heads, states["attention"], context)
 
-    def retnet():
-        return msr_step(x, p["retention"], n_heads, states["retention"])
-
+    retnet = _recurrent_step(msr_step, x, p["retention"], n_heads, states["retention"])
     attention(), retnet()                               # checked once
     ms = np.empty((rounds, calls))
     with trusted():
@@ -268,11 +277,11 @@ def decode_floor_benchmark(context=128, D=512, n_heads=8, batch=1, rounds=30, bl
     sides = {
         "attention": (_attention_step(x, p["attention"], n_heads, cache, context),
                       projections(("Wq", "Wk", "Wv"), p["attention"])),
-        "retnet": (lambda: msr_step(x, p["retention"], n_heads, ret_state),
+        "retnet": (_recurrent_step(msr_step, x, p["retention"], n_heads, ret_state),
                    projections(("Wq", "Wk", "Wv", "Wg"), p["retention"])),
-        "gated": (lambda: gated_msr_step(x, p["gated"], n_heads, gated_state),
+        "gated": (_recurrent_step(gated_msr_step, x, p["gated"], n_heads, gated_state),
                   projections(("Wq", "Wk", "Wv", "Wg", "Wa"), p["gated"])),
-        "delta": (lambda: deltanet_step(x, p["delta"], n_heads, delta_state),
+        "delta": (_recurrent_step(deltanet_step, x, p["delta"], n_heads, delta_state),
                   projections(("Wq", "Wk", "Wv", "Wg", "Wb"), p["delta"])),
     }
     fns = {}
