@@ -195,7 +195,7 @@ def rotation_phases(start: int, T: int, d: int, dtype=np.float64) -> np.ndarray:
 
 def _rotation_rows(start: int, T: int, d: int, dtype) -> tuple[np.ndarray, ...]:
     """Rows ``start .. start+T-1`` of the kept tables (cos, sin, phase), grown if needed."""
-    end, key = start + T, (d, np.dtype(dtype))
+    end, key = int(start + T), (d, np.dtype(dtype))
     if end > _ROTATION_ROWS_KEPT:
         return _rotation_tables(start, T, d, key[1])                 # too far out to keep
     tables = _ROTATION_TABLES.get(key)

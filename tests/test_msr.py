@@ -199,6 +199,7 @@ def test_rotation_tables_serve_a_decoding_loop_without_recomputing():
     # one new position per token reads rows of the kept table, grown by doubling; positions
     # past the kept range are computed per call; every row equals the formula of eq. (M.2)
     from minirnn import msr
+    from minirnn._checks import core
     seen = set()
     for n in range(100, 400):
         cos, sin = rotation_table(n, 1, 6, np.float64)
@@ -211,6 +212,9 @@ def test_rotation_tables_serve_a_decoding_loop_without_recomputing():
     cos, _ = rotation_table(far, 2, 6, np.float64)
     np.testing.assert_array_equal(cos, np.cos((far + np.arange(2))[:, None] * rotation_angles(6)))
     assert len(msr._ROTATION_TABLES[(6, np.dtype(np.float64))][0]) <= msr._ROTATION_ROWS_KEPT
+    with core.trusted():                           # unchecked, a position may be a NumPy integer
+        np.testing.assert_array_equal(rotation_table(np.int64(900), 1, 6, np.float32)[1],
+                                      np.sin(900 * rotation_angles(6)).astype(np.float32)[None])
 
 
 def test_rotation_reads_pairs_from_any_layout():
