@@ -194,26 +194,23 @@ def rotation_phases(start: int, T: int, d: int, dtype=np.float64) -> np.ndarray:
 
 
 def _rotation_rows(start: int, T: int, d: int, dtype) -> tuple[np.ndarray, ...]:
-    """Rows ``start .. start+T-1`` of the kept tables (cos, sin, phase), grown if needed."""
-    end, key = int(start + T), (d, np.dtype(dtype))
-    if end > _ROTATION_ROWS_KEPT:
-        return _rotation_tables(start, T, d, key[1])                 # too far out to keep
-    tables = _ROTATION_TABLES.get(key)
+    """Rows ``start .. start+T-1`` of the kept tables (cos, sin, phase) of ``(d, dtype)``: the
+    plumbing of [`rotation_table`][minirnn.msr.rotation_table], which documents the tables."""
+    end, dtype = int(start + T), np.dtype(dtype)
+    tables = _ROTATION_TABLES.get((d, dtype))
     if tables is None or len(tables[0]) < end:
-        rows = min(max(64, 1 << (end - 1).bit_length()), _ROTATION_ROWS_KEPT)   # >= end
-        tables = _ROTATION_TABLES[key] = _rotation_tables(0, rows, d, key[1])
+        keep = end <= _ROTATION_ROWS_KEPT                            # else: these rows only
+        first = 0 if keep else start
+        n = np.arange(first, max(64, 1 << (end - 1).bit_length()) if keep else end)
+        angles = n[:, None] * rotation_angles(d)                     # n theta_i, float64
+        cos, sin = np.cos(angles).astype(dtype), np.sin(angles).astype(dtype)
+        phase = (cos + 1j * sin).astype(np.result_type(dtype, np.complex64))   # for rotate
+        for table in (cos, sin, phase):
+            table.flags.writeable = False
+        if not keep:
+            return cos, sin, phase
+        tables = _ROTATION_TABLES[(d, dtype)] = (cos, sin, phase)
     return tuple(table[start:end] for table in tables)
-
-
-def _rotation_tables(start: int, T: int, d: int, dtype: np.dtype) -> tuple[np.ndarray, ...]:
-    """cos, sin and phase ``e^(i n theta_i)`` for ``n = start .. start+T-1``, read-only."""
-    n = np.arange(start, start + T)                                  # absolute positions
-    angles = n[:, None] * rotation_angles(d)                         # n theta_i, float64
-    cos, sin = np.cos(angles).astype(dtype), np.sin(angles).astype(dtype)
-    phase = (cos + 1j * sin).astype(np.result_type(dtype, np.complex64))   # for rotate
-    for table in (cos, sin, phase):
-        table.flags.writeable = False
-    return cos, sin, phase
 
 
 # --- group norm per (token, head) -------------------------------------------------------------
