@@ -145,9 +145,9 @@ def rotation_table(start: int, T: int, d: int, dtype=np.float64):
     positions, a model sees the positions ``0 .. T-1`` at every training step, and a decoding
     loop asks for one new position per token: none of them computes a cosine again, except when
     a call reaches past the table, which is then recomputed up to the next power of two (so a
-    decoding loop of ``N`` tokens computes it about ``log2 N`` times). Positions from 32,768 on are
-    computed at each call and not kept. The arrays are read-only, since every later call
-    shares them.
+    decoding loop of ``N`` tokens computes it about ``log2 N`` times). A call that reaches past
+    position 32,767 computes its own rows and keeps nothing. The arrays are read-only, since
+    every later call shares them.
 
     Parameters
     ----------
