@@ -198,19 +198,19 @@ def _rotation_rows(start: int, T: int, d: int, dtype) -> tuple[np.ndarray, ...]:
     plumbing of [`rotation_table`][minirnn.msr.rotation_table], which documents the tables."""
     end, dtype = int(start + T), np.dtype(dtype)
     tables = _ROTATION_TABLES.get((d, dtype))
-    if tables is None or len(tables[0]) < end:
-        keep = end <= _ROTATION_ROWS_KEPT                            # else: these rows only
-        first = 0 if keep else start
-        n = np.arange(first, max(64, 1 << (end - 1).bit_length()) if keep else end)
-        angles = n[:, None] * rotation_angles(d)                     # n theta_i, float64
-        cos, sin = np.cos(angles).astype(dtype), np.sin(angles).astype(dtype)
-        phase = (cos + 1j * sin).astype(np.result_type(dtype, np.complex64))   # for rotate
-        for table in (cos, sin, phase):
-            table.flags.writeable = False
-        if not keep:
-            return cos, sin, phase
-        tables = _ROTATION_TABLES[(d, dtype)] = (cos, sin, phase)
-    return tuple(table[start:end] for table in tables)
+    if tables is not None and len(tables[0]) >= end:
+        return tuple(table[start:end] for table in tables)           # kept: no cosine computed
+    keep = end <= _ROTATION_ROWS_KEPT
+    n = np.arange(max(64, 1 << (end - 1).bit_length())) if keep else np.arange(start, end)
+    angles = n[:, None] * rotation_angles(d)                         # n theta_i, float64
+    cos, sin = np.cos(angles).astype(dtype), np.sin(angles).astype(dtype)
+    phase = (cos + 1j * sin).astype(np.result_type(dtype, np.complex64))   # for rotate
+    for table in (cos, sin, phase):
+        table.flags.writeable = False
+    if not keep:
+        return cos, sin, phase                                       # too far out to keep
+    _ROTATION_TABLES[(d, dtype)] = (cos, sin, phase)                 # positions 0 .. 2^k - 1
+    return cos[start:end], sin[start:end], phase[start:end]
 
 
 # --- group norm per (token, head) -------------------------------------------------------------

@@ -152,10 +152,9 @@ def _recurrent_step(step, token, params, n_heads, state):
     """A recurrent layer's one-token step as a decoding loop runs it: each call starts from the
     state the previous call returned, one position further on (the state's size, and so the
     cost of a step, does not grow; the rotation of a new position is read from a kept table)."""
-    carried = [state]
-
     def run():
-        _, carried[0] = step(token, params, n_heads, carried[0])
+        nonlocal state
+        _, state = step(token, params, n_heads, state)
     return run
 
 
